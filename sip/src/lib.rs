@@ -1,0 +1,30 @@
+//! genki-sip: SIP for genki, sans-IO.
+//!
+//! Messages are parsed with `rsip` behind a thin layer of our own
+//! ([`message`]) that frames by Content-Length, unfolds header lines and
+//! expands compact names; on top of that sit the RFC 3261 transactions
+//! ([`transaction`]), dialogs ([`dialog`]), digest authentication
+//! ([`auth`]), SDP offer/answer ([`sdp`]) and the two call cores genki needs:
+//! an outgoing call ([`uac::UacCall`]) and an incoming one ([`uas::UasCall`]).
+//!
+//! Dependency rule: this crate never opens a socket, never reads the clock and
+//! never spawns a task. Every input carries the `Instant` it happened at and
+//! every output is polled (`poll_transmit`, `poll_event`, `poll_timeout`), in
+//! the style of quinn-proto and str0m, so tests can run on virtual time.
+
+pub mod auth;
+pub mod dialog;
+pub mod message;
+pub mod sdp;
+pub mod transaction;
+pub mod uac;
+pub mod uas;
+
+#[cfg(test)]
+mod pair_tests;
+#[cfg(test)]
+mod torture_tests;
+
+pub use dialog::Transmit;
+pub use message::{Message, Method, ParseError};
+pub use transaction::Timers;

@@ -1,0 +1,728 @@
+//! One outgoing call (UAC side of an INVITE dialog), sans-IO.
+//!
+//! [`UacCall`] owns the INVITE client transaction, the CANCEL and BYE
+//! transactions, the server transactions for requests the callee sends
+//! in the dialog (BYE, INFO, re-INVITE, OPTIONS), digest authentication and
+//! the ring timeout. The owner feeds it every datagram whose Call-ID is the
+//! call's and sends what it transmits; time is always passed in.
+//!
+//! Depends on: [`crate::transaction`], [`crate::dialog`], [`crate::auth`],
+//! [`crate::message`]. No IO, no clock.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::auth::Challenge;
+use crate::dialog::{without_tag, Dialog, Transmit};
+use crate::message::{reason_phrase, Builder, Message, Method};
+use crate::transaction::{ClientInvite, ClientNonInvite, ServerNonInvite, Timers, TxEvent};
+
+/// What the owner must know to place a call.
+#[derive(Debug, Clone)]
+pub struct UacConfig {
+    /// Request-URI and To URI (§8.1.1.1, §8.1.1.2).
+    pub target: String,
+    /// Our From URI (§8.1.1.3).
+    pub from: String,
+    /// Our transport address (Via sent-by, Contact).
+    pub local_addr: SocketAddr,
+    /// The resolved address of the first hop: the outbound proxy, or the target's host.
+    pub next_hop: SocketAddr,
+    /// When true every request, in-dialog ones too, goes to `next_hop`
+    /// (an outbound proxy, §8.1.2); otherwise in-dialog requests follow the
+    /// remote target / route set.
+    pub outbound_proxy: bool,
+    /// Digest credentials (username, password) for 401/407 challenges.
+    pub credentials: Option<(String, String)>,
+    /// SDP offer body.
+    pub sdp_offer: Vec<u8>,
+    pub call_id: String,
+    pub local_tag: String,
+    /// How long to let the phone ring before CANCEL.
+    pub ring_timeout: Duration,
+    pub timers: Timers,
+    pub user_agent: String,
+}
+
+/// Why a call ended, as the SIP layer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEnd {
+    /// A final 3xx–6xx response to the INVITE (busy, not found, declined…).
+    Rejected { status: u16 },
+    /// Authentication failed or the challenge could not be answered.
+    AuthFailed { status: u16 },
+    /// We cancelled (ring timeout or local hang-up before answer).
+    Cancelled,
+    /// No response at all to the INVITE (Timer B) or a transport error.
+    Timeout,
+    /// We sent BYE after the call was answered.
+    LocalBye,
+    /// The callee sent BYE.
+    RemoteBye,
+}
+
+/// What happened, in order, for the call's user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UacEvent {
+    /// A provisional response with a status above 100 (180, 183…).
+    Progress { status: u16 },
+    /// The callee answered (2xx). The body is the SDP answer.
+    Answered { sdp: Vec<u8> },
+    /// The callee sent an INFO in the dialog (already answered 200).
+    Info { content_type: String, body: Vec<u8> },
+    /// The call is over; nothing more will be sent except retransmissions
+    /// of final messages that the owner may still deliver.
+    Ended { end: CallEnd },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Calling,
+    Early,
+    Confirmed,
+    Terminating,
+    Ended,
+}
+
+struct ServerTx {
+    branch: String,
+    tx: ServerNonInvite,
+    dest: SocketAddr,
+}
+
+/// One outgoing call.
+pub struct UacCall {
+    cfg: UacConfig,
+    state: State,
+    invite_tx: Option<ClientInvite>,
+    invite_cseq: u32,
+    invite_branch: String,
+    branch_counter: u32,
+    auth_tries: u32,
+    dialog: Option<Dialog>,
+    ack: Option<Transmit>,
+    cancel_tx: Option<ClientNonInvite>,
+    /// CANCEL wanted before any provisional arrived (§9.1: wait for one).
+    cancel_pending: bool,
+    /// §9.1: if no final response arrives 64·T1 after CANCEL, give up.
+    cancel_deadline: Option<Instant>,
+    ring_deadline: Option<Instant>,
+    bye_tx: Option<(ClientNonInvite, SocketAddr, u32)>,
+    server_txs: Vec<ServerTx>,
+    extra_txs: Vec<(ClientNonInvite, SocketAddr)>,
+    end_after_bye: Option<CallEnd>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<UacEvent>,
+    /// Final status of the INVITE (the last one, after any auth retry).
+    pub final_status: Option<u16>,
+    /// SIP retransmissions sent by this call (all transactions).
+    pub retransmissions: u32,
+}
+
+impl UacCall {
+    /// Build the INVITE and start the call; the INVITE is ready in `poll_transmit`.
+    pub fn new(cfg: UacConfig, now: Instant) -> UacCall {
+        let mut c = UacCall {
+            cfg,
+            state: State::Calling,
+            invite_tx: None,
+            invite_cseq: 0,
+            invite_branch: String::new(),
+            branch_counter: 0,
+            auth_tries: 0,
+            dialog: None,
+            ack: None,
+            cancel_tx: None,
+            cancel_pending: false,
+            cancel_deadline: None,
+            ring_deadline: None,
+            bye_tx: None,
+            server_txs: Vec::new(),
+            extra_txs: Vec::new(),
+            end_after_bye: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            final_status: None,
+            retransmissions: 0,
+        };
+        c.ring_deadline = Some(now + c.cfg.ring_timeout);
+        c.send_invite(None, now);
+        c
+    }
+
+    pub fn call_id(&self) -> &str {
+        &self.cfg.call_id
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.state == State::Ended
+    }
+
+    fn next_branch(&mut self) -> String {
+        self.branch_counter += 1;
+        format!("z9hG4bK{}.{}", self.cfg.local_tag, self.branch_counter)
+    }
+
+    fn contact(&self) -> String {
+        let user = self
+            .cfg
+            .from
+            .strip_prefix("sip:")
+            .and_then(|s| s.split('@').next())
+            .filter(|u| !u.is_empty() && !u.contains(':'))
+            .unwrap_or("genki");
+        format!("sip:{user}@{}", self.cfg.local_addr)
+    }
+
+    fn send_invite(&mut self, authorization: Option<(&'static str, String)>, now: Instant) {
+        self.invite_cseq += 1;
+        let branch = self.next_branch();
+        self.invite_branch = branch.clone();
+        let mut b = Builder::request(&Method::Invite, &self.cfg.target)
+            .header(
+                "Via",
+                &format!("SIP/2.0/UDP {};branch={branch};rport", self.cfg.local_addr),
+            )
+            .header("Max-Forwards", "70")
+            .header(
+                "From",
+                &format!("<{}>;tag={}", self.cfg.from, self.cfg.local_tag),
+            )
+            .header("To", &format!("<{}>", self.cfg.target))
+            .header("Call-ID", &self.cfg.call_id)
+            .header("CSeq", &format!("{} INVITE", self.invite_cseq))
+            .header("Contact", &format!("<{}>", self.contact()))
+            .header("Allow", "INVITE, ACK, CANCEL, BYE, INFO, OPTIONS")
+            .header("User-Agent", &self.cfg.user_agent);
+        if let Some((name, value)) = authorization {
+            b = b.header(name, &value);
+        }
+        let bytes = b.body("application/sdp", &self.cfg.sdp_offer).build();
+        let msg = Message::parse(&bytes).expect("our own INVITE parses");
+        if let Some(old) = self.invite_tx.take() {
+            self.retransmissions += old.retransmissions;
+        }
+        self.invite_tx = Some(ClientInvite::new(bytes, msg, self.cfg.timers, now));
+        self.flush(now);
+    }
+
+    /// Hang up: BYE when answered, CANCEL while ringing (§9.1, §15.1.1).
+    pub fn hangup(&mut self, now: Instant) {
+        match self.state {
+            State::Calling | State::Early => self.cancel(now),
+            State::Confirmed => self.send_bye(CallEnd::LocalBye, now),
+            State::Terminating | State::Ended => {}
+        }
+    }
+
+    fn cancel(&mut self, now: Instant) {
+        self.ring_deadline = None;
+        if self.cancel_tx.is_some() || self.cancel_deadline.is_some() {
+            return;
+        }
+        if self.state == State::Calling {
+            self.cancel_pending = true;
+            return;
+        }
+        self.send_cancel(now);
+    }
+
+    fn send_cancel(&mut self, now: Instant) {
+        let Some(inv) = self.invite_tx.as_ref() else {
+            return;
+        };
+        let req = inv.request();
+        // §9.1: same Request-URI, Call-ID, From, To, CSeq number and top Via.
+        let mut b = Builder::request(&Method::Cancel, &self.cfg.target);
+        if let Some(v) = req.header_lines("Via").next() {
+            b = b.header("Via", v);
+        }
+        for r in req.header_lines("Route") {
+            b = b.header("Route", r);
+        }
+        b = b.header("Max-Forwards", "70");
+        if let Some(f) = req.header("From") {
+            b = b.header("From", f);
+        }
+        if let Some(t) = req.header("To") {
+            b = b.header("To", t);
+        }
+        let bytes = b
+            .header("Call-ID", &self.cfg.call_id)
+            .header("CSeq", &format!("{} CANCEL", self.invite_cseq))
+            .build();
+        self.cancel_pending = false;
+        self.cancel_tx = Some(ClientNonInvite::new(bytes, self.cfg.timers, now));
+        self.cancel_deadline = Some(now + self.cfg.timers.t1x64());
+        self.flush(now);
+    }
+
+    fn send_bye(&mut self, end: CallEnd, now: Instant) {
+        self.bye_with_auth(None, now);
+        self.state = State::Terminating;
+        self.end_after_bye = Some(end);
+    }
+
+    fn bye_with_auth(&mut self, authorization: Option<(&'static str, String)>, now: Instant) {
+        let Some(mut d) = self.dialog.take() else {
+            return;
+        };
+        let (mut b, _) = d.request(&Method::Bye, None);
+        let cseq = d.local_cseq;
+        if let Some((name, value)) = authorization {
+            b = b.header(name, &value);
+        }
+        let dest = self.dialog_dest(&d);
+        self.dialog = Some(d);
+        let tx = ClientNonInvite::new(b.build(), self.cfg.timers, now);
+        if let Some((old, _, _)) = self.bye_tx.replace((tx, dest, cseq)) {
+            self.retransmissions += old.retransmissions;
+        }
+        self.flush(now);
+    }
+
+    fn end(&mut self, end: CallEnd) {
+        if self.state != State::Ended {
+            self.state = State::Ended;
+            self.ring_deadline = None;
+            self.cancel_deadline = None;
+            self.events.push_back(UacEvent::Ended { end });
+        }
+    }
+
+    /// A datagram for this call (its Call-ID matched), from `source`.
+    pub fn handle_message(&mut self, msg: Message, source: SocketAddr, now: Instant) {
+        if msg.is_request() {
+            self.handle_request(msg, source, now);
+        } else {
+            self.handle_response(msg, now);
+        }
+        self.flush(now);
+    }
+
+    fn handle_response(&mut self, msg: Message, now: Instant) {
+        let branch = msg.branch.clone().unwrap_or_default();
+        match msg.cseq_method {
+            Method::Invite => {
+                if branch == self.invite_branch {
+                    if let Some(tx) = self.invite_tx.as_mut() {
+                        if !tx.is_terminated() {
+                            tx.handle_response(msg, now);
+                            return;
+                        }
+                    }
+                }
+                // A 2xx retransmitted after the transaction ended (or from an
+                // older branch): ACK it again if it is our dialog.
+                if msg.status().is_some_and(|s| (200..300).contains(&s)) {
+                    self.on_2xx(msg, now);
+                }
+            }
+            Method::Cancel => {
+                if let Some(tx) = self.cancel_tx.as_mut() {
+                    tx.handle_response(msg, now);
+                }
+            }
+            Method::Bye => {
+                if let Some((tx, _, cseq)) = self.bye_tx.as_mut() {
+                    if msg.cseq == *cseq {
+                        tx.handle_response(msg, now);
+                    }
+                }
+            }
+            _ => {
+                for (tx, _) in &mut self.extra_txs {
+                    tx.handle_response(msg.clone(), now);
+                }
+            }
+        }
+    }
+
+    fn handle_request(&mut self, msg: Message, source: SocketAddr, now: Instant) {
+        let branch = msg.branch.clone().unwrap_or_default();
+        let method = msg.method().cloned().unwrap_or(Method::Options);
+        if method == Method::Ack {
+            return; // We never send a 2xx to an INVITE, so no ACK is expected.
+        }
+        if let Some(s) = self.server_txs.iter_mut().find(|s| s.branch == branch) {
+            s.tx.handle_retransmission();
+            return;
+        }
+        let ours = self.dialog.as_ref().is_some_and(|d| {
+            msg.to_tag.as_deref() == Some(d.local_tag.as_str())
+                && msg.from_tag.as_deref() == Some(d.remote_tag.as_str())
+        });
+        let (status, body): (u16, Option<(String, Vec<u8>)>) = if !ours {
+            (481, None)
+        } else {
+            match method {
+                Method::Bye => (200, None),
+                Method::Info | Method::Options => (200, None),
+                // A re-INVITE (session refresh, RFC 4028) keeps our session as is.
+                Method::Invite => (
+                    200,
+                    Some(("application/sdp".into(), self.cfg.sdp_offer.clone())),
+                ),
+                _ => (501, None),
+            }
+        };
+        let local_tag = self.cfg.local_tag.clone();
+        let mut b = Builder::response_to(&msg, status, reason_phrase(status), Some(&local_tag));
+        if method == Method::Invite && status == 200 {
+            b = b.header("Contact", &format!("<{}>", self.contact()));
+        }
+        if let Some((ct, body)) = &body {
+            b = b.body(ct, body);
+        }
+        let mut tx = ServerNonInvite::new(self.cfg.timers);
+        tx.respond(status, b.build(), now);
+        self.server_txs.push(ServerTx {
+            branch,
+            tx,
+            dest: source,
+        });
+        if !ours {
+            return;
+        }
+        match method {
+            Method::Bye => {
+                if self.state != State::Ended {
+                    self.end(CallEnd::RemoteBye);
+                }
+            }
+            Method::Info => self.events.push_back(UacEvent::Info {
+                content_type: msg.content_type().unwrap_or_default(),
+                body: msg.body,
+            }),
+            _ => {}
+        }
+    }
+
+    fn on_2xx(&mut self, msg: Message, now: Instant) {
+        let to_tag = msg.to_tag.clone().unwrap_or_default();
+        if let Some(d) = &self.dialog {
+            if d.remote_tag == to_tag {
+                // Retransmitted 2xx: the ACK was lost, send it again (§13.2.2.4).
+                if let Some(ack) = &self.ack {
+                    self.transmits.push_back(ack.clone());
+                }
+                return;
+            }
+            // A 2xx from another fork: ACK and BYE it (§13.2.2.4).
+            let mut other = self.make_dialog(&msg);
+            let (ack, _) = other.request(&Method::Ack, Some(msg.cseq));
+            let dest = self.dialog_dest(&other);
+            self.transmits.push_back(Transmit {
+                dest,
+                data: ack.build(),
+            });
+            let (bye, _) = other.request(&Method::Bye, None);
+            self.extra_txs.push((
+                ClientNonInvite::new(bye.build(), self.cfg.timers, now),
+                dest,
+            ));
+            return;
+        }
+        let mut d = self.make_dialog(&msg);
+        let (ack, _) = d.request(&Method::Ack, Some(msg.cseq));
+        let dest = self.dialog_dest(&d);
+        let ack = Transmit {
+            dest,
+            data: ack.build(),
+        };
+        self.transmits.push_back(ack.clone());
+        self.ack = Some(ack);
+        self.dialog = Some(d);
+        self.final_status = msg.status();
+        if self.cancel_deadline.is_some() || self.cancel_pending {
+            // The answer crossed our CANCEL: hang up at once, it was not answered in time.
+            self.cancel_deadline = None;
+            self.state = State::Confirmed;
+            self.send_bye(CallEnd::Cancelled, now);
+            return;
+        }
+        self.state = State::Confirmed;
+        self.ring_deadline = None;
+        self.events.push_back(UacEvent::Answered { sdp: msg.body });
+    }
+
+    fn dialog_dest(&self, d: &Dialog) -> SocketAddr {
+        if self.cfg.outbound_proxy {
+            self.cfg.next_hop
+        } else {
+            d.next_hop(self.cfg.next_hop)
+        }
+    }
+
+    fn make_dialog(&self, msg: &Message) -> Dialog {
+        // §12.1.2: route set = Record-Route in reverse, remote target = Contact.
+        let mut routes: Vec<String> = msg
+            .header_values("Record-Route")
+            .map(str::to_string)
+            .collect();
+        routes.reverse();
+        Dialog::new(
+            self.cfg.call_id.clone(),
+            format!("<{}>", self.cfg.from),
+            self.cfg.local_tag.clone(),
+            without_tag(msg.header("To").unwrap_or("")),
+            msg.to_tag.clone().unwrap_or_default(),
+            self.invite_cseq,
+            msg.contact_uri()
+                .map(str::to_string)
+                .unwrap_or_else(|| self.cfg.target.clone()),
+            routes,
+            self.contact(),
+            self.cfg.local_addr,
+        )
+    }
+
+    fn on_invite_event(&mut self, ev: TxEvent, now: Instant) {
+        match ev {
+            TxEvent::Response(msg) => {
+                let status = msg.status().unwrap_or(0);
+                match status {
+                    100 => {}
+                    101..=199 => {
+                        if self.state == State::Calling {
+                            self.state = State::Early;
+                        }
+                        self.events.push_back(UacEvent::Progress { status });
+                        if self.cancel_pending {
+                            self.send_cancel(now);
+                        }
+                    }
+                    200..=299 => self.on_2xx(msg, now),
+                    401 | 407 => self.on_challenge(msg, status, now),
+                    _ => {
+                        self.final_status = Some(status);
+                        if self.cancel_deadline.is_some() {
+                            self.end(CallEnd::Cancelled);
+                        } else {
+                            self.end(CallEnd::Rejected { status });
+                        }
+                    }
+                }
+            }
+            TxEvent::Timeout => {
+                // No response at all is a timeout even if we meant to cancel;
+                // a CANCEL actually sent makes it a cancelled call.
+                if self.cancel_deadline.is_some() {
+                    self.end(CallEnd::Cancelled);
+                } else {
+                    self.end(CallEnd::Timeout);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn challenge_answer(
+        &mut self,
+        msg: &Message,
+        status: u16,
+        method: &str,
+        uri: &str,
+    ) -> Option<(&'static str, String)> {
+        let (name, header) = if status == 401 {
+            ("Authorization", "WWW-Authenticate")
+        } else {
+            ("Proxy-Authorization", "Proxy-Authenticate")
+        };
+        let (user, pass) = self.cfg.credentials.clone()?;
+        let challenge = Challenge::parse(msg.header(header)?).ok()?;
+        self.auth_tries += 1;
+        let cnonce = format!(
+            "{:08x}",
+            fnv(&format!("{}{}", self.cfg.call_id, self.auth_tries))
+        );
+        Some((
+            name,
+            challenge.answer(&user, &pass, method, uri, 1, &cnonce),
+        ))
+    }
+
+    fn on_challenge(&mut self, msg: Message, status: u16, now: Instant) {
+        // One retry per challenge (two if the first was stale), then give up.
+        let allowed = if msg
+            .header("WWW-Authenticate")
+            .or(msg.header("Proxy-Authenticate"))
+            .is_some_and(|h| h.to_ascii_lowercase().contains("stale=true"))
+        {
+            2
+        } else {
+            1
+        };
+        if self.cancel_deadline.is_none() && !self.cancel_pending && self.auth_tries < allowed {
+            let target = self.cfg.target.clone();
+            if let Some(auth) = self.challenge_answer(&msg, status, "INVITE", &target) {
+                self.send_invite(Some(auth), now);
+                return;
+            }
+        }
+        self.final_status = Some(status);
+        self.end(CallEnd::AuthFailed { status });
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.ring_deadline.is_some_and(|t| now >= t) {
+            self.ring_deadline = None;
+            self.cancel(now);
+        }
+        if self.cancel_deadline.is_some_and(|t| now >= t) && self.state != State::Confirmed {
+            self.cancel_deadline = None;
+            self.end(CallEnd::Cancelled);
+        }
+        if let Some(tx) = self.invite_tx.as_mut() {
+            tx.handle_timeout(now);
+        }
+        if let Some(tx) = self.cancel_tx.as_mut() {
+            tx.handle_timeout(now);
+        }
+        if let Some((tx, _, _)) = self.bye_tx.as_mut() {
+            tx.handle_timeout(now);
+        }
+        for s in &mut self.server_txs {
+            s.tx.handle_timeout(now);
+        }
+        for (tx, _) in &mut self.extra_txs {
+            tx.handle_timeout(now);
+        }
+        self.flush(now);
+    }
+
+    /// A transport error (ICMP unreachable) sending to the first hop.
+    pub fn handle_transport_error(&mut self, now: Instant) {
+        if let Some(tx) = self.invite_tx.as_mut() {
+            tx.handle_transport_error();
+        }
+        if let Some((tx, _, _)) = self.bye_tx.as_mut() {
+            tx.handle_transport_error();
+        }
+        self.flush(now);
+    }
+
+    /// Move transaction output to our queues and react to transaction events.
+    fn flush(&mut self, now: Instant) {
+        loop {
+            let mut progressed = false;
+            if let Some(tx) = self.invite_tx.as_mut() {
+                let dest = self.cfg.next_hop;
+                while let Some(data) = tx.poll_transmit() {
+                    self.transmits.push_back(Transmit { dest, data });
+                }
+                if let Some(ev) = tx.poll_event() {
+                    progressed = true;
+                    self.on_invite_event(ev, now);
+                }
+            }
+            if let Some(tx) = self.cancel_tx.as_mut() {
+                let dest = self.cfg.next_hop;
+                while let Some(data) = tx.poll_transmit() {
+                    self.transmits.push_back(Transmit { dest, data });
+                }
+                // CANCEL's own response needs no action; the 487 on the INVITE ends the call.
+                while tx.poll_event().is_some() {}
+            }
+            if let Some((tx, dest, _)) = self.bye_tx.as_mut() {
+                let dest = *dest;
+                while let Some(data) = tx.poll_transmit() {
+                    self.transmits.push_back(Transmit { dest, data });
+                }
+                if let Some(ev) = tx.poll_event() {
+                    progressed = true;
+                    match ev {
+                        TxEvent::Response(m) => {
+                            let s = m.status().unwrap_or(0);
+                            if (s == 401 || s == 407) && self.auth_tries < 3 {
+                                let uri = self
+                                    .dialog
+                                    .as_ref()
+                                    .map(|d| d.remote_target.clone())
+                                    .unwrap_or_default();
+                                if let Some(auth) = self.challenge_answer(&m, s, "BYE", &uri) {
+                                    self.bye_with_auth(Some(auth), now);
+                                    continue;
+                                }
+                            }
+                            if s >= 200 {
+                                let end = self.end_after_bye.take().unwrap_or(CallEnd::LocalBye);
+                                self.end(end);
+                            }
+                        }
+                        TxEvent::Timeout => {
+                            let end = self.end_after_bye.take().unwrap_or(CallEnd::LocalBye);
+                            self.end(end);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            for s in &mut self.server_txs {
+                while let Some(data) = s.tx.poll_transmit() {
+                    self.transmits.push_back(Transmit { dest: s.dest, data });
+                }
+            }
+            for (tx, dest) in &mut self.extra_txs {
+                while let Some(data) = tx.poll_transmit() {
+                    self.transmits.push_back(Transmit { dest: *dest, data });
+                }
+                while tx.poll_event().is_some() {}
+            }
+            if !progressed {
+                break;
+            }
+        }
+        self.server_txs.retain(|s| !s.tx.is_terminated());
+        self.extra_txs.retain(|(t, _)| !t.is_terminated());
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<UacEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t: Vec<Instant> = Vec::with_capacity(8);
+        t.extend(self.ring_deadline);
+        t.extend(self.cancel_deadline);
+        t.extend(self.invite_tx.as_ref().and_then(|x| x.poll_timeout()));
+        t.extend(self.cancel_tx.as_ref().and_then(|x| x.poll_timeout()));
+        t.extend(self.bye_tx.as_ref().and_then(|x| x.0.poll_timeout()));
+        t.extend(self.server_txs.iter().filter_map(|s| s.tx.poll_timeout()));
+        t.extend(self.extra_txs.iter().filter_map(|s| s.0.poll_timeout()));
+        t.into_iter().min()
+    }
+
+    /// True when nothing is left to do: ended and no transaction still
+    /// absorbing retransmissions. The owner may then drop the call.
+    pub fn is_finished(&self) -> bool {
+        self.state == State::Ended
+            && self.invite_tx.as_ref().is_none_or(|t| t.is_terminated())
+            && self.bye_tx.as_ref().is_none_or(|t| t.0.is_terminated())
+            && self.server_txs.is_empty()
+            && self.extra_txs.is_empty()
+    }
+
+    /// Total SIP retransmissions this call sent.
+    pub fn total_retransmissions(&self) -> u32 {
+        self.retransmissions
+            + self.invite_tx.as_ref().map_or(0, |t| t.retransmissions)
+            + self.cancel_tx.as_ref().map_or(0, |t| t.retransmissions)
+            + self.bye_tx.as_ref().map_or(0, |t| t.0.retransmissions)
+    }
+}
+
+/// FNV-1a, for a deterministic client nonce (§22.4 only asks that it be unique).
+fn fnv(s: &str) -> u32 {
+    let mut h: u32 = 0x811c9dc5;
+    for b in s.bytes() {
+        h ^= b as u32;
+        h = h.wrapping_mul(0x01000193);
+    }
+    h
+}
