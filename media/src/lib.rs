@@ -1,1 +1,19 @@
-//! placeholder
+//! genki-media: the media half of a watch call, sans-IO.
+//!
+//! G.711 ([`g711`]), WAV prompts read once and encoded to shared 20 ms
+//! frames ([`wav`], [`prompt`]), RTP playout and reception on `rtp-rs`
+//! ([`rtp`]), and DTMF from RFC 4733 events, in-band tones and SIP INFO
+//! ([`dtmf`]).
+//!
+//! Dependency rule: this crate never opens a socket, never reads the clock
+//! and never spawns a task; instants are passed in and packets are written
+//! into buffers the caller owns.
+
+pub mod dtmf;
+pub mod g711;
+pub mod prompt;
+pub mod rtp;
+pub mod wav;
+
+pub use dtmf::DtmfTransport;
+pub use prompt::{Law, Prompt};
