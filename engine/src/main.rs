@@ -1,1 +1,165 @@
-fn main() {}
+//! The `genki` command: `genki call` places one watch call and prints what
+//! happened. See README.md for every flag.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use genki_engine::call::{place_call, CallOptions};
+use genki_engine::{net, prompts};
+use genki_sip::Timers;
+
+#[derive(Parser)]
+#[command(
+    name = "genki",
+    version,
+    about = "Automated welfare-check phone calls over SIP/RTP"
+)]
+struct Cli {
+    /// Log as JSON lines instead of human text (logs go to stderr).
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Place one call: play a prompt, gather digits, hang up, print the result.
+    Call(CallArgs),
+}
+
+#[derive(clap::Args)]
+struct CallArgs {
+    /// Who to call: a SIP URI, e.g. sip:1001@127.0.0.1:5080.
+    #[arg(long)]
+    to: String,
+    /// Prompt to play (WAV). Default: the built-in Japanese greeting.
+    #[arg(long)]
+    prompt: Option<PathBuf>,
+    /// Name of a built-in prompt to play instead of --prompt
+    /// (greeting, thanks, will_contact, invalid, goodbye_no_input, watcher_alert, all_clear).
+    #[arg(long, conflicts_with = "prompt")]
+    builtin_prompt: Option<String>,
+    /// How many digits to gather (0: play the prompt once and hang up).
+    #[arg(long, default_value_t = 1)]
+    gather: usize,
+    /// Outbound proxy / trunk every request is sent to, e.g. sip:trunk.example:5060.
+    #[arg(long)]
+    proxy: Option<String>,
+    /// Digest username for 401/407 challenges.
+    #[arg(long, requires = "password")]
+    user: Option<String>,
+    /// Digest password (or set GENKI_SIP_PASSWORD).
+    #[arg(long, env = "GENKI_SIP_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// Our From URI. Default: sip:genki@<local address>.
+    #[arg(long)]
+    from: Option<String>,
+    /// Local SIP address to bind (UDP).
+    #[arg(long, default_value = "127.0.0.1:5060")]
+    bind: SocketAddr,
+    /// RTP port range (even ports are used).
+    #[arg(long, default_value = "20000-20999")]
+    rtp_ports: String,
+    /// Seconds to let the phone ring before CANCEL.
+    #[arg(long, default_value_t = 30)]
+    ring_timeout: u64,
+    /// Seconds to wait for a key after the prompt has played (the prompt repeats meanwhile).
+    #[arg(long, default_value_t = 8)]
+    gather_timeout: u64,
+    /// SIP timer T1 in milliseconds (RFC 3261 §17.1.1.1; Timer B is 64·T1). Lower it only for tests.
+    #[arg(long, default_value_t = 500)]
+    sip_t1_ms: u64,
+    /// Print exactly one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GENKI_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let b = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
+    let prompt = match (&args.prompt, &args.builtin_prompt) {
+        (Some(p), _) => prompts::load_prompt(p)?,
+        (None, Some(name)) => prompts::default_prompt(name)?,
+        (None, None) => prompts::default_prompt("greeting")?,
+    };
+    if args.sip_t1_ms == 0 || args.sip_t1_ms > 10_000 {
+        anyhow::bail!("--sip-t1-ms must be between 1 and 10000");
+    }
+    let t1 = Duration::from_millis(args.sip_t1_ms);
+    let opts = CallOptions {
+        to: args.to,
+        proxy: args.proxy,
+        from: args.from,
+        credentials: args.user.zip(args.password),
+        bind: args.bind,
+        rtp_ports: net::parse_port_range(&args.rtp_ports)?,
+        ring_timeout: Duration::from_secs(args.ring_timeout),
+        gather_timeout: Duration::from_secs(args.gather_timeout),
+        gather: args.gather,
+        prompt,
+        timers: Timers {
+            t1,
+            t2: Duration::from_secs(4).max(t1),
+            t4: Duration::from_secs(5),
+        },
+    };
+    let report = place_call(opts)
+        .await
+        .context("the call could not be placed")?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{}", report.summary());
+    }
+    if report.not_placed() {
+        eprintln!(
+            "genki: the call could not be placed: {} (no response from the first hop)",
+            report.end_reason
+        );
+        return Ok(ExitCode::from(3));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_json);
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("genki: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Call(args) => call(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("genki: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -145,10 +145,7 @@ pub fn parse_info(content_type: &str, body: &[u8]) -> Option<char> {
 
 /// An `application/dtmf-relay` body for a digit.
 pub fn info_body(digit: char, duration: Duration) -> String {
-    format!(
-        "Signal={digit}\r\nDuration={}\r\n",
-        duration.as_millis()
-    )
+    format!("Signal={digit}\r\nDuration={}\r\n", duration.as_millis())
 }
 
 const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
@@ -163,11 +160,11 @@ const KEYS: [[char; 4]; 4] = [
 /// 8 kHz PCM of a DTMF digit's two tones (for the simulated phones and tests):
 /// `ms` of tone at `amplitude` per tone, frequencies scaled by `1 + detune`.
 pub fn tone(digit: char, ms: u32, amplitude: f64, detune: f64) -> Vec<i16> {
-    let Some((r, c)) = KEYS
-        .iter()
-        .enumerate()
-        .find_map(|(r, row)| row.iter().position(|k| *k == digit.to_ascii_uppercase()).map(|c| (r, c)))
-    else {
+    let Some((r, c)) = KEYS.iter().enumerate().find_map(|(r, row)| {
+        row.iter()
+            .position(|k| *k == digit.to_ascii_uppercase())
+            .map(|c| (r, c))
+    }) else {
         return Vec::new();
     };
     let (f1, f2) = (ROWS[r] * (1.0 + detune), COLS[c] * (1.0 + detune));
@@ -400,7 +397,12 @@ impl DtmfCollector {
     }
 
     /// A digit from one transport at `now`; returns it when it is new.
-    pub fn push(&mut self, digit: char, transport: DtmfTransport, now: Instant) -> Option<(char, DtmfTransport)> {
+    pub fn push(
+        &mut self,
+        digit: char,
+        transport: DtmfTransport,
+        now: Instant,
+    ) -> Option<(char, DtmfTransport)> {
         if let Some((d, t, at)) = self.last {
             if d == digit && t != transport && now.saturating_duration_since(at) < self.window {
                 return None;
@@ -444,50 +446,110 @@ mod tests {
     #[test]
     fn rfc4733_one_digit_per_event() {
         let mut r = Rfc4733Receiver::new();
-        let p = |e, end, dur| Rfc4733Payload { event: e, end, volume: 10, duration: dur }.encode();
+        let p = |e, end, dur| {
+            Rfc4733Payload {
+                event: e,
+                end,
+                volume: 10,
+                duration: dur,
+            }
+            .encode()
+        };
         assert_eq!(r.handle(&p(1, false, 160), 1000), Some('1'));
         assert_eq!(r.handle(&p(1, false, 320), 1000), None);
         for _ in 0..3 {
-            assert_eq!(r.handle(&p(1, true, 800), 1000), None, "repeated end packets");
+            assert_eq!(
+                r.handle(&p(1, true, 800), 1000),
+                None,
+                "repeated end packets"
+            );
         }
-        assert_eq!(r.handle(&p(1, false, 160), 3000), Some('1'), "same key again");
+        assert_eq!(
+            r.handle(&p(1, false, 160), 3000),
+            Some('1'),
+            "same key again"
+        );
         assert_eq!(r.handle(&p(11, true, 160), 5000), Some('#'));
-        assert_eq!(r.handle(&p(16, false, 160), 7000), None, "flash is not a digit");
+        assert_eq!(
+            r.handle(&p(16, false, 160), 7000),
+            None,
+            "flash is not a digit"
+        );
         assert_eq!(r.handle(&[1, 2], 9000), None, "short payload");
     }
 
     #[test]
     fn info_bodies() {
-        assert_eq!(parse_info("application/dtmf-relay", b"Signal=1\r\nDuration=160\r\n"), Some('1'));
-        assert_eq!(parse_info("Application/DTMF-Relay", b"Signal= #\r\n"), Some('#'));
+        assert_eq!(
+            parse_info("application/dtmf-relay", b"Signal=1\r\nDuration=160\r\n"),
+            Some('1')
+        );
+        assert_eq!(
+            parse_info("Application/DTMF-Relay", b"Signal= #\r\n"),
+            Some('#')
+        );
         assert_eq!(parse_info("application/dtmf", b"5"), Some('5'));
-        assert_eq!(parse_info("application/dtmf-relay", b"Signal=10\r\n"), Some('*'));
+        assert_eq!(
+            parse_info("application/dtmf-relay", b"Signal=10\r\n"),
+            Some('*')
+        );
         assert_eq!(parse_info("application/dtmf-relay", b"Duration=160"), None);
         assert_eq!(parse_info("text/plain", b"1"), None);
         assert_eq!(parse_info("application/dtmf", b"\xff"), None);
-        assert_eq!(parse_info("application/dtmf-relay", info_body('7', Duration::from_millis(100)).as_bytes()), Some('7'));
+        assert_eq!(
+            parse_info(
+                "application/dtmf-relay",
+                info_body('7', Duration::from_millis(100)).as_bytes()
+            ),
+            Some('7')
+        );
     }
 
     #[test]
     fn inband_detects_every_key() {
-        assert_eq!(detect_all(&with_gaps("1234567890*#ABCD", 80, 60, 4000.0, 0.0)), "1234567890*#ABCD");
+        assert_eq!(
+            detect_all(&with_gaps("1234567890*#ABCD", 80, 60, 4000.0, 0.0)),
+            "1234567890*#ABCD"
+        );
     }
 
     #[test]
     fn inband_q24_frequency_tolerance() {
         // Accept at ±1.5 %, refuse at ±3.5 %.
-        assert_eq!(detect_all(&with_gaps("159#", 80, 60, 4000.0, 0.015)), "159#");
-        assert_eq!(detect_all(&with_gaps("159#", 80, 60, 4000.0, -0.015)), "159#");
+        assert_eq!(
+            detect_all(&with_gaps("159#", 80, 60, 4000.0, 0.015)),
+            "159#"
+        );
+        assert_eq!(
+            detect_all(&with_gaps("159#", 80, 60, 4000.0, -0.015)),
+            "159#"
+        );
         assert_eq!(detect_all(&with_gaps("159#", 80, 60, 4000.0, 0.035)), "");
         assert_eq!(detect_all(&with_gaps("159#", 80, 60, 4000.0, -0.035)), "");
     }
 
     #[test]
     fn inband_duration_level_and_twist() {
-        assert_eq!(detect_all(&with_gaps("1", 50, 60, 4000.0, 0.0)), "1", "50 ms tone");
-        assert_eq!(detect_all(&with_gaps("1", 20, 60, 4000.0, 0.0)), "", "20 ms blip");
-        assert_eq!(detect_all(&with_gaps("1", 80, 60, 100.0, 0.0)), "", "below −36 dBm0");
-        assert_eq!(detect_all(&with_gaps("11", 80, 60, 4000.0, 0.0)), "11", "repeated key after a pause");
+        assert_eq!(
+            detect_all(&with_gaps("1", 50, 60, 4000.0, 0.0)),
+            "1",
+            "50 ms tone"
+        );
+        assert_eq!(
+            detect_all(&with_gaps("1", 20, 60, 4000.0, 0.0)),
+            "",
+            "20 ms blip"
+        );
+        assert_eq!(
+            detect_all(&with_gaps("1", 80, 60, 100.0, 0.0)),
+            "",
+            "below −36 dBm0"
+        );
+        assert_eq!(
+            detect_all(&with_gaps("11", 80, 60, 4000.0, 0.0)),
+            "11",
+            "repeated key after a pause"
+        );
         // A long press is one digit.
         assert_eq!(detect_all(&with_gaps("5", 1500, 60, 4000.0, 0.0)), "5");
         // Twist: 6 dB accepted, 12 dB refused.
@@ -496,7 +558,8 @@ mod tests {
             let mut v = vec![0i16; 400];
             v.extend((0..800).map(|i| {
                 let t = i as f64 / 8000.0;
-                (4000.0 * (2.0 * PI * 697.0 * t).sin() + 4000.0 * g * (2.0 * PI * 1209.0 * t).sin()) as i16
+                (4000.0 * (2.0 * PI * 697.0 * t).sin() + 4000.0 * g * (2.0 * PI * 1209.0 * t).sin())
+                    as i16
             }));
             v.extend([0i16; 800]);
             v
@@ -545,8 +608,14 @@ mod tests {
     fn collector_dedups_across_transports_only() {
         let t0 = Instant::now();
         let mut c = DtmfCollector::default();
-        assert_eq!(c.push('1', DtmfTransport::Rfc4733, t0), Some(('1', DtmfTransport::Rfc4733)));
-        assert_eq!(c.push('1', DtmfTransport::Inband, t0 + Duration::from_millis(60)), None);
+        assert_eq!(
+            c.push('1', DtmfTransport::Rfc4733, t0),
+            Some(('1', DtmfTransport::Rfc4733))
+        );
+        assert_eq!(
+            c.push('1', DtmfTransport::Inband, t0 + Duration::from_millis(60)),
+            None
+        );
         assert_eq!(
             c.push('1', DtmfTransport::Rfc4733, t0 + Duration::from_millis(300)),
             Some(('1', DtmfTransport::Rfc4733)),
@@ -556,5 +625,50 @@ mod tests {
             c.push('1', DtmfTransport::Info, t0 + Duration::from_secs(2)),
             Some(('1', DtmfTransport::Info))
         );
+    }
+}
+
+#[cfg(test)]
+mod speech_tests {
+    use super::*;
+
+    /// The shipped Japanese prompts are speech: no digit may be heard in
+    /// them, in either law after G.711 round trip.
+    #[test]
+    fn no_digits_in_the_default_prompts() {
+        for (name, wav) in [
+            (
+                "greeting",
+                &include_bytes!("../../prompts/greeting.wav")[..],
+            ),
+            ("thanks", &include_bytes!("../../prompts/thanks.wav")[..]),
+            (
+                "will_contact",
+                &include_bytes!("../../prompts/will_contact.wav")[..],
+            ),
+            (
+                "watcher_alert",
+                &include_bytes!("../../prompts/watcher_alert.wav")[..],
+            ),
+            (
+                "all_clear",
+                &include_bytes!("../../prompts/all_clear.wav")[..],
+            ),
+        ] {
+            let pcm = crate::wav::read_wav_8k(wav).unwrap();
+            for law in [crate::Law::Ulaw, crate::Law::Alaw] {
+                let coded: Vec<i16> = pcm.iter().map(|s| law.decode(law.encode(*s))).collect();
+                let mut d = InbandDetector::default();
+                let heard: String = coded.chunks(160).filter_map(|f| d.feed(f)).collect();
+                assert_eq!(heard, "", "{name} ({law:?}) falsely detected");
+            }
+            // And a digit pressed over the prompt's end is still heard.
+            let mut d = InbandDetector::default();
+            let mut v = pcm[pcm.len() - 800..].to_vec();
+            v.extend(tone('1', 100, 4000.0, 0.0));
+            v.extend([0i16; 800]);
+            let heard: String = v.chunks(160).filter_map(|f| d.feed(f)).collect();
+            assert_eq!(heard, "1", "{name}");
+        }
     }
 }

@@ -59,7 +59,11 @@ pub fn alaw_encode(pcm: i16) -> u8 {
         return (0x7F ^ mask) as u8;
     }
     let mut a = seg << 4;
-    a |= if seg < 2 { (v >> 1) & 0x0F } else { (v >> seg) & 0x0F };
+    a |= if seg < 2 {
+        (v >> 1) & 0x0F
+    } else {
+        (v >> seg) & 0x0F
+    };
     (a ^ mask) as u8
 }
 

@@ -212,7 +212,15 @@ impl RtpSender {
             Some(p) => p.frame(self.law, self.frame),
             None => &silence,
         };
-        let n = build(buf, self.payload_type, marker, seq, audio_ts, self.ssrc, payload);
+        let n = build(
+            buf,
+            self.payload_type,
+            marker,
+            seq,
+            audio_ts,
+            self.ssrc,
+            payload,
+        );
         if let Some(p) = self.queue.front() {
             self.frame += 1;
             if self.frame >= p.frames() {
@@ -360,13 +368,27 @@ mod tests {
             let p = r.handle(&buf[..n], now).unwrap();
             pkts.push((p.seq, p.timestamp, p.marker, p.payload[0]));
         }
-        assert_eq!(pkts[0], (65534, 4_294_967_000, true, crate::g711::ulaw_encode(500)));
+        assert_eq!(
+            pkts[0],
+            (65534, 4_294_967_000, true, crate::g711::ulaw_encode(500))
+        );
         assert_eq!(pkts[1].0, 65535);
         assert_eq!(pkts[2].0, 0, "sequence wraps");
-        assert_eq!(pkts[2].1, 4_294_967_000u32.wrapping_add(320), "timestamp +160 per packet, wrapping");
+        assert_eq!(
+            pkts[2].1,
+            4_294_967_000u32.wrapping_add(320),
+            "timestamp +160 per packet, wrapping"
+        );
         assert!(!pkts[1].2);
-        assert_eq!(pkts[2].3, crate::g711::ULAW_SILENCE, "silence after the prompt");
-        assert_eq!(s.poll_event(), Some(PlayoutEvent::Finished { name: "p".into() }));
+        assert_eq!(
+            pkts[2].3,
+            crate::g711::ULAW_SILENCE,
+            "silence after the prompt"
+        );
+        assert_eq!(
+            s.poll_event(),
+            Some(PlayoutEvent::Finished { name: "p".into() })
+        );
         assert_eq!(r.gaps, 0);
         assert_eq!(r.out_of_order, 0);
         assert!(r.jitter_ms() < 0.01);
@@ -398,7 +420,10 @@ mod tests {
     fn rfc4733_digit_packets() {
         let t0 = Instant::now();
         let mut s = RtpSender::new(1, 0, 1000, Law::Ulaw, 0);
-        assert!(!s.send_digit('5', Duration::from_millis(100)), "no event PT yet");
+        assert!(
+            !s.send_digit('5', Duration::from_millis(100)),
+            "no event PT yet"
+        );
         s.set_telephone_event(Some(101));
         assert!(s.send_digit('5', Duration::from_millis(100)));
         s.start(t0);
@@ -407,7 +432,12 @@ mod tests {
         for i in 0..10u32 {
             let n = s.poll_transmit(t0 + PTIME * i, &mut buf).unwrap();
             let r = RtpReader::new(&buf[..n]).unwrap();
-            got.push((r.payload_type(), r.mark(), r.timestamp(), r.payload().to_vec()));
+            got.push((
+                r.payload_type(),
+                r.mark(),
+                r.timestamp(),
+                r.payload().to_vec(),
+            ));
         }
         // 5 packets of 20 ms with growing duration, end packet ×3, then audio.
         assert!(got[..7].iter().all(|g| g.0 == 101 && g.2 == 1000));

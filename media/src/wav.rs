@@ -179,9 +179,18 @@ mod tests {
 
     #[test]
     fn refuses_what_it_cannot_use() {
-        assert!(matches!(read_wav_8k(&b"RIFFxxxxWAVE"[..]), Err(WavError::NotWav(_))));
-        assert!(matches!(read_wav_8k(&b"hello"[..]), Err(WavError::NotWav(_))));
-        assert!(matches!(read_wav_8k(&wav(8000, 1, 16, 0, |_| 0)[..]), Err(WavError::Empty)));
+        assert!(matches!(
+            read_wav_8k(&b"RIFFxxxxWAVE"[..]),
+            Err(WavError::NotWav(_))
+        ));
+        assert!(matches!(
+            read_wav_8k(&b"hello"[..]),
+            Err(WavError::NotWav(_))
+        ));
+        assert!(matches!(
+            read_wav_8k(&wav(8000, 1, 16, 0, |_| 0)[..]),
+            Err(WavError::Empty)
+        ));
         assert!(matches!(
             read_wav_8k(&wav(2000, 1, 16, 10, |_| 0)[..]),
             Err(WavError::UnsupportedRate(2000))
