@@ -1,0 +1,673 @@
+//! Simulated phones: a UAS population on one SIP socket that answers (or
+//! not) and presses keys the way a configured behaviour says, and reports
+//! what each call did as one JSON line — the ground truth a test or a load
+//! run compares genki's results with.
+//!
+//! An outside peer: talks to genki only over SIP/RTP, built on genki-sip's
+//! [`UasCall`] and genki-media's RTP/DTMF, never on genki-engine.
+//!
+//! Depends on: genki-sip, genki-media, tokio.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use genki_media::dtmf::{info_body, tone};
+use genki_media::rtp::{RtpReceiver, RtpSender};
+use genki_media::{Law, Prompt};
+use genki_sip::auth;
+use genki_sip::message::{Message, Method};
+use genki_sip::sdp::{self, Codec, MediaDescription};
+use genki_sip::uas::{UasCall, UasEvent};
+use genki_sip::Timers;
+use serde::Serialize;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+/// What a phone does with an incoming call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Behaviour {
+    /// Ring for --answer-delay-ms, answer, press --digits, wait for BYE.
+    Answer,
+    /// Ring forever (until CANCEL).
+    NoAnswer,
+    /// 486 Busy Here.
+    Busy,
+    /// 404 Not Found.
+    NotFound,
+    /// 503 Service Unavailable.
+    Unavailable,
+    /// Never respond at all (the caller ends by Timer B).
+    Silent,
+    /// Answer, then hang up with BYE after --hangup-after-ms (mid-prompt).
+    Hangup,
+    /// Answer with only a codec genki does not speak (G.729).
+    NoCommonCodec,
+}
+
+/// How keys are pressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DtmfMode {
+    Rfc4733,
+    Inband,
+    Info,
+}
+
+/// Phone population settings (the `phones` subcommand's flags).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PhoneConfig {
+    /// SIP address to listen on (UDP).
+    #[arg(long, default_value = "127.0.0.1:5080")]
+    pub listen: SocketAddr,
+    #[arg(long, value_enum, default_value_t = Behaviour::Answer)]
+    pub behaviour: Behaviour,
+    /// Ring time before answering.
+    #[arg(long, default_value_t = 300)]
+    pub answer_delay_ms: u64,
+    /// Keys to press after answering ("" presses nothing).
+    #[arg(long, default_value = "1")]
+    pub digits: String,
+    /// Delay from the ACK to the first key.
+    #[arg(long, default_value_t = 1000)]
+    pub digit_delay_ms: u64,
+    /// Pause between keys.
+    #[arg(long, default_value_t = 300)]
+    pub inter_digit_ms: u64,
+    /// Length of each key press.
+    #[arg(long, default_value_t = 120)]
+    pub digit_duration_ms: u64,
+    #[arg(long, value_enum, default_value_t = DtmfMode::Rfc4733)]
+    pub dtmf: DtmfMode,
+    /// For --behaviour hangup: time from the ACK to our BYE.
+    #[arg(long, default_value_t = 1500)]
+    pub hangup_after_ms: u64,
+    /// Challenge every INVITE with digest auth: user:password.
+    #[arg(long)]
+    pub auth: Option<String>,
+    /// Challenge with 407 Proxy-Authenticate instead of 401.
+    #[arg(long)]
+    pub auth_proxy: bool,
+    /// Ignore the first INVITE of each call (the caller must retransmit).
+    #[arg(long)]
+    pub drop_first_invite: bool,
+    /// Ignore the first BYE of each call.
+    #[arg(long)]
+    pub drop_first_bye: bool,
+    /// Codec to prefer in the answer.
+    #[arg(long, value_enum, default_value_t = CodecArg::Pcmu)]
+    pub codec: CodecArg,
+    /// Exit after this many calls have finished (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    pub calls: u64,
+    /// Exit after this many seconds whatever happens.
+    #[arg(long, default_value_t = 300)]
+    pub max_seconds: u64,
+    /// Print one JSON line per finished call on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// First RTP port to use (even); each call takes the next free one.
+    #[arg(long, default_value_t = 40000)]
+    pub rtp_base: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CodecArg {
+    Pcmu,
+    Pcma,
+}
+
+/// What one call did: the ground truth of the run.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct CallRecord {
+    pub call_id: String,
+    pub from: String,
+    pub behaviour: Option<Behaviour>,
+    pub answered: bool,
+    pub final_status: Option<u16>,
+    pub digits_sent: String,
+    pub dtmf: Option<DtmfMode>,
+    /// remote_bye | local_bye | cancelled | rejected | ack_timeout | dropped
+    pub ended_by: String,
+    pub invites_received: u32,
+    pub byes_received: u32,
+    pub acked: bool,
+    pub auth_ok: Option<bool>,
+    pub rtp_received: u64,
+    pub rtp_sent: u64,
+    pub rtp_gaps: u64,
+    pub rtp_jitter_ms: f64,
+    pub rtp_interarrival_p50_ms: f64,
+    pub rtp_interarrival_p99_ms: f64,
+    pub rtp_interarrival_max_ms: f64,
+    pub duration_ms: u64,
+}
+
+enum MediaCmd {
+    Digit(char, DtmfMode),
+    Stop(oneshot::Sender<MediaStats>),
+}
+
+#[derive(Default)]
+struct MediaStats {
+    received: u64,
+    sent: u64,
+    gaps: u64,
+    jitter_ms: f64,
+    interarrival_us: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Answer,
+    Digit(usize),
+    Hangup,
+}
+
+struct PhoneCall {
+    uas: UasCall,
+    record: CallRecord,
+    started: Instant,
+    action: Option<(Instant, Action)>,
+    media: Option<mpsc::UnboundedSender<MediaCmd>>,
+    ended_at: Option<Instant>,
+    dropped_bye: bool,
+}
+
+/// Run the phones until `calls` have finished or `max_seconds` pass.
+pub async fn run(cfg: PhoneConfig) -> anyhow::Result<Vec<CallRecord>> {
+    let sock = UdpSocket::bind(cfg.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", cfg.listen))?;
+    let local = sock.local_addr()?;
+    info!(%local, behaviour = ?cfg.behaviour, "phones listening");
+    let timers = Timers::default();
+    let nonce = format!("{:016x}", rand::random::<u64>());
+    let deadline = Instant::now() + Duration::from_secs(cfg.max_seconds);
+    let mut calls: HashMap<String, PhoneCall> = HashMap::new();
+    let mut seen_invite: HashMap<String, u32> = HashMap::new();
+    let mut done: Vec<CallRecord> = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    let mut next_rtp = cfg.rtp_base + cfg.rtp_base % 2;
+    let mut malformed = 0u64;
+
+    loop {
+        let now = Instant::now();
+        // Actions, transmissions and finished calls.
+        let ids: Vec<String> = calls.keys().cloned().collect();
+        for id in ids {
+            let Some(c) = calls.get_mut(&id) else {
+                continue;
+            };
+            if let Some((at, action)) = c.action {
+                if now >= at {
+                    c.action = None;
+                    perform(&cfg, c, action, local, &mut next_rtp, now).await;
+                }
+            }
+            while let Some(t) = c.uas.poll_transmit() {
+                let _ = sock.send_to(&t.data, t.dest).await;
+            }
+            while let Some(ev) = c.uas.poll_event() {
+                on_event(&cfg, c, ev, now);
+            }
+            let finished = c
+                .ended_at
+                .is_some_and(|e| c.uas.is_finished() || now >= e + Duration::from_secs(2));
+            if finished {
+                let mut c = calls.remove(&id).expect("present");
+                if let Some(m) = c.media.take() {
+                    let (tx, rx) = oneshot::channel();
+                    if m.send(MediaCmd::Stop(tx)).is_ok() {
+                        if let Ok(s) = rx.await {
+                            fill_stats(&mut c.record, s);
+                        }
+                    }
+                }
+                c.record.duration_ms = (now - c.started).as_millis() as u64;
+                if c.record.ended_by == "challenged" {
+                    // The caller never came back with credentials: not a call of its own.
+                    debug!(call_id = %c.record.call_id, "challenge not answered");
+                    continue;
+                }
+                if cfg.json {
+                    println!("{}", serde_json::to_string(&c.record)?);
+                }
+                debug!(call_id = %c.record.call_id, ended_by = %c.record.ended_by, "call finished");
+                done.push(c.record);
+            }
+        }
+        if (cfg.calls > 0 && done.len() as u64 >= cfg.calls) || now >= deadline {
+            break;
+        }
+        let wake = calls
+            .values()
+            .flat_map(|c| {
+                [
+                    c.action.map(|a| a.0),
+                    c.uas.poll_timeout().map(Instant::from_std),
+                    c.ended_at.map(|e| e + Duration::from_secs(2)),
+                ]
+            })
+            .flatten()
+            .min()
+            .unwrap_or(deadline)
+            .min(deadline);
+        tokio::select! {
+            r = sock.recv_from(&mut buf) => {
+                let Ok((n, src)) = r else { continue };
+                let now = Instant::now();
+                let msg = match Message::parse(&buf[..n]) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        malformed += 1;
+                        warn!(%src, error = %e, "malformed SIP dropped");
+                        continue;
+                    }
+                };
+                on_message(&cfg, &mut calls, &mut seen_invite, msg, src, local, timers, &nonce, now);
+            }
+            _ = tokio::time::sleep_until(wake) => {
+                let now = Instant::now().into_std();
+                for c in calls.values_mut() {
+                    c.uas.handle_timeout(now);
+                }
+            }
+        }
+    }
+    info!(finished = done.len(), malformed, "phones done");
+    Ok(done)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn on_message(
+    cfg: &PhoneConfig,
+    calls: &mut HashMap<String, PhoneCall>,
+    seen_invite: &mut HashMap<String, u32>,
+    msg: Message,
+    src: SocketAddr,
+    local: SocketAddr,
+    timers: Timers,
+    nonce: &str,
+    now: Instant,
+) {
+    let id = msg.call_id.clone();
+    let is_new_invite = msg.method() == Some(&Method::Invite)
+        && calls.get(&id).is_none_or(|c| {
+            c.uas.invite().branch != msg.branch && c.uas.final_status().is_some_and(|s| s >= 300)
+        });
+    if msg.method() == Some(&Method::Invite) {
+        let n = seen_invite.entry(id.clone()).or_insert(0);
+        *n += 1;
+        if cfg.drop_first_invite && *n == 1 {
+            debug!(call_id = %id, "dropping the first INVITE on purpose");
+            return;
+        }
+        if cfg.behaviour == Behaviour::Silent {
+            if !calls.contains_key(&id) {
+                let uas = UasCall::new(msg, src, local, tag(), timers);
+                let mut c = new_call(uas, cfg, now);
+                c.record.ended_by = "dropped".into();
+                c.ended_at = Some(now + Duration::from_secs(30));
+                calls.insert(id.clone(), c);
+            }
+            if let Some(c) = calls.get_mut(&id) {
+                c.record.invites_received = seen_invite[&id];
+            }
+            return;
+        }
+    }
+    if is_new_invite {
+        let previous = calls.remove(&id);
+        let uas = UasCall::new(msg, src, local, tag(), timers);
+        let mut c = new_call(uas, cfg, now);
+        if let Some(p) = previous {
+            c.record.auth_ok = p.record.auth_ok;
+            c.started = p.started;
+        }
+        c.record.invites_received = seen_invite.get(&id).copied().unwrap_or(1);
+        start_call(cfg, &mut c, nonce, now);
+        calls.insert(id, c);
+        return;
+    }
+    let Some(c) = calls.get_mut(&id) else {
+        return;
+    };
+    match msg.method() {
+        Some(Method::Invite) => c.record.invites_received += 1,
+        Some(Method::Bye) => {
+            c.record.byes_received += 1;
+            if cfg.drop_first_bye && !c.dropped_bye {
+                c.dropped_bye = true;
+                debug!(call_id = %id, "dropping the first BYE on purpose");
+                return;
+            }
+        }
+        _ => {}
+    }
+    c.uas.handle_message(msg, src, now.into_std());
+}
+
+fn tag() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
+
+fn new_call(uas: UasCall, cfg: &PhoneConfig, now: Instant) -> PhoneCall {
+    let record = CallRecord {
+        call_id: uas.invite().call_id.clone(),
+        from: uas.invite().header("From").unwrap_or("").to_string(),
+        behaviour: Some(cfg.behaviour),
+        dtmf: (!cfg.digits.is_empty()).then_some(cfg.dtmf),
+        ..Default::default()
+    };
+    PhoneCall {
+        uas,
+        record,
+        started: now,
+        action: None,
+        media: None,
+        ended_at: None,
+        dropped_bye: false,
+    }
+}
+
+/// Decide what to do with a new INVITE.
+fn start_call(cfg: &PhoneConfig, c: &mut PhoneCall, nonce: &str, now: Instant) {
+    let now_std = now.into_std();
+    if let Some(cred) = &cfg.auth {
+        let (user, pass) = cred.split_once(':').unwrap_or((cred, ""));
+        let header = if cfg.auth_proxy {
+            "Proxy-Authorization"
+        } else {
+            "Authorization"
+        };
+        let verdict = c
+            .uas
+            .invite()
+            .header(header)
+            .map(|a| auth::verify(a, "INVITE", pass, nonce).ok().flatten());
+        match verdict {
+            Some(Some(u)) if u == user => c.record.auth_ok = Some(true),
+            Some(_) => {
+                c.record.auth_ok = Some(false);
+                reject(c, 403, now);
+                return;
+            }
+            None => {
+                let (status, name) = if cfg.auth_proxy {
+                    (407, "Proxy-Authenticate")
+                } else {
+                    (401, "WWW-Authenticate")
+                };
+                let challenge = format!(
+                    "Digest realm=\"genki-phones\", nonce=\"{nonce}\", qop=\"auth\", algorithm=MD5"
+                );
+                c.uas.respond(status, &[(name, &challenge)], None, now_std);
+                c.record.final_status = Some(status);
+                c.record.ended_by = "challenged".into();
+                return;
+            }
+        }
+    }
+    match cfg.behaviour {
+        Behaviour::Busy => reject(c, 486, now),
+        Behaviour::NotFound => reject(c, 404, now),
+        Behaviour::Unavailable => reject(c, 503, now),
+        Behaviour::NoAnswer => {
+            c.uas.respond(100, &[], None, now_std);
+            c.uas.respond(180, &[], None, now_std);
+        }
+        Behaviour::Silent => {}
+        Behaviour::Answer | Behaviour::Hangup | Behaviour::NoCommonCodec => {
+            c.uas.respond(100, &[], None, now_std);
+            c.uas.respond(180, &[], None, now_std);
+            c.action = Some((
+                now + Duration::from_millis(cfg.answer_delay_ms),
+                Action::Answer,
+            ));
+        }
+    }
+}
+
+fn reject(c: &mut PhoneCall, status: u16, now: Instant) {
+    c.uas.respond(status, &[], None, now.into_std());
+    c.record.final_status = Some(status);
+    c.record.ended_by = "rejected".into();
+    c.ended_at = Some(now);
+}
+
+async fn perform(
+    cfg: &PhoneConfig,
+    c: &mut PhoneCall,
+    action: Action,
+    local: SocketAddr,
+    next_rtp: &mut u16,
+    now: Instant,
+) {
+    let now_std = now.into_std();
+    match action {
+        Action::Answer => {
+            let offer = MediaDescription::parse(&c.uas.invite().body);
+            let Ok(offer) = offer else {
+                reject(c, 488, now);
+                return;
+            };
+            if cfg.behaviour == Behaviour::NoCommonCodec {
+                let body = format!(
+                    "v=0\r\no=phone 1 1 IN IP4 {ip}\r\ns=phone\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n",
+                    ip = local.ip()
+                );
+                c.uas.respond(
+                    200,
+                    &[],
+                    Some(("application/sdp", body.as_bytes())),
+                    now_std,
+                );
+                c.record.answered = true;
+                c.record.final_status = Some(200);
+                return;
+            }
+            let want = match cfg.codec {
+                CodecArg::Pcmu => Codec::Pcmu,
+                CodecArg::Pcma => Codec::Pcma,
+            };
+            let codec = if offer
+                .formats
+                .iter()
+                .any(|pt| offer.codec_for(*pt) == Some(want))
+            {
+                want
+            } else {
+                match offer.first_common_codec() {
+                    Some((_, c)) => c,
+                    None => {
+                        reject(c, 488, now);
+                        return;
+                    }
+                }
+            };
+            let sock = loop {
+                let port = *next_rtp;
+                *next_rtp = if port >= 65000 { 40000 } else { port + 2 };
+                if let Ok(s) = UdpSocket::bind(SocketAddr::new(local.ip(), port)).await {
+                    break s;
+                }
+            };
+            let port = sock.local_addr().map(|a| a.port()).unwrap_or(0);
+            let te = offer.telephone_event;
+            let answer = sdp::build(rand::random::<u32>() as u64, local.ip(), port, &[codec], te);
+            c.uas.respond(
+                200,
+                &[],
+                Some(("application/sdp", answer.as_bytes())),
+                now_std,
+            );
+            c.record.answered = true;
+            c.record.final_status = Some(200);
+            let remote = SocketAddr::new(offer.addr, offer.port);
+            let law = if codec == Codec::Pcmu {
+                Law::Ulaw
+            } else {
+                Law::Alaw
+            };
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(media_task(sock, remote, law, codec.payload_type(), te, rx));
+            c.media = Some(tx);
+        }
+        Action::Digit(i) => {
+            let Some(d) = cfg.digits.chars().nth(i) else {
+                return;
+            };
+            c.record.digits_sent.push(d);
+            match cfg.dtmf {
+                DtmfMode::Info => {
+                    let body = info_body(d, Duration::from_millis(cfg.digit_duration_ms));
+                    c.uas
+                        .send_info("application/dtmf-relay", body.as_bytes(), now_std);
+                }
+                mode => {
+                    if let Some(m) = &c.media {
+                        let _ = m.send(MediaCmd::Digit(d, mode));
+                    }
+                }
+            }
+            if i + 1 < cfg.digits.chars().count() {
+                let gap = cfg.digit_duration_ms + cfg.inter_digit_ms;
+                c.action = Some((now + Duration::from_millis(gap), Action::Digit(i + 1)));
+            }
+        }
+        Action::Hangup => c.uas.hangup(now_std),
+    }
+}
+
+fn on_event(cfg: &PhoneConfig, c: &mut PhoneCall, ev: UasEvent, now: Instant) {
+    match ev {
+        UasEvent::Acked => {
+            if c.record.final_status.is_some_and(|s| s >= 300) {
+                c.ended_at.get_or_insert(now);
+                return;
+            }
+            c.record.acked = true;
+            if cfg.behaviour == Behaviour::Hangup {
+                c.action = Some((
+                    now + Duration::from_millis(cfg.hangup_after_ms),
+                    Action::Hangup,
+                ));
+            } else if !cfg.digits.is_empty() && cfg.behaviour == Behaviour::Answer {
+                c.action = Some((
+                    now + Duration::from_millis(cfg.digit_delay_ms),
+                    Action::Digit(0),
+                ));
+            }
+        }
+        UasEvent::Cancelled => {
+            c.record.ended_by = "cancelled".into();
+            c.record.final_status = Some(487);
+            c.ended_at = Some(now);
+        }
+        UasEvent::RemoteBye => {
+            c.record.ended_by = "remote_bye".into();
+            c.action = None;
+            c.ended_at = Some(now);
+        }
+        UasEvent::ByeDone { .. } => {
+            c.record.ended_by = "local_bye".into();
+            c.ended_at = Some(now);
+        }
+        UasEvent::AckTimeout => {
+            if c.record.ended_by.is_empty() || c.record.ended_by == "challenged" {
+                c.record.ended_by = "ack_timeout".into();
+            }
+            c.ended_at = Some(now);
+        }
+        UasEvent::InfoDone { .. } => {}
+    }
+}
+
+fn fill_stats(r: &mut CallRecord, mut s: MediaStats) {
+    r.rtp_received = s.received;
+    r.rtp_sent = s.sent;
+    r.rtp_gaps = s.gaps;
+    r.rtp_jitter_ms = s.jitter_ms;
+    s.interarrival_us.sort_unstable();
+    let pct = |p: f64| {
+        if s.interarrival_us.is_empty() {
+            0.0
+        } else {
+            s.interarrival_us[((s.interarrival_us.len() - 1) as f64 * p).round() as usize] as f64
+                / 1000.0
+        }
+    };
+    r.rtp_interarrival_p50_ms = pct(0.5);
+    r.rtp_interarrival_p99_ms = pct(0.99);
+    r.rtp_interarrival_max_ms = pct(1.0);
+}
+
+/// One call's media: send silence (or tones / telephone-events when a key
+/// is pressed) every 20 ms, receive and measure genki's stream.
+async fn media_task(
+    sock: UdpSocket,
+    remote: SocketAddr,
+    law: Law,
+    pt: u8,
+    te: Option<u8>,
+    mut rx: mpsc::UnboundedReceiver<MediaCmd>,
+) {
+    let mut sender = RtpSender::new(rand::random(), rand::random(), rand::random(), law, pt);
+    sender.set_telephone_event(te);
+    sender.start(Instant::now().into_std());
+    let mut receiver = RtpReceiver::new();
+    let mut out = [0u8; 512];
+    let mut buf = [0u8; 2048];
+    let mut last_arrival: Option<Instant> = None;
+    let mut interarrival = Vec::with_capacity(2048);
+    loop {
+        let now = Instant::now();
+        while let Some(n) = sender.poll_transmit(now.into_std(), &mut out) {
+            let _ = sock.send_to(&out[..n], remote).await;
+        }
+        let wake = sender
+            .poll_timeout()
+            .map(Instant::from_std)
+            .unwrap_or(now + Duration::from_millis(20));
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(MediaCmd::Digit(d, DtmfMode::Inband)) => {
+                    sender.play(Prompt::from_pcm("dtmf", &tone(d, 120, 6000.0, 0.0)));
+                }
+                Some(MediaCmd::Digit(d, _)) => {
+                    if !sender.send_digit(d, Duration::from_millis(120)) {
+                        // No telephone-event negotiated: fall back to a tone.
+                        sender.play(Prompt::from_pcm("dtmf", &tone(d, 120, 6000.0, 0.0)));
+                    }
+                }
+                Some(MediaCmd::Stop(reply)) => {
+                    let _ = reply.send(MediaStats {
+                        received: receiver.received,
+                        sent: sender.sent,
+                        gaps: receiver.gaps,
+                        jitter_ms: receiver.jitter_ms(),
+                        interarrival_us: interarrival,
+                    });
+                    return;
+                }
+                None => return,
+            },
+            r = sock.recv_from(&mut buf) => {
+                if let Ok((n, _)) = r {
+                    let now = Instant::now();
+                    if receiver.handle(&buf[..n], now.into_std()).is_ok() {
+                        if let Some(l) = last_arrival {
+                            interarrival.push((now - l).as_micros().min(u32::MAX as u128) as u32);
+                        }
+                        last_arrival = Some(now);
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(wake) => {}
+        }
+    }
+}
