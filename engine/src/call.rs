@@ -334,6 +334,10 @@ async fn run(
                 }
             }
         }
+        if uac.has_transmit() {
+            // Reacting to an event queued SIP output (e.g. a BYE): send it now.
+            continue;
+        }
         // 3. Call flow: react to digits and playout.
         if ended.is_none() && local_end.is_none() {
             if let Some(m) = media.as_mut() {

@@ -29,7 +29,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Place one call: play a prompt, gather digits, hang up, print the result.
-    Call(CallArgs),
+    Call(Box<CallArgs>),
+    /// Run the main job on embedded defaults: simulated phones on loopback
+    /// (genki-loadtest, started as a separate process) and a watch call to each.
+    Demo,
 }
 
 #[derive(clap::Args)]
@@ -84,6 +87,7 @@ fn init_logs(json: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let b = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(filter);
     if json {
         b.json().init();
@@ -137,6 +141,27 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+async fn demo() -> anyhow::Result<ExitCode> {
+    let reports = genki_engine::demo::run().await?;
+    println!(
+        "{:<28} {:<9} {:<16} {:<7} {:<9} {:>8} {:>8}",
+        "callee", "answered", "end", "digits", "via", "ring_ms", "talk_ms"
+    );
+    for (label, r) in &reports {
+        println!(
+            "{:<28} {:<9} {:<16} {:<7} {:<9} {:>8} {:>8}",
+            label,
+            if r.answered { "yes" } else { "no" },
+            r.end_reason,
+            r.digits,
+            r.dtmf_transport.unwrap_or("-"),
+            r.ring_ms,
+            r.talk_ms
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(cli.log_json);
@@ -152,7 +177,8 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async {
         match cli.command {
-            Command::Call(args) => call(args).await,
+            Command::Call(args) => call(*args).await,
+            Command::Demo => demo().await,
         }
     });
     match result {

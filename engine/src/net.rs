@@ -13,10 +13,10 @@ use tokio::net::UdpSocket;
 /// Network set-up failures, each naming what was asked for.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
-    #[error("cannot bind {addr}: {source}")]
+    #[error("cannot bind {addr}: {error}")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("no free RTP port in {start}-{end} on {ip}")]
     NoRtpPort { ip: IpAddr, start: u16, end: u16 },
@@ -47,7 +47,7 @@ pub fn parse_port_range(s: &str) -> Result<RangeInclusive<u16>, NetError> {
 pub async fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, NetError> {
     let s = UdpSocket::bind(addr)
         .await
-        .map_err(|source| NetError::Bind { addr, source })?;
+        .map_err(|error| NetError::Bind { addr, error })?;
     set_recverr(&s);
     Ok(s)
 }

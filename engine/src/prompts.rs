@@ -31,13 +31,10 @@ pub const DEFAULTS: &[(&str, &[u8])] = &[
 /// Why a prompt could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum PromptError {
-    #[error("cannot read prompt file {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("prompt file {path}: {source}")]
-    Wav { path: String, source: wav::WavError },
+    #[error("cannot read prompt file {path}: {error}")]
+    Io { path: String, error: std::io::Error },
+    #[error("prompt file {path}: {error}")]
+    Wav { path: String, error: wav::WavError },
     #[error("no default prompt named {0:?}")]
     UnknownDefault(String),
 }
@@ -48,9 +45,9 @@ pub fn default_prompt(name: &str) -> Result<Prompt, PromptError> {
         .iter()
         .find(|(n, _)| *n == name)
         .ok_or_else(|| PromptError::UnknownDefault(name.to_string()))?;
-    let pcm = wav::read_wav_8k(*bytes).map_err(|source| PromptError::Wav {
+    let pcm = wav::read_wav_8k(*bytes).map_err(|error| PromptError::Wav {
         path: format!("<built-in {name}>"),
-        source,
+        error,
     })?;
     Ok(Prompt::from_pcm(name, &pcm))
 }
@@ -58,12 +55,12 @@ pub fn default_prompt(name: &str) -> Result<Prompt, PromptError> {
 /// A prompt from a WAV file.
 pub fn load_prompt(path: &Path) -> Result<Prompt, PromptError> {
     let p = path.display().to_string();
-    let f = std::fs::File::open(path).map_err(|source| PromptError::Io {
+    let f = std::fs::File::open(path).map_err(|error| PromptError::Io {
         path: p.clone(),
-        source,
+        error,
     })?;
     let pcm = wav::read_wav_8k(std::io::BufReader::new(f))
-        .map_err(|source| PromptError::Wav { path: p, source })?;
+        .map_err(|error| PromptError::Wav { path: p, error })?;
     let name = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

@@ -100,6 +100,10 @@ pub struct PhoneConfig {
     /// Codec to prefer in the answer.
     #[arg(long, value_enum, default_value_t = CodecArg::Pcmu)]
     pub codec: CodecArg,
+    /// For --behaviour silent: how long a call is listened to (counting
+    /// the caller's retransmissions) before it is recorded.
+    #[arg(long, default_value_t = 40000)]
+    pub silent_ms: u64,
     /// Exit after this many calls have finished (0: no limit).
     #[arg(long, default_value_t = 0)]
     pub calls: u64,
@@ -214,9 +218,9 @@ pub async fn run(cfg: PhoneConfig) -> anyhow::Result<Vec<CallRecord>> {
             while let Some(ev) = c.uas.poll_event() {
                 on_event(&cfg, c, ev, now);
             }
-            let finished = c
-                .ended_at
-                .is_some_and(|e| c.uas.is_finished() || now >= e + Duration::from_secs(2));
+            let finished = c.ended_at.is_some_and(|e| {
+                now >= e && (c.uas.is_finished() || now >= e + Duration::from_secs(2))
+            });
             if finished {
                 let mut c = calls.remove(&id).expect("present");
                 if let Some(m) = c.media.take() {
@@ -311,7 +315,7 @@ fn on_message(
                 let uas = UasCall::new(msg, src, local, tag(), timers);
                 let mut c = new_call(uas, cfg, now);
                 c.record.ended_by = "dropped".into();
-                c.ended_at = Some(now + Duration::from_secs(30));
+                c.ended_at = Some(now + Duration::from_millis(cfg.silent_ms));
                 calls.insert(id.clone(), c);
             }
             if let Some(c) = calls.get_mut(&id) {

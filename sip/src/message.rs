@@ -189,7 +189,10 @@ fn find_blank_line(data: &[u8]) -> Option<(usize, usize)> {
 
 /// Split a header block into unfolded `(name, value)` pairs; the first line
 /// (start line) is returned separately.
-fn split_head(head: &str) -> Result<(&str, Vec<(String, String)>), ParseError> {
+/// Unfolded header lines: (canonical name, value).
+type HeaderList = Vec<(String, String)>;
+
+fn split_head(head: &str) -> Result<(&str, HeaderList), ParseError> {
     let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let start = lines.next().ok_or(ParseError::Invalid("empty message"))?;
     let mut headers: Vec<(String, String)> = Vec::new();

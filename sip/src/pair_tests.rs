@@ -14,18 +14,23 @@ use crate::uas::{UasCall, UasEvent};
 const UAC: &str = "127.0.0.1:5060";
 const UAS: &str = "127.0.0.1:5080";
 
+/// Decides whether to drop a datagram (`true` when it goes to the UAS).
+type DropFilter = Box<dyn FnMut(&Message, bool) -> bool>;
+/// What the UAS does with the n-th new INVITE.
+type OnInvite = Box<dyn FnMut(&mut UasCall, usize, Instant)>;
+
 struct Pair {
     now: Instant,
     start: Instant,
     uac: UacCall,
     uas: Option<UasCall>,
     /// Drops a datagram (to UAS when true) if the filter says so.
-    drop: Box<dyn FnMut(&Message, bool) -> bool>,
+    drop: DropFilter,
     uac_events: Vec<(Duration, UacEvent)>,
     uas_events: Vec<UasEvent>,
     invites_seen: usize,
     /// What the UAS side does with each new INVITE.
-    on_invite: Box<dyn FnMut(&mut UasCall, usize, Instant)>,
+    on_invite: OnInvite,
     log: Vec<String>,
 }
 

@@ -54,7 +54,7 @@ impl Timers {
 pub enum TxEvent {
     /// A response for a client transaction (provisional or final; 2xx
     /// retransmissions too while an INVITE transaction is Accepted).
-    Response(Message),
+    Response(Box<Message>),
     /// Timer B or F fired (no final response), or Timer H/L fired (the ACK
     /// for our final response never came).
     Timeout,
@@ -140,12 +140,12 @@ impl ClientInvite {
                     // for longer than 64·T1 and the TU ends that with CANCEL.
                     self.state = ClientInviteState::Proceeding;
                     self.timer_b = None;
-                    self.events.push_back(TxEvent::Response(resp));
+                    self.events.push_back(TxEvent::Response(Box::new(resp)));
                 } else if status < 300 {
                     self.state = ClientInviteState::Accepted;
                     self.timer_b = None;
                     self.timer_m = Some(now + self.timers.t1x64());
-                    self.events.push_back(TxEvent::Response(resp));
+                    self.events.push_back(TxEvent::Response(Box::new(resp)));
                 } else {
                     self.state = ClientInviteState::Completed;
                     self.timer_b = None;
@@ -154,7 +154,7 @@ impl ClientInvite {
                     let ack = self.build_ack(&resp);
                     self.transmits.push_back(ack.clone());
                     self.ack = Some(ack);
-                    self.events.push_back(TxEvent::Response(resp));
+                    self.events.push_back(TxEvent::Response(Box::new(resp)));
                 }
             }
             ClientInviteState::Completed => {
@@ -168,7 +168,7 @@ impl ClientInvite {
             ClientInviteState::Accepted => {
                 // RFC 6026 §7.2: 2xx retransmissions go to the TU, which re-ACKs.
                 if (200..300).contains(&status) {
-                    self.events.push_back(TxEvent::Response(resp));
+                    self.events.push_back(TxEvent::Response(Box::new(resp)));
                 }
             }
             ClientInviteState::Terminated => {}
@@ -316,13 +316,13 @@ impl ClientNonInvite {
                     if self.state == ClientNonInviteState::Trying {
                         self.state = ClientNonInviteState::Proceeding;
                     }
-                    self.events.push_back(TxEvent::Response(resp));
+                    self.events.push_back(TxEvent::Response(Box::new(resp)));
                 } else {
                     self.state = ClientNonInviteState::Completed;
                     self.timer_e = None;
                     self.timer_f = None;
                     self.timer_k = Some(now + self.timers.t4);
-                    self.events.push_back(TxEvent::Response(resp));
+                    self.events.push_back(TxEvent::Response(Box::new(resp)));
                 }
             }
             ClientNonInviteState::Completed | ClientNonInviteState::Terminated => {}

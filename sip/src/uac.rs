@@ -386,11 +386,7 @@ impl UacCall {
             return;
         }
         match method {
-            Method::Bye => {
-                if self.state != State::Ended {
-                    self.end(CallEnd::RemoteBye);
-                }
-            }
+            Method::Bye => self.end(CallEnd::RemoteBye),
             Method::Info => self.events.push_back(UacEvent::Info {
                 content_type: msg.content_type().unwrap_or_default(),
                 body: msg.body,
@@ -493,8 +489,8 @@ impl UacCall {
                             self.send_cancel(now);
                         }
                     }
-                    200..=299 => self.on_2xx(msg, now),
-                    401 | 407 => self.on_challenge(msg, status, now),
+                    200..=299 => self.on_2xx(*msg, now),
+                    401 | 407 => self.on_challenge(*msg, status, now),
                     _ => {
                         self.final_status = Some(status);
                         if self.cancel_deadline.is_some() {
@@ -680,6 +676,11 @@ impl UacCall {
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
+    }
+
+    /// True when datagrams are waiting in [`poll_transmit`](Self::poll_transmit).
+    pub fn has_transmit(&self) -> bool {
+        !self.transmits.is_empty()
     }
 
     pub fn poll_event(&mut self) -> Option<UacEvent> {
