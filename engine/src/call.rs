@@ -108,6 +108,8 @@ pub enum CallError {
     Net(#[from] NetError),
     #[error("--to {0:?} must be a sip: URI")]
     BadTarget(String),
+    #[error("--to/--from do not make a valid SIP request: {0}")]
+    BadRequest(String),
     #[error("socket error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -230,7 +232,8 @@ pub async fn place_call(opts: CallOptions) -> Result<CallReport, CallError> {
     };
     info!(%call_id, to = %opts.to, %next_hop, %local_addr, rtp_port, "placing call");
     let start = TokioInstant::now();
-    let mut uac = UacCall::new(cfg, start.into_std());
+    let mut uac =
+        UacCall::new(cfg, start.into_std()).map_err(|e| CallError::BadRequest(e.to_string()))?;
     run(&opts, &sip, &rtp, &mut uac, start, call_id).await
 }
 

@@ -314,6 +314,15 @@ pub fn header_param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// True for a `sip:`/`sips:` URI with a host and nothing that would break
+/// a header or request line: no whitespace, control characters, `<>` or `"`.
+pub fn is_valid_sip_uri(uri: &str) -> bool {
+    uri_host_port(uri).is_some()
+        && !uri
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"'))
+}
+
 /// Host and port of a SIP URI (`sip:user@host:port;params`), port defaulting
 /// to 5060 (§19.1.1). IPv6 references are kept with their brackets removed.
 pub fn uri_host_port(uri: &str) -> Option<(String, u16)> {
@@ -617,8 +626,42 @@ impl Builder {
         )
     }
 
+    /// A request that reuses an INVITE's Request-URI, top Via, Route,
+    /// From, Call-ID and CSeq number with another method: the CANCEL of
+    /// §9.1 and the ACK for a non-2xx response of §17.1.1.3. `to` replaces
+    /// the INVITE's To (the ACK takes the response's, with its tag).
+    pub fn invite_sibling(invite: &Message, method: &Method, to: Option<&str>) -> Builder {
+        let uri = match &invite.start {
+            StartLine::Request { uri, .. } => uri.as_str(),
+            StartLine::Response { .. } => "",
+        };
+        let mut b = Builder::request(method, uri);
+        if let Some(v) = invite.header_lines("Via").next() {
+            b = b.header("Via", v);
+        }
+        for r in invite.header_lines("Route") {
+            b = b.header("Route", r);
+        }
+        b = b.header("Max-Forwards", "70");
+        if let Some(f) = invite.header("From") {
+            b = b.header("From", f);
+        }
+        if let Some(t) = to.or(invite.header("To")) {
+            b = b.header("To", t);
+        }
+        b.header("Call-ID", &invite.call_id)
+            .header("CSeq", &format!("{} {}", invite.cseq, method.as_str()))
+    }
+
+    /// Add a header. CR and LF in the value are replaced by spaces so that
+    /// no value (from config or a peer) can inject header lines.
     pub fn header(mut self, name: &str, value: &str) -> Builder {
-        let _ = write!(self.text, "{name}: {value}\r\n");
+        if value.contains(['\r', '\n']) {
+            let clean = value.replace(['\r', '\n'], " ");
+            let _ = write!(self.text, "{name}: {clean}\r\n");
+        } else {
+            let _ = write!(self.text, "{name}: {value}\r\n");
+        }
         self
     }
 
@@ -744,6 +787,14 @@ l: 0\r\n\r\n";
         );
         assert_eq!(uri_host_port("sip:[::1]:5070"), Some(("::1".into(), 5070)));
         assert_eq!(uri_host_port("http://x"), None);
+        assert!(is_valid_sip_uri("sip:1001@127.0.0.1:5080;transport=udp"));
+        assert!(!is_valid_sip_uri("sip:a b@x"));
+        assert!(!is_valid_sip_uri("sip:x\r\nVia: y"));
+        assert!(!is_valid_sip_uri("tel:123"));
+        let b = Builder::request(&Method::Bye, "sip:x@y")
+            .header("Subject", "a\r\nVia: evil")
+            .build();
+        assert!(!String::from_utf8(b).unwrap().contains("\nVia"));
         assert_eq!(header_param("<sip:a@b;tag=no>;tag=yes", "tag"), Some("yes"));
         assert_eq!(
             split_list("<sip:a,b@x>, \"c,d\" <sip:e@f>"),

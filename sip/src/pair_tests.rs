@@ -57,7 +57,7 @@ impl Pair {
         Pair {
             now,
             start: now,
-            uac: UacCall::new(cfg, now),
+            uac: UacCall::new(cfg, now).expect("valid config"),
             uas: None,
             drop: Box::new(|_, _| false),
             uac_events: vec![],
@@ -380,4 +380,14 @@ fn answer_racing_cancel_is_acked_and_hung_up() {
     assert_eq!(p.ended(), Some(CallEnd::Cancelled));
     assert!(p.log.iter().any(|l| l.starts_with("> BYE")));
     assert!(p.uas_events.contains(&UasEvent::RemoteBye));
+}
+
+#[test]
+fn invalid_target_is_an_error_not_a_panic() {
+    let mut c = cfg();
+    c.target = "sip:a b@127.0.0.1".into();
+    assert!(UacCall::new(c, Instant::now()).is_err());
+    let mut c = cfg();
+    c.from = "sip:x\r\nVia: evil".into();
+    assert!(UacCall::new(c, Instant::now()).is_err());
 }

@@ -178,28 +178,7 @@ impl ClientInvite {
     /// The ACK for a non-2xx final response (§17.1.1.3): same Request-URI,
     /// Call-ID, From, CSeq number, top Via and Route as the INVITE; To from the response.
     fn build_ack(&self, resp: &Message) -> Vec<u8> {
-        let req = &self.request_msg;
-        let uri = match &req.start {
-            crate::message::StartLine::Request { uri, .. } => uri.as_str(),
-            _ => "",
-        };
-        let mut b = Builder::request(&Method::Ack, uri);
-        if let Some(v) = req.header_lines("Via").next() {
-            b = b.header("Via", v);
-        }
-        for r in req.header_lines("Route") {
-            b = b.header("Route", r);
-        }
-        b = b.header("Max-Forwards", "70");
-        if let Some(f) = req.header("From") {
-            b = b.header("From", f);
-        }
-        if let Some(t) = resp.header("To") {
-            b = b.header("To", t);
-        }
-        b = b.header("Call-ID", &req.call_id);
-        b = b.header("CSeq", &format!("{} ACK", req.cseq));
-        b.build()
+        Builder::invite_sibling(&self.request_msg, &Method::Ack, resp.header("To")).build()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {

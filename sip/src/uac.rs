@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::Challenge;
 use crate::dialog::{without_tag, Dialog, Transmit};
-use crate::message::{reason_phrase, Builder, Message, Method};
+use crate::message::{is_valid_sip_uri, reason_phrase, Builder, Message, Method, ParseError};
 use crate::transaction::{ClientInvite, ClientNonInvite, ServerNonInvite, Timers, TxEvent};
 
 /// What the owner must know to place a call.
@@ -122,7 +122,15 @@ pub struct UacCall {
 
 impl UacCall {
     /// Build the INVITE and start the call; the INVITE is ready in `poll_transmit`.
-    pub fn new(cfg: UacConfig, now: Instant) -> UacCall {
+    /// Fails when the target or From URI would not make a valid request
+    /// (e.g. whitespace in a URI): nothing is sent then.
+    pub fn new(cfg: UacConfig, now: Instant) -> Result<UacCall, ParseError> {
+        if !is_valid_sip_uri(&cfg.target) {
+            return Err(ParseError::Invalid("target is not a valid SIP URI"));
+        }
+        if !is_valid_sip_uri(&cfg.from) {
+            return Err(ParseError::Invalid("From is not a valid SIP URI"));
+        }
         let mut c = UacCall {
             cfg,
             state: State::Calling,
@@ -147,8 +155,8 @@ impl UacCall {
             retransmissions: 0,
         };
         c.ring_deadline = Some(now + c.cfg.ring_timeout);
-        c.send_invite(None, now);
-        c
+        c.send_invite(None, now)?;
+        Ok(c)
     }
 
     pub fn call_id(&self) -> &str {
@@ -175,7 +183,11 @@ impl UacCall {
         format!("sip:{user}@{}", self.cfg.local_addr)
     }
 
-    fn send_invite(&mut self, authorization: Option<(&'static str, String)>, now: Instant) {
+    fn send_invite(
+        &mut self,
+        authorization: Option<(&'static str, String)>,
+        now: Instant,
+    ) -> Result<(), ParseError> {
         self.invite_cseq += 1;
         let branch = self.next_branch();
         self.invite_branch = branch.clone();
@@ -199,12 +211,13 @@ impl UacCall {
             b = b.header(name, &value);
         }
         let bytes = b.body("application/sdp", &self.cfg.sdp_offer).build();
-        let msg = Message::parse(&bytes).expect("our own INVITE parses");
+        let msg = Message::parse(&bytes)?;
         if let Some(old) = self.invite_tx.take() {
             self.retransmissions += old.retransmissions;
         }
         self.invite_tx = Some(ClientInvite::new(bytes, msg, self.cfg.timers, now));
         self.flush(now);
+        Ok(())
     }
 
     /// Hang up: BYE when answered, CANCEL while ringing (§9.1, §15.1.1).
@@ -232,26 +245,8 @@ impl UacCall {
         let Some(inv) = self.invite_tx.as_ref() else {
             return;
         };
-        let req = inv.request();
         // §9.1: same Request-URI, Call-ID, From, To, CSeq number and top Via.
-        let mut b = Builder::request(&Method::Cancel, &self.cfg.target);
-        if let Some(v) = req.header_lines("Via").next() {
-            b = b.header("Via", v);
-        }
-        for r in req.header_lines("Route") {
-            b = b.header("Route", r);
-        }
-        b = b.header("Max-Forwards", "70");
-        if let Some(f) = req.header("From") {
-            b = b.header("From", f);
-        }
-        if let Some(t) = req.header("To") {
-            b = b.header("To", t);
-        }
-        let bytes = b
-            .header("Call-ID", &self.cfg.call_id)
-            .header("CSeq", &format!("{} CANCEL", self.invite_cseq))
-            .build();
+        let bytes = Builder::invite_sibling(inv.request(), &Method::Cancel, None).build();
         self.cancel_pending = false;
         self.cancel_tx = Some(ClientNonInvite::new(bytes, self.cfg.timers, now));
         self.cancel_deadline = Some(now + self.cfg.timers.t1x64());
@@ -553,8 +548,10 @@ impl UacCall {
         if self.cancel_deadline.is_none() && !self.cancel_pending && self.auth_tries < allowed {
             let target = self.cfg.target.clone();
             if let Some(auth) = self.challenge_answer(&msg, status, "INVITE", &target) {
-                self.send_invite(Some(auth), now);
-                return;
+                // A challenge whose values make our request invalid ends the call.
+                if self.send_invite(Some(auth), now).is_ok() {
+                    return;
+                }
             }
         }
         self.final_status = Some(status);
