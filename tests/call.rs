@@ -17,6 +17,18 @@ fn assert_answered_with(r: &CallResult, digits: &str, transport: &str) {
     assert_eq!(r.report["digits"], digits);
     assert_eq!(r.report["dtmf_transport"], transport);
     assert_eq!(r.report["end_reason"], "digits");
+    assert_no_spin(r);
+}
+
+/// The event loop wakes about once per datagram or timer, never spins.
+fn assert_no_spin(r: &CallResult) {
+    let packets =
+        r.report["rtp_sent"].as_u64().unwrap() + r.report["rtp_received"].as_u64().unwrap();
+    let wakeups = r.report["event_loop_wakeups"].as_u64().unwrap();
+    assert!(
+        wakeups <= 2 * packets + 200,
+        "{wakeups} wakeups for {packets} RTP packets"
+    );
 }
 
 fn assert_cadence(rec: &serde_json::Value) {
@@ -133,6 +145,7 @@ fn no_key_ends_by_gather_timeout_after_repeating_the_prompt() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.report["end_reason"], "gather_timeout");
+    assert_no_spin(&r);
     assert_eq!(r.report["digits"], "");
     assert!(
         r.report["prompt_plays"].as_u64().unwrap() >= 2,

@@ -74,6 +74,9 @@ pub struct CallReport {
     pub sip_retransmissions: u32,
     pub malformed_sip: u64,
     pub malformed_rtp: u64,
+    /// Times the call's event loop ran: about one per datagram or timer.
+    /// Far more than packets means the loop spins (a bug, burning CPU).
+    pub event_loop_wakeups: u64,
 }
 
 impl CallReport {
@@ -264,7 +267,9 @@ async fn run(
     // After the end, linger one T1 to absorb retransmissions of final messages.
     let linger = opts.timers.t1;
 
+    let mut iterations = 0u64;
     loop {
+        iterations += 1;
         let now = TokioInstant::now();
         // 1. SIP output.
         while let Some(t) = uac.poll_transmit() {
@@ -414,8 +419,10 @@ async fn run(
                 .filter(|_| ended.is_none())
                 .and_then(|m| m.sender.poll_timeout())
                 .map(TokioInstant::from_std),
-            gather_deadline,
-            replay_at,
+            // The call flow's timers matter only while it still runs; a
+            // passed one left in here would make this loop spin.
+            gather_deadline.filter(|_| local_end.is_none() && ended.is_none()),
+            replay_at.filter(|_| local_end.is_none() && ended.is_none()),
             ended.as_ref().map(|(_, at)| *at + linger),
         ]
         .into_iter()
@@ -511,6 +518,7 @@ async fn run(
         sip_retransmissions: uac.total_retransmissions(),
         malformed_sip,
         malformed_rtp: malformed_rtp + media.as_ref().map_or(0, |m| m.receiver.malformed),
+        event_loop_wakeups: iterations,
     })
 }
 

@@ -685,15 +685,18 @@ impl UacCall {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut t: Vec<Instant> = Vec::with_capacity(8);
-        t.extend(self.ring_deadline);
-        t.extend(self.cancel_deadline);
-        t.extend(self.invite_tx.as_ref().and_then(|x| x.poll_timeout()));
-        t.extend(self.cancel_tx.as_ref().and_then(|x| x.poll_timeout()));
-        t.extend(self.bye_tx.as_ref().and_then(|x| x.0.poll_timeout()));
-        t.extend(self.server_txs.iter().filter_map(|s| s.tx.poll_timeout()));
-        t.extend(self.extra_txs.iter().filter_map(|s| s.0.poll_timeout()));
-        t.into_iter().min()
+        [
+            self.ring_deadline,
+            self.cancel_deadline,
+            self.invite_tx.as_ref().and_then(|x| x.poll_timeout()),
+            self.cancel_tx.as_ref().and_then(|x| x.poll_timeout()),
+            self.bye_tx.as_ref().and_then(|x| x.0.poll_timeout()),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(self.server_txs.iter().filter_map(|s| s.tx.poll_timeout()))
+        .chain(self.extra_txs.iter().filter_map(|s| s.0.poll_timeout()))
+        .min()
     }
 
     /// True when nothing is left to do: ended and no transaction still
