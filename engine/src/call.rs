@@ -12,13 +12,11 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use genki_media::dtmf::{
-    parse_info, DtmfCollector, DtmfTransport, InbandDetector, Rfc4733Receiver,
-};
-use genki_media::rtp::{PlayoutEvent, RtpReceiver, RtpSender};
-use genki_media::{Law, Prompt};
+use genki_media::dtmf::{parse_info, DtmfCollector, DtmfTransport};
+use genki_media::rtp::PlayoutEvent;
+use genki_media::Prompt;
 use genki_sip::message::{reason_phrase, Builder, Message, Method};
-use genki_sip::sdp::{self, Codec, MediaDescription};
+use genki_sip::sdp::{self, Codec};
 use genki_sip::uac::{CallEnd, UacCall, UacConfig, UacEvent};
 use genki_sip::Timers;
 use serde::Serialize;
@@ -27,6 +25,7 @@ use tokio::time::Instant as TokioInstant;
 use tracing::{debug, info, warn};
 
 use crate::net::{self, NetError};
+use crate::rtp_session::RtpSession;
 
 /// Dynamic payload type we offer for telephone-event (RFC 4733 §7.1.1).
 pub const TELEPHONE_EVENT_PT: u8 = 101;
@@ -115,18 +114,6 @@ pub enum CallError {
     BadRequest(String),
     #[error("socket error: {0}")]
     Io(#[from] std::io::Error),
-}
-
-struct Media {
-    remote: SocketAddr,
-    law: Law,
-    payload_type: u8,
-    telephone_event: Option<u8>,
-    sender: RtpSender,
-    receiver: RtpReceiver,
-    rfc4733: Rfc4733Receiver,
-    inband: InbandDetector,
-    lateness_us: Vec<u32>,
 }
 
 /// Our own decision to end the call, which takes precedence over what SIP reports.
@@ -250,9 +237,7 @@ async fn run(
 ) -> Result<CallReport, CallError> {
     let mut sip_buf = vec![0u8; 65536];
     let mut rtp_buf = vec![0u8; 2048];
-    let mut out_buf = [0u8; 512];
-    let mut pcm = [0i16; 1024];
-    let mut media: Option<Media> = None;
+    let mut media: Option<RtpSession> = None;
     let mut collector = DtmfCollector::default();
     let mut digits = String::new();
     let mut transport: Option<DtmfTransport> = None;
@@ -263,7 +248,7 @@ async fn run(
     let mut answered_at: Option<TokioInstant> = None;
     let mut ended: Option<(CallEnd, TokioInstant)> = None;
     let mut unreachable = false;
-    let (mut malformed_sip, mut malformed_rtp) = (0u64, 0u64);
+    let mut malformed_sip = 0u64;
     // After the end, linger one T1 to absorb retransmissions of final messages.
     let linger = opts.timers.t1;
 
@@ -287,37 +272,12 @@ async fn run(
                 UacEvent::Progress { status } => debug!(%call_id, status, "progress"),
                 UacEvent::Answered { sdp } => {
                     answered_at = Some(now);
-                    let negotiated =
-                        MediaDescription::parse(&sdp).and_then(|m| m.negotiate_answer());
-                    match negotiated {
-                        Ok(n) => {
-                            info!(%call_id, codec = n.codec.name(), remote = %n.remote, "answered");
-                            let law = match n.codec {
-                                Codec::Pcmu => Law::Ulaw,
-                                Codec::Pcma => Law::Alaw,
-                            };
-                            let mut sender = RtpSender::new(
-                                rand::random(),
-                                rand::random(),
-                                rand::random(),
-                                law,
-                                n.payload_type,
-                            );
-                            sender.set_telephone_event(n.telephone_event);
-                            sender.play(opts.prompt.clone());
+                    match RtpSession::from_answer(&sdp, now.into_std()) {
+                        Ok(mut m) => {
+                            info!(%call_id, codec = m.codec_name(), remote = %m.remote, "answered");
+                            m.sender.play(opts.prompt.clone());
                             plays = 1;
-                            sender.start(now.into_std());
-                            media = Some(Media {
-                                remote: n.remote,
-                                law,
-                                payload_type: n.payload_type,
-                                telephone_event: n.telephone_event,
-                                sender,
-                                receiver: RtpReceiver::new(),
-                                rfc4733: Rfc4733Receiver::new(),
-                                inband: InbandDetector::default(),
-                                lateness_us: Vec::with_capacity(4096),
-                            });
+                            media = Some(m);
                         }
                         Err(e) => {
                             warn!(%call_id, error = %e, "unusable SDP answer; hanging up");
@@ -391,18 +351,7 @@ async fn run(
         // 4. RTP output.
         if ended.is_none() {
             if let Some(m) = media.as_mut() {
-                let now_std = now.into_std();
-                loop {
-                    let late = m.sender.lateness(now_std);
-                    let Some(n) = m.sender.poll_transmit(now_std, &mut out_buf) else {
-                        break;
-                    };
-                    m.lateness_us
-                        .push(late.as_micros().min(u32::MAX as u128) as u32);
-                    if let Err(e) = rtp.send_to(&out_buf[..n], m.remote).await {
-                        debug!(%call_id, error = %e, "RTP send failed");
-                    }
-                }
+                m.send_due(rtp, now.into_std()).await;
             }
         }
         // 5. Done?
@@ -456,28 +405,8 @@ async fn run(
             r = rtp.recv_from(&mut rtp_buf) => {
                 if let (Ok((n, _src)), Some(m)) = (r, media.as_mut()) {
                     let now = TokioInstant::now().into_std();
-                    match m.receiver.handle(&rtp_buf[..n], now) {
-                        Ok(p) if Some(p.payload_type) == m.telephone_event => {
-                            if let Some(d) = m.rfc4733.handle(p.payload, p.timestamp) {
-                                if let Some(x) = collector.push(d, DtmfTransport::Rfc4733, now) {
-                                    on_digit(x, &mut digits, &mut transport);
-                                }
-                            }
-                        }
-                        Ok(p) if p.payload_type == m.payload_type => {
-                            for chunk in p.payload.chunks(pcm.len()) {
-                                for (o, b) in pcm.iter_mut().zip(chunk) {
-                                    *o = m.law.decode(*b);
-                                }
-                                if let Some(d) = m.inband.feed(&pcm[..chunk.len()]) {
-                                    if let Some(x) = collector.push(d, DtmfTransport::Inband, now) {
-                                        on_digit(x, &mut digits, &mut transport);
-                                    }
-                                }
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(_) => malformed_rtp += 1,
+                    if let Some(x) = m.on_datagram(&rtp_buf[..n], now, &mut collector) {
+                        on_digit(x, &mut digits, &mut transport);
                     }
                 }
             },
@@ -505,10 +434,7 @@ async fn run(
             .unwrap_or(0),
         end_reason,
         call_id,
-        codec: media.as_ref().map(|m| match m.law {
-            Law::Ulaw => "PCMU",
-            Law::Alaw => "PCMA",
-        }),
+        codec: media.as_ref().map(|m| m.codec_name()),
         prompt_plays: plays,
         rtp_sent: media.as_ref().map_or(0, |m| m.sender.sent),
         rtp_received: media.as_ref().map_or(0, |m| m.receiver.received),
@@ -517,7 +443,7 @@ async fn run(
         rtp_send_late_max_us: late.last().copied().unwrap_or(0) as u64,
         sip_retransmissions: uac.total_retransmissions(),
         malformed_sip,
-        malformed_rtp: malformed_rtp + media.as_ref().map_or(0, |m| m.receiver.malformed),
+        malformed_rtp: media.as_ref().map_or(0, |m| m.receiver.malformed),
         event_loop_wakeups: iterations,
     })
 }

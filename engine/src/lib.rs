@@ -2,13 +2,30 @@
 //!
 //! The only crate (with loadtest) that does IO: sockets, timers, files. It
 //! drives the sans-IO cores of `genki-sip` and `genki-media`.
-//! Today it holds `genki call` ([`call`]) and `genki demo` ([`demo`]); the scheduler, dialer, storage
-//! glue and admin API of later issues join it here.
+//! It holds `genki call` ([`call`]), `genki demo` ([`demo`]) and the daemon
+//! `genki serve` ([`serve`]): configuration ([`config`]), the SIP endpoint
+//! shared by all calls ([`endpoint`]), one task per call running the
+//! tenant's script ([`watch`], [`script`], [`rtp_session`]), the scheduler
+//! and dialer ([`service`], [`schedule`], [`holidays`], [`dialer`]), the
+//! admin API ([`api`]) and metrics ([`metrics`]).
 //!
 //! Dependency rule: may depend on genki-sip, genki-media (and genki-storage);
 //! never on genki-loadtest.
 
+pub mod api;
 pub mod call;
+pub mod clock;
+pub mod config;
 pub mod demo;
+pub mod dialer;
+pub mod endpoint;
+pub mod holidays;
+pub mod metrics;
 pub mod net;
 pub mod prompts;
+pub mod rtp_session;
+pub mod schedule;
+pub mod script;
+pub mod serve;
+pub mod service;
+pub mod watch;

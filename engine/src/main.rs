@@ -30,9 +30,30 @@ struct Cli {
 enum Command {
     /// Place one call: play a prompt, gather digits, hang up, print the result.
     Call(Box<CallArgs>),
-    /// Run the main job on embedded defaults: simulated phones on loopback
-    /// (genki-loadtest, started as a separate process) and a watch call to each.
-    Demo,
+    /// Run the watch-call daemon: scheduler, dialer, calls, admin API.
+    Serve(ServeArgs),
+    /// Run the main job on embedded defaults: the daemon on a temporary data
+    /// directory, simulated phones (genki-loadtest, separate processes) as the
+    /// carrier, subscribers enrolled through the API, one round, its summary.
+    Demo {
+        /// How many subscribers to enrol and call.
+        #[arg(long, default_value_t = 200)]
+        subscribers: usize,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file (every key has a default; GENKI_<SECTION>_<KEY> overrides).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print the effective configuration (secrets masked) and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Run the clock from this instant (RFC 3339) instead of now. For tests of
+    /// calendars and windows; never in production.
+    #[arg(long, hide = true)]
+    clock_start: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -141,51 +162,79 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn demo() -> anyhow::Result<ExitCode> {
-    let reports = genki_engine::demo::run().await?;
-    println!(
-        "{:<28} {:<9} {:<16} {:<7} {:<9} {:>8} {:>8}",
-        "callee", "answered", "end", "digits", "via", "ring_ms", "talk_ms"
-    );
-    for (label, r) in &reports {
-        println!(
-            "{:<28} {:<9} {:<16} {:<7} {:<9} {:>8} {:>8}",
-            label,
-            if r.answered { "yes" } else { "no" },
-            r.end_reason,
-            r.digits,
-            r.dtmf_transport.unwrap_or("-"),
-            r.ring_ms,
-            r.talk_ms
-        );
+async fn demo(n: usize) -> anyhow::Result<ExitCode> {
+    if n == 0 || n > 5000 {
+        anyhow::bail!("--subscribers must be 1–5000");
     }
+    let s = genki_engine::demo::run(n).await?;
+    let o = &s["outcomes"];
+    println!(
+        "\nround of {} ({} checks):",
+        s["date"].as_str().unwrap_or(""),
+        s["total"]
+    );
+    println!("  {:<14} {:>6}", "outcome", "checks");
+    for k in ["fine", "needs_contact", "no_response", "missed"] {
+        println!("  {:<14} {:>6}", k, o[k]);
+    }
+    let not_fine = s["not_yet_fine"].as_array().map(|a| a.len()).unwrap_or(0);
+    println!("  {not_fine} people were not fine or not reached: their watchers are to be alerted (next issue).");
     Ok(ExitCode::SUCCESS)
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logs(cli.log_json);
-    let rt = match tokio::runtime::Builder::new_current_thread()
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("GENKI_"))
+        .collect();
+    let cfg = genki_engine::config::Config::load(args.config.as_deref(), &env)?;
+    if args.print_config {
+        print!("{}", cfg.printable());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let clock_start = args
+        .clock_start
+        .as_deref()
+        .map(|s| {
+            s.parse::<jiff::Timestamp>()
+                .map(|t| t.as_millisecond() as u64)
+                .map_err(|e| anyhow::anyhow!("--clock-start {s:?}: {e}"))
+        })
+        .transpose()?;
+    multi_thread()?.block_on(genki_engine::serve::serve(cfg, clock_start))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn multi_thread() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("genki: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = rt.block_on(async {
-        match cli.command {
-            Command::Call(args) => call(*args).await,
-            Command::Demo => demo().await,
-        }
-    });
+        .build()?)
+}
+
+fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("genki: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_json);
+    match cli.command {
+        Command::Serve(args) => report(serve(args)),
+        Command::Demo { subscribers } => {
+            report(multi_thread().and_then(|rt| rt.block_on(demo(subscribers))))
+        }
+        Command::Call(args) => report(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(call(*args))),
+        ),
     }
 }

@@ -104,6 +104,10 @@ pub struct PhoneConfig {
     /// the caller's retransmissions) before it is recorded.
     #[arg(long, default_value_t = 40000)]
     pub silent_ms: u64,
+    /// Hang up an answered call that is still up after this long (a caller
+    /// that vanished without BYE, e.g. killed).
+    #[arg(long, default_value_t = 120_000)]
+    pub max_call_ms: u64,
     /// Exit after this many calls have finished (0: no limit).
     #[arg(long, default_value_t = 0)]
     pub calls: u64,
@@ -179,6 +183,8 @@ struct PhoneCall {
     media: Option<mpsc::UnboundedSender<MediaCmd>>,
     ended_at: Option<Instant>,
     dropped_bye: bool,
+    /// Hang up at this instant if the call is still up.
+    max_until: Option<Instant>,
 }
 
 /// Run the phones until `calls` have finished or `max_seconds` pass.
@@ -211,6 +217,11 @@ pub async fn run(cfg: PhoneConfig) -> anyhow::Result<Vec<CallRecord>> {
                     c.action = None;
                     perform(&cfg, c, action, local, &mut next_rtp, now).await;
                 }
+            }
+            if c.max_until.is_some_and(|t| now >= t) && c.ended_at.is_none() {
+                c.max_until = None;
+                debug!(call_id = %id, "call outlived --max-call-ms; hanging up");
+                c.uas.hangup(now.into_std());
             }
             while let Some(t) = c.uas.poll_transmit() {
                 let _ = sock.send_to(&t.data, t.dest).await;
@@ -252,6 +263,7 @@ pub async fn run(cfg: PhoneConfig) -> anyhow::Result<Vec<CallRecord>> {
             .flat_map(|c| {
                 [
                     c.action.map(|a| a.0),
+                    c.max_until.filter(|_| c.ended_at.is_none()),
                     c.uas.poll_timeout().map(Instant::from_std),
                     c.ended_at.map(|e| e + Duration::from_secs(2)),
                 ]
@@ -375,6 +387,7 @@ fn new_call(uas: UasCall, cfg: &PhoneConfig, now: Instant) -> PhoneCall {
         media: None,
         ended_at: None,
         dropped_bye: false,
+        max_until: None,
     }
 }
 
@@ -555,6 +568,7 @@ fn on_event(cfg: &PhoneConfig, c: &mut PhoneCall, ev: UasEvent, now: Instant) {
                 return;
             }
             c.record.acked = true;
+            c.max_until = Some(now + Duration::from_millis(cfg.max_call_ms));
             if cfg.behaviour == Behaviour::Hangup {
                 c.action = Some((
                     now + Duration::from_millis(cfg.hangup_after_ms),

@@ -144,3 +144,265 @@ pub fn call_phones(port: u16, genki_args: &[&str]) -> CallResult {
     args.extend_from_slice(genki_args);
     genki_call(&args)
 }
+
+/// A minimal HTTP/1.1 client for the API tests (one request per connection).
+pub struct Http {
+    pub addr: String,
+    pub token: String,
+}
+
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+impl Http {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        extra: &[(&str, &str)],
+    ) -> HttpResponse {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&self.addr).expect("connect to the API");
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let body = body.unwrap_or(b"");
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.addr,
+            body.len()
+        );
+        if !self.token.is_empty() {
+            req.push_str(&format!("Authorization: Bearer {}\r\n", self.token));
+        }
+        for (k, v) in extra {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let text = String::from_utf8_lossy(&raw).to_string();
+        let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            dechunk(rest)
+        } else {
+            rest.to_string()
+        };
+        HttpResponse {
+            status,
+            headers: head.to_string(),
+            body,
+        }
+    }
+    pub fn get(&self, path: &str) -> HttpResponse {
+        self.request("GET", path, None, &[])
+    }
+    pub fn post(&self, path: &str, json: &Value) -> HttpResponse {
+        self.request(
+            "POST",
+            path,
+            Some(json.to_string().as_bytes()),
+            &[("Content-Type", "application/json")],
+        )
+    }
+    pub fn patch(&self, path: &str, json: &Value) -> HttpResponse {
+        self.request(
+            "PATCH",
+            path,
+            Some(json.to_string().as_bytes()),
+            &[("Content-Type", "application/json")],
+        )
+    }
+    pub fn with_token(&self, token: &str) -> Http {
+        Http {
+            addr: self.addr.clone(),
+            token: token.to_string(),
+        }
+    }
+}
+
+fn dechunk(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some((len, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&after[..n.min(after.len())]);
+        rest = after.get(n + 2..).unwrap_or("");
+    }
+    out
+}
+
+/// A running `genki serve` with its own data directory and ports.
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub dir: PathBuf,
+    pub api: String,
+    pub sip_port: u16,
+    pub env: Vec<(String, String)>,
+    pub args: Vec<String>,
+}
+
+impl Daemon {
+    pub fn start(dir: PathBuf, env: &[(&str, &str)], args: &[&str]) -> Daemon {
+        let api = format!("127.0.0.1:{}", free_tcp_port());
+        let sip_port = free_port();
+        let mut d = Daemon {
+            child: None,
+            dir,
+            api,
+            sip_port,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        };
+        d.spawn();
+        d
+    }
+
+    pub fn spawn(&mut self) {
+        let child = Command::new(genki())
+            .arg("serve")
+            .args(&self.args)
+            .env("GENKI_STORAGE_PATH", &self.dir)
+            .env("GENKI_API_LISTEN", &self.api)
+            .env("GENKI_SIP_BIND", format!("127.0.0.1:{}", self.sip_port))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start genki serve");
+        self.child = Some(child);
+        let start = Instant::now();
+        loop {
+            if let Ok(s) = std::net::TcpStream::connect(&self.api) {
+                drop(s);
+                let r = Http {
+                    addr: self.api.clone(),
+                    token: String::new(),
+                }
+                .get("/healthz");
+                if r.status == 200 {
+                    break;
+                }
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    let out = self.child.take().unwrap().wait_with_output().unwrap();
+                    panic!(
+                        "genki serve exited early ({status}): {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "genki serve did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn http(&self) -> Http {
+        let token =
+            std::fs::read_to_string(self.dir.join("operator-token")).expect("operator token file");
+        Http {
+            addr: self.api.clone(),
+            token: token.trim().to_string(),
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait; returns the exit code and stderr.
+    pub fn terminate(&mut self) -> (i32, String) {
+        let c = self.child.take().expect("running");
+        unsafe_kill(c.id(), 15);
+        let out = wait_bounded(c, Duration::from_secs(90));
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Send a signal with the `kill` command (no libc in the tests).
+pub fn unsafe_kill(pid: u32, sig: i32) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "genki-test-{name}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Poll a check until it is done; returns its JSON.
+pub fn wait_done(http: &Http, check_id: &str, limit: Duration) -> Value {
+    let start = Instant::now();
+    loop {
+        let r = http.get(&format!("/v1/checks/{check_id}"));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        if v["status"] == "done" {
+            return v;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "check {check_id} not done after {limit:?}: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

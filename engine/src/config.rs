@@ -1,0 +1,357 @@
+//! `genki serve` configuration: a TOML file whose every key has a default
+//! that works on one machine, each overridable from the environment as
+//! `GENKI_<SECTION>_<KEY>` (e.g. `GENKI_API_LISTEN=127.0.0.1:9000`).
+//! Unknown keys and bad values are errors that name the key.
+//!
+//! Depends on: serde, toml.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub api: Api,
+    pub sip: Sip,
+    pub storage: Storage,
+    pub trunk: Trunk,
+    pub scheduler: Scheduler,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Api {
+    /// Address of the admin HTTP API.
+    pub listen: SocketAddr,
+    /// Operator bearer token; empty: one is generated and written to
+    /// `<storage.path>/operator-token` on first start.
+    pub operator_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sip {
+    /// Local SIP address (UDP).
+    pub bind: SocketAddr,
+    /// RTP port range, e.g. "20000-20999".
+    pub rtp_ports: String,
+    /// Our From URI; empty: sip:genki@<bind address>.
+    pub from: String,
+    /// RFC 3261 T1 in milliseconds.
+    pub t1_ms: u64,
+    /// Seconds a phone may ring before CANCEL.
+    pub ring_timeout_s: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Storage {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Trunk {
+    /// Outbound proxy every call goes through (sip:host:port); empty: dial
+    /// each subscriber's SIP URI directly.
+    pub proxy: String,
+    /// Host part for subscribers given as plain numbers: sip:<number>@<domain>.
+    pub domain: String,
+    pub user: String,
+    pub password: String,
+    /// Calls per second the trunk accepts.
+    pub cps: f64,
+    /// Concurrent calls the trunk accepts.
+    pub max_calls: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Scheduler {
+    /// How often the due index is scanned when nothing is due sooner.
+    pub tick_ms: u64,
+    /// Local days (today included) planned ahead from schedules.
+    pub plan_days: u32,
+    /// Seconds to let calls in progress finish on SIGTERM.
+    pub drain_s: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            api: Api {
+                listen: "127.0.0.1:8080".parse().expect("literal"),
+                operator_token: String::new(),
+            },
+            sip: Sip {
+                bind: "127.0.0.1:5060".parse().expect("literal"),
+                rtp_ports: "20000-29999".into(),
+                from: String::new(),
+                t1_ms: 500,
+                ring_timeout_s: 30,
+            },
+            storage: Storage {
+                path: PathBuf::from("./genki-data"),
+            },
+            trunk: Trunk {
+                proxy: String::new(),
+                domain: String::new(),
+                user: String::new(),
+                password: String::new(),
+                cps: 10.0,
+                max_calls: 200,
+            },
+            scheduler: Scheduler {
+                tick_ms: 500,
+                plan_days: 2,
+                drain_s: 60,
+            },
+        }
+    }
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Config::default().api
+    }
+}
+impl Default for Sip {
+    fn default() -> Self {
+        Config::default().sip
+    }
+}
+impl Default for Storage {
+    fn default() -> Self {
+        Config::default().storage
+    }
+}
+impl Default for Trunk {
+    fn default() -> Self {
+        Config::default().trunk
+    }
+}
+impl Default for Scheduler {
+    fn default() -> Self {
+        Config::default().scheduler
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {error}")]
+    Read { path: String, error: std::io::Error },
+    #[error("{source_name}: {message}")]
+    Invalid {
+        source_name: String,
+        message: String,
+    },
+}
+
+/// Every key, for environment overrides: (section, key).
+fn keys() -> Vec<(String, String)> {
+    let v = toml::Value::try_from(Config::default()).expect("defaults serialise");
+    let mut out = Vec::new();
+    if let toml::Value::Table(t) = v {
+        for (section, inner) in t {
+            if let toml::Value::Table(inner) = inner {
+                for key in inner.keys() {
+                    out.push((section.clone(), key.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+impl Config {
+    /// Load from an optional file, then apply `GENKI_<SECTION>_<KEY>` variables from `env`.
+    pub fn load(
+        path: Option<&std::path::Path>,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let (name, text) = match path {
+            Some(p) => (
+                p.display().to_string(),
+                std::fs::read_to_string(p).map_err(|error| ConfigError::Read {
+                    path: p.display().to_string(),
+                    error,
+                })?,
+            ),
+            None => ("defaults".to_string(), String::new()),
+        };
+        let mut table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    source_name: name.clone(),
+                    message: e.to_string(),
+                })?;
+        let defaults = toml::Value::try_from(Config::default()).expect("defaults serialise");
+        for (section, key) in keys() {
+            let var = format!(
+                "GENKI_{}_{}",
+                section.to_ascii_uppercase(),
+                key.to_ascii_uppercase()
+            );
+            let Some((_, raw)) = env.iter().find(|(k, _)| *k == var) else {
+                continue;
+            };
+            let typed = match defaults.get(&section).and_then(|s| s.get(&key)) {
+                Some(toml::Value::Integer(_)) => raw
+                    .parse::<i64>()
+                    .map(toml::Value::Integer)
+                    .map_err(|_| var.clone()),
+                Some(toml::Value::Float(_)) => raw
+                    .parse::<f64>()
+                    .map(toml::Value::Float)
+                    .map_err(|_| var.clone()),
+                Some(toml::Value::Boolean(_)) => raw
+                    .parse::<bool>()
+                    .map(toml::Value::Boolean)
+                    .map_err(|_| var.clone()),
+                _ => Ok(toml::Value::String(raw.clone())),
+            }
+            .map_err(|var| ConfigError::Invalid {
+                source_name: var,
+                message: format!("{raw:?} is not a valid value for {section}.{key}"),
+            })?;
+            let sec = table
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(Default::default()));
+            match sec {
+                toml::Value::Table(t) => {
+                    t.insert(key, typed);
+                }
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        source_name: name,
+                        message: format!("[{section}] must be a table"),
+                    });
+                }
+            }
+        }
+        let cfg: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                source_name: name.clone(),
+                message: e.to_string(),
+            })?;
+        cfg.validate().map_err(|message| ConfigError::Invalid {
+            source_name: name,
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        crate::net::parse_port_range(&self.sip.rtp_ports)
+            .map_err(|e| format!("sip.rtp_ports: {e}"))?;
+        if self.sip.t1_ms == 0 || self.sip.t1_ms > 10_000 {
+            return Err("sip.t1_ms: must be 1–10000".into());
+        }
+        if !(self.trunk.cps > 0.0 && self.trunk.cps <= 10_000.0) {
+            return Err("trunk.cps: must be above 0 and at most 10000".into());
+        }
+        if self.trunk.max_calls == 0 {
+            return Err("trunk.max_calls: must be at least 1".into());
+        }
+        if !self.trunk.proxy.is_empty() && !genki_sip::message::is_valid_sip_uri(&self.trunk.proxy)
+        {
+            return Err(format!(
+                "trunk.proxy: {:?} is not a SIP URI like sip:trunk.example:5060",
+                self.trunk.proxy
+            ));
+        }
+        if self.scheduler.tick_ms == 0
+            || self.scheduler.plan_days == 0
+            || self.scheduler.plan_days > 14
+        {
+            return Err("scheduler: tick_ms ≥ 1 and plan_days 1–14".into());
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, secrets masked.
+    pub fn printable(&self) -> String {
+        let mut c = self.clone();
+        if !c.trunk.password.is_empty() {
+            c.trunk.password = "********".into();
+        }
+        if !c.api.operator_token.is_empty() {
+            c.api.operator_token = "********".into();
+        }
+        toml::to_string_pretty(&c).expect("config serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_env_and_file() {
+        let c = Config::load(None, &[]).unwrap();
+        assert_eq!(c, Config::default());
+        let c = Config::load(
+            None,
+            &env(&[
+                ("GENKI_API_LISTEN", "127.0.0.1:9000"),
+                ("GENKI_TRUNK_CPS", "25"),
+                ("GENKI_TRUNK_MAX_CALLS", "50"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.api.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(c.trunk.cps, 25.0);
+        assert_eq!(c.trunk.max_calls, 50);
+        let dir = std::env::temp_dir().join(format!("genki-cfg-{}.toml", std::process::id()));
+        std::fs::write(
+            &dir,
+            "[trunk]\npassword = \"s3cret\"\n[storage]\npath = \"/tmp/x\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&dir), &env(&[("GENKI_STORAGE_PATH", "/tmp/y")])).unwrap();
+        assert_eq!(
+            c.storage.path,
+            PathBuf::from("/tmp/y"),
+            "environment wins over the file"
+        );
+        assert!(!c.printable().contains("s3cret"));
+        assert!(c.printable().contains("********"));
+        std::fs::remove_file(&dir).ok();
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let dir = std::env::temp_dir().join(format!("genki-cfg-bad-{}.toml", std::process::id()));
+        std::fs::write(&dir, "[api]\nlisen = \"127.0.0.1:1\"\n").unwrap();
+        let e = Config::load(Some(&dir), &[]).unwrap_err().to_string();
+        assert!(e.contains("lisen"), "{e}");
+        std::fs::write(&dir, "[trunk]\ncps = \"fast\"\n").unwrap();
+        let e = Config::load(Some(&dir), &[]).unwrap_err().to_string();
+        assert!(e.contains("cps"), "{e}");
+        std::fs::remove_file(&dir).ok();
+        let e = Config::load(None, &env(&[("GENKI_TRUNK_MAX_CALLS", "many")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("GENKI_TRUNK_MAX_CALLS"), "{e}");
+        let e = Config::load(None, &env(&[("GENKI_SIP_RTP_PORTS", "9-1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sip.rtp_ports"), "{e}");
+        let e = Config::load(None, &env(&[("GENKI_API_LISTEN", "nowhere")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listen") || e.contains("socket"), "{e}");
+        assert!(Config::load(Some(std::path::Path::new("/nonexistent/genki.toml")), &[]).is_err());
+    }
+}

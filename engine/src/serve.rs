@@ -1,0 +1,256 @@
+//! `genki serve`: wire configuration, storage, the SIP endpoint, the
+//! service loop and the admin API together; stop cleanly on SIGTERM/SIGINT.
+//!
+//! Depends on: every other engine module, tokio, axum.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use genki_sip::Timers;
+use genki_storage::Store;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::api::{self, Api};
+use crate::clock::{Clock, ShiftedClock, SystemClock};
+use crate::config::Config;
+use crate::endpoint::Endpoint;
+use crate::metrics::Metrics;
+use crate::service::{self, Service};
+use crate::watch::CallSetup;
+use crate::{net, prompts};
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot create the data directory {path}: {error}")]
+    DataDir { path: String, error: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] genki_storage::StoreError),
+    #[error(transparent)]
+    Net(#[from] net::NetError),
+    #[error("cannot listen for the API on {addr}: {error}")]
+    ApiBind {
+        addr: std::net::SocketAddr,
+        error: std::io::Error,
+    },
+    #[error("operator token file {path}: {error}")]
+    Token { path: String, error: std::io::Error },
+    #[error(transparent)]
+    Prompt(#[from] prompts::PromptError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Read the operator token file, creating it (mode 0600) with a new token when missing.
+fn operator_token(dir: &Path) -> Result<String, ServeError> {
+    let path: PathBuf = dir.join("operator-token");
+    let err = |error| ServeError::Token {
+        path: path.display().to_string(),
+        error,
+    };
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        if !t.trim().is_empty() {
+            return Ok(t.trim().to_string());
+        }
+    }
+    let token = format!("gk_op_{:032x}", rand::random::<u128>());
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    use std::io::Write;
+    let mut f = opts.open(&path).map_err(err)?;
+    f.write_all(token.as_bytes()).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    info!(path = %path.display(), "operator token generated");
+    Ok(token)
+}
+
+/// Run the daemon until SIGTERM/SIGINT; `clock_start_ms` shifts the clock (tests).
+pub async fn serve(cfg: Config, clock_start_ms: Option<u64>) -> Result<(), ServeError> {
+    serve_until(cfg, clock_start_ms, wait_for_signal()).await
+}
+
+/// Run the daemon until `stop` completes (a signal, or the demo's end).
+pub async fn serve_until(
+    cfg: Config,
+    clock_start_ms: Option<u64>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    std::fs::create_dir_all(&cfg.storage.path).map_err(|error| ServeError::DataDir {
+        path: cfg.storage.path.display().to_string(),
+        error,
+    })?;
+    let store = Arc::new(Store::open(&cfg.storage.path.join("db"))?);
+    let token = if cfg.api.operator_token.is_empty() {
+        operator_token(&cfg.storage.path)?
+    } else {
+        cfg.api.operator_token.clone()
+    };
+    let metrics = Arc::new(Metrics::default());
+    let clock: Arc<dyn Clock> = match clock_start_ms {
+        Some(ms) => Arc::new(ShiftedClock::starting_at(ms)),
+        None => Arc::new(SystemClock),
+    };
+
+    let sip = net::bind_udp(cfg.sip.bind).await?;
+    let proxy = if cfg.trunk.proxy.is_empty() {
+        None
+    } else {
+        Some(net::resolve_uri(&cfg.trunk.proxy).await?)
+    };
+    let bound = sip.local_addr()?;
+    let ip = if bound.ip().is_unspecified() {
+        net::local_ip_for(proxy.unwrap_or_else(|| "127.0.0.1:5060".parse().expect("literal")))
+            .unwrap_or(bound.ip())
+    } else {
+        bound.ip()
+    };
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut endpoint = Endpoint::spawn(sip, metrics.clone(), shutdown_rx.clone())?;
+    endpoint.local_addr = std::net::SocketAddr::new(ip, bound.port());
+    let sip_up = Arc::new(AtomicBool::new(true));
+
+    let t1 = Duration::from_millis(cfg.sip.t1_ms);
+    let setup = CallSetup {
+        endpoint,
+        from: if cfg.sip.from.is_empty() {
+            format!("sip:genki@{ip}")
+        } else {
+            cfg.sip.from.clone()
+        },
+        proxy,
+        credentials: (!cfg.trunk.user.is_empty())
+            .then(|| (cfg.trunk.user.clone(), cfg.trunk.password.clone())),
+        rtp_ip: ip,
+        rtp_ports: net::parse_port_range(&cfg.sip.rtp_ports)?,
+        ring_timeout: Duration::from_secs(cfg.sip.ring_timeout_s),
+        timers: Timers {
+            t1,
+            t2: Duration::from_secs(4).max(t1),
+            t4: Duration::from_secs(5),
+        },
+        metrics: metrics.clone(),
+    };
+    let mut defaults = HashMap::new();
+    for (name, _) in prompts::DEFAULTS {
+        defaults.insert(name.to_string(), prompts::default_prompt(name)?);
+    }
+    let owner = format!(
+        "{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "genki".into()),
+        std::process::id()
+    );
+    let domain = if !cfg.trunk.domain.is_empty() {
+        cfg.trunk.domain.clone()
+    } else {
+        cfg.trunk
+            .proxy
+            .trim_start_matches("sip:")
+            .split([';', '?'])
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    let svc = Arc::new(Service::new(
+        store.clone(),
+        metrics.clone(),
+        clock,
+        setup,
+        Arc::new(defaults),
+        owner,
+        domain,
+        cfg.scheduler.plan_days,
+        Duration::from_millis(cfg.scheduler.tick_ms),
+    ));
+    let recovered = tokio::task::block_in_place(|| svc.recover())?;
+    if recovered > 0 {
+        warn!(
+            recovered,
+            "checks were in flight when genki last stopped; re-queued"
+        );
+    }
+
+    let listener = tokio::net::TcpListener::bind(cfg.api.listen)
+        .await
+        .map_err(|error| ServeError::ApiBind {
+            addr: cfg.api.listen,
+            error,
+        })?;
+    let api = Arc::new(Api {
+        svc: svc.clone(),
+        operator_hash: api::hash_token(&token),
+        sip_up,
+    });
+    let mut api_shutdown = shutdown_rx.clone();
+    let http = tokio::spawn(async move {
+        let _ = axum::serve(listener, api::router(api))
+            .with_graceful_shutdown(async move {
+                let _ = api_shutdown.wait_for(|s| *s).await;
+            })
+            .await;
+    });
+    info!(api = %cfg.api.listen, sip = %bound, data = %cfg.storage.path.display(), "genki serving");
+    eprintln!(
+        "genki: serving; API on http://{} , SIP on {} , data in {}",
+        cfg.api.listen,
+        bound,
+        cfg.storage.path.display()
+    );
+
+    tokio::spawn(async move {
+        stop.await;
+        info!("stopping");
+        let _ = shutdown_tx.send(true);
+    });
+    let left = service::run(
+        svc,
+        cfg.trunk.cps,
+        cfg.trunk.max_calls,
+        shutdown_rx,
+        Duration::from_secs(cfg.scheduler.drain_s),
+    )
+    .await;
+    if left > 0 {
+        warn!(
+            left,
+            "calls still running at the end of the drain; they will be re-queued at the next start"
+        );
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), http).await;
+    tokio::task::block_in_place(|| store.flush())?;
+    info!("stopped cleanly");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut t), Ok(mut i)) => {
+                tokio::select! {
+                    _ = t.recv() => {}
+                    _ = i.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

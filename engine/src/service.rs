@@ -1,0 +1,544 @@
+//! The watch service at run time: plans checks from schedules, finds due
+//! checks, admits calls through the dialer, runs them, and writes each
+//! attempt and final outcome before anything else hears of it. At start-up
+//! it finds the checks that were in flight when the process stopped and
+//! re-queues them, so every due check ends with exactly one final outcome.
+//!
+//! Depends on: genki-storage, [`crate::watch`], [`crate::dialer`],
+//! [`crate::schedule`], [`crate::script`], [`crate::clock`].
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use genki_media::{wav, Prompt};
+use genki_storage::{
+    Attempt, Check, CheckId, CheckStatus, Next, Outcome, Store, StoreError, Subscriber, Tenant,
+};
+use tokio::sync::{mpsc, watch, Notify};
+use tracing::{debug, error, info, warn};
+
+use crate::clock::Clock;
+use crate::dialer::{Admission, Refusal};
+use crate::metrics::Metrics;
+use crate::schedule::Calendar;
+use crate::script::Script;
+use crate::watch::{run_call, CallResult, CallSetup};
+
+/// How long a claim is held before another owner may take the check over.
+pub const LEASE: Duration = Duration::from_secs(600);
+/// A check interrupted this many times (crashes mid-call) ends as missed.
+pub const MAX_INTERRUPTIONS: u32 = 3;
+
+/// Shared state of the service (the API holds it too).
+pub struct Service {
+    pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+    pub setup: CallSetup,
+    pub defaults: Arc<HashMap<String, Prompt>>,
+    /// Tenant prompt sets (defaults overlaid with uploads), built on demand.
+    prompt_cache: RwLock<HashMap<u64, Arc<HashMap<String, Prompt>>>>,
+    /// Wakes the due loop (a one-off check was requested).
+    pub wake: Notify,
+    pub owner: String,
+    pub trunk_domain: String,
+    pub plan_days: u32,
+    pub tick: Duration,
+}
+
+/// The phone number or URI a subscriber is called at.
+pub fn dial_uri(phone: &str, domain: &str) -> String {
+    if phone.starts_with("sip:") || phone.starts_with("sips:") {
+        phone.to_string()
+    } else {
+        format!("sip:{phone}@{domain}")
+    }
+}
+
+impl Service {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+        setup: CallSetup,
+        defaults: Arc<HashMap<String, Prompt>>,
+        owner: String,
+        trunk_domain: String,
+        plan_days: u32,
+        tick: Duration,
+    ) -> Service {
+        Service {
+            store,
+            metrics,
+            clock,
+            setup,
+            defaults,
+            prompt_cache: RwLock::new(HashMap::new()),
+            wake: Notify::new(),
+            owner,
+            trunk_domain,
+            plan_days,
+            tick,
+        }
+    }
+
+    /// The prompts a tenant's calls use.
+    pub fn prompts_for(&self, tenant: u64) -> Result<Arc<HashMap<String, Prompt>>, StoreError> {
+        if let Some(p) = self
+            .prompt_cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&tenant)
+        {
+            return Ok(p.clone());
+        }
+        let mut set = (*self.defaults).clone();
+        for name in self.store.prompt_names(tenant)? {
+            if let Some(bytes) = self.store.prompt(tenant, &name)? {
+                match wav::read_wav_8k(&bytes[..]) {
+                    Ok(pcm) => {
+                        set.insert(name.clone(), Prompt::from_pcm(&name, &pcm));
+                    }
+                    Err(e) => {
+                        warn!(tenant, prompt = %name, error = %e, "stored prompt unreadable; default kept")
+                    }
+                }
+            }
+        }
+        let set = Arc::new(set);
+        self.prompt_cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tenant, set.clone());
+        Ok(set)
+    }
+
+    /// Forget a tenant's cached prompts (after an upload).
+    pub fn invalidate_prompts(&self, tenant: u64) {
+        self.prompt_cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&tenant);
+    }
+
+    /// The script a tenant's calls run.
+    pub fn script_for(t: &Tenant) -> Script {
+        t.script
+            .as_ref()
+            .and_then(|v| serde_json::from_value::<Script>(v.clone()).ok())
+            .unwrap_or_else(Script::default_watch)
+    }
+
+    /// Re-queue checks that were in flight when the process stopped.
+    pub fn recover(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now_ms();
+        let inflight = self.store.inflight()?;
+        for c in &inflight {
+            let n = c.attempts + 1;
+            let attempt = Attempt {
+                n,
+                started_at_ms: now,
+                end_reason: "interrupted".into(),
+                ..Default::default()
+            };
+            let interrupted = self
+                .store
+                .attempts(&c.id)?
+                .iter()
+                .filter(|a| a.end_reason == "interrupted")
+                .count() as u32
+                + 1;
+            let next = if interrupted >= MAX_INTERRUPTIONS {
+                Next::Final {
+                    outcome: Outcome::Missed,
+                    cause: Some("interrupted".into()),
+                }
+            } else {
+                Next::Retry {
+                    due_at_ms: now,
+                    cause: "interrupted".into(),
+                }
+            };
+            info!(check = %c.id, ?next, "recovering a check that was in flight");
+            let done = self.store.finish_attempt(&c.id, &attempt, next, now)?;
+            self.count_final(&done);
+            self.metrics.recovered_inflight.inc();
+        }
+        Ok(inflight.len())
+    }
+
+    fn count_final(&self, c: &Check) {
+        if c.status != CheckStatus::Done {
+            return;
+        }
+        match c.outcome {
+            Some(Outcome::Fine) => self.metrics.outcome_fine.inc(),
+            Some(Outcome::NeedsContact) => self.metrics.outcome_needs_contact.inc(),
+            Some(Outcome::NoResponse) => self.metrics.outcome_no_response.inc(),
+            Some(Outcome::Missed) => self.metrics.outcome_missed.inc(),
+            None => {}
+        }
+    }
+
+    /// Create the checks of every schedule for today and the next days
+    /// (idempotent: a check's id is its subscriber and slot).
+    pub fn plan(&self) -> Result<u64, StoreError> {
+        let now = self.clock.now_ms();
+        let mut created = 0;
+        for t in self.store.tenants()? {
+            let Ok(cal) = Calendar::of(&t) else { continue };
+            let mut after = 0;
+            loop {
+                let page = self.store.subscribers_of(t.id, after, 1000)?;
+                let Some(last) = page.last() else { break };
+                after = last.id;
+                for s in &page {
+                    created += self.plan_subscriber(&t, &cal, s, now)?;
+                }
+            }
+        }
+        self.metrics.checks_planned.add(created);
+        Ok(created)
+    }
+
+    fn plan_subscriber(
+        &self,
+        t: &Tenant,
+        cal: &Calendar,
+        s: &Subscriber,
+        now_ms: u64,
+    ) -> Result<u64, StoreError> {
+        let mut date = cal.local_date(now_ms);
+        let mut created = 0;
+        for _ in 0..self.plan_days {
+            for slot in cal.slots(s, date) {
+                if slot * 1000 < now_ms {
+                    continue; // a slot already past when first planned is not invented afterwards
+                }
+                let c = new_check(CheckId::scheduled(s.id, slot), t.id, slot * 1000, now_ms);
+                if self.store.create_check(&c)? {
+                    created += 1;
+                }
+            }
+            match date.tomorrow() {
+                Ok(d) => date = d,
+                Err(_) => break,
+            }
+        }
+        Ok(created)
+    }
+
+    /// Request a check of `subscriber` now (the API's one-off check).
+    pub fn request_check(&self, s: &Subscriber) -> Result<CheckId, StoreError> {
+        let now = self.clock.now_ms();
+        let id = CheckId::one_off(s.id, now);
+        self.store
+            .create_check(&new_check(id, s.tenant_id, now, now))?;
+        self.wake.notify_one();
+        Ok(id)
+    }
+
+    /// What to do after an attempt, by the tenant's policy and calendar.
+    fn next_after(&self, t: &Tenant, check: &Check, r: &CallResult, now_ms: u64) -> Next {
+        if let Some(o) = r.outcome {
+            return Next::Final {
+                outcome: o,
+                cause: None,
+            };
+        }
+        let cause = r.cause.clone().unwrap_or_else(|| "failed".into());
+        let retry = Calendar::of(t)
+            .ok()
+            .and_then(|cal| cal.retry_due(&t.retry, check.attempts + 1, &cause, now_ms));
+        match retry {
+            Some(due_at_ms) => Next::Retry { due_at_ms, cause },
+            None if cause == "no_input" => Next::Final {
+                outcome: Outcome::NoResponse,
+                cause: Some(cause),
+            },
+            None => Next::Final {
+                outcome: Outcome::Missed,
+                cause: Some(cause),
+            },
+        }
+    }
+
+    fn apply_actions(&self, sub: &Subscriber, actions: &[String], now_ms: u64, t: &Tenant) {
+        for a in actions {
+            if let Some(days) = a
+                .strip_prefix("pause_days:")
+                .and_then(|d| d.parse::<i32>().ok())
+            {
+                let Ok(cal) = Calendar::of(t) else { continue };
+                let until = cal
+                    .local_date(now_ms)
+                    .checked_add(jiff::Span::new().days(days))
+                    .ok();
+                if let (Some(until), Ok(Some(mut s))) = (until, self.store.subscriber(sub.id)) {
+                    s.paused_until = Some(until.to_string());
+                    if let Err(e) = self.store.put_subscriber(&s) {
+                        warn!(error = %e, "cannot pause subscriber");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn new_check(id: CheckId, tenant_id: u64, due_at_ms: u64, now_ms: u64) -> Check {
+    Check {
+        id,
+        tenant_id,
+        due_at_ms,
+        status: CheckStatus::Pending,
+        attempts: 0,
+        outcome: None,
+        last_cause: None,
+        owner: None,
+        lease_until_ms: None,
+        created_at_ms: now_ms,
+        finished_at_ms: None,
+    }
+}
+
+/// The due loop: runs until `shutdown`, then lets calls in progress finish
+/// for at most `drain`. Returns the number of calls still running when it gave up.
+pub async fn run(
+    svc: Arc<Service>,
+    trunk_cps: f64,
+    trunk_max_calls: u32,
+    mut shutdown: watch::Receiver<bool>,
+    drain: Duration,
+) -> usize {
+    let mut admission = Admission::new(trunk_cps, trunk_max_calls, Instant::now());
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<u64>();
+    let mut active = 0usize;
+    let mut last_plan: Option<Instant> = None;
+    let mut tenant_limits: BTreeMap<u64, (Option<f64>, Option<u32>)> = BTreeMap::new();
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        if last_plan.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+            match tokio::task::block_in_place(|| svc.plan()) {
+                Ok(n) if n > 0 => info!(created = n, "planned checks"),
+                Ok(_) => {}
+                Err(e) => error!(error = %e, "planning failed"),
+            }
+            last_plan = Some(Instant::now());
+        }
+        let mut wait = svc.tick;
+        // Claims are synced writes: keep them off the async workers.
+        match tokio::task::block_in_place(|| {
+            dispatch(
+                &svc,
+                &mut admission,
+                &mut tenant_limits,
+                &done_tx,
+                &mut active,
+            )
+        }) {
+            Ok(Some(until)) => wait = wait.min(until.saturating_duration_since(Instant::now())),
+            Ok(None) => {}
+            Err(e) => error!(error = %e, "due scan failed"),
+        }
+        if let Ok(Some(next)) = svc.store.next_due_ms() {
+            let ms = next.saturating_sub(svc.clock.now_ms());
+            wait = wait.min(Duration::from_millis(ms));
+        }
+        tokio::select! {
+            Some(tenant) = done_rx.recv() => {
+                admission.release(tenant);
+                active -= 1;
+                svc.metrics.active_calls.add(-1);
+            }
+            _ = svc.wake.notified() => {}
+            _ = tokio::time::sleep(wait.max(Duration::from_millis(5))) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    info!(
+        active,
+        "stopping: no new calls; letting calls in progress finish"
+    );
+    let deadline = tokio::time::Instant::now() + drain;
+    while active > 0 {
+        tokio::select! {
+            Some(_) = done_rx.recv() => {
+                active -= 1;
+                svc.metrics.active_calls.add(-1);
+            }
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    active
+}
+
+/// Admit and start as many due checks as the limits allow, tenants in turn.
+/// Returns when the next token is expected if the rate held calls back.
+fn dispatch(
+    svc: &Arc<Service>,
+    admission: &mut Admission,
+    limits: &mut BTreeMap<u64, (Option<f64>, Option<u32>)>,
+    done_tx: &mpsc::UnboundedSender<u64>,
+    active: &mut usize,
+) -> Result<Option<Instant>, StoreError> {
+    let now_ms = svc.clock.now_ms();
+    let due = svc.store.due(now_ms, 2000)?;
+    if due.is_empty() {
+        return Ok(None);
+    }
+    let mut by_tenant: BTreeMap<u64, VecDeque<Check>> = BTreeMap::new();
+    for c in due {
+        by_tenant.entry(c.tenant_id).or_default().push_back(c);
+    }
+    let mut tenants: HashMap<u64, Tenant> = HashMap::new();
+    for id in by_tenant.keys() {
+        if let Some(t) = svc.store.tenant(*id)? {
+            let want = (t.cps, t.max_calls);
+            if limits.get(id) != Some(&want) {
+                admission.set_tenant(*id, t.cps, t.max_calls, Instant::now());
+                limits.insert(*id, want);
+            }
+            tenants.insert(*id, t);
+        }
+    }
+    let mut retry_at: Option<Instant> = None;
+    // Round-robin over tenants: one call each per turn.
+    loop {
+        let mut progressed = false;
+        for (tid, queue) in by_tenant.iter_mut() {
+            let Some(check) = queue.front().cloned() else {
+                continue;
+            };
+            let Some(t) = tenants.get(tid) else {
+                queue.pop_front();
+                continue;
+            };
+            // Outside the calling window: move to the next opening the same day, or end as missed.
+            if let Ok(cal) = Calendar::of(t) {
+                if !cal.in_window(now_ms) {
+                    queue.pop_front();
+                    reschedule_outside_window(svc, &cal, &check, now_ms)?;
+                    progressed = true;
+                    continue;
+                }
+            }
+            match admission.try_admit(*tid, Instant::now()) {
+                Ok(()) => {
+                    queue.pop_front();
+                    progressed = true;
+                    let lease = now_ms + LEASE.as_millis() as u64;
+                    let Some(claimed) = svc.store.claim(&check.id, &svc.owner, lease)? else {
+                        admission.release(*tid);
+                        continue;
+                    };
+                    *active += 1;
+                    svc.metrics.active_calls.add(1);
+                    svc.metrics.calls_admitted.inc();
+                    svc.metrics
+                        .scheduler_lag
+                        .record_us(now_ms.saturating_sub(claimed.due_at_ms) * 1000);
+                    spawn_call(svc.clone(), t.clone(), claimed, done_tx.clone());
+                }
+                Err(Refusal::RateUntil(at)) => {
+                    retry_at = Some(retry_at.map_or(at, |r| r.min(at)));
+                }
+                Err(Refusal::Concurrency) => {}
+            }
+        }
+        if !progressed {
+            break;
+        }
+    }
+    Ok(retry_at)
+}
+
+fn reschedule_outside_window(
+    svc: &Service,
+    cal: &Calendar,
+    c: &Check,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    let slot_date = cal.local_date(c.due_at_ms);
+    // A scheduled slot moves within its own day; a one-off request waits for the next window.
+    let next = cal
+        .next_window_open(now_ms)
+        .filter(|open| c.id.kind == b'o' || cal.local_date(*open) == slot_date);
+    let next = match next {
+        Some(at) => Next::Retry {
+            due_at_ms: at,
+            cause: c
+                .last_cause
+                .clone()
+                .unwrap_or_else(|| "outside_window".into()),
+        },
+        None => Next::Final {
+            outcome: Outcome::Missed,
+            cause: Some("outside_window".into()),
+        },
+    };
+    if let Some(done) = svc.store.settle_pending(&c.id, next, now_ms)? {
+        svc.count_final(&done);
+    }
+    Ok(())
+}
+
+fn spawn_call(svc: Arc<Service>, t: Tenant, check: Check, done: mpsc::UnboundedSender<u64>) {
+    tokio::spawn(async move {
+        let tenant = t.id;
+        let result = async {
+            let sub = svc.store.subscriber(check.id.subscriber_id)?;
+            let now = svc.clock.now_ms();
+            let Some(sub) = sub else {
+                // The subscriber was deleted after the check was planned.
+                let a = Attempt {
+                    n: check.attempts + 1,
+                    started_at_ms: now,
+                    end_reason: "subscriber_deleted".into(),
+                    ..Default::default()
+                };
+                svc.store.finish_attempt(
+                    &check.id,
+                    &a,
+                    Next::Final {
+                        outcome: Outcome::Missed,
+                        cause: Some("subscriber_deleted".into()),
+                    },
+                    now,
+                )?;
+                return Ok::<(), StoreError>(());
+            };
+            let prompts = svc.prompts_for(tenant)?;
+            let script = Service::script_for(&t);
+            let to = dial_uri(&sub.phone, &svc.trunk_domain);
+            svc.metrics.attempts.inc();
+            let r = run_call(&svc.setup, &to, check.attempts + 1, now, &script, &prompts).await;
+            let end_ms = svc.clock.now_ms();
+            let next = svc.next_after(&t, &check, &r, end_ms);
+            if matches!(next, Next::Retry { .. }) {
+                svc.metrics.retries_scheduled.inc();
+            }
+            let started = Instant::now();
+            let c = tokio::task::block_in_place(|| {
+                svc.store
+                    .finish_attempt(&check.id, &r.attempt, next, end_ms)
+            })?;
+            svc.metrics
+                .storage_write
+                .record_us(started.elapsed().as_micros() as u64);
+            svc.count_final(&c);
+            svc.apply_actions(&sub, &r.actions, end_ms, &t);
+            debug!(check = %check.id, status = ?c.status, outcome = ?c.outcome, "attempt stored");
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            // The check stays in flight and is recovered at the next start.
+            error!(check = %check.id, error = %e, "could not store the attempt");
+        }
+        let _ = done.send(tenant);
+    });
+}

@@ -1,0 +1,326 @@
+//! One watch call in the daemon: place it through the shared SIP
+//! [`Endpoint`], run the tenant's [`Script`] on it with its own RTP socket,
+//! and return what happened as a storage [`Attempt`] plus the cause of a
+//! failure (for the retry policy).
+//!
+//! Depends on: [`crate::endpoint`], [`crate::rtp_session`], [`crate::script`],
+//! genki-media, genki-sip, genki-storage (records), tokio.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+
+use genki_media::dtmf::{parse_info, DtmfCollector, DtmfTransport};
+use genki_media::rtp::PlayoutEvent;
+use genki_media::Prompt;
+use genki_sip::sdp::{self, Codec};
+use genki_sip::uac::{CallEnd, UacConfig, UacEvent};
+use genki_sip::Timers;
+use genki_storage::{Attempt, Outcome};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::endpoint::Endpoint;
+use crate::metrics::Metrics;
+use crate::rtp_session::RtpSession;
+use crate::script::{Flow, FlowCmd, Script};
+
+/// What a call needs besides its target.
+#[derive(Clone)]
+pub struct CallSetup {
+    pub endpoint: Endpoint,
+    pub from: String,
+    /// The trunk's outbound proxy, resolved; None: each call goes to its URI's host.
+    pub proxy: Option<SocketAddr>,
+    pub credentials: Option<(String, String)>,
+    pub rtp_ip: IpAddr,
+    pub rtp_ports: RangeInclusive<u16>,
+    pub ring_timeout: Duration,
+    pub timers: Timers,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The result of one call for the scheduler.
+#[derive(Debug, Clone)]
+pub struct CallResult {
+    pub attempt: Attempt,
+    /// The script's outcome when the person was reached.
+    pub outcome: Option<Outcome>,
+    /// Why the person was not reached: no_answer, busy, failed, no_input.
+    pub cause: Option<String>,
+    /// Actions the script asked for (e.g. pause_days:7).
+    pub actions: Vec<String>,
+}
+
+fn cause_of(end: &CallEnd) -> &'static str {
+    match end {
+        CallEnd::Rejected { status: 486 | 600 } => "busy",
+        CallEnd::Rejected {
+            status: 480 | 408 | 487,
+        }
+        | CallEnd::Cancelled => "no_answer",
+        _ => "failed",
+    }
+}
+
+fn end_reason(end: &CallEnd) -> String {
+    match end {
+        CallEnd::RemoteBye => "remote_bye".into(),
+        CallEnd::LocalBye => "hangup".into(),
+        CallEnd::Cancelled => "no_answer".into(),
+        CallEnd::Timeout => "timeout".into(),
+        CallEnd::AuthFailed { status } => format!("auth_failed:{status}"),
+        CallEnd::Rejected { status } => format!("rejected:{status}"),
+    }
+}
+
+/// Place one call to `to` and run `script` on it. Never panics on peer behaviour.
+pub async fn run_call(
+    setup: &CallSetup,
+    to: &str,
+    n: u32,
+    started_at_ms: u64,
+    script: &Script,
+    prompts: &HashMap<String, Prompt>,
+) -> CallResult {
+    let mut attempt = Attempt {
+        n,
+        started_at_ms,
+        ..Default::default()
+    };
+    let fail = |mut attempt: Attempt, reason: &str| {
+        attempt.end_reason = reason.to_string();
+        CallResult {
+            attempt,
+            outcome: None,
+            cause: Some("failed".into()),
+            actions: vec![],
+        }
+    };
+    let next_hop = match setup.proxy {
+        Some(p) => p,
+        None => match crate::net::resolve_uri(to).await {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(%to, error = %e, "cannot resolve the subscriber's address");
+                return fail(attempt, "unresolvable");
+            }
+        },
+    };
+    let rtp = match crate::net::bind_rtp(setup.rtp_ip, &setup.rtp_ports, rand::random()).await {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "no RTP port for a call");
+            return fail(attempt, "no_rtp_port");
+        }
+    };
+    let rtp_port = rtp.local_addr().map(|a| a.port()).unwrap_or(0);
+    let call_id = format!("{:016x}@genki", rand::random::<u64>());
+    attempt.call_id = call_id.clone();
+    let offer = sdp::build(
+        rand::random::<u32>() as u64,
+        setup.rtp_ip,
+        rtp_port,
+        &[Codec::Pcmu, Codec::Pcma],
+        Some(crate::call::TELEPHONE_EVENT_PT),
+    );
+    let cfg = UacConfig {
+        target: to.to_string(),
+        from: setup.from.clone(),
+        local_addr: setup.endpoint.local_addr,
+        next_hop,
+        outbound_proxy: setup.proxy.is_some(),
+        credentials: setup.credentials.clone(),
+        sdp_offer: offer.into_bytes(),
+        call_id: call_id.clone(),
+        local_tag: format!("{:08x}", rand::random::<u32>()),
+        ring_timeout: setup.ring_timeout,
+        timers: setup.timers,
+        user_agent: concat!("genki/", env!("CARGO_PKG_VERSION")).to_string(),
+    };
+    let mut events = match setup.endpoint.start(cfg) {
+        Ok(rx) => rx,
+        Err(e) => {
+            warn!(%call_id, %to, error = %e, "call not placed");
+            return fail(attempt, "invalid_target");
+        }
+    };
+    let start = Instant::now();
+    let mut flow = Flow::new(script.clone());
+    let mut media: Option<RtpSession> = None;
+    let mut collector = DtmfCollector::default();
+    let mut pending_prompts = 0usize;
+    let mut answered_at: Option<Instant> = None;
+    let mut buf = vec![0u8; 2048];
+    let mut hung_up = false;
+    let m = &setup.metrics;
+    let end = loop {
+        let now = Instant::now();
+        // Flow commands.
+        while let Some(cmd) = flow.poll_cmd() {
+            match cmd {
+                FlowCmd::Play(names) => {
+                    if let Some(s) = media.as_mut() {
+                        for name in names {
+                            match prompts.get(&name) {
+                                Some(p) => {
+                                    s.sender.play(p.clone());
+                                    pending_prompts += 1;
+                                }
+                                None => warn!(%call_id, prompt = %name, "prompt missing; skipped"),
+                            }
+                        }
+                    }
+                    if pending_prompts == 0 {
+                        flow.on_play_finished(now.into_std());
+                    }
+                }
+                FlowCmd::StopPlayout => {
+                    if let Some(s) = media.as_mut() {
+                        s.sender.stop_playout();
+                    }
+                    pending_prompts = 0;
+                }
+                FlowCmd::Hangup => {
+                    if !hung_up {
+                        hung_up = true;
+                        setup.endpoint.hangup(&call_id);
+                    }
+                }
+            }
+        }
+        if let Some(s) = media.as_mut() {
+            if !hung_up || s.sender.is_playing() {
+                s.send_due(&rtp, now.into_std()).await;
+            }
+            while let Some(PlayoutEvent::Finished { .. }) = s.sender.poll_event() {
+                pending_prompts = pending_prompts.saturating_sub(1);
+                if pending_prompts == 0 {
+                    flow.on_play_finished(now.into_std());
+                }
+            }
+        }
+        if flow.has_cmd() {
+            continue;
+        }
+        let deadline = [
+            media
+                .as_ref()
+                .and_then(|s| s.sender.poll_timeout())
+                .map(Instant::from_std),
+            flow.poll_timeout().map(Instant::from_std),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(now + Duration::from_secs(3600));
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(UacEvent::Progress { .. }) => {}
+                Some(UacEvent::Answered { sdp }) => {
+                    answered_at = Some(Instant::now());
+                    attempt.answered = true;
+                    attempt.ring_ms = (Instant::now() - start).as_millis() as u64;
+                    match RtpSession::from_answer(&sdp, Instant::now().into_std()) {
+                        Ok(s) => {
+                            info!(%call_id, codec = s.codec_name(), "answered");
+                            media = Some(s);
+                            flow.start(Instant::now().into_std());
+                        }
+                        Err(e) => {
+                            warn!(%call_id, error = %e, "unusable SDP answer; hanging up");
+                            attempt.end_reason = "no_common_codec".into();
+                            hung_up = true;
+                            setup.endpoint.hangup(&call_id);
+                        }
+                    }
+                }
+                Some(UacEvent::Info { content_type, body }) => {
+                    if let Some(d) = parse_info(&content_type, &body) {
+                        if let Some((d, t)) = collector.push(d, DtmfTransport::Info, Instant::now().into_std()) {
+                            on_digit(&mut attempt, m, d, t);
+                            flow.on_digit(d, Instant::now().into_std());
+                        }
+                    }
+                }
+                Some(UacEvent::Ended { end }) => break end,
+                None => break CallEnd::Timeout,
+            },
+            r = rtp.recv_from(&mut buf) => {
+                if let (Ok((n, _)), Some(s)) = (r, media.as_mut()) {
+                    let now = Instant::now().into_std();
+                    if let Some((d, t)) = s.on_datagram(&buf[..n], now, &mut collector) {
+                        on_digit(&mut attempt, m, d, t);
+                        flow.on_digit(d, now);
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                flow.handle_timeout(Instant::now().into_std());
+            }
+        }
+    };
+    let ended = Instant::now();
+    attempt.sip_status = match &end {
+        _ if attempt.answered => Some(200),
+        CallEnd::Rejected { status } | CallEnd::AuthFailed { status } => Some(*status),
+        CallEnd::Cancelled => Some(487),
+        _ => None,
+    };
+    if answered_at.is_none() {
+        attempt.ring_ms = (ended - start).as_millis() as u64;
+    }
+    attempt.talk_ms = answered_at
+        .map(|a| (ended - a).as_millis() as u64)
+        .unwrap_or(0);
+    attempt.digits = flow.digits().to_string();
+    if attempt.end_reason.is_empty() {
+        attempt.end_reason = if flow.is_done() && flow.outcome().is_some() {
+            "script_done".into()
+        } else {
+            end_reason(&end)
+        };
+    }
+    if let Some(s) = &media {
+        m.rtp_sent.add(s.sender.sent);
+        m.rtp_received.add(s.receiver.received);
+        m.rtp_malformed.add(s.receiver.malformed);
+    }
+    let (outcome, cause) = match (attempt.answered, flow.outcome()) {
+        (true, Some(o)) => (Some(o), None),
+        // Answered but hung up (or codec failure) before the script gave an outcome.
+        (true, None) => (
+            None,
+            Some(
+                if attempt.end_reason == "no_common_codec" {
+                    "failed"
+                } else {
+                    "no_input"
+                }
+                .to_string(),
+            ),
+        ),
+        (false, _) => (None, Some(cause_of(&end).to_string())),
+    };
+    attempt.outcome = outcome;
+    debug!(%call_id, ?outcome, ?cause, end = %attempt.end_reason, "call finished");
+    CallResult {
+        attempt,
+        outcome,
+        cause,
+        actions: flow.actions().to_vec(),
+    }
+}
+
+fn on_digit(attempt: &mut Attempt, m: &Metrics, _d: char, t: DtmfTransport) {
+    match t {
+        DtmfTransport::Rfc4733 => m.dtmf_rfc4733.inc(),
+        DtmfTransport::Inband => m.dtmf_inband.inc(),
+        DtmfTransport::Info => m.dtmf_info.inc(),
+    }
+    attempt
+        .dtmf_transport
+        .get_or_insert_with(|| t.as_str().to_string());
+}

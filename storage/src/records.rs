@@ -1,0 +1,320 @@
+//! The records genki keeps, their keys and their on-disk encoding.
+//!
+//! Every value starts with a format byte ([`FORMAT`]) followed by JSON, so a
+//! later release can read old records and migrate them; keys are big-endian
+//! so that RocksDB's byte order is time or id order.
+//!
+//! Depends on: serde. Knows nothing of SIP.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::StoreError;
+
+/// Format byte of every record written by this release.
+pub const FORMAT: u8 = 1;
+
+pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut out = vec![FORMAT];
+    // Serialising our own plain structs cannot fail.
+    serde_json::to_writer(&mut out, v).expect("records serialise");
+    out
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(cf: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    match bytes.split_first() {
+        Some((&FORMAT, rest)) => serde_json::from_slice(rest).map_err(|e| StoreError::Corrupt {
+            cf,
+            reason: e.to_string(),
+        }),
+        Some((v, _)) => Err(StoreError::UnknownFormat { cf, format: *v }),
+        None => Err(StoreError::Corrupt {
+            cf,
+            reason: "empty record".into(),
+        }),
+    }
+}
+
+/// An organisation that runs watch calls (NPO, municipal office…).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Tenant {
+    pub id: u64,
+    pub name: String,
+    /// IANA time zone of the tenant's schedules and calling window.
+    pub time_zone: String,
+    /// Calls are placed only between these local times ("HH:MM", end exclusive).
+    pub window_start: String,
+    pub window_end: String,
+    /// Skip Japanese public holidays.
+    pub skip_holidays: bool,
+    pub retry: RetryPolicy,
+    /// Calls per second this tenant may start (None: trunk limit only).
+    pub cps: Option<f64>,
+    /// Concurrent calls this tenant may have (None: trunk limit only).
+    pub max_calls: Option<u32>,
+    /// The tenant's call script (engine-defined JSON); None: the default.
+    pub script: Option<serde_json::Value>,
+    pub created_at_ms: u64,
+}
+
+/// How a check is retried when a call does not reach the person.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// Minutes between attempts.
+    pub spacing_minutes: u32,
+    pub retry_no_answer: bool,
+    pub retry_busy: bool,
+    pub retry_failed: bool,
+    /// Retry when answered but no key was pressed.
+    pub retry_no_input: bool,
+    /// A retry that would fall outside the calling window moves to the next
+    /// window (true) or the check ends as missed (false).
+    pub carry_to_next_window: bool,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 3,
+            spacing_minutes: 15,
+            retry_no_answer: true,
+            retry_busy: true,
+            retry_failed: true,
+            retry_no_input: false,
+            carry_to_next_window: false,
+        }
+    }
+}
+
+/// When a subscriber is called: days of the week and times of day, local time.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// ISO weekdays, 1 = Monday … 7 = Sunday.
+    pub days: Vec<u8>,
+    /// "HH:MM" local times.
+    pub times: Vec<String>,
+}
+
+/// A person who is called.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Subscriber {
+    pub id: u64,
+    pub tenant_id: u64,
+    pub name: String,
+    /// A SIP URI, or a number the trunk dials.
+    pub phone: String,
+    pub schedule: Option<Schedule>,
+    /// No calls until this local date (YYYY-MM-DD), inclusive.
+    pub paused_until: Option<String>,
+    pub notes: String,
+    pub created_at_ms: u64,
+}
+
+/// The final result of a check (PRODUCT.md "One watch call").
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Pressed 1.
+    Fine,
+    /// Pressed 2: someone must call back.
+    NeedsContact,
+    /// Answered but no key after the prompt was repeated: urgent.
+    NoResponse,
+    /// Never reached after all attempts.
+    Missed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Fine => "fine",
+            Outcome::NeedsContact => "needs_contact",
+            Outcome::NoResponse => "no_response",
+            Outcome::Missed => "missed",
+        }
+    }
+    pub const ALL: [Outcome; 4] = [
+        Outcome::Fine,
+        Outcome::NeedsContact,
+        Outcome::NoResponse,
+        Outcome::Missed,
+    ];
+}
+
+/// Where a check is in its life.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    /// Waiting in the due index for its time.
+    Pending,
+    /// Claimed by a dialer (owner + lease); a call is being placed or is up.
+    Dialing,
+    /// Final outcome written; never changes again.
+    Done,
+}
+
+/// Stable identity of a check: the subscriber and the slot it is for
+/// (a scheduled time, or the instant a one-off check was requested).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CheckId {
+    pub subscriber_id: u64,
+    /// b's' scheduled, b'o' one-off.
+    pub kind: u8,
+    /// Unix seconds of the scheduled slot, or unix ms of the request.
+    pub slot: u64,
+}
+
+impl CheckId {
+    pub fn scheduled(subscriber_id: u64, slot_unix_s: u64) -> CheckId {
+        CheckId {
+            subscriber_id,
+            kind: b's',
+            slot: slot_unix_s,
+        }
+    }
+    pub fn one_off(subscriber_id: u64, requested_ms: u64) -> CheckId {
+        CheckId {
+            subscriber_id,
+            kind: b'o',
+            slot: requested_ms,
+        }
+    }
+    /// 17-byte big-endian key.
+    pub fn key(&self) -> [u8; 17] {
+        let mut k = [0u8; 17];
+        k[..8].copy_from_slice(&self.subscriber_id.to_be_bytes());
+        k[8] = self.kind;
+        k[9..].copy_from_slice(&self.slot.to_be_bytes());
+        k
+    }
+    pub fn from_key(k: &[u8]) -> Option<CheckId> {
+        if k.len() != 17 {
+            return None;
+        }
+        Some(CheckId {
+            subscriber_id: u64::from_be_bytes(k[..8].try_into().ok()?),
+            kind: k[8],
+            slot: u64::from_be_bytes(k[9..].try_into().ok()?),
+        })
+    }
+}
+
+impl fmt::Display for CheckId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}-{}{}",
+            self.subscriber_id, self.kind as char, self.slot
+        )
+    }
+}
+
+impl FromStr for CheckId {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (sub, rest) = s.split_once('-').ok_or(())?;
+        let kind = *rest.as_bytes().first().ok_or(())?;
+        if kind != b's' && kind != b'o' {
+            return Err(());
+        }
+        Ok(CheckId {
+            subscriber_id: sub.parse().map_err(|_| ())?,
+            kind,
+            slot: rest[1..].parse().map_err(|_| ())?,
+        })
+    }
+}
+
+impl Serialize for CheckId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for CheckId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse()
+            .map_err(|_| serde::de::Error::custom(format!("bad check id {s:?}")))
+    }
+}
+
+/// One scheduled welfare check.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Check {
+    pub id: CheckId,
+    pub tenant_id: u64,
+    /// When the next attempt is due (unix ms).
+    pub due_at_ms: u64,
+    pub status: CheckStatus,
+    /// Attempts made so far.
+    pub attempts: u32,
+    pub outcome: Option<Outcome>,
+    /// Why the last attempt did not reach the person (no_answer, busy, …).
+    pub last_cause: Option<String>,
+    /// Who holds the claim while Dialing, and until when (unix ms).
+    pub owner: Option<String>,
+    pub lease_until_ms: Option<u64>,
+    pub created_at_ms: u64,
+    pub finished_at_ms: Option<u64>,
+}
+
+/// One call placed for a check.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Attempt {
+    pub n: u32,
+    pub call_id: String,
+    pub started_at_ms: u64,
+    pub answered: bool,
+    pub sip_status: Option<u16>,
+    pub ring_ms: u64,
+    pub talk_ms: u64,
+    pub digits: String,
+    pub dtmf_transport: Option<String>,
+    /// How the call ended (digits, busy, no_answer, remote_bye, interrupted…).
+    pub end_reason: String,
+    /// The outcome this attempt produced, if it produced one.
+    pub outcome: Option<Outcome>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_ids_round_trip_and_sort_by_subscriber_then_slot() {
+        let a = CheckId::scheduled(7, 1_795_000_000);
+        assert_eq!(a.to_string(), "7-s1795000000");
+        assert_eq!("7-s1795000000".parse::<CheckId>(), Ok(a));
+        assert_eq!(CheckId::from_key(&a.key()), Some(a));
+        assert!(a.key() < CheckId::scheduled(7, 1_795_000_001).key());
+        assert!(a.key() < CheckId::scheduled(8, 0).key());
+        for bad in ["", "7", "7-x1", "x-s1", "7-s", "7-s-1"] {
+            assert!(bad.parse::<CheckId>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn records_carry_a_format_byte() {
+        let o = Outcome::Fine;
+        let b = encode(&o);
+        assert_eq!(b[0], FORMAT);
+        assert_eq!(decode::<Outcome>("t", &b).unwrap(), o);
+        assert!(matches!(
+            decode::<Outcome>("t", &[9, b'1']),
+            Err(StoreError::UnknownFormat { format: 9, .. })
+        ));
+        assert!(matches!(
+            decode::<Outcome>("t", &[]),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+}

@@ -1,0 +1,634 @@
+//! [`Store`]: every read and write genki makes, on RocksDB.
+//!
+//! Column families (names in [`cf`]): records by id, plus indexes whose
+//! keys carry everything and whose values are empty. Writes that belong
+//! together go in one `WriteBatch`; every write is synced to the WAL before
+//! it returns (RocksDB groups concurrent synced writers into one fsync: the
+//! group commit the design asks for), so nothing is acknowledged that a
+//! crash could lose.
+//!
+//! The check lifecycle maps onto a shared database later (leases,
+//! first-outcome-wins): `claim` moves a Pending check to Dialing with an
+//! owner and a lease; `finish_attempt` records the attempt and either
+//! re-queues the check or writes its final outcome exactly once.
+//!
+//! Depends on: rocksdb, [`crate::records`].
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rocksdb::{
+    ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+};
+
+use crate::records::{
+    decode, encode, Attempt, Check, CheckId, CheckStatus, Outcome, Subscriber, Tenant,
+};
+use crate::StoreError;
+
+/// Column family names.
+pub mod cf {
+    /// u64 name → u64 counter (id sequences).
+    pub const META: &str = "meta";
+    /// tenant_id → Tenant.
+    pub const TENANTS: &str = "tenants";
+    /// sha256(token) → tenant_id (0 marks an operator token).
+    pub const TOKENS: &str = "tokens";
+    /// subscriber_id → Subscriber.
+    pub const SUBSCRIBERS: &str = "subscribers";
+    /// tenant_id | subscriber_id → ().
+    pub const TENANT_SUBSCRIBERS: &str = "tenant_subscribers";
+    /// check key → Check.
+    pub const CHECKS: &str = "checks";
+    /// due_at_ms | check key → (): Pending checks in time order.
+    pub const DUE: &str = "due";
+    /// check key → (): checks being dialled (found again after a crash).
+    pub const INFLIGHT: &str = "inflight";
+    /// check key | attempt n → Attempt.
+    pub const ATTEMPTS: &str = "attempts";
+    /// tenant_id | finished_at_ms | check key → (): final outcomes in time order.
+    pub const OUTCOMES: &str = "outcomes";
+    /// tenant_id | slot-time ms | check key → (): all checks of a tenant by time.
+    pub const TENANT_CHECKS: &str = "tenant_checks";
+    /// tenant_id | name → WAV bytes.
+    pub const PROMPTS: &str = "prompts";
+    /// tenant_id | at_ms | seq → JSON entry.
+    pub const AUDIT: &str = "audit";
+    pub const ALL: [&str; 13] = [
+        META,
+        TENANTS,
+        TOKENS,
+        SUBSCRIBERS,
+        TENANT_SUBSCRIBERS,
+        CHECKS,
+        DUE,
+        INFLIGHT,
+        ATTEMPTS,
+        OUTCOMES,
+        TENANT_CHECKS,
+        PROMPTS,
+        AUDIT,
+    ];
+}
+
+/// What happens to a check after an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Try again at this time (unix ms), with the cause of this failure.
+    Retry { due_at_ms: u64, cause: String },
+    /// The check is over.
+    Final {
+        outcome: Outcome,
+        cause: Option<String>,
+    },
+}
+
+/// The database. Cheap to share behind an `Arc`.
+pub struct Store {
+    db: DB,
+    /// Serialises read-modify-write of checks and id sequences (one process
+    /// owns the database; the shared-database mode will use leases instead).
+    lock: Mutex<()>,
+    sync: WriteOptions,
+}
+
+fn be(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+impl Store {
+    /// Open (or create) the database in `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let cfs = cf::ALL
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let mut sync = WriteOptions::default();
+        sync.set_sync(true);
+        Ok(Store {
+            db,
+            lock: Mutex::new(()),
+            sync,
+        })
+    }
+
+    fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily, StoreError> {
+        self.db
+            .cf_handle(name)
+            .ok_or(StoreError::MissingColumnFamily(name))
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &'static str,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        match self.db.get_cf(self.cf(name)?, key)? {
+            Some(v) => Ok(Some(decode(name, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        Ok(self.db.write_opt(batch, &self.sync)?)
+    }
+
+    fn guard(&self) -> std::sync::MutexGuard<'_, ()> {
+        // A panic elsewhere while holding the lock leaves no partial write
+        // (batches are atomic), so a poisoned lock is safe to take.
+        self.lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Next value of an id sequence (1, 2, …), durable.
+    fn next_id(&self, seq: &str) -> Result<u64, StoreError> {
+        let meta = self.cf(cf::META)?;
+        let cur = match self.db.get_cf(meta, seq.as_bytes())? {
+            Some(v) if v.len() == 8 => u64::from_be_bytes(v[..8].try_into().expect("8 bytes")),
+            _ => 0,
+        };
+        let next = cur + 1;
+        self.db
+            .put_cf_opt(meta, seq.as_bytes(), be(next), &self.sync)?;
+        Ok(next)
+    }
+
+    /// Keys (and values) of a column family from `start` while they begin with `prefix`.
+    fn scan(
+        &self,
+        name: &'static str,
+        start: &[u8],
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Box<[u8]>, Box<[u8]>)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(
+            self.cf(name)?,
+            IteratorMode::From(start, Direction::Forward),
+        ) {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            out.push((k, v));
+        }
+        Ok(out)
+    }
+
+    // ---- tenants and tokens ----
+
+    /// Create a tenant; its id is assigned here.
+    pub fn create_tenant(&self, mut t: Tenant) -> Result<Tenant, StoreError> {
+        let _g = self.guard();
+        t.id = self.next_id("tenant")?;
+        self.db
+            .put_cf_opt(self.cf(cf::TENANTS)?, be(t.id), encode(&t), &self.sync)?;
+        Ok(t)
+    }
+
+    pub fn put_tenant(&self, t: &Tenant) -> Result<(), StoreError> {
+        Ok(self
+            .db
+            .put_cf_opt(self.cf(cf::TENANTS)?, be(t.id), encode(t), &self.sync)?)
+    }
+
+    pub fn tenant(&self, id: u64) -> Result<Option<Tenant>, StoreError> {
+        self.get(cf::TENANTS, &be(id))
+    }
+
+    pub fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        self.scan(cf::TENANTS, &[], &[], usize::MAX)?
+            .iter()
+            .map(|(_, v)| decode(cf::TENANTS, v))
+            .collect()
+    }
+
+    /// Store a token's hash for a tenant (0: operator).
+    pub fn put_token(&self, hash: &[u8; 32], tenant_id: u64) -> Result<(), StoreError> {
+        Ok(self
+            .db
+            .put_cf_opt(self.cf(cf::TOKENS)?, hash, be(tenant_id), &self.sync)?)
+    }
+
+    pub fn token(&self, hash: &[u8; 32]) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .db
+            .get_cf(self.cf(cf::TOKENS)?, hash)?
+            .filter(|v| v.len() == 8)
+            .map(|v| u64::from_be_bytes(v[..8].try_into().expect("8 bytes"))))
+    }
+
+    // ---- subscribers ----
+
+    pub fn create_subscriber(&self, mut s: Subscriber) -> Result<Subscriber, StoreError> {
+        let _g = self.guard();
+        s.id = self.next_id("subscriber")?;
+        let mut b = WriteBatch::default();
+        b.put_cf(self.cf(cf::SUBSCRIBERS)?, be(s.id), encode(&s));
+        b.put_cf(
+            self.cf(cf::TENANT_SUBSCRIBERS)?,
+            cat(&[&be(s.tenant_id), &be(s.id)]),
+            [],
+        );
+        self.write(b)?;
+        Ok(s)
+    }
+
+    /// Create many subscribers in one synced batch (CSV import).
+    pub fn create_subscribers(&self, subs: Vec<Subscriber>) -> Result<Vec<Subscriber>, StoreError> {
+        let _g = self.guard();
+        let meta = self.cf(cf::META)?;
+        let first = match self.db.get_cf(meta, b"subscriber")? {
+            Some(v) if v.len() == 8 => u64::from_be_bytes(v[..8].try_into().expect("8 bytes")),
+            _ => 0,
+        } + 1;
+        let mut b = WriteBatch::default();
+        let mut out = Vec::with_capacity(subs.len());
+        for (i, mut s) in subs.into_iter().enumerate() {
+            s.id = first + i as u64;
+            b.put_cf(self.cf(cf::SUBSCRIBERS)?, be(s.id), encode(&s));
+            b.put_cf(
+                self.cf(cf::TENANT_SUBSCRIBERS)?,
+                cat(&[&be(s.tenant_id), &be(s.id)]),
+                [],
+            );
+            out.push(s);
+        }
+        b.put_cf(meta, b"subscriber", be(first + out.len() as u64 - 1));
+        if !out.is_empty() {
+            self.write(b)?;
+        }
+        Ok(out)
+    }
+
+    pub fn put_subscriber(&self, s: &Subscriber) -> Result<(), StoreError> {
+        Ok(self
+            .db
+            .put_cf_opt(self.cf(cf::SUBSCRIBERS)?, be(s.id), encode(s), &self.sync)?)
+    }
+
+    pub fn subscriber(&self, id: u64) -> Result<Option<Subscriber>, StoreError> {
+        self.get(cf::SUBSCRIBERS, &be(id))
+    }
+
+    /// Remove a subscriber from its tenant's list (their checks and outcomes stay as history).
+    pub fn delete_subscriber(&self, s: &Subscriber) -> Result<(), StoreError> {
+        let mut b = WriteBatch::default();
+        b.delete_cf(self.cf(cf::SUBSCRIBERS)?, be(s.id));
+        b.delete_cf(
+            self.cf(cf::TENANT_SUBSCRIBERS)?,
+            cat(&[&be(s.tenant_id), &be(s.id)]),
+        );
+        self.write(b)
+    }
+
+    /// A page of a tenant's subscribers with ids greater than `after`.
+    pub fn subscribers_of(
+        &self,
+        tenant_id: u64,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Subscriber>, StoreError> {
+        let start = cat(&[&be(tenant_id), &be(after.saturating_add(1))]);
+        let mut out = Vec::new();
+        for (k, _) in self.scan(cf::TENANT_SUBSCRIBERS, &start, &be(tenant_id), limit)? {
+            let id = u64::from_be_bytes(k[8..16].try_into().map_err(|_| StoreError::Corrupt {
+                cf: cf::TENANT_SUBSCRIBERS,
+                reason: "short key".into(),
+            })?);
+            if let Some(s) = self.subscriber(id)? {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- checks ----
+
+    /// Time of a check for the tenant's time-ordered index: the scheduled slot, or the request.
+    fn check_time_ms(id: &CheckId) -> u64 {
+        if id.kind == b's' {
+            id.slot.saturating_mul(1000)
+        } else {
+            id.slot
+        }
+    }
+
+    /// Create a Pending check unless one with the same id exists (planning is
+    /// idempotent: the id is subscriber + slot). Returns whether it was created.
+    pub fn create_check(&self, c: &Check) -> Result<bool, StoreError> {
+        let _g = self.guard();
+        let key = c.id.key();
+        if self.db.get_cf(self.cf(cf::CHECKS)?, key)?.is_some() {
+            return Ok(false);
+        }
+        let mut b = WriteBatch::default();
+        b.put_cf(self.cf(cf::CHECKS)?, key, encode(c));
+        b.put_cf(self.cf(cf::DUE)?, cat(&[&be(c.due_at_ms), &key]), []);
+        b.put_cf(
+            self.cf(cf::TENANT_CHECKS)?,
+            cat(&[&be(c.tenant_id), &be(Self::check_time_ms(&c.id)), &key]),
+            [],
+        );
+        self.write(b)?;
+        Ok(true)
+    }
+
+    pub fn check(&self, id: &CheckId) -> Result<Option<Check>, StoreError> {
+        self.get(cf::CHECKS, &id.key())
+    }
+
+    /// Pending checks due at or before `now_ms`, oldest first.
+    pub fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<Check>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(cf::DUE)?, IteratorMode::Start) {
+            let (k, _) = item?;
+            if out.len() >= limit || k.len() != 25 {
+                break;
+            }
+            let at = u64::from_be_bytes(k[..8].try_into().expect("8 bytes"));
+            if at > now_ms {
+                break;
+            }
+            if let Some(id) = CheckId::from_key(&k[8..]) {
+                if let Some(c) = self.check(&id)? {
+                    out.push(c);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// When the earliest Pending check is due (unix ms), if any.
+    pub fn next_due_ms(&self) -> Result<Option<u64>, StoreError> {
+        let first = self
+            .db
+            .iterator_cf(self.cf(cf::DUE)?, IteratorMode::Start)
+            .next();
+        match first {
+            Some(item) => {
+                let (k, _) = item?;
+                Ok(k.get(..8)
+                    .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes"))))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Claim a Pending check for dialling: it leaves the due index and
+    /// enters the in-flight set with `owner` and a lease. None when the
+    /// check is not Pending any more (someone else took it, or it is done).
+    pub fn claim(
+        &self,
+        id: &CheckId,
+        owner: &str,
+        lease_until_ms: u64,
+    ) -> Result<Option<Check>, StoreError> {
+        let _g = self.guard();
+        let Some(mut c) = self.check(id)? else {
+            return Ok(None);
+        };
+        if c.status != CheckStatus::Pending {
+            return Ok(None);
+        }
+        let key = id.key();
+        let mut b = WriteBatch::default();
+        b.delete_cf(self.cf(cf::DUE)?, cat(&[&be(c.due_at_ms), &key]));
+        c.status = CheckStatus::Dialing;
+        c.owner = Some(owner.to_string());
+        c.lease_until_ms = Some(lease_until_ms);
+        b.put_cf(self.cf(cf::CHECKS)?, key, encode(&c));
+        b.put_cf(self.cf(cf::INFLIGHT)?, key, []);
+        self.write(b)?;
+        Ok(Some(c))
+    }
+
+    /// Record an attempt of a Dialing check and decide its next step, in one
+    /// synced batch. A check that is already Done is left alone and the
+    /// attempt is still kept (first outcome wins).
+    pub fn finish_attempt(
+        &self,
+        id: &CheckId,
+        attempt: &Attempt,
+        next: Next,
+        now_ms: u64,
+    ) -> Result<Check, StoreError> {
+        let _g = self.guard();
+        let mut c = self.check(id)?.ok_or(StoreError::NotFound("check"))?;
+        let key = id.key();
+        let mut b = WriteBatch::default();
+        b.put_cf(
+            self.cf(cf::ATTEMPTS)?,
+            cat(&[&key, &attempt.n.to_be_bytes()]),
+            encode(attempt),
+        );
+        if c.status == CheckStatus::Done {
+            self.write(b)?;
+            return Ok(c);
+        }
+        b.delete_cf(self.cf(cf::INFLIGHT)?, key);
+        if c.status == CheckStatus::Pending {
+            b.delete_cf(self.cf(cf::DUE)?, cat(&[&be(c.due_at_ms), &key]));
+        }
+        c.attempts = c.attempts.max(attempt.n);
+        c.owner = None;
+        c.lease_until_ms = None;
+        match next {
+            Next::Retry { due_at_ms, cause } => {
+                c.status = CheckStatus::Pending;
+                c.due_at_ms = due_at_ms;
+                c.last_cause = Some(cause);
+                b.put_cf(self.cf(cf::DUE)?, cat(&[&be(due_at_ms), &key]), []);
+            }
+            Next::Final { outcome, cause } => {
+                c.status = CheckStatus::Done;
+                c.outcome = Some(outcome);
+                if cause.is_some() {
+                    c.last_cause = cause;
+                }
+                c.finished_at_ms = Some(now_ms);
+                b.put_cf(
+                    self.cf(cf::OUTCOMES)?,
+                    cat(&[&be(c.tenant_id), &be(now_ms), &key]),
+                    [],
+                );
+            }
+        }
+        b.put_cf(self.cf(cf::CHECKS)?, key, encode(&c));
+        self.write(b)?;
+        Ok(c)
+    }
+
+    /// Move a Pending check without a call (e.g. it came due outside the
+    /// calling window): re-queue it at a new time, or finish it. Returns
+    /// None when the check was not Pending.
+    pub fn settle_pending(
+        &self,
+        id: &CheckId,
+        next: Next,
+        now_ms: u64,
+    ) -> Result<Option<Check>, StoreError> {
+        let _g = self.guard();
+        let Some(mut c) = self.check(id)? else {
+            return Ok(None);
+        };
+        if c.status != CheckStatus::Pending {
+            return Ok(None);
+        }
+        let key = id.key();
+        let mut b = WriteBatch::default();
+        b.delete_cf(self.cf(cf::DUE)?, cat(&[&be(c.due_at_ms), &key]));
+        match next {
+            Next::Retry { due_at_ms, cause } => {
+                c.due_at_ms = due_at_ms;
+                c.last_cause = Some(cause);
+                b.put_cf(self.cf(cf::DUE)?, cat(&[&be(due_at_ms), &key]), []);
+            }
+            Next::Final { outcome, cause } => {
+                c.status = CheckStatus::Done;
+                c.outcome = Some(outcome);
+                if cause.is_some() {
+                    c.last_cause = cause;
+                }
+                c.finished_at_ms = Some(now_ms);
+                b.put_cf(
+                    self.cf(cf::OUTCOMES)?,
+                    cat(&[&be(c.tenant_id), &be(now_ms), &key]),
+                    [],
+                );
+            }
+        }
+        b.put_cf(self.cf(cf::CHECKS)?, key, encode(&c));
+        self.write(b)?;
+        Ok(Some(c))
+    }
+
+    /// Checks that were being dialled when the process stopped.
+    pub fn inflight(&self) -> Result<Vec<Check>, StoreError> {
+        let mut out = Vec::new();
+        for (k, _) in self.scan(cf::INFLIGHT, &[], &[], usize::MAX)? {
+            if let Some(id) = CheckId::from_key(&k) {
+                if let Some(c) = self.check(&id)? {
+                    out.push(c);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn attempts(&self, id: &CheckId) -> Result<Vec<Attempt>, StoreError> {
+        let key = id.key();
+        self.scan(cf::ATTEMPTS, &key, &key, usize::MAX)?
+            .iter()
+            .map(|(_, v)| decode(cf::ATTEMPTS, v))
+            .collect()
+    }
+
+    /// Final outcomes of a tenant finished in [from_ms, to_ms), in time order.
+    pub fn outcomes(
+        &self,
+        tenant_id: u64,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Check>, StoreError> {
+        let start = cat(&[&be(tenant_id), &be(from_ms)]);
+        let mut out = Vec::new();
+        for (k, _) in self.scan(cf::OUTCOMES, &start, &be(tenant_id), limit)? {
+            let at = u64::from_be_bytes(k[8..16].try_into().expect("8 bytes"));
+            if at >= to_ms {
+                break;
+            }
+            if let Some(c) = CheckId::from_key(&k[16..])
+                .map(|id| self.check(&id))
+                .transpose()?
+                .flatten()
+            {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// All checks of a tenant whose slot (or request) time is in [from_ms, to_ms).
+    pub fn checks_of(
+        &self,
+        tenant_id: u64,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Check>, StoreError> {
+        let start = cat(&[&be(tenant_id), &be(from_ms)]);
+        let mut out = Vec::new();
+        for (k, _) in self.scan(cf::TENANT_CHECKS, &start, &be(tenant_id), limit)? {
+            let at = u64::from_be_bytes(k[8..16].try_into().expect("8 bytes"));
+            if at >= to_ms {
+                break;
+            }
+            if let Some(c) = CheckId::from_key(&k[16..])
+                .map(|id| self.check(&id))
+                .transpose()?
+                .flatten()
+            {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- prompts and audit ----
+
+    pub fn put_prompt(&self, tenant_id: u64, name: &str, wav: &[u8]) -> Result<(), StoreError> {
+        let key = cat(&[&be(tenant_id), name.as_bytes()]);
+        Ok(self
+            .db
+            .put_cf_opt(self.cf(cf::PROMPTS)?, key, wav, &self.sync)?)
+    }
+
+    pub fn prompt(&self, tenant_id: u64, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = cat(&[&be(tenant_id), name.as_bytes()]);
+        Ok(self.db.get_cf(self.cf(cf::PROMPTS)?, key)?)
+    }
+
+    /// Names of a tenant's uploaded prompts.
+    pub fn prompt_names(&self, tenant_id: u64) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .scan(cf::PROMPTS, &be(tenant_id), &be(tenant_id), usize::MAX)?
+            .iter()
+            .map(|(k, _)| String::from_utf8_lossy(&k[8..]).into_owned())
+            .collect())
+    }
+
+    /// Append an audit entry (who did what, as JSON) for a tenant.
+    pub fn audit(
+        &self,
+        tenant_id: u64,
+        at_ms: u64,
+        entry: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let _g = self.guard();
+        let seq = self.next_id("audit")?;
+        let key = cat(&[&be(tenant_id), &be(at_ms), &be(seq)]);
+        Ok(self
+            .db
+            .put_cf_opt(self.cf(cf::AUDIT)?, key, encode(entry), &self.sync)?)
+    }
+
+    /// Flush memtables (clean shutdown); the WAL already holds everything.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        for n in cf::ALL {
+            self.db.flush_cf(self.cf(n)?)?;
+        }
+        Ok(())
+    }
+}
