@@ -112,6 +112,32 @@ fn one_off_checks_give_the_right_outcome_for_each_behaviour() {
     assert_eq!(v["attempts"][0]["sip_status"], 486);
     phone_records(ph);
 
+    // A tenant that tries once, with a short script, so that "answered but
+    // silent" and "never answered" end quickly.
+    let (t2, _) = tenant(&http, json!({"retry": {"max_attempts": 1, "spacing_minutes": 1, "retry_no_answer": true,
+        "retry_busy": true, "retry_failed": true, "retry_no_input": false, "carry_to_next_window": false},
+        "script": {"start": "ask", "nodes": {
+            "ask": {"play": ["invalid"], "gather": {"max_digits": 1, "timeout_s": 1, "max_plays": 1},
+                    "on": {"1": "ok", "timeout": "silent"}},
+            "ok": {"play": ["thanks"], "outcome": "fine", "hangup": true},
+            "silent": {"outcome": "no_response", "hangup": true}}}}));
+    let silent_port = free_port();
+    let ph_silent = phones(silent_port, &["--digits", "", "--answer-delay-ms", "100"]);
+    let s_silent = subscriber(&http, t2, &format!("sip:silent@127.0.0.1:{silent_port}"));
+    let ring_port = free_port();
+    let ph_ring = phones(ring_port, &["--behaviour", "no-answer"]);
+    let s_ring = subscriber(&http, t2, &format!("sip:ring@127.0.0.1:{ring_port}"));
+    let (c_silent, c_ring) = (check_now(&http, s_silent), check_now(&http, s_ring));
+    let v = wait_done(&http, &c_silent, Duration::from_secs(30));
+    assert_eq!(v["outcome"], "no_response", "{v}");
+    assert_eq!(v["attempts"][0]["answered"], true);
+    let v = wait_done(&http, &c_ring, Duration::from_secs(30));
+    assert_eq!(v["outcome"], "missed", "{v}");
+    assert_eq!(v["last_cause"], "no_answer");
+    assert_eq!(v["attempts"][0]["sip_status"], 487);
+    phone_records(ph_silent);
+    phone_records(ph_ring);
+
     // Outcomes as JSON and CSV.
     let r = http.get(&format!("/v1/tenants/{tid}/outcomes"));
     assert_eq!(r.status, 200);

@@ -43,3 +43,22 @@ impl Clock for ShiftedClock {
         self.start_ms + self.origin.elapsed().as_millis() as u64
     }
 }
+
+/// A clock tests set by hand (virtual time).
+#[derive(Default)]
+pub struct ManualClock(std::sync::atomic::AtomicU64);
+
+impl ManualClock {
+    pub fn at(ms: u64) -> ManualClock {
+        ManualClock(std::sync::atomic::AtomicU64::new(ms))
+    }
+    pub fn set(&self, ms: u64) {
+        self.0.store(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

@@ -194,32 +194,38 @@ impl Service {
                 let page = self.store.subscribers_of(t.id, after, 1000)?;
                 let Some(last) = page.last() else { break };
                 after = last.id;
-                for s in &page {
-                    created += self.plan_subscriber(&t, &cal, s, now)?;
-                }
+                // One synced batch per page of subscribers.
+                let checks: Vec<Check> = page
+                    .iter()
+                    .flat_map(|s| self.plan_subscriber(&t, &cal, s, now))
+                    .collect();
+                created += self.store.create_checks(&checks)?;
             }
         }
         self.metrics.checks_planned.add(created);
         Ok(created)
     }
 
+    /// The checks a subscriber's schedule yields from now over `plan_days` local days.
     fn plan_subscriber(
         &self,
         t: &Tenant,
         cal: &Calendar,
         s: &Subscriber,
         now_ms: u64,
-    ) -> Result<u64, StoreError> {
+    ) -> Vec<Check> {
         let mut date = cal.local_date(now_ms);
-        let mut created = 0;
+        let mut out = Vec::new();
         for _ in 0..self.plan_days {
             for slot in cal.slots(s, date) {
-                if slot * 1000 < now_ms {
-                    continue; // a slot already past when first planned is not invented afterwards
-                }
-                let c = new_check(CheckId::scheduled(s.id, slot), t.id, slot * 1000, now_ms);
-                if self.store.create_check(&c)? {
-                    created += 1;
+                // A slot already past when first planned is not invented afterwards.
+                if slot * 1000 >= now_ms {
+                    out.push(new_check(
+                        CheckId::scheduled(s.id, slot),
+                        t.id,
+                        slot * 1000,
+                        now_ms,
+                    ));
                 }
             }
             match date.tomorrow() {
@@ -227,7 +233,7 @@ impl Service {
                 Err(_) => break,
             }
         }
-        Ok(created)
+        out
     }
 
     /// Request a check of `subscriber` now (the API's one-off check).
@@ -322,8 +328,13 @@ pub async fn run(
             break;
         }
         if last_plan.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+            let started = Instant::now();
             match tokio::task::block_in_place(|| svc.plan()) {
-                Ok(n) if n > 0 => info!(created = n, "planned checks"),
+                Ok(n) if n > 0 => info!(
+                    created = n,
+                    ms = started.elapsed().as_millis() as u64,
+                    "planned checks"
+                ),
                 Ok(_) => {}
                 Err(e) => error!(error = %e, "planning failed"),
             }
@@ -541,4 +552,169 @@ fn spawn_call(svc: Arc<Service>, t: Tenant, check: Check, done: mpsc::UnboundedS
         }
         let _ = done.send(tenant);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use genki_storage::{RetryPolicy, Schedule};
+
+    fn jst(s: &str) -> u64 {
+        let z: jiff::Zoned = format!("{s}[Asia/Tokyo]").parse().unwrap();
+        z.timestamp().as_millisecond() as u64
+    }
+
+    async fn service(dir: &std::path::Path, clock: Arc<ManualClock>) -> Arc<Service> {
+        let store = Arc::new(Store::open(dir).unwrap());
+        let metrics = Arc::new(Metrics::default());
+        let (_tx, rx) = watch::channel(false);
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = crate::endpoint::Endpoint::spawn(sock, metrics.clone(), rx).unwrap();
+        let setup = CallSetup {
+            endpoint,
+            from: "sip:genki@127.0.0.1".into(),
+            proxy: None,
+            credentials: None,
+            rtp_ip: "127.0.0.1".parse().unwrap(),
+            rtp_ports: 20000..=20999,
+            ring_timeout: Duration::from_secs(30),
+            timers: genki_sip::Timers::default(),
+            metrics: metrics.clone(),
+        };
+        Arc::new(Service::new(
+            store,
+            metrics,
+            clock,
+            setup,
+            Arc::new(HashMap::new()),
+            "test".into(),
+            String::new(),
+            2,
+            Duration::from_millis(100),
+        ))
+    }
+
+    #[tokio::test]
+    async fn schedules_fire_at_their_time_on_virtual_time() {
+        let dir = tempfile_dir();
+        let clock = Arc::new(ManualClock::at(jst("2026-11-22T07:00")));
+        let svc = service(&dir, clock.clone()).await;
+        let t = svc
+            .store
+            .create_tenant(Tenant {
+                id: 0,
+                name: "t".into(),
+                time_zone: "Asia/Tokyo".into(),
+                window_start: "08:00".into(),
+                window_end: "20:00".into(),
+                skip_holidays: true,
+                retry: RetryPolicy::default(),
+                cps: None,
+                max_calls: None,
+                script: None,
+                created_at_ms: 0,
+            })
+            .unwrap();
+        let sub = |days: Vec<u8>| Subscriber {
+            id: 0,
+            tenant_id: t.id,
+            name: "x".into(),
+            phone: "sip:1@127.0.0.1".into(),
+            schedule: Some(Schedule {
+                days,
+                times: vec!["09:30".into()],
+            }),
+            paused_until: None,
+            notes: String::new(),
+            created_at_ms: 0,
+        };
+        let weekdays = svc
+            .store
+            .create_subscriber(sub(vec![1, 2, 3, 4, 5]))
+            .unwrap();
+        let sunday = svc.store.create_subscriber(sub(vec![7])).unwrap();
+        // Sunday 2026-11-22 07:00: today (Sunday) and Monday 11-23, a holiday.
+        assert_eq!(
+            svc.plan().unwrap(),
+            1,
+            "only the Sunday subscriber today; Monday is 勤労感謝の日"
+        );
+        assert_eq!(svc.plan().unwrap(), 0, "planning again creates nothing");
+        assert!(svc.store.due(clock.now_ms(), 10).unwrap().is_empty());
+        clock.set(jst("2026-11-22T09:30"));
+        let due = svc.store.due(clock.now_ms(), 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(
+            due[0].id,
+            CheckId::scheduled(sunday.id, jst("2026-11-22T09:30") / 1000)
+        );
+        // A day later: Tuesday is planned for the weekday subscriber.
+        clock.set(jst("2026-11-23T12:00"));
+        assert_eq!(svc.plan().unwrap(), 1);
+        clock.set(jst("2026-11-24T09:29:59"));
+        assert_eq!(
+            svc.store.due(clock.now_ms(), 10).unwrap().len(),
+            1,
+            "only Sunday's, still due"
+        );
+        clock.set(jst("2026-11-24T09:30"));
+        let due = svc.store.due(clock.now_ms(), 10).unwrap();
+        assert!(due.iter().any(|c| c.id.subscriber_id == weekdays.id));
+        // A retry that would fall after the window ends as missed (default policy).
+        let c = svc
+            .store
+            .check(&CheckId::scheduled(
+                weekdays.id,
+                jst("2026-11-24T09:30") / 1000,
+            ))
+            .unwrap()
+            .unwrap();
+        let r = CallResult {
+            attempt: Attempt {
+                n: 1,
+                ..Default::default()
+            },
+            outcome: None,
+            cause: Some("busy".into()),
+            actions: vec![],
+        };
+        let late = jst("2026-11-24T19:50");
+        assert_eq!(
+            svc.next_after(&t, &c, &r, late),
+            Next::Final {
+                outcome: Outcome::Missed,
+                cause: Some("busy".into())
+            }
+        );
+        assert_eq!(
+            svc.next_after(&t, &c, &r, jst("2026-11-24T10:00")),
+            Next::Retry {
+                due_at_ms: jst("2026-11-24T10:15"),
+                cause: "busy".into()
+            }
+        );
+        let answered_silent = CallResult {
+            cause: Some("no_input".into()),
+            ..r.clone()
+        };
+        assert_eq!(
+            svc.next_after(&t, &c, &answered_silent, jst("2026-11-24T10:00")),
+            Next::Final {
+                outcome: Outcome::NoResponse,
+                cause: Some("no_input".into())
+            }
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "genki-svc-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
 }

@@ -324,6 +324,33 @@ impl Store {
         }
     }
 
+    /// Create many Pending checks in one synced batch, skipping ids that
+    /// exist (the planner's path). Returns how many were created.
+    pub fn create_checks(&self, checks: &[Check]) -> Result<u64, StoreError> {
+        let _g = self.guard();
+        let cf_checks = self.cf(cf::CHECKS)?;
+        let mut b = WriteBatch::default();
+        let mut created = 0;
+        for c in checks {
+            let key = c.id.key();
+            if self.db.get_pinned_cf(cf_checks, key)?.is_some() {
+                continue;
+            }
+            b.put_cf(cf_checks, key, encode(c));
+            b.put_cf(self.cf(cf::DUE)?, cat(&[&be(c.due_at_ms), &key]), []);
+            b.put_cf(
+                self.cf(cf::TENANT_CHECKS)?,
+                cat(&[&be(c.tenant_id), &be(Self::check_time_ms(&c.id)), &key]),
+                [],
+            );
+            created += 1;
+        }
+        if created > 0 {
+            self.write(b)?;
+        }
+        Ok(created)
+    }
+
     /// Create a Pending check unless one with the same id exists (planning is
     /// idempotent: the id is subscriber + slot). Returns whether it was created.
     pub fn create_check(&self, c: &Check) -> Result<bool, StoreError> {
