@@ -114,13 +114,16 @@ fn one_off_checks_give_the_right_outcome_for_each_behaviour() {
 
     // A tenant that tries once, with a short script, so that "answered but
     // silent" and "never answered" end quickly.
-    let (t2, _) = tenant(&http, json!({"retry": {"max_attempts": 1, "spacing_minutes": 1, "retry_no_answer": true,
+    let (t2, _) = tenant(
+        &http,
+        json!({"retry": {"max_attempts": 1, "spacing_minutes": 1, "retry_no_answer": true,
         "retry_busy": true, "retry_failed": true, "retry_no_input": false, "carry_to_next_window": false},
         "script": {"start": "ask", "nodes": {
             "ask": {"play": ["invalid"], "gather": {"max_digits": 1, "timeout_s": 1, "max_plays": 1},
                     "on": {"1": "ok", "timeout": "silent"}},
             "ok": {"play": ["thanks"], "outcome": "fine", "hangup": true},
-            "silent": {"outcome": "no_response", "hangup": true}}}}));
+            "silent": {"outcome": "no_response", "hangup": true}}}}),
+    );
     let silent_port = free_port();
     let ph_silent = phones(silent_port, &["--digits", "", "--answer-delay-ms", "100"]);
     let s_silent = subscriber(&http, t2, &format!("sip:silent@127.0.0.1:{silent_port}"));
@@ -497,4 +500,30 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+#[test]
+fn a_check_requested_after_hours_waits_for_the_next_window() {
+    let dir = temp_dir("serve-window");
+    // Friday 2026-11-20 21:00 JST: the window (08:00–20:00) is closed until Saturday 08:00.
+    let d = Daemon::start(
+        dir.clone(),
+        &[],
+        &["--clock-start", "2026-11-20T21:00:00+09:00"],
+    );
+    let http = d.http();
+    let (tid, _) = tenant(&http, json!({}));
+    let sid = subscriber(&http, tid, "sip:1@127.0.0.1:9");
+    let cid = check_now(&http, sid);
+    std::thread::sleep(Duration::from_millis(1500));
+    let v = http.get(&format!("/v1/checks/{cid}")).json();
+    assert_eq!(v["status"], "pending", "{v}");
+    assert_eq!(
+        v["attempts"].as_array().unwrap().len(),
+        0,
+        "no call outside the window"
+    );
+    let saturday_8 = 1_795_215_600_000u64; // 2026-11-21T08:00:00+09:00
+    assert_eq!(v["due_at_ms"], saturday_8, "{v}");
+    std::fs::remove_dir_all(&dir).ok();
 }
