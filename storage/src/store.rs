@@ -569,22 +569,7 @@ impl Store {
         to_ms: u64,
         limit: usize,
     ) -> Result<Vec<Check>, StoreError> {
-        let start = cat(&[&be(tenant_id), &be(from_ms)]);
-        let mut out = Vec::new();
-        for (k, _) in self.scan(cf::OUTCOMES, &start, &be(tenant_id), limit)? {
-            let at = u64::from_be_bytes(k[8..16].try_into().expect("8 bytes"));
-            if at >= to_ms {
-                break;
-            }
-            if let Some(c) = CheckId::from_key(&k[16..])
-                .map(|id| self.check(&id))
-                .transpose()?
-                .flatten()
-            {
-                out.push(c);
-            }
-        }
-        Ok(out)
+        self.checks_by_time(cf::OUTCOMES, tenant_id, from_ms, to_ms, limit)
     }
 
     /// All checks of a tenant whose slot (or request) time is in [from_ms, to_ms).
@@ -595,18 +580,32 @@ impl Store {
         to_ms: u64,
         limit: usize,
     ) -> Result<Vec<Check>, StoreError> {
+        self.checks_by_time(cf::TENANT_CHECKS, tenant_id, from_ms, to_ms, limit)
+    }
+
+    /// Checks listed in a `tenant_id | time_ms | check key` index, in [from_ms, to_ms).
+    fn checks_by_time(
+        &self,
+        index: &'static str,
+        tenant_id: u64,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Check>, StoreError> {
         let start = cat(&[&be(tenant_id), &be(from_ms)]);
         let mut out = Vec::new();
-        for (k, _) in self.scan(cf::TENANT_CHECKS, &start, &be(tenant_id), limit)? {
-            let at = u64::from_be_bytes(k[8..16].try_into().expect("8 bytes"));
-            if at >= to_ms {
+        for (k, _) in self.scan(index, &start, &be(tenant_id), limit)? {
+            let (Some(at), Some(id)) = (k.get(8..16), k.get(16..).and_then(CheckId::from_key))
+            else {
+                return Err(StoreError::Corrupt {
+                    cf: index,
+                    reason: "short index key".into(),
+                });
+            };
+            if u64::from_be_bytes(at.try_into().expect("8 bytes")) >= to_ms {
                 break;
             }
-            if let Some(c) = CheckId::from_key(&k[16..])
-                .map(|id| self.check(&id))
-                .transpose()?
-                .flatten()
-            {
+            if let Some(c) = self.check(&id)? {
                 out.push(c);
             }
         }
