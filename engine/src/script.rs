@@ -231,7 +231,7 @@ pub enum FlowCmd {
 pub struct Flow {
     script: Script,
     node: String,
-    digits: String,
+    gathered: String,
     all_digits: String,
     plays: u32,
     playing: bool,
@@ -248,7 +248,7 @@ impl Flow {
         Flow {
             node: script.start.clone(),
             script,
-            digits: String::new(),
+            gathered: String::new(),
             all_digits: String::new(),
             plays: 0,
             playing: false,
@@ -279,7 +279,7 @@ impl Flow {
             return;
         }
         self.node = name.to_string();
-        self.digits.clear();
+        self.gathered.clear();
         self.plays = 0;
         self.deadline = None;
         let n = self.node().cloned().unwrap_or_default();
@@ -303,7 +303,7 @@ impl Flow {
             return;
         };
         if let Some(g) = &n.gather {
-            if self.digits.is_empty() {
+            if self.gathered.is_empty() {
                 self.deadline = Some(now + Duration::from_secs(g.timeout_s));
             }
         } else if n.hangup {
@@ -368,9 +368,9 @@ impl Flow {
             self.playing = false;
             self.cmds.push_back(FlowCmd::StopPlayout);
         }
-        self.digits.push(d);
-        if self.digits.chars().count() >= g.max_digits {
-            let key = self.digits.clone();
+        self.gathered.push(d);
+        if self.gathered.chars().count() >= g.max_digits {
+            let key = self.gathered.clone();
             self.branch(&key, now);
         } else {
             self.deadline = Some(now + Duration::from_secs(g.timeout_s));
@@ -378,15 +378,15 @@ impl Flow {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.done || !self.deadline.is_some_and(|d| now >= d) {
+        if self.done || self.deadline.is_none_or(|d| now < d) {
             return;
         }
         self.deadline = None;
         let Some(g) = self.node().and_then(|n| n.gather.clone()) else {
             return;
         };
-        if !self.digits.is_empty() {
-            let key = self.digits.clone();
+        if !self.gathered.is_empty() {
+            let key = self.gathered.clone();
             self.branch(&key, now);
         } else if self.plays < g.max_plays {
             self.plays += 1;

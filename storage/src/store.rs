@@ -92,6 +92,9 @@ pub struct Store {
     sync: WriteOptions,
 }
 
+/// A raw key and value read from a column family.
+type KeyValue = (Box<[u8]>, Box<[u8]>);
+
 fn be(n: u64) -> [u8; 8] {
     n.to_be_bytes()
 }
@@ -170,7 +173,7 @@ impl Store {
         start: &[u8],
         prefix: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Box<[u8]>, Box<[u8]>)>, StoreError> {
+    ) -> Result<Vec<KeyValue>, StoreError> {
         let mut out = Vec::new();
         for item in self.db.iterator_cf(
             self.cf(name)?,
