@@ -473,6 +473,21 @@ impl Store {
         c.attempts = c.attempts.max(attempt.n);
         c.owner = None;
         c.lease_until_ms = None;
+        self.apply_next(&mut b, &mut c, next, now_ms)?;
+        self.write(b)?;
+        Ok(c)
+    }
+
+    /// Put a check's next step into `b`: re-queued (Pending, due index) or
+    /// final (Done, outcome index, written once), and the check itself.
+    fn apply_next(
+        &self,
+        b: &mut WriteBatch,
+        c: &mut Check,
+        next: Next,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let key = c.id.key();
         match next {
             Next::Retry { due_at_ms, cause } => {
                 c.status = CheckStatus::Pending;
@@ -494,9 +509,8 @@ impl Store {
                 );
             }
         }
-        b.put_cf(self.cf(cf::CHECKS)?, key, encode(&c));
-        self.write(b)?;
-        Ok(c)
+        b.put_cf(self.cf(cf::CHECKS)?, key, encode(c));
+        Ok(())
     }
 
     /// Move a Pending check without a call (e.g. it came due outside the
@@ -518,27 +532,7 @@ impl Store {
         let key = id.key();
         let mut b = WriteBatch::default();
         b.delete_cf(self.cf(cf::DUE)?, cat(&[&be(c.due_at_ms), &key]));
-        match next {
-            Next::Retry { due_at_ms, cause } => {
-                c.due_at_ms = due_at_ms;
-                c.last_cause = Some(cause);
-                b.put_cf(self.cf(cf::DUE)?, cat(&[&be(due_at_ms), &key]), []);
-            }
-            Next::Final { outcome, cause } => {
-                c.status = CheckStatus::Done;
-                c.outcome = Some(outcome);
-                if cause.is_some() {
-                    c.last_cause = cause;
-                }
-                c.finished_at_ms = Some(now_ms);
-                b.put_cf(
-                    self.cf(cf::OUTCOMES)?,
-                    cat(&[&be(c.tenant_id), &be(now_ms), &key]),
-                    [],
-                );
-            }
-        }
-        b.put_cf(self.cf(cf::CHECKS)?, key, encode(&c));
+        self.apply_next(&mut b, &mut c, next, now_ms)?;
         self.write(b)?;
         Ok(Some(c))
     }
