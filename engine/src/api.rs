@@ -279,19 +279,7 @@ async fn create_tenant(State(api): S, headers: HeaderMap, body: Bytes) -> R<Resp
     if p.name.is_none() {
         return Err(ApiError::bad("name", "required"));
     }
-    let mut t = Tenant {
-        id: 0,
-        name: String::new(),
-        time_zone: "Asia/Tokyo".into(),
-        window_start: "08:00".into(),
-        window_end: "20:00".into(),
-        skip_holidays: true,
-        retry: RetryPolicy::default(),
-        cps: None,
-        max_calls: None,
-        script: None,
-        created_at_ms: now_ms(&api),
-    };
+    let mut t = Tenant::with_defaults("", now_ms(&api));
     apply_tenant_patch(&api, &mut t, p)?;
     let t = api.svc.store.create_tenant(t)?;
     let token = new_token();

@@ -558,7 +558,7 @@ fn spawn_call(svc: Arc<Service>, t: Tenant, check: Check, done: mpsc::UnboundedS
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use genki_storage::{RetryPolicy, Schedule};
+    use genki_storage::Schedule;
 
     fn jst(s: &str) -> u64 {
         let z: jiff::Zoned = format!("{s}[Asia/Tokyo]").parse().unwrap();
@@ -602,19 +602,7 @@ mod tests {
         let svc = service(&dir, clock.clone()).await;
         let t = svc
             .store
-            .create_tenant(Tenant {
-                id: 0,
-                name: "t".into(),
-                time_zone: "Asia/Tokyo".into(),
-                window_start: "08:00".into(),
-                window_end: "20:00".into(),
-                skip_holidays: true,
-                retry: RetryPolicy::default(),
-                cps: None,
-                max_calls: None,
-                script: None,
-                created_at_ms: 0,
-            })
+            .create_tenant(Tenant::with_defaults("t", 0))
             .unwrap();
         let sub = |days: Vec<u8>| Subscriber {
             id: 0,

@@ -46,19 +46,7 @@ mod tests {
     use super::*;
 
     fn tenant() -> Tenant {
-        Tenant {
-            id: 0,
-            name: "matsudo".into(),
-            time_zone: "Asia/Tokyo".into(),
-            window_start: "08:00".into(),
-            window_end: "20:00".into(),
-            skip_holidays: true,
-            retry: RetryPolicy::default(),
-            cps: None,
-            max_calls: None,
-            script: None,
-            created_at_ms: 1,
-        }
+        Tenant::with_defaults("matsudo", 1)
     }
 
     fn sub(tenant_id: u64) -> Subscriber {

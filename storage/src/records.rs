@@ -60,6 +60,27 @@ pub struct Tenant {
     pub created_at_ms: u64,
 }
 
+impl Tenant {
+    /// A tenant with the defaults a new organisation gets: Asia/Tokyo,
+    /// calls 08:00–20:00, Japanese holidays skipped, the default retry
+    /// policy, trunk limits only, the default script. The id is assigned on create.
+    pub fn with_defaults(name: &str, created_at_ms: u64) -> Tenant {
+        Tenant {
+            id: 0,
+            name: name.to_string(),
+            time_zone: "Asia/Tokyo".into(),
+            window_start: "08:00".into(),
+            window_end: "20:00".into(),
+            skip_holidays: true,
+            retry: RetryPolicy::default(),
+            cps: None,
+            max_calls: None,
+            script: None,
+            created_at_ms,
+        }
+    }
+}
+
 /// How a check is retried when a call does not reach the person.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
