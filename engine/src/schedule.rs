@@ -205,6 +205,7 @@ mod tests {
             cps: None,
             max_calls: None,
             script: None,
+            alerts: Default::default(),
             created_at_ms: 0,
         }
     }

@@ -1,7 +1,8 @@
 //! genki-storage: the only crate that knows RocksDB.
 //!
 //! Tenants, API tokens (hashes only), subscribers, checks with their due
-//! index and leases, attempts, outcomes, prompts and audit entries, in
+//! index and leases, attempts, outcomes, prompts, audit entries, and the
+//! alert engine's records (watchers, ladders, cases, the outbox), in
 //! column families named by constants ([`store::cf`]), with big-endian keys
 //! and a format byte on every record ([`records`]). Every write is synced
 //! before it returns.
@@ -10,11 +11,17 @@
 //! and serde only. The engine reaches the database through [`Store`], the
 //! seam where a shared-database backend can come later.
 
+pub mod alerts;
 pub mod records;
 pub mod store;
 
+pub use alerts::{
+    AlertCase, AlertInput, AlertWrite, CaseEvent, CaseOutcome, CaseState, Channel, Ladder,
+    LadderOf, Notification, NotifyKind, NotifyState, Severity, Tier, Told, Watcher,
+};
 pub use records::{
-    Attempt, Check, CheckId, CheckStatus, Outcome, RetryPolicy, Schedule, Subscriber, Tenant,
+    AlertRules, Attempt, Check, CheckId, CheckStatus, Outcome, RetryPolicy, Schedule, Subscriber,
+    Tenant,
 };
 pub use store::{Next, Store};
 

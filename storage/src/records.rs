@@ -57,6 +57,9 @@ pub struct Tenant {
     pub max_calls: Option<u32>,
     /// The tenant's call script (engine-defined JSON); None: the default.
     pub script: Option<serde_json::Value>,
+    /// When a bad outcome becomes an alert case and how urgent it is.
+    #[serde(default)]
+    pub alerts: AlertRules,
     pub created_at_ms: u64,
 }
 
@@ -76,7 +79,34 @@ impl Tenant {
             cps: None,
             max_calls: None,
             script: None,
+            alerts: AlertRules::default(),
             created_at_ms,
+        }
+    }
+}
+
+/// A tenant's alert rules (PRODUCT.md: who hears about a bad outcome).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertRules {
+    /// Outcomes that open (or add to) a case.
+    pub open_on: Vec<Outcome>,
+    /// Outcomes that make a case urgent at once (answered but silent).
+    pub urgent_on: Vec<Outcome>,
+    /// A case is urgent once it holds `missed` on this many consecutive
+    /// local days (the rule municipalities use before a home visit); 0: never.
+    pub urgent_after_missed_days: u32,
+    /// Urgent cases reach watchers during their quiet hours.
+    pub urgent_skips_quiet_hours: bool,
+}
+
+impl Default for AlertRules {
+    fn default() -> Self {
+        AlertRules {
+            open_on: vec![Outcome::Missed, Outcome::NeedsContact, Outcome::NoResponse],
+            urgent_on: vec![Outcome::NoResponse],
+            urgent_after_missed_days: 2,
+            urgent_skips_quiet_hours: true,
         }
     }
 }

@@ -21,6 +21,7 @@ use rocksdb::{
     ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
 };
 
+use crate::alerts::AlertInput;
 use crate::records::{
     decode, encode, Attempt, Check, CheckId, CheckStatus, Outcome, Subscriber, Tenant,
 };
@@ -54,7 +55,30 @@ pub mod cf {
     pub const PROMPTS: &str = "prompts";
     /// tenant_id | at_ms | seq → JSON entry.
     pub const AUDIT: &str = "audit";
-    pub const ALL: [&str; 13] = [
+    /// watcher_id → Watcher.
+    pub const WATCHERS: &str = "watchers";
+    /// tenant_id | watcher_id → ().
+    pub const TENANT_WATCHERS: &str = "tenant_watchers";
+    /// b't' | tenant_id (the tenant's default) or b's' | subscriber_id → Ladder.
+    pub const LADDERS: &str = "ladders";
+    /// check key → AlertInput: final outcomes the alert engine has not yet
+    /// applied (written in the same batch as the outcome).
+    pub const ALERT_INBOX: &str = "alert_inbox";
+    /// case_id → AlertCase.
+    pub const ALERTS: &str = "alerts";
+    /// tenant_id | case_id → ().
+    pub const TENANT_ALERTS: &str = "tenant_alerts";
+    /// subscriber_id → case_id of the subscriber's one open case.
+    pub const OPEN_ALERTS: &str = "open_alerts";
+    /// deadline_ms | case_id → (): tier deadlines of open cases.
+    pub const ALERT_TIMERS: &str = "alert_timers";
+    /// notification_id → Notification (the outbox).
+    pub const OUTBOX: &str = "outbox";
+    /// next_at_ms | notification_id → (): pending notifications in time order.
+    pub const OUTBOX_DUE: &str = "outbox_due";
+    /// case_id | notification_id → ().
+    pub const CASE_NOTIFICATIONS: &str = "case_notifications";
+    pub const ALL: [&str; 24] = [
         META,
         TENANTS,
         TOKENS,
@@ -68,6 +92,17 @@ pub mod cf {
         TENANT_CHECKS,
         PROMPTS,
         AUDIT,
+        WATCHERS,
+        TENANT_WATCHERS,
+        LADDERS,
+        ALERT_INBOX,
+        ALERTS,
+        TENANT_ALERTS,
+        OPEN_ALERTS,
+        ALERT_TIMERS,
+        OUTBOX,
+        OUTBOX_DUE,
+        CASE_NOTIFICATIONS,
     ];
 }
 
@@ -85,21 +120,21 @@ pub enum Next {
 
 /// The database. Cheap to share behind an `Arc`.
 pub struct Store {
-    db: DB,
+    pub(crate) db: DB,
     /// Serialises read-modify-write of checks and id sequences (one process
     /// owns the database; the shared-database mode will use leases instead).
     lock: Mutex<()>,
-    sync: WriteOptions,
+    pub(crate) sync: WriteOptions,
 }
 
 /// A raw key and value read from a column family.
-type KeyValue = (Box<[u8]>, Box<[u8]>);
+pub(crate) type KeyValue = (Box<[u8]>, Box<[u8]>);
 
-fn be(n: u64) -> [u8; 8] {
+pub(crate) fn be(n: u64) -> [u8; 8] {
     n.to_be_bytes()
 }
 
-fn cat(parts: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn cat(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
 }
 
@@ -126,13 +161,13 @@ impl Store {
         })
     }
 
-    fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily, StoreError> {
+    pub(crate) fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily, StoreError> {
         self.db
             .cf_handle(name)
             .ok_or(StoreError::MissingColumnFamily(name))
     }
 
-    fn get<T: serde::de::DeserializeOwned>(
+    pub(crate) fn get<T: serde::de::DeserializeOwned>(
         &self,
         name: &'static str,
         key: &[u8],
@@ -143,11 +178,11 @@ impl Store {
         }
     }
 
-    fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
+    pub(crate) fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
         Ok(self.db.write_opt(batch, &self.sync)?)
     }
 
-    fn guard(&self) -> std::sync::MutexGuard<'_, ()> {
+    pub(crate) fn guard(&self) -> std::sync::MutexGuard<'_, ()> {
         // A panic elsewhere while holding the lock leaves no partial write
         // (batches are atomic), so a poisoned lock is safe to take.
         self.lock.lock().unwrap_or_else(|e| e.into_inner())
@@ -167,7 +202,7 @@ impl Store {
     }
 
     /// Keys (and values) of a column family from `start` while they begin with `prefix`.
-    fn scan(
+    pub(crate) fn scan(
         &self,
         name: &'static str,
         start: &[u8],
@@ -502,6 +537,20 @@ impl Store {
                     c.last_cause = cause;
                 }
                 c.finished_at_ms = Some(now_ms);
+                // The alert engine hears of every final outcome through
+                // this inbox, written in the same batch: a crash cannot
+                // separate an outcome from its alert.
+                b.put_cf(
+                    self.cf(cf::ALERT_INBOX)?,
+                    key,
+                    encode(&AlertInput {
+                        check_id: c.id,
+                        tenant_id: c.tenant_id,
+                        subscriber_id: c.id.subscriber_id,
+                        outcome,
+                        at_ms: now_ms,
+                    }),
+                );
                 b.put_cf(
                     self.cf(cf::OUTCOMES)?,
                     cat(&[&be(c.tenant_id), &be(now_ms), &key]),

@@ -1,0 +1,792 @@
+//! Alert records (watchers, ladders, cases, the notification outbox) and
+//! their storage.
+//!
+//! Durability is the point of this module: a final outcome puts an
+//! [`AlertInput`] into the alert inbox in the same synced batch as the
+//! outcome itself ([`crate::Store::finish_attempt`]); the alert engine
+//! applies it with [`Store::alert_commit`], which writes the case, its
+//! tier timer, the notifications it queues (the outbox) and the removal of
+//! the inbox entry in one synced batch. A crash at any point therefore
+//! leaves either the input still in the inbox or its whole effect stored:
+//! no case is lost and none is opened twice, no notification is lost.
+//! Delivery is at-least-once: a notification being delivered when the
+//! process dies is sent again after restart with the same id, which is the
+//! webhook's idempotency key.
+//!
+//! Depends on: rocksdb (through [`crate::store`]), serde. Knows nothing of
+//! SIP, HTTP or SMTP: channels are names here.
+
+use rocksdb::{IteratorMode, WriteBatch};
+use serde::{Deserialize, Serialize};
+
+use crate::records::{decode, encode, CheckId, Outcome};
+use crate::store::{be, cat, cf, Store};
+use crate::StoreError;
+
+/// Someone who watches over subscribers: a volunteer, a relative, a
+/// welfare commissioner, an office. Each contact field is a channel.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Watcher {
+    pub id: u64,
+    pub tenant_id: u64,
+    pub name: String,
+    /// Called with the engine's own SIP/RTP (a SIP URI or a number).
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub webhook_url: Option<String>,
+    /// HMAC-SHA256 key for webhook signatures; never returned by the API.
+    pub webhook_secret: Option<String>,
+    /// Local "HH:MM" times between which only urgent cases reach this
+    /// watcher (may wrap midnight, e.g. 21:00–07:00). None: no quiet hours.
+    pub quiet_start: Option<String>,
+    pub quiet_end: Option<String>,
+    pub created_at_ms: u64,
+}
+
+/// One rung of a ladder: watchers told together, and how long they have
+/// to take the case before the next tier is told.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Tier {
+    pub watchers: Vec<u64>,
+    pub deadline_s: u64,
+}
+
+/// The ordered tiers told about a subscriber's case.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Ladder {
+    pub tiers: Vec<Tier>,
+}
+
+/// Whose ladder: a tenant's default, or one subscriber's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LadderOf {
+    Tenant(u64),
+    Subscriber(u64),
+}
+
+impl LadderOf {
+    fn key(self) -> [u8; 9] {
+        let (tag, id) = match self {
+            LadderOf::Tenant(t) => (b't', t),
+            LadderOf::Subscriber(s) => (b's', s),
+        };
+        let mut k = [0u8; 9];
+        k[0] = tag;
+        k[1..].copy_from_slice(&id.to_be_bytes());
+        k
+    }
+}
+
+/// A final outcome waiting for the alert engine.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AlertInput {
+    pub check_id: CheckId,
+    pub tenant_id: u64,
+    pub subscriber_id: u64,
+    pub outcome: Outcome,
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Normal,
+    /// Skips quiet hours (by the tenant's rules).
+    Urgent,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseState {
+    /// Nobody has taken it: the ladder climbs at each tier's deadline.
+    Open,
+    /// A watcher took it; waiting for them to resolve it.
+    Acknowledged,
+    /// Closed: by a watcher, or by the subscriber answering fine.
+    Resolved,
+}
+
+impl CaseState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseState::Open => "open",
+            CaseState::Acknowledged => "acknowledged",
+            CaseState::Resolved => "resolved",
+        }
+    }
+}
+
+/// A bad outcome that belongs to a case.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CaseOutcome {
+    pub check_id: CheckId,
+    pub outcome: Outcome,
+    pub at_ms: u64,
+    /// The tenant's local date of the check's slot (YYYY-MM-DD), for day rules.
+    pub local_date: String,
+}
+
+/// One step of a case's timeline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CaseEvent {
+    pub at_ms: u64,
+    /// opened, outcome, severity, tier, notification_queued, delivered,
+    /// failed, given_up, cancelled, acknowledged, passed, resolved,
+    /// ladder_exhausted, no_ladder, all_clear_queued.
+    pub kind: String,
+    pub detail: serde_json::Value,
+}
+
+/// A channel a watcher is reached on.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Phone,
+    Email,
+    Webhook,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Phone => "phone",
+            Channel::Email => "email",
+            Channel::Webhook => "webhook",
+        }
+    }
+    pub const ALL: [Channel; 3] = [Channel::Phone, Channel::Email, Channel::Webhook];
+}
+
+/// A watcher who was told about the case on a channel (gets the all-clear there).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Told {
+    pub watcher_id: u64,
+    pub channel: Channel,
+}
+
+/// An alert case: one per subscriber while open.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AlertCase {
+    pub id: u64,
+    pub tenant_id: u64,
+    pub subscriber_id: u64,
+    pub state: CaseState,
+    pub severity: Severity,
+    pub opened_at_ms: u64,
+    pub outcomes: Vec<CaseOutcome>,
+    /// Index of the tier told last.
+    pub tier: u32,
+    /// When the current tier's time runs out (Open cases only).
+    pub tier_deadline_ms: Option<u64>,
+    /// Every tier was told and nobody took the case.
+    pub exhausted: bool,
+    /// Watchers of the current tier who passed it on.
+    pub passed: Vec<u64>,
+    pub told: Vec<Told>,
+    pub acked_by: Option<String>,
+    pub acked_at_ms: Option<u64>,
+    pub resolved_by: Option<String>,
+    pub resolved_at_ms: Option<u64>,
+    pub note: Option<String>,
+    pub timeline: Vec<CaseEvent>,
+}
+
+impl AlertCase {
+    pub fn event(&mut self, at_ms: u64, kind: &str, detail: serde_json::Value) {
+        self.timeline.push(CaseEvent {
+            at_ms,
+            kind: kind.to_string(),
+            detail,
+        });
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyKind {
+    Alert,
+    /// The case became urgent.
+    Urgent,
+    AllClear,
+}
+
+impl NotifyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyKind::Alert => "alert",
+            NotifyKind::Urgent => "urgent",
+            NotifyKind::AllClear => "all_clear",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyState {
+    /// In the outbox, due at `next_at_ms` (retried with backoff).
+    Pending,
+    Delivered,
+    /// Retried `tries` times and abandoned; visible in the case.
+    GivenUp,
+    /// No longer needed (the case was taken or closed first).
+    Cancelled,
+}
+
+/// One message to one watcher on one channel: an outbox entry. Its id is
+/// the event id (the webhook's idempotency key).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Notification {
+    pub id: u64,
+    pub case_id: u64,
+    pub tenant_id: u64,
+    pub watcher_id: u64,
+    pub channel: Channel,
+    pub kind: NotifyKind,
+    pub tier: u32,
+    pub state: NotifyState,
+    pub tries: u32,
+    pub next_at_ms: u64,
+    /// Set while a delivery is under way (a lease; reset at start-up).
+    pub sending_until_ms: Option<u64>,
+    pub last_error: Option<String>,
+    /// What a watcher answered on the phone: ack, pass, resolve, none.
+    pub response: Option<String>,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+}
+
+impl Notification {
+    /// The event id sent to receivers.
+    pub fn event_id(&self) -> String {
+        format!("ntf-{}", self.id)
+    }
+}
+
+/// Everything one step of the alert engine changes, committed in one
+/// synced batch by [`Store::alert_commit`]. A case or notification with
+/// id 0 is new and gets its id here; new notifications with case_id 0
+/// belong to the case of this write.
+#[derive(Debug, Default)]
+pub struct AlertWrite {
+    pub case: Option<AlertCase>,
+    pub notifications: Vec<Notification>,
+    /// The inbox entry this step consumed.
+    pub inbox_done: Option<CheckId>,
+}
+
+impl Store {
+    /// Reserve `n` ids of a sequence, the counter update going into `b`.
+    fn reserve_ids(&self, b: &mut WriteBatch, seq: &str, n: u64) -> Result<u64, StoreError> {
+        let meta = self.cf(cf::META)?;
+        let cur = match self.db.get_cf(meta, seq.as_bytes())? {
+            Some(v) if v.len() == 8 => u64::from_be_bytes(v[..8].try_into().expect("8 bytes")),
+            _ => 0,
+        };
+        b.put_cf(meta, seq.as_bytes(), be(cur + n));
+        Ok(cur + 1)
+    }
+
+    fn u64_at(name: &'static str, k: &[u8], at: usize) -> Result<u64, StoreError> {
+        k.get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+            .ok_or(StoreError::Corrupt {
+                cf: name,
+                reason: "short index key".into(),
+            })
+    }
+
+    // ---- watchers and ladders ----
+
+    /// Create or replace a watcher (id 0: create and assign an id).
+    pub fn put_watcher(&self, mut w: Watcher) -> Result<Watcher, StoreError> {
+        let _g = self.guard();
+        let mut b = WriteBatch::default();
+        if w.id == 0 {
+            w.id = self.reserve_ids(&mut b, "watcher", 1)?;
+        }
+        b.put_cf(self.cf(cf::WATCHERS)?, be(w.id), encode(&w));
+        b.put_cf(
+            self.cf(cf::TENANT_WATCHERS)?,
+            cat(&[&be(w.tenant_id), &be(w.id)]),
+            [],
+        );
+        self.write(b)?;
+        Ok(w)
+    }
+
+    pub fn watcher(&self, id: u64) -> Result<Option<Watcher>, StoreError> {
+        self.get(cf::WATCHERS, &be(id))
+    }
+
+    pub fn watchers_of(&self, tenant_id: u64) -> Result<Vec<Watcher>, StoreError> {
+        let mut out = Vec::new();
+        for (k, _) in self.scan(
+            cf::TENANT_WATCHERS,
+            &be(tenant_id),
+            &be(tenant_id),
+            usize::MAX,
+        )? {
+            if let Some(w) = self.watcher(Self::u64_at(cf::TENANT_WATCHERS, &k, 8)?)? {
+                out.push(w);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn delete_watcher(&self, w: &Watcher) -> Result<(), StoreError> {
+        let mut b = WriteBatch::default();
+        b.delete_cf(self.cf(cf::WATCHERS)?, be(w.id));
+        b.delete_cf(
+            self.cf(cf::TENANT_WATCHERS)?,
+            cat(&[&be(w.tenant_id), &be(w.id)]),
+        );
+        self.write(b)
+    }
+
+    pub fn put_ladder(&self, of: LadderOf, l: &Ladder) -> Result<(), StoreError> {
+        Ok(self
+            .db
+            .put_cf_opt(self.cf(cf::LADDERS)?, of.key(), encode(l), &self.sync)?)
+    }
+
+    pub fn ladder(&self, of: LadderOf) -> Result<Option<Ladder>, StoreError> {
+        self.get(cf::LADDERS, &of.key())
+    }
+
+    pub fn delete_ladder(&self, of: LadderOf) -> Result<(), StoreError> {
+        Ok(self
+            .db
+            .delete_cf_opt(self.cf(cf::LADDERS)?, of.key(), &self.sync)?)
+    }
+
+    // ---- the engine's inputs ----
+
+    /// Outcomes not yet applied by the alert engine, in check order.
+    pub fn alert_inbox(&self, limit: usize) -> Result<Vec<AlertInput>, StoreError> {
+        self.scan(cf::ALERT_INBOX, &[], &[], limit)?
+            .iter()
+            .map(|(_, v)| decode(cf::ALERT_INBOX, v))
+            .collect()
+    }
+
+    /// Cases whose tier deadline is at or before `now_ms`.
+    pub fn due_case_timers(&self, now_ms: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
+        let mut out = Vec::new();
+        for (k, _) in self.scan(cf::ALERT_TIMERS, &[], &[], limit)? {
+            if Self::u64_at(cf::ALERT_TIMERS, &k, 0)? > now_ms {
+                break;
+            }
+            out.push(Self::u64_at(cf::ALERT_TIMERS, &k, 8)?);
+        }
+        Ok(out)
+    }
+
+    /// Pending notifications due at or before `now_ms`.
+    pub fn due_notifications(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let mut out = Vec::new();
+        for (k, _) in self.scan(cf::OUTBOX_DUE, &[], &[], limit)? {
+            if Self::u64_at(cf::OUTBOX_DUE, &k, 0)? > now_ms {
+                break;
+            }
+            if let Some(n) = self.notification(Self::u64_at(cf::OUTBOX_DUE, &k, 8)?)? {
+                out.push(n);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The earliest time the alert engine has work: now for an inbox
+    /// entry, else the first tier deadline or pending notification.
+    pub fn next_alert_work_ms(&self) -> Result<Option<u64>, StoreError> {
+        if self
+            .db
+            .iterator_cf(self.cf(cf::ALERT_INBOX)?, IteratorMode::Start)
+            .next()
+            .is_some()
+        {
+            return Ok(Some(0));
+        }
+        let mut at: Option<u64> = None;
+        for name in [cf::ALERT_TIMERS, cf::OUTBOX_DUE] {
+            if let Some(item) = self
+                .db
+                .iterator_cf(self.cf(name)?, IteratorMode::Start)
+                .next()
+            {
+                let (k, _) = item?;
+                let t = Self::u64_at(name, &k, 0)?;
+                at = Some(at.map_or(t, |a| a.min(t)));
+            }
+        }
+        Ok(at)
+    }
+
+    /// Pending notifications that carry a sending lease (deliveries cut
+    /// short by a stop): made due at `now_ms` again. Call once at start-up.
+    pub fn recover_notifications(&self, now_ms: u64) -> Result<usize, StoreError> {
+        let mut stale = Vec::new();
+        for (k, _) in self.scan(cf::OUTBOX_DUE, &[], &[], usize::MAX)? {
+            if let Some(mut n) = self.notification(Self::u64_at(cf::OUTBOX_DUE, &k, 8)?)? {
+                if n.sending_until_ms.is_some() {
+                    n.sending_until_ms = None;
+                    n.next_at_ms = now_ms;
+                    stale.push(n);
+                }
+            }
+        }
+        let count = stale.len();
+        if count > 0 {
+            self.alert_commit(AlertWrite {
+                notifications: stale,
+                ..Default::default()
+            })?;
+        }
+        Ok(count)
+    }
+
+    // ---- cases and notifications ----
+
+    pub fn alert_case(&self, id: u64) -> Result<Option<AlertCase>, StoreError> {
+        self.get(cf::ALERTS, &be(id))
+    }
+
+    /// The subscriber's open (or acknowledged, not yet resolved) case.
+    pub fn open_case_of(&self, subscriber_id: u64) -> Result<Option<AlertCase>, StoreError> {
+        match self
+            .db
+            .get_cf(self.cf(cf::OPEN_ALERTS)?, be(subscriber_id))?
+        {
+            Some(v) if v.len() == 8 => {
+                self.alert_case(u64::from_be_bytes(v[..8].try_into().expect("8 bytes")))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// A tenant's cases with ids greater than `after`, oldest first.
+    pub fn cases_of(
+        &self,
+        tenant_id: u64,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AlertCase>, StoreError> {
+        let start = cat(&[&be(tenant_id), &be(after.saturating_add(1))]);
+        let mut out = Vec::new();
+        for (k, _) in self.scan(cf::TENANT_ALERTS, &start, &be(tenant_id), limit)? {
+            if let Some(c) = self.alert_case(Self::u64_at(cf::TENANT_ALERTS, &k, 8)?)? {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn notification(&self, id: u64) -> Result<Option<Notification>, StoreError> {
+        self.get(cf::OUTBOX, &be(id))
+    }
+
+    pub fn notifications_of(&self, case_id: u64) -> Result<Vec<Notification>, StoreError> {
+        let mut out = Vec::new();
+        for (k, _) in self.scan(
+            cf::CASE_NOTIFICATIONS,
+            &be(case_id),
+            &be(case_id),
+            usize::MAX,
+        )? {
+            if let Some(n) = self.notification(Self::u64_at(cf::CASE_NOTIFICATIONS, &k, 8)?)? {
+                out.push(n);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Commit one step of the alert engine in one synced batch; returns the
+    /// case and notifications as stored (with their ids).
+    pub fn alert_commit(
+        &self,
+        mut w: AlertWrite,
+    ) -> Result<(Option<AlertCase>, Vec<Notification>), StoreError> {
+        let _g = self.guard();
+        let mut b = WriteBatch::default();
+        if let Some(c) = w.case.as_mut() {
+            if c.id == 0 {
+                c.id = self.reserve_ids(&mut b, "alert", 1)?;
+            }
+            let key = be(c.id);
+            // Replace the tier timer and the open-case pointer.
+            let old: Option<AlertCase> = self.get(cf::ALERTS, &key)?;
+            if let Some(at) = old.as_ref().and_then(|o| o.tier_deadline_ms) {
+                b.delete_cf(self.cf(cf::ALERT_TIMERS)?, cat(&[&be(at), &key]));
+            }
+            if let (CaseState::Open, Some(at)) = (c.state, c.tier_deadline_ms) {
+                b.put_cf(self.cf(cf::ALERT_TIMERS)?, cat(&[&be(at), &key]), []);
+            }
+            if c.state == CaseState::Resolved {
+                // Only this case's pointer: a newer case may own it already.
+                if self.open_case_of(c.subscriber_id)?.map(|o| o.id) == Some(c.id) {
+                    b.delete_cf(self.cf(cf::OPEN_ALERTS)?, be(c.subscriber_id));
+                }
+            } else {
+                b.put_cf(self.cf(cf::OPEN_ALERTS)?, be(c.subscriber_id), key);
+            }
+            b.put_cf(self.cf(cf::ALERTS)?, key, encode(c));
+            b.put_cf(
+                self.cf(cf::TENANT_ALERTS)?,
+                cat(&[&be(c.tenant_id), &key]),
+                [],
+            );
+        }
+        let new = w.notifications.iter().filter(|n| n.id == 0).count() as u64;
+        let mut next_id = if new > 0 {
+            self.reserve_ids(&mut b, "notification", new)?
+        } else {
+            0
+        };
+        let case_id = w.case.as_ref().map(|c| c.id).unwrap_or(0);
+        for n in w.notifications.iter_mut() {
+            if n.id == 0 {
+                n.id = next_id;
+                next_id += 1;
+            } else if let Some(old) = self.notification(n.id)? {
+                if old.state == NotifyState::Pending {
+                    b.delete_cf(
+                        self.cf(cf::OUTBOX_DUE)?,
+                        cat(&[&be(old.next_at_ms), &be(n.id)]),
+                    );
+                }
+            }
+            if n.case_id == 0 {
+                n.case_id = case_id;
+            }
+            if n.state == NotifyState::Pending {
+                b.put_cf(
+                    self.cf(cf::OUTBOX_DUE)?,
+                    cat(&[&be(n.next_at_ms), &be(n.id)]),
+                    [],
+                );
+            }
+            b.put_cf(self.cf(cf::OUTBOX)?, be(n.id), encode(n));
+            b.put_cf(
+                self.cf(cf::CASE_NOTIFICATIONS)?,
+                cat(&[&be(n.case_id), &be(n.id)]),
+                [],
+            );
+        }
+        if let Some(id) = w.inbox_done {
+            b.delete_cf(self.cf(cf::ALERT_INBOX)?, id.key());
+        }
+        self.write(b)?;
+        Ok((w.case, w.notifications))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Check, CheckStatus, Next, Subscriber, Tenant};
+
+    fn case(sub: u64) -> AlertCase {
+        AlertCase {
+            id: 0,
+            tenant_id: 1,
+            subscriber_id: sub,
+            state: CaseState::Open,
+            severity: Severity::Normal,
+            opened_at_ms: 10,
+            outcomes: vec![],
+            tier: 0,
+            tier_deadline_ms: Some(5000),
+            exhausted: false,
+            passed: vec![],
+            told: vec![],
+            acked_by: None,
+            acked_at_ms: None,
+            resolved_by: None,
+            resolved_at_ms: None,
+            note: None,
+            timeline: vec![],
+        }
+    }
+
+    fn notif(at: u64) -> Notification {
+        Notification {
+            id: 0,
+            case_id: 0,
+            tenant_id: 1,
+            watcher_id: 1,
+            channel: Channel::Webhook,
+            kind: NotifyKind::Alert,
+            tier: 0,
+            state: NotifyState::Pending,
+            tries: 0,
+            next_at_ms: at,
+            sending_until_ms: None,
+            last_error: None,
+            response: None,
+            created_at_ms: 10,
+            updated_at_ms: 10,
+        }
+    }
+
+    #[test]
+    fn a_final_outcome_lands_in_the_alert_inbox_in_the_same_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let t = s.create_tenant(Tenant::with_defaults("t", 1)).unwrap();
+        let sub = s
+            .create_subscriber(Subscriber {
+                id: 0,
+                tenant_id: t.id,
+                name: "a".into(),
+                phone: "sip:1@127.0.0.1".into(),
+                schedule: None,
+                paused_until: None,
+                notes: String::new(),
+                created_at_ms: 1,
+            })
+            .unwrap();
+        let id = CheckId::one_off(sub.id, 100);
+        s.create_check(&Check {
+            id,
+            tenant_id: t.id,
+            due_at_ms: 100,
+            status: CheckStatus::Pending,
+            attempts: 0,
+            outcome: None,
+            last_cause: None,
+            owner: None,
+            lease_until_ms: None,
+            created_at_ms: 100,
+            finished_at_ms: None,
+        })
+        .unwrap();
+        assert!(s.alert_inbox(10).unwrap().is_empty());
+        s.settle_pending(
+            &id,
+            Next::Final {
+                outcome: Outcome::Missed,
+                cause: None,
+            },
+            200,
+        )
+        .unwrap();
+        let inbox = s.alert_inbox(10).unwrap();
+        assert_eq!(inbox.len(), 1);
+        assert_eq!(inbox[0].outcome, Outcome::Missed);
+        assert_eq!(inbox[0].subscriber_id, sub.id);
+        assert_eq!(s.next_alert_work_ms().unwrap(), Some(0));
+        // Consuming it with a new case is one step.
+        let (c, ns) = s
+            .alert_commit(AlertWrite {
+                case: Some(case(sub.id)),
+                notifications: vec![notif(300), notif(100)],
+                inbox_done: Some(id),
+            })
+            .unwrap();
+        let c = c.unwrap();
+        assert_eq!(c.id, 1);
+        assert_eq!(
+            ns.iter().map(|n| (n.id, n.case_id)).collect::<Vec<_>>(),
+            vec![(1, 1), (2, 1)]
+        );
+        assert!(s.alert_inbox(10).unwrap().is_empty());
+        assert_eq!(s.open_case_of(sub.id).unwrap().unwrap().id, c.id);
+        assert_eq!(s.next_alert_work_ms().unwrap(), Some(100));
+        assert_eq!(s.due_notifications(150, 10).unwrap().len(), 1);
+        assert_eq!(s.due_case_timers(4999, 10).unwrap(), Vec::<u64>::new());
+        assert_eq!(s.due_case_timers(5000, 10).unwrap(), vec![c.id]);
+    }
+
+    #[test]
+    fn notifications_move_in_the_outbox_and_cases_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let (c, ns) = s
+            .alert_commit(AlertWrite {
+                case: Some(case(7)),
+                notifications: vec![notif(100)],
+                inbox_done: None,
+            })
+            .unwrap();
+        let mut c = c.unwrap();
+        let mut n = ns[0].clone();
+        // A lease moves it out of the way; recovery makes it due again.
+        n.sending_until_ms = Some(10_000);
+        n.next_at_ms = 10_000;
+        s.alert_commit(AlertWrite {
+            notifications: vec![n.clone()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(s.due_notifications(9_999, 10).unwrap().is_empty());
+        assert_eq!(s.recover_notifications(500).unwrap(), 1);
+        let due = s.due_notifications(500, 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].sending_until_ms, None);
+        // Delivered: leaves the due index, stays readable.
+        let mut n = due[0].clone();
+        n.state = NotifyState::Delivered;
+        s.alert_commit(AlertWrite {
+            notifications: vec![n],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(s.due_notifications(u64::MAX, 10).unwrap().is_empty());
+        assert_eq!(
+            s.notifications_of(c.id).unwrap()[0].state,
+            NotifyState::Delivered
+        );
+        // Resolving clears the timer and the open pointer; a new case may open.
+        c.state = CaseState::Resolved;
+        s.alert_commit(AlertWrite {
+            case: Some(c.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(s.open_case_of(7).unwrap().is_none());
+        assert!(s.due_case_timers(u64::MAX, 10).unwrap().is_empty());
+        assert_eq!(s.next_alert_work_ms().unwrap(), None);
+        assert_eq!(s.cases_of(1, 0, 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn watchers_and_ladders() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let w = s
+            .put_watcher(Watcher {
+                id: 0,
+                tenant_id: 3,
+                name: "民生委員".into(),
+                phone: Some("sip:2001@127.0.0.1".into()),
+                email: None,
+                webhook_url: None,
+                webhook_secret: None,
+                quiet_start: None,
+                quiet_end: None,
+                created_at_ms: 1,
+            })
+            .unwrap();
+        assert_eq!(w.id, 1);
+        assert_eq!(s.watchers_of(3).unwrap(), vec![w.clone()]);
+        assert!(s.watchers_of(4).unwrap().is_empty());
+        let l = Ladder {
+            tiers: vec![Tier {
+                watchers: vec![w.id],
+                deadline_s: 600,
+            }],
+        };
+        s.put_ladder(LadderOf::Subscriber(9), &l).unwrap();
+        assert_eq!(s.ladder(LadderOf::Subscriber(9)).unwrap(), Some(l));
+        assert_eq!(s.ladder(LadderOf::Tenant(9)).unwrap(), None);
+        s.delete_watcher(&w).unwrap();
+        assert!(s.watchers_of(3).unwrap().is_empty());
+    }
+}
