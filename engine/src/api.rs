@@ -33,11 +33,12 @@ use crate::service::Service;
 /// API state.
 pub struct Api {
     pub svc: Arc<Service>,
+    pub alerts: Arc<crate::alerts::Alerts>,
     pub operator_hash: [u8; 32],
     pub sip_up: Arc<std::sync::atomic::AtomicBool>,
 }
 
-type S = State<Arc<Api>>;
+pub(crate) type S = State<Arc<Api>>;
 
 /// An API error: status, machine code, human message, and the field at fault.
 #[derive(Debug)]
@@ -49,7 +50,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             code,
@@ -57,14 +62,14 @@ impl ApiError {
             field: None,
         }
     }
-    fn field(mut self, f: impl Into<String>) -> ApiError {
+    pub(crate) fn field(mut self, f: impl Into<String>) -> ApiError {
         self.field = Some(f.into());
         self
     }
-    fn bad(field: &str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad(field: &str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message).field(field)
     }
-    fn not_found(what: &str) -> ApiError {
+    pub(crate) fn not_found(what: &str) -> ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -94,17 +99,17 @@ impl From<StoreError> for ApiError {
     }
 }
 
-type R<T> = Result<T, ApiError>;
+pub(crate) type R<T> = Result<T, ApiError>;
 
 /// Who is asking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Caller {
+pub(crate) enum Caller {
     Operator,
     Tenant(u64),
 }
 
 impl Caller {
-    fn can_see(self, tenant: u64) -> bool {
+    pub(crate) fn can_see(self, tenant: u64) -> bool {
         self == Caller::Operator || self == Caller::Tenant(tenant)
     }
 }
@@ -119,7 +124,7 @@ fn new_token() -> String {
     format!("gk_{a:032x}{b:032x}")
 }
 
-fn caller(api: &Api, headers: &HeaderMap) -> R<Caller> {
+pub(crate) fn caller(api: &Api, headers: &HeaderMap) -> R<Caller> {
     let unauthorized = || {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -144,7 +149,7 @@ fn caller(api: &Api, headers: &HeaderMap) -> R<Caller> {
 }
 
 /// Parse a JSON body strictly; errors name the field (serde_path_to_error).
-fn parse<T: DeserializeOwned>(body: &Bytes) -> R<T> {
+pub(crate) fn parse<T: DeserializeOwned>(body: &Bytes) -> R<T> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -178,21 +183,21 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> R<T> {
     })
 }
 
-fn load_tenant(api: &Api, who: Caller, id: u64) -> R<Tenant> {
+pub(crate) fn load_tenant(api: &Api, who: Caller, id: u64) -> R<Tenant> {
     match api.svc.store.tenant(id)? {
         Some(t) if who.can_see(t.id) => Ok(t),
         _ => Err(ApiError::not_found("tenant")),
     }
 }
 
-fn load_subscriber(api: &Api, who: Caller, id: u64) -> R<Subscriber> {
+pub(crate) fn load_subscriber(api: &Api, who: Caller, id: u64) -> R<Subscriber> {
     match api.svc.store.subscriber(id)? {
         Some(s) if who.can_see(s.tenant_id) => Ok(s),
         _ => Err(ApiError::not_found("subscriber")),
     }
 }
 
-fn now_ms(api: &Api) -> u64 {
+pub(crate) fn now_ms(api: &Api) -> u64 {
     api.svc.clock.now_ms()
 }
 
@@ -210,6 +215,7 @@ struct TenantPatch {
     cps: Option<Option<f64>>,
     max_calls: Option<Option<u32>>,
     script: Option<Option<Value>>,
+    alerts: Option<genki_storage::AlertRules>,
 }
 
 fn apply_tenant_patch(api: &Api, t: &mut Tenant, p: TenantPatch) -> R<()> {
@@ -262,6 +268,15 @@ fn apply_tenant_patch(api: &Api, t: &mut Tenant, p: TenantPatch) -> R<()> {
                 .map_err(|e| ApiError::bad(&e.field, e.message))?;
         }
         t.script = v;
+    }
+    if let Some(a) = p.alerts {
+        if a.urgent_after_missed_days > 30 {
+            return Err(ApiError::bad(
+                "alerts.urgent_after_missed_days",
+                "0 (never) to 30",
+            ));
+        }
+        t.alerts = a;
     }
     Calendar::of(t).map_err(|e| ApiError::bad(e.field, e.message))?;
     Ok(())
@@ -926,6 +941,7 @@ pub fn router(api: Arc<Api>) -> Router {
         )
         .route("/v1/subscribers/{id}/checks", post(request_check))
         .route("/v1/checks/{id}", get(get_check))
+        .merge(crate::alerts_api::routes())
         .fallback(fallback)
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(api)
@@ -935,7 +951,7 @@ pub fn router(api: Arc<Api>) -> Router {
 pub fn openapi() -> Value {
     let op = |summary: &str, ok: &str| json!({"summary": summary, "security": [{"bearer": []}], "responses": {ok: {"description": "success"}, "4XX": {"$ref": "#/components/responses/Error"}}});
     let id = |name: &str| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}});
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {"title": "genki admin API", "version": env!("CARGO_PKG_VERSION")},
         "components": {
@@ -958,7 +974,14 @@ pub fn openapi() -> Value {
             "/v1/subscribers/{id}/checks": {"parameters": [id("id")], "post": op("Call this person now", "202")},
             "/v1/checks/{check_id}": {"parameters": [id("check_id")], "get": op("A check: status, outcome, attempts", "200")}
         }
-    })
+    });
+    if let (Some(paths), Value::Object(more)) = (
+        doc["paths"].as_object_mut(),
+        crate::alerts_api::openapi_paths(op, id),
+    ) {
+        paths.extend(more);
+    }
+    doc
 }
 
 /// Expose the store for the binary (it creates the operator token file).

@@ -18,6 +18,7 @@ pub struct Config {
     pub storage: Storage,
     pub trunk: Trunk,
     pub scheduler: Scheduler,
+    pub alerts: Alerts,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -78,6 +79,29 @@ pub struct Scheduler {
     pub drain_s: u64,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Alerts {
+    /// SMTP relay host for watcher e-mail; empty: e-mail notifications fail
+    /// visibly ("no SMTP relay is configured").
+    pub smtp_relay: String,
+    pub smtp_port: u16,
+    /// none (a local relay), starttls, or tls.
+    pub smtp_tls: String,
+    pub smtp_user: String,
+    pub smtp_password: String,
+    /// From address of alert e-mail.
+    pub smtp_from: String,
+    /// Deliveries tried per notification before it is given up.
+    pub max_tries: u32,
+    /// Seconds before the first retry; doubles each time (at most an hour).
+    pub backoff_s: u64,
+    /// Seconds a webhook receiver has to answer.
+    pub webhook_timeout_s: u64,
+    /// Deliveries (calls, POSTs, e-mails) in progress at once.
+    pub parallel: usize,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -108,6 +132,18 @@ impl Default for Config {
                 plan_days: 2,
                 drain_s: 60,
             },
+            alerts: Alerts {
+                smtp_relay: String::new(),
+                smtp_port: 25,
+                smtp_tls: "none".into(),
+                smtp_user: String::new(),
+                smtp_password: String::new(),
+                smtp_from: "genki@localhost".into(),
+                max_tries: 5,
+                backoff_s: 60,
+                webhook_timeout_s: 10,
+                parallel: 16,
+            },
         }
     }
 }
@@ -135,6 +171,11 @@ impl Default for Trunk {
 impl Default for Scheduler {
     fn default() -> Self {
         Config::default().scheduler
+    }
+}
+impl Default for Alerts {
+    fn default() -> Self {
+        Config::default().alerts
     }
 }
 
@@ -270,6 +311,29 @@ impl Config {
         {
             return Err("scheduler: tick_ms ≥ 1 and plan_days 1–14".into());
         }
+        if !["none", "starttls", "tls"].contains(&self.alerts.smtp_tls.as_str()) {
+            return Err(format!(
+                "alerts.smtp_tls: {:?} is not none, starttls or tls",
+                self.alerts.smtp_tls
+            ));
+        }
+        if self.alerts.max_tries == 0 || self.alerts.max_tries > 50 {
+            return Err("alerts.max_tries: must be 1–50".into());
+        }
+        if self.alerts.parallel == 0 || self.alerts.webhook_timeout_s == 0 {
+            return Err("alerts: parallel and webhook_timeout_s must be at least 1".into());
+        }
+        if self
+            .alerts
+            .smtp_from
+            .parse::<lettre::message::Mailbox>()
+            .is_err()
+        {
+            return Err(format!(
+                "alerts.smtp_from: {:?} is not an e-mail address",
+                self.alerts.smtp_from
+            ));
+        }
         Ok(())
     }
 
@@ -278,6 +342,9 @@ impl Config {
         let mut c = self.clone();
         if !c.trunk.password.is_empty() {
             c.trunk.password = "********".into();
+        }
+        if !c.alerts.smtp_password.is_empty() {
+            c.alerts.smtp_password = "********".into();
         }
         if !c.api.operator_token.is_empty() {
             c.api.operator_token = "********".into();

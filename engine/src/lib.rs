@@ -7,11 +7,15 @@
 //! shared by all calls ([`endpoint`]), one task per call running the
 //! tenant's script ([`watch`], [`script`], [`rtp_session`]), the scheduler
 //! and dialer ([`service`], [`schedule`], [`holidays`], [`dialer`]), the
-//! admin API ([`api`]) and metrics ([`metrics`]).
+//! alert cases and the escalation ladder ([`alerts`]) with their channels
+//! ([`notify`]: watcher calls, webhooks, e-mail), the admin API ([`api`])
+//! and metrics ([`metrics`]).
 //!
 //! Dependency rule: may depend on genki-sip, genki-media (and genki-storage);
 //! never on genki-loadtest.
 
+pub mod alerts;
+pub mod alerts_api;
 pub mod api;
 pub mod call;
 pub mod clock;
@@ -22,6 +26,7 @@ pub mod endpoint;
 pub mod holidays;
 pub mod metrics;
 pub mod net;
+pub mod notify;
 pub mod prompts;
 pub mod rtp_session;
 pub mod schedule;

@@ -40,21 +40,26 @@ impl Gauge {
     }
 }
 
-/// A latency histogram in microseconds (1 µs – 1 h, 3 significant digits).
-pub struct Latency(Mutex<Histogram<u64>>);
+/// A latency histogram in microseconds (1 µs – 1 h by default, 3 significant digits).
+pub struct Latency(Mutex<Histogram<u64>>, u64);
 
 impl Default for Latency {
     fn default() -> Self {
-        Latency(Mutex::new(
-            Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"),
-        ))
+        Latency::up_to_us(3_600_000_000)
     }
 }
 
 impl Latency {
+    /// A histogram from 1 µs up to `max_us`.
+    pub fn up_to_us(max_us: u64) -> Latency {
+        Latency(
+            Mutex::new(Histogram::new_with_bounds(1, max_us, 3).expect("valid bounds")),
+            max_us,
+        )
+    }
     pub fn record_us(&self, us: u64) {
         let mut h = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = h.record(us.clamp(1, 3_600_000_000));
+        let _ = h.record(us.clamp(1, self.1));
     }
     fn render(&self, out: &mut String, name: &str, help: &str) {
         let h = self.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -72,7 +77,6 @@ impl Latency {
 }
 
 /// Everything the daemon counts.
-#[derive(Default)]
 pub struct Metrics {
     pub outcome_fine: Counter,
     pub outcome_needs_contact: Counter,
@@ -94,9 +98,63 @@ pub struct Metrics {
     pub recovered_inflight: Counter,
     pub scheduler_lag: Latency,
     pub storage_write: Latency,
+    pub alerts_open: Gauge,
+    pub alerts_opened: Counter,
+    pub alerts_resolved: Counter,
+    pub alert_escalations: Counter,
+    /// Case opened → a watcher took it (up to 30 days).
+    pub time_to_ack: Latency,
+    /// Notification results by channel (phone, email, webhook) and result
+    /// (delivered, failed, given_up).
+    pub notifications: [[Counter; 3]; 3],
+}
+
+const CHANNELS: [&str; 3] = ["phone", "email", "webhook"];
+const RESULTS: [&str; 3] = ["delivered", "failed", "given_up"];
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            outcome_fine: Counter::default(),
+            outcome_needs_contact: Counter::default(),
+            outcome_no_response: Counter::default(),
+            outcome_missed: Counter::default(),
+            attempts: Counter::default(),
+            retries_scheduled: Counter::default(),
+            calls_admitted: Counter::default(),
+            active_calls: Gauge::default(),
+            checks_planned: Counter::default(),
+            sip_retransmissions: Counter::default(),
+            malformed_sip: Counter::default(),
+            rtp_sent: Counter::default(),
+            rtp_received: Counter::default(),
+            rtp_malformed: Counter::default(),
+            dtmf_rfc4733: Counter::default(),
+            dtmf_inband: Counter::default(),
+            dtmf_info: Counter::default(),
+            recovered_inflight: Counter::default(),
+            scheduler_lag: Latency::default(),
+            storage_write: Latency::default(),
+            alerts_open: Gauge::default(),
+            alerts_opened: Counter::default(),
+            alerts_resolved: Counter::default(),
+            alert_escalations: Counter::default(),
+            time_to_ack: Latency::up_to_us(30 * 86_400 * 1_000_000),
+            notifications: Default::default(),
+        }
+    }
 }
 
 impl Metrics {
+    /// Count a notification result on a channel.
+    pub fn notification(&self, channel: genki_storage::Channel, result: &str) {
+        let c = CHANNELS.iter().position(|c| *c == channel.as_str());
+        let r = RESULTS.iter().position(|r| *r == result);
+        if let (Some(c), Some(r)) = (c, r) {
+            self.notifications[c][r].inc();
+        }
+    }
+
     pub fn render(&self) -> String {
         let mut o = String::with_capacity(4096);
         let mut c = |name: &str, help: &str, labels: &[(&str, u64)]| {
@@ -179,6 +237,39 @@ impl Metrics {
                 ("transport=\"info\"", self.dtmf_info.get()),
             ],
         );
+        c(
+            "genki_alerts_opened_total",
+            "Alert cases opened.",
+            &[("", self.alerts_opened.get())],
+        );
+        c(
+            "genki_alerts_resolved_total",
+            "Alert cases closed (by a watcher or by a fine answer).",
+            &[("", self.alerts_resolved.get())],
+        );
+        c(
+            "genki_alert_escalations_total",
+            "Times a case climbed to its next tier.",
+            &[("", self.alert_escalations.get())],
+        );
+        let labels: Vec<(String, u64)> = CHANNELS
+            .iter()
+            .enumerate()
+            .flat_map(|(ci, ch)| {
+                RESULTS
+                    .iter()
+                    .enumerate()
+                    .map(move |(ri, r)| (format!("channel=\"{ch}\",result=\"{r}\""), (ci, ri)))
+            })
+            .map(|(l, (ci, ri))| (l, self.notifications[ci][ri].get()))
+            .collect();
+        let refs: Vec<(&str, u64)> = labels.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        c(
+            "genki_notifications_total",
+            "Notification deliveries by channel and result.",
+            &refs,
+        );
+        let _ = writeln!(o, "# HELP genki_alerts_open Alert cases open or acknowledged, not yet resolved.\n# TYPE genki_alerts_open gauge\ngenki_alerts_open {}", self.alerts_open.get());
         let _ = writeln!(o, "# HELP genki_active_calls Calls in progress.\n# TYPE genki_active_calls gauge\ngenki_active_calls {}", self.active_calls.get());
         self.scheduler_lag.render(
             &mut o,
@@ -189,6 +280,11 @@ impl Metrics {
             &mut o,
             "genki_storage_write_seconds",
             "Synced storage write latency.",
+        );
+        self.time_to_ack.render(
+            &mut o,
+            "genki_alert_time_to_ack_seconds",
+            "From a case opening to a watcher taking it.",
         );
         o
     }

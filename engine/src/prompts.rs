@@ -26,6 +26,22 @@ pub const DEFAULTS: &[(&str, &[u8])] = &[
         include_bytes!("../../prompts/watcher_alert.wav"),
     ),
     ("all_clear", include_bytes!("../../prompts/all_clear.wav")),
+    (
+        "watcher_menu",
+        include_bytes!("../../prompts/watcher_menu.wav"),
+    ),
+    (
+        "alert_taken",
+        include_bytes!("../../prompts/alert_taken.wav"),
+    ),
+    (
+        "alert_passed",
+        include_bytes!("../../prompts/alert_passed.wav"),
+    ),
+    (
+        "alert_resolved",
+        include_bytes!("../../prompts/alert_resolved.wav"),
+    ),
 ];
 
 /// Why a prompt could not be loaded.

@@ -139,6 +139,31 @@ impl Calendar {
         out
     }
 
+    /// When quiet hours `[start, end)` (local, may wrap midnight) that
+    /// contain `ms` end; None when `ms` is outside them.
+    pub fn quiet_until(&self, ms: u64, start: Time, end: Time) -> Option<u64> {
+        if start == end {
+            return None;
+        }
+        let t = Self::ts(ms).to_zoned(self.tz.clone()).time();
+        let date = self.local_date(ms);
+        let inside = if start < end {
+            t >= start && t < end
+        } else {
+            t >= start || t < end
+        };
+        if !inside {
+            return None;
+        }
+        // The end is today unless it wrapped past midnight and we are before it.
+        let end_date = if start > end && t >= start {
+            date.tomorrow().ok()?
+        } else {
+            date
+        };
+        self.at(end_date, end).filter(|e| *e > ms)
+    }
+
     /// When the next attempt is due after a failed one at `now_ms`: None
     /// means no more attempts (the check ends as missed).
     pub fn retry_due(
@@ -208,6 +233,34 @@ mod tests {
             alerts: Default::default(),
             created_at_ms: 0,
         }
+    }
+
+    #[test]
+    fn quiet_hours_wrap_midnight() {
+        let cal = Calendar::of(&tenant()).unwrap();
+        let (q0, q1) = (
+            parse_hhmm("q", "21:00").unwrap(),
+            parse_hhmm("q", "07:00").unwrap(),
+        );
+        assert_eq!(cal.quiet_until(jst("2026-11-24T20:59"), q0, q1), None);
+        assert_eq!(
+            cal.quiet_until(jst("2026-11-24T21:00"), q0, q1),
+            Some(jst("2026-11-25T07:00"))
+        );
+        assert_eq!(
+            cal.quiet_until(jst("2026-11-25T03:00"), q0, q1),
+            Some(jst("2026-11-25T07:00"))
+        );
+        assert_eq!(cal.quiet_until(jst("2026-11-25T07:00"), q0, q1), None);
+        let (d0, d1) = (
+            parse_hhmm("q", "12:00").unwrap(),
+            parse_hhmm("q", "13:00").unwrap(),
+        );
+        assert_eq!(
+            cal.quiet_until(jst("2026-11-25T12:30"), d0, d1),
+            Some(jst("2026-11-25T13:00"))
+        );
+        assert_eq!(cal.quiet_until(jst("2026-11-25T13:30"), d0, d1), None);
     }
 
     fn jst(s: &str) -> u64 {

@@ -206,7 +206,14 @@ impl Script {
                 match a.split_once(':') {
                     Some(("pause_days", d))
                         if d.parse::<u32>().is_ok_and(|d| (1..=365).contains(&d)) => {}
-                    _ => return e(f("action"), "known actions: pause_days:N (1–365)"),
+                    // A watcher call's answer (crate::notify::watcher_script).
+                    Some(("alert", "ack" | "pass" | "resolve" | "heard")) => {}
+                    _ => {
+                        return e(
+                            f("action"),
+                            "known actions: pause_days:N (1–365), alert:ack|pass|resolve|heard",
+                        )
+                    }
                 }
             }
         }

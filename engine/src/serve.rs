@@ -14,11 +14,13 @@ use genki_storage::Store;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::alerts::{Alerts, RetryRule};
 use crate::api::{self, Api};
 use crate::clock::{Clock, ShiftedClock, SystemClock};
 use crate::config::Config;
 use crate::endpoint::Endpoint;
 use crate::metrics::Metrics;
+use crate::notify::{Notifier, Smtp};
 use crate::service::{self, Service};
 use crate::watch::CallSetup;
 use crate::{net, prompts};
@@ -43,6 +45,8 @@ pub enum ServeError {
     Prompt(#[from] prompts::PromptError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot build the HTTP client for webhooks: {0}")]
+    Http(String),
 }
 
 /// Read the operator token file, creating it (mode 0600) with a new token when missing.
@@ -170,6 +174,35 @@ pub async fn serve_until(
         cfg.scheduler.plan_days,
         Duration::from_millis(cfg.scheduler.tick_ms),
     ));
+    let alerts = Arc::new(Alerts::new(
+        store.clone(),
+        metrics.clone(),
+        svc.clock.clone(),
+        RetryRule {
+            max_tries: cfg.alerts.max_tries,
+            backoff: Duration::from_secs(cfg.alerts.backoff_s),
+        },
+        svc.alert_wake.clone(),
+    ));
+    metrics
+        .alerts_open
+        .add(tokio::task::block_in_place(|| store.open_case_count())? as i64);
+    let notifier = Arc::new(Notifier {
+        svc: svc.clone(),
+        http: reqwest::Client::builder()
+            .user_agent(concat!("genki/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ServeError::Http(e.to_string()))?,
+        webhook_timeout: Duration::from_secs(cfg.alerts.webhook_timeout_s),
+        smtp: (!cfg.alerts.smtp_relay.is_empty()).then(|| Smtp {
+            relay: cfg.alerts.smtp_relay.clone(),
+            port: cfg.alerts.smtp_port,
+            tls: cfg.alerts.smtp_tls.clone(),
+            user: cfg.alerts.smtp_user.clone(),
+            password: cfg.alerts.smtp_password.clone(),
+            from: cfg.alerts.smtp_from.clone(),
+        }),
+    });
     let recovered = tokio::task::block_in_place(|| svc.recover())?;
     if recovered > 0 {
         warn!(
@@ -186,6 +219,7 @@ pub async fn serve_until(
         })?;
     let api = Arc::new(Api {
         svc: svc.clone(),
+        alerts: alerts.clone(),
         operator_hash: api::hash_token(&token),
         sip_up,
     });
@@ -210,6 +244,12 @@ pub async fn serve_until(
         info!("stopping");
         let _ = shutdown_tx.send(true);
     });
+    let alert_worker = tokio::spawn(crate::alerts::run(
+        alerts,
+        notifier,
+        cfg.alerts.parallel,
+        shutdown_rx.clone(),
+    ));
     let left = service::run(
         svc,
         cfg.trunk.cps,
@@ -225,6 +265,7 @@ pub async fn serve_until(
         );
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), http).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), alert_worker).await;
     tokio::task::block_in_place(|| store.flush())?;
     info!("stopped cleanly");
     Ok(())

@@ -41,6 +41,8 @@ pub struct Service {
     prompt_cache: RwLock<HashMap<u64, Arc<HashMap<String, Prompt>>>>,
     /// Wakes the due loop (a one-off check was requested).
     pub wake: Notify,
+    /// Wakes the alert worker when a final outcome is stored.
+    pub alert_wake: Arc<Notify>,
     pub owner: String,
     pub trunk_domain: String,
     pub plan_days: u32,
@@ -77,6 +79,7 @@ impl Service {
             defaults,
             prompt_cache: RwLock::new(HashMap::new()),
             wake: Notify::new(),
+            alert_wake: Arc::new(Notify::new()),
             owner,
             trunk_domain,
             plan_days,
@@ -173,6 +176,7 @@ impl Service {
         if c.status != CheckStatus::Done {
             return;
         }
+        self.alert_wake.notify_one();
         match c.outcome {
             Some(Outcome::Fine) => self.metrics.outcome_fine.inc(),
             Some(Outcome::NeedsContact) => self.metrics.outcome_needs_contact.inc(),

@@ -454,6 +454,11 @@ impl Store {
 
     // ---- cases and notifications ----
 
+    /// How many subscribers have an open (unresolved) case.
+    pub fn open_case_count(&self) -> Result<u64, StoreError> {
+        Ok(self.scan(cf::OPEN_ALERTS, &[], &[], usize::MAX)?.len() as u64)
+    }
+
     pub fn alert_case(&self, id: u64) -> Result<Option<AlertCase>, StoreError> {
         self.get(cf::ALERTS, &be(id))
     }
