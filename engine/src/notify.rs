@@ -112,22 +112,17 @@ pub fn watcher_script(kind: NotifyKind, name_prompt: Option<&str>) -> Script {
             nodes,
         };
     }
+    // One node, so a key pressed during any part of the message counts
+    // (barge-in); a repeat plays the whole message again.
     let mut play = vec!["watcher_alert".to_string()];
     if let Some(p) = name_prompt {
         play.push(p.to_string());
     }
-    nodes.insert(
-        "intro".to_string(),
-        Node {
-            play,
-            next: Some("menu".into()),
-            ..Default::default()
-        },
-    );
+    play.push("watcher_menu".to_string());
     nodes.insert(
         "menu".to_string(),
         Node {
-            play: vec!["watcher_menu".into()],
+            play,
             gather: Some(Gather {
                 max_digits: 1,
                 timeout_s: 6,
@@ -157,7 +152,7 @@ pub fn watcher_script(kind: NotifyKind, name_prompt: Option<&str>) -> Script {
         },
     );
     Script {
-        start: "intro".into(),
+        start: "menu".into(),
         nodes,
     }
 }
@@ -236,7 +231,12 @@ impl Notifier {
             return failed("the watcher has no webhook URL", false);
         };
         let body = serde_json::to_vec(&event_body(n, case, w, sub)).expect("JSON");
-        let t = self.svc.clock.now_ms() / 1000;
+        // Real wall-clock time, not the service clock (which tests shift):
+        // the replay window compares it with the receiver's clock.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let sig = sign(
             w.webhook_secret.as_deref().unwrap_or("").as_bytes(),
             t,

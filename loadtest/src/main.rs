@@ -1,11 +1,13 @@
-//! `genki-loadtest`: simulated phones (and, in later issues, the load
-//! drivers) that test genki from the outside, over SIP/RTP only.
+//! `genki-loadtest`: simulated phones, simulated watchers' webhook and
+//! SMTP receivers (and, in later issues, the load drivers) that test genki
+//! from the outside, over SIP/RTP, HTTP and SMTP only.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 mod phones;
+mod watchers;
 
 #[derive(Parser)]
 #[command(
@@ -22,6 +24,10 @@ struct Cli {
 enum Command {
     /// Run a population of simulated phones (a UAS) on one SIP address.
     Phones(phones::PhoneConfig),
+    /// A watcher's webhook receiver: checks signatures, prints one JSON line per request.
+    Webhook(watchers::WebhookConfig),
+    /// An SMTP sink for alert e-mail (or a refusing relay), one JSON line per message.
+    Smtp(watchers::SmtpConfig),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +54,8 @@ fn main() -> ExitCode {
             Command::Phones(cfg) => phones::run(cfg).await.map(|records| {
                 eprintln!("genki-loadtest: {} calls finished", records.len());
             }),
+            Command::Webhook(cfg) => watchers::webhook(cfg).await,
+            Command::Smtp(cfg) => watchers::smtp(cfg).await,
         }
     });
     match result {

@@ -406,3 +406,100 @@ pub fn wait_done(http: &Http, check_id: &str, limit: Duration) -> Value {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A long-running `genki-loadtest` peer (webhook receiver, SMTP sink,
+/// phones) whose JSON lines go to a file that can be read while it runs.
+pub struct Peer {
+    pub child: Child,
+    pub out: PathBuf,
+    pub addr: String,
+}
+
+impl Peer {
+    /// `genki-loadtest <sub> --listen 127.0.0.1:<free port> <args…>`.
+    pub fn start(dir: &std::path::Path, sub: &str, tcp: bool, args: &[&str]) -> Peer {
+        let port = if tcp { free_tcp_port() } else { free_port() };
+        let addr = format!("127.0.0.1:{port}");
+        let out = dir.join(format!("{sub}-{port}.jsonl"));
+        let rtp_base = (40000 + (port % 1000) * 20).to_string();
+        let mut cmd = Command::new(loadtest());
+        cmd.args([sub, "--listen", &addr]);
+        if sub == "phones" {
+            cmd.args(["--json", "--rtp-base", &rtp_base]);
+        }
+        let child = cmd
+            .args(args)
+            .stdout(Stdio::from(std::fs::File::create(&out).unwrap()))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start genki-loadtest");
+        let start = Instant::now();
+        // Wait until it listens (TCP) or give it a moment (UDP).
+        if tcp {
+            while std::net::TcpStream::connect(&addr).is_err() {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "{sub} did not listen"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        Peer { child, out, addr }
+    }
+
+    pub fn records(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Poll until `pred` holds over the records.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        limit: Duration,
+        pred: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            let r = self.records();
+            if pred(&r) {
+                return r;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "{what}: not seen after {limit:?}; records: {r:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Poll a JSON GET until `pred` holds.
+pub fn poll(http: &Http, path: &str, limit: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let r = http.get(path);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        let v = r.json();
+        if pred(&v) {
+            return v;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{path}: condition not met after {limit:?}: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
