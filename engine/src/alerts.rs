@@ -307,7 +307,7 @@ impl Alerts {
         let bad = rules.open_on.contains(&input.outcome);
         match (input.outcome, open) {
             (Outcome::Fine, Some(mut case)) => {
-                let (mut ns, _) = self.close(
+                let mut ns = self.close(
                     &mut case,
                     "subscriber",
                     Some("answered fine"),
@@ -447,7 +447,7 @@ impl Alerts {
         skip: Option<Told>,
         cal: Option<&Calendar>,
         now_ms: u64,
-    ) -> Result<(Vec<Notification>, ()), StoreError> {
+    ) -> Result<Vec<Notification>, StoreError> {
         let mut out = self.cancel_pending(case, now_ms)?;
         case.state = CaseState::Resolved;
         case.tier_deadline_ms = None;
@@ -482,7 +482,7 @@ impl Alerts {
         }
         self.metrics.alerts_open.add(-1);
         self.metrics.alerts_resolved.inc();
-        Ok((out, ()))
+        Ok(out)
     }
 
     fn acknowledge(
@@ -627,7 +627,7 @@ impl Alerts {
                     _ => {}
                 }
                 if response.as_deref() == Some(RESOLVE) && case.state == CaseState::Acknowledged {
-                    let (ns, _) = self.close(
+                    let ns = self.close(
                         &mut case,
                         &by,
                         Some("confirmed safe by phone"),
@@ -723,7 +723,7 @@ impl Alerts {
         }
         let tenant = self.store.tenant(case.tenant_id)?;
         let (_, cal) = Self::tenant_rules(tenant.as_ref());
-        let (ns, _) = self.close(&mut case, by, note, None, cal.as_ref(), now)?;
+        let ns = self.close(&mut case, by, note, None, cal.as_ref(), now)?;
         let (c, _) = self.store.alert_commit(AlertWrite {
             case: Some(case),
             notifications: ns,

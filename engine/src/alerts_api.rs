@@ -213,11 +213,11 @@ fn validate_ladder(api: &Api, tenant_id: u64, l: &Ladder) -> R<()> {
             ));
         }
         for (j, w) in t.watchers.iter().enumerate() {
-            if !api
+            if api
                 .svc
                 .store
                 .watcher(*w)?
-                .is_some_and(|w| w.tenant_id == tenant_id)
+                .is_none_or(|w| w.tenant_id != tenant_id)
             {
                 return Err(ApiError::bad(
                     &format!("tiers[{i}].watchers[{j}]"),

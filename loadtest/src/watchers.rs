@@ -312,8 +312,8 @@ mod tests {
             verify(b"0123456789abcdef", &h, body, 1400, 300),
             (true, false)
         );
-        assert_eq!(verify(b"wrong-secret-000", &h, body, 1000, 300).0, false);
-        assert_eq!(verify(b"0123456789abcdef", &h, b"{}", 1000, 300).0, false);
+        assert!(!verify(b"wrong-secret-000", &h, body, 1000, 300).0);
+        assert!(!verify(b"0123456789abcdef", &h, b"{}", 1000, 300).0);
         assert_eq!(
             verify(b"0123456789abcdef", "t=x,v1=zz", body, 1000, 300),
             (false, false)
