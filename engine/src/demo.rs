@@ -6,6 +6,9 @@
 //! carrier for a realistic mix (most press 1, some press 2, some never
 //! answer, some are busy), enrols the subscribers through the admin API,
 //! runs one round of checks, shows progress, and prints the round's summary.
+//! The tenant has a watcher (a simulated welfare office that answers and
+//! presses 1): every bad outcome opens an alert case that the office takes
+//! by phone, and the demo ends when every case has been taken.
 //!
 //! Depends on: [`crate::serve`], [`crate::config`], tokio (process, net).
 
@@ -198,6 +201,30 @@ pub async fn run(n: usize) -> Result<Value, DemoError> {
         children.push(child);
         ports.push(port);
     }
+    // The welfare office: answers alert calls and presses 1 (takes the case).
+    let office_port = free_udp()?;
+    children.push(
+        Command::new(&phones_bin)
+            .args([
+                "phones",
+                "--listen",
+                &format!("127.0.0.1:{office_port}"),
+                "--max-seconds",
+                "1200",
+                "--answer-delay-ms",
+                "1000",
+                "--digits",
+                "1",
+                "--digit-delay-ms",
+                "2000",
+                "--rtp-base",
+                &(40000 + GROUPS.len() * 4000).to_string(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(DemoError::Spawn)?,
+    );
     let api_addr = format!("127.0.0.1:{}", free_tcp()?);
     let mut cfg = Config::default();
     cfg.storage.path = dir.clone();
@@ -251,6 +278,26 @@ pub async fn run(n: usize) -> Result<Value, DemoError> {
     )
     .await?;
     let tid = t["id"].as_u64().unwrap_or(0);
+    let office = serde_json::json!({"name": "地域包括支援センター", "phone": format!("sip:office@127.0.0.1:{office_port}")});
+    let w = api(
+        &api_addr,
+        "POST",
+        &format!("/v1/tenants/{tid}/watchers"),
+        &token,
+        office.to_string().as_bytes(),
+        201,
+    )
+    .await?;
+    let ladder = serde_json::json!({"tiers": [{"watchers": [w["id"]], "deadline_s": 600}]});
+    api(
+        &api_addr,
+        "PUT",
+        &format!("/v1/tenants/{tid}/ladder"),
+        &token,
+        ladder.to_string().as_bytes(),
+        200,
+    )
+    .await?;
     let mut csv = String::from("name,phone\n");
     let mut planned = Vec::new();
     for i in 0..n {
@@ -333,6 +380,44 @@ pub async fn run(n: usize) -> Result<Value, DemoError> {
             return Err(DemoError::Timeout(limit));
         }
     };
+    // Every bad outcome opened an alert case; the office takes each by phone.
+    eprintln!("genki demo: round done; the welfare office is being called about each alert case");
+    let bad = ["needs_contact", "no_response", "missed"]
+        .iter()
+        .filter_map(|k| summary["outcomes"][k].as_u64())
+        .sum::<u64>();
+    let cases = loop {
+        let all = api(
+            &api_addr,
+            "GET",
+            &format!("/v1/tenants/{tid}/alerts?state=all&limit=1000"),
+            &token,
+            b"",
+            200,
+        )
+        .await?;
+        let list = all["alerts"].as_array().cloned().unwrap_or_default();
+        let taken = list.iter().filter(|c| c["state"] != "open").count();
+        eprintln!(
+            "  [{:>4}s] alert cases {:>3}  taken {:>3}",
+            round.elapsed().as_secs(),
+            list.len(),
+            taken
+        );
+        if list.len() as u64 >= bad && taken == list.len() {
+            break list;
+        }
+        if round.elapsed() > limit {
+            return Err(DemoError::Timeout(limit));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    let mut summary = summary;
+    summary["alerts"] = serde_json::json!({
+        "cases": cases.len(),
+        "urgent": cases.iter().filter(|c| c["severity"] == "urgent").count(),
+        "taken_by": cases.iter().filter_map(|c| c["acked_by"].as_str()).collect::<std::collections::BTreeSet<_>>(),
+    });
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(90), daemon).await;
     for mut c in children {

@@ -178,7 +178,16 @@ async fn demo(n: usize) -> anyhow::Result<ExitCode> {
         println!("  {:<14} {:>6}", k, o[k]);
     }
     let not_fine = s["not_yet_fine"].as_array().map(|a| a.len()).unwrap_or(0);
-    println!("  {not_fine} people were not fine or not reached: their watchers are to be alerted (next issue).");
+    let a = &s["alerts"];
+    println!(
+        "  {not_fine} people were not fine or not reached: {} alert cases ({} urgent), all taken by {}",
+        a["cases"],
+        a["urgent"],
+        a["taken_by"]
+            .as_array()
+            .map(|v| v.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
