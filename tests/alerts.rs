@@ -62,6 +62,13 @@ fn check_now(http: &Http, sid: u64) -> String {
     r.json()["check_id"].as_str().unwrap().to_string()
 }
 
+/// Call the subscriber now and wait for the check's final outcome.
+fn check_outcome(http: &Http, sid: u64, want: &str) {
+    let check = check_now(http, sid);
+    let done = wait_done(http, &check, Duration::from_secs(60));
+    assert_eq!(done["outcome"], want, "{done}");
+}
+
 fn alerts_of(http: &Http, tid: u64, state: &str) -> Vec<Value> {
     let r = http.get(&format!("/v1/tenants/{tid}/alerts?state={state}"));
     assert_eq!(r.status, 200, "{}", r.body);
@@ -177,9 +184,7 @@ fn a_missed_answer_climbs_the_ladder_until_someone_takes_it_then_all_clear() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
 
-    let check = check_now(&http, sid);
-    let done = wait_done(&http, &check, Duration::from_secs(30));
-    assert_eq!(done["outcome"], "missed", "{done}");
+    check_outcome(&http, sid, "missed");
 
     // A case opens; tier 1 is told (webhook + e-mail to the family, a call to the volunteer).
     let open = poll(
@@ -280,9 +285,7 @@ fn a_missed_answer_climbs_the_ladder_until_someone_takes_it_then_all_clear() {
         &json!({"phone": format!("sip:hanako@{}", happy.addr)}),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    let check = check_now(&http, sid);
-    let done = wait_done(&http, &check, Duration::from_secs(60));
-    assert_eq!(done["outcome"], "fine", "{done}");
+    check_outcome(&http, sid, "fine");
     let closed = poll(
         &http,
         &format!("/v1/alerts/{case_id}"),
@@ -602,11 +605,7 @@ fn failing_channels_are_retried_and_visible_and_bad_input_is_refused() {
         "田中 一郎",
         &format!("sip:ichiro@{}", busy.addr),
     );
-    let check = check_now(&http, sid);
-    assert_eq!(
-        wait_done(&http, &check, Duration::from_secs(30))["outcome"],
-        "missed"
-    );
+    check_outcome(&http, sid, "missed");
     let case_id = poll(
         &http,
         &format!("/v1/tenants/{tid}/alerts?state=open"),

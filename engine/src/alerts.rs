@@ -336,24 +336,8 @@ impl Alerts {
                 match open {
                     None => {
                         let mut case = AlertCase {
-                            id: 0,
-                            tenant_id: input.tenant_id,
-                            subscriber_id: input.subscriber_id,
-                            state: CaseState::Open,
-                            severity: Severity::Normal,
-                            opened_at_ms: now,
                             outcomes: vec![item],
-                            tier: 0,
-                            tier_deadline_ms: None,
-                            exhausted: false,
-                            passed: vec![],
-                            told: vec![],
-                            acked_by: None,
-                            acked_at_ms: None,
-                            resolved_by: None,
-                            resolved_at_ms: None,
-                            note: None,
-                            timeline: vec![],
+                            ..AlertCase::open(input.tenant_id, input.subscriber_id, now)
                         };
                         case.severity = Self::severity_of(&case, &rules);
                         case.event(
@@ -949,6 +933,15 @@ mod tests {
             };
             self.alerts.apply_input(&input).unwrap();
         }
+        /// Claim a notification and record `d` as its delivery.
+        fn deliver(&self, id: u64, d: Delivery) {
+            let n = self
+                .alerts
+                .claim(id, Duration::from_secs(60))
+                .unwrap()
+                .expect("due");
+            self.alerts.apply_delivery(n.id, &d).unwrap();
+        }
         fn case(&self) -> Option<AlertCase> {
             self.alerts.store.open_case_of(self.sub).unwrap()
         }
@@ -1055,19 +1048,12 @@ mod tests {
         assert_eq!(tier2.len(), 1);
         assert_eq!(tier2[0].watcher_id, w.w[2]);
         // w2 presses 1 on the phone: acknowledged, others cancelled, no more climbing.
-        let n = w
-            .alerts
-            .claim(tier2[0].id, Duration::from_secs(60))
-            .unwrap()
-            .unwrap();
-        w.alerts
-            .apply_delivery(
-                n.id,
-                &Delivery::Delivered {
-                    response: Some(ACK.into()),
-                },
-            )
-            .unwrap();
+        w.deliver(
+            tier2[0].id,
+            Delivery::Delivered {
+                response: Some(ACK.into()),
+            },
+        );
         let c3 = w.alerts.store.alert_case(c.id).unwrap().unwrap();
         assert_eq!(c3.state, CaseState::Acknowledged);
         assert_eq!(c3.acked_by.as_deref(), Some("w2 (phone)"));
@@ -1098,11 +1084,6 @@ mod tests {
         let ns = w.pending(c.id);
         // The webhook is delivered, the phone call is not answered (retried).
         for n in &ns {
-            let n = w
-                .alerts
-                .claim(n.id, Duration::from_secs(60))
-                .unwrap()
-                .unwrap();
             let d = match n.channel {
                 Channel::Webhook => Delivery::Delivered { response: None },
                 _ => Delivery::Failed {
@@ -1110,7 +1091,7 @@ mod tests {
                     retry: true,
                 },
             };
-            w.alerts.apply_delivery(n.id, &d).unwrap();
+            w.deliver(n.id, d);
         }
         let c = w.alerts.store.alert_case(c.id).unwrap().unwrap();
         assert_eq!(
@@ -1168,20 +1149,13 @@ mod tests {
         let mut waits = vec![];
         for _ in 0..3 {
             let now = w.clock.now_ms();
-            let n = w
-                .alerts
-                .claim(id, Duration::from_secs(60))
-                .unwrap()
-                .expect("due");
-            w.alerts
-                .apply_delivery(
-                    n.id,
-                    &Delivery::Failed {
-                        error: "connection refused".into(),
-                        retry: true,
-                    },
-                )
-                .unwrap();
+            w.deliver(
+                id,
+                Delivery::Failed {
+                    error: "connection refused".into(),
+                    retry: true,
+                },
+            );
             let n = w.alerts.store.notification(id).unwrap().unwrap();
             waits.push((n.state, n.next_at_ms.saturating_sub(now) / 1000));
             w.clock.set(n.next_at_ms);
@@ -1202,20 +1176,13 @@ mod tests {
         );
         // A refusal that retrying cannot fix is given up at once.
         let other = w.pending(c.id)[0].id;
-        let n = w
-            .alerts
-            .claim(other, Duration::from_secs(60))
-            .unwrap()
-            .unwrap();
-        w.alerts
-            .apply_delivery(
-                n.id,
-                &Delivery::Failed {
-                    error: "HTTP 400".into(),
-                    retry: false,
-                },
-            )
-            .unwrap();
+        w.deliver(
+            other,
+            Delivery::Failed {
+                error: "HTTP 400".into(),
+                retry: false,
+            },
+        );
         assert_eq!(
             w.alerts.store.notification(other).unwrap().unwrap().state,
             NotifyState::GivenUp
@@ -1234,19 +1201,12 @@ mod tests {
                 .into_iter()
                 .find(|n| n.watcher_id == wid && n.channel == Channel::Phone)
                 .unwrap();
-            let n = w
-                .alerts
-                .claim(n.id, Duration::from_secs(60))
-                .unwrap()
-                .unwrap();
-            w.alerts
-                .apply_delivery(
-                    n.id,
-                    &Delivery::Delivered {
-                        response: Some(PASS.into()),
-                    },
-                )
-                .unwrap();
+            w.deliver(
+                n.id,
+                Delivery::Delivered {
+                    response: Some(PASS.into()),
+                },
+            );
         }
         let c = w.alerts.store.alert_case(c.id).unwrap().unwrap();
         assert_eq!(
@@ -1258,19 +1218,12 @@ mod tests {
             .into_iter()
             .find(|n| n.watcher_id == w.w[2])
             .unwrap();
-        let n = w
-            .alerts
-            .claim(n.id, Duration::from_secs(60))
-            .unwrap()
-            .unwrap();
-        w.alerts
-            .apply_delivery(
-                n.id,
-                &Delivery::Delivered {
-                    response: Some(RESOLVE.into()),
-                },
-            )
-            .unwrap();
+        w.deliver(
+            n.id,
+            Delivery::Delivered {
+                response: Some(RESOLVE.into()),
+            },
+        );
         let c = w.alerts.store.alert_case(c.id).unwrap().unwrap();
         assert_eq!(c.state, CaseState::Resolved);
         // All-clear to w0 and w1 (told by phone), not to w2 who closed it.

@@ -20,8 +20,8 @@ use serde_json::{json, Value};
 
 use crate::alerts::CaseError;
 use crate::api::{
-    caller, load_subscriber, load_tenant, now_ms, parse, validate_phone, Api, ApiError, Caller, R,
-    S,
+    caller, load_subscriber, load_tenant, now_ms, parse, validate_name, validate_phone, Api,
+    ApiError, Caller, R, S,
 };
 use crate::schedule::parse_hhmm;
 
@@ -47,9 +47,7 @@ struct WatcherPatch {
 
 fn apply_watcher_patch(w: &mut Watcher, p: WatcherPatch) -> R<()> {
     if let Some(n) = p.name {
-        if n.trim().is_empty() || n.len() > 200 {
-            return Err(ApiError::bad("name", "1–200 characters"));
-        }
+        validate_name(&n)?;
         w.name = n;
     }
     if let Some(v) = p.phone {

@@ -218,11 +218,17 @@ struct TenantPatch {
     alerts: Option<genki_storage::AlertRules>,
 }
 
+/// A display name: 1–200 characters, not only spaces.
+pub(crate) fn validate_name(n: &str) -> R<()> {
+    if n.trim().is_empty() || n.len() > 200 {
+        return Err(ApiError::bad("name", "1–200 characters"));
+    }
+    Ok(())
+}
+
 fn apply_tenant_patch(api: &Api, t: &mut Tenant, p: TenantPatch) -> R<()> {
     if let Some(n) = p.name {
-        if n.trim().is_empty() || n.len() > 200 {
-            return Err(ApiError::bad("name", "1–200 characters"));
-        }
+        validate_name(&n)?;
         t.name = n;
     }
     if let Some(v) = p.time_zone {

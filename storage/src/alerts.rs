@@ -195,6 +195,30 @@ pub struct AlertCase {
 }
 
 impl AlertCase {
+    /// A new open case (id assigned on commit), at tier 0 with nothing told yet.
+    pub fn open(tenant_id: u64, subscriber_id: u64, now_ms: u64) -> AlertCase {
+        AlertCase {
+            id: 0,
+            tenant_id,
+            subscriber_id,
+            state: CaseState::Open,
+            severity: Severity::Normal,
+            opened_at_ms: now_ms,
+            outcomes: vec![],
+            tier: 0,
+            tier_deadline_ms: None,
+            exhausted: false,
+            passed: vec![],
+            told: vec![],
+            acked_by: None,
+            acked_at_ms: None,
+            resolved_by: None,
+            resolved_at_ms: None,
+            note: None,
+            timeline: vec![],
+        }
+    }
+
     pub fn event(&mut self, at_ms: u64, kind: &str, detail: serde_json::Value) {
         self.timeline.push(CaseEvent {
             at_ms,
@@ -599,24 +623,8 @@ mod tests {
 
     fn case(sub: u64) -> AlertCase {
         AlertCase {
-            id: 0,
-            tenant_id: 1,
-            subscriber_id: sub,
-            state: CaseState::Open,
-            severity: Severity::Normal,
-            opened_at_ms: 10,
-            outcomes: vec![],
-            tier: 0,
             tier_deadline_ms: Some(5000),
-            exhausted: false,
-            passed: vec![],
-            told: vec![],
-            acked_by: None,
-            acked_at_ms: None,
-            resolved_by: None,
-            resolved_at_ms: None,
-            note: None,
-            timeline: vec![],
+            ..AlertCase::open(1, sub, 10)
         }
     }
 
