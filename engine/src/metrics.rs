@@ -57,6 +57,14 @@ impl Latency {
             max_us,
         )
     }
+    /// Record many values under one lock (a call's packets at its end).
+    pub fn record_all_us(&self, values: &[u32]) {
+        let mut h = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for v in values {
+            let _ = h.record((*v as u64).clamp(1, self.1));
+        }
+    }
+
     pub fn record_us(&self, us: u64) {
         let mut h = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let _ = h.record(us.clamp(1, self.1));
@@ -98,6 +106,8 @@ pub struct Metrics {
     pub recovered_inflight: Counter,
     pub scheduler_lag: Latency,
     pub storage_write: Latency,
+    /// How late each RTP packet left against its 20 ms schedule.
+    pub rtp_send_lateness: Latency,
     pub alerts_open: Gauge,
     pub alerts_opened: Counter,
     pub alerts_resolved: Counter,
@@ -135,6 +145,7 @@ impl Default for Metrics {
             recovered_inflight: Counter::default(),
             scheduler_lag: Latency::default(),
             storage_write: Latency::default(),
+            rtp_send_lateness: Latency::default(),
             alerts_open: Gauge::default(),
             alerts_opened: Counter::default(),
             alerts_resolved: Counter::default(),
@@ -280,6 +291,11 @@ impl Metrics {
             &mut o,
             "genki_storage_write_seconds",
             "Synced storage write latency.",
+        );
+        self.rtp_send_lateness.render(
+            &mut o,
+            "genki_rtp_send_lateness_seconds",
+            "How late RTP packets left against the 20 ms schedule (recorded at each call's end).",
         );
         self.time_to_ack.render(
             &mut o,

@@ -285,6 +285,7 @@ pub async fn run_call(
     }
     if let Some(s) = &media {
         m.rtp_sent.add(s.sender.sent);
+        m.rtp_send_lateness.record_all_us(&s.lateness_us);
         m.rtp_received.add(s.receiver.received);
         m.rtp_malformed.add(s.receiver.malformed);
     }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod driver;
 mod phones;
 mod watchers;
 
@@ -26,6 +27,9 @@ enum Command {
     Phones(phones::PhoneConfig),
     /// A watcher's webhook receiver: checks signatures, prints one JSON line per request.
     Webhook(watchers::WebhookConfig),
+    /// The load driver: enrol N subscribers through the API, run a round
+    /// against their simulated phones, check the outcomes, report.
+    Run(driver::RunConfig),
     /// An SMTP sink for alert e-mail (or a refusing relay), one JSON line per message.
     Smtp(watchers::SmtpConfig),
 }
@@ -39,10 +43,18 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(filter)
         .init();
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // The driver runs its phones on both cores; a phones population alone
+    // stays on one thread (it is started next to genki in tests).
+    let rt = match &cli.command {
+        Command::Run(_) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    };
+    let rt = match rt {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("genki-loadtest: cannot start the runtime: {e}");
@@ -55,6 +67,19 @@ fn main() -> ExitCode {
                 eprintln!("genki-loadtest: {} calls finished", records.len());
             }),
             Command::Webhook(cfg) => watchers::webhook(cfg).await,
+            Command::Run(cfg) => {
+                let json = cfg.json;
+                let report = driver::run(cfg).await?;
+                if json {
+                    println!("{report}");
+                } else {
+                    driver::print_table(&report);
+                }
+                if report["ledger"]["ok"] != true {
+                    anyhow::bail!("{} ledger problems", report["ledger"]["problems"]);
+                }
+                Ok(())
+            }
             Command::Smtp(cfg) => watchers::smtp(cfg).await,
         }
     });

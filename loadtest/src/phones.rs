@@ -120,6 +120,71 @@ pub struct PhoneConfig {
     /// First RTP port to use (even); each call takes the next free one.
     #[arg(long, default_value_t = 40000)]
     pub rtp_base: u16,
+    /// Per-callee profiles (set by the load driver, not a flag).
+    #[arg(skip)]
+    pub mix: Mix,
+}
+
+/// What one phone does with one call: from the flags, or chosen per
+/// callee by a [`Mix`] (the load driver's seeded population).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Profile {
+    pub behaviour: Behaviour,
+    pub answer_delay_ms: u64,
+    pub digits: String,
+    pub digit_delay_ms: u64,
+    pub inter_digit_ms: u64,
+    pub digit_duration_ms: u64,
+    pub dtmf: DtmfMode,
+    pub hangup_after_ms: u64,
+}
+
+/// Chooses a call's profile from the user part of its Request-URI (None:
+/// the flags' profile).
+#[derive(Clone, Default)]
+pub struct Mix(pub Option<std::sync::Arc<dyn Fn(&str) -> Option<Profile> + Send + Sync>>);
+
+impl std::fmt::Debug for Mix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Mix(per callee)"
+        } else {
+            "Mix(none)"
+        })
+    }
+}
+
+impl PhoneConfig {
+    /// The profile the flags describe.
+    pub fn profile(&self) -> Profile {
+        Profile {
+            behaviour: self.behaviour,
+            answer_delay_ms: self.answer_delay_ms,
+            digits: self.digits.clone(),
+            digit_delay_ms: self.digit_delay_ms,
+            inter_digit_ms: self.inter_digit_ms,
+            digit_duration_ms: self.digit_duration_ms,
+            dtmf: self.dtmf,
+            hangup_after_ms: self.hangup_after_ms,
+        }
+    }
+
+    fn profile_for(&self, invite: &Message) -> Profile {
+        let user = match &invite.start {
+            genki_sip::message::StartLine::Request { uri, .. } => uri
+                .trim_start_matches("sips:")
+                .trim_start_matches("sip:")
+                .split('@')
+                .next()
+                .unwrap_or(""),
+            _ => "",
+        };
+        self.mix
+            .0
+            .as_ref()
+            .and_then(|m| m(user))
+            .unwrap_or_else(|| self.profile())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -152,6 +217,25 @@ pub struct CallRecord {
     pub rtp_interarrival_p99_ms: f64,
     pub rtp_interarrival_max_ms: f64,
     pub duration_ms: u64,
+    /// The user part of the Request-URI (the load driver's subscriber key).
+    pub callee: String,
+    /// Unix ms the INVITE arrived, the 200 OK was sent, the first RTP
+    /// packet from genki arrived, the first key was sent.
+    pub invite_at_ms: u64,
+    pub answered_at_ms: Option<u64>,
+    pub first_rtp_at_ms: Option<u64>,
+    pub first_digit_at_ms: Option<u64>,
+    /// How late this phone's own RTP left against its 20 ms schedule (µs, p99 and max).
+    pub send_lateness_p99_us: u64,
+    pub send_lateness_max_us: u64,
+}
+
+/// Wall-clock unix milliseconds (records are compared with genki's).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 enum MediaCmd {
@@ -161,6 +245,8 @@ enum MediaCmd {
 
 #[derive(Default)]
 struct MediaStats {
+    first_rtp_at_ms: Option<u64>,
+    lateness_us: Vec<u32>,
     received: u64,
     sent: u64,
     gaps: u64,
@@ -177,6 +263,7 @@ enum Action {
 
 struct PhoneCall {
     uas: UasCall,
+    profile: Profile,
     record: CallRecord,
     started: Instant,
     action: Option<(Instant, Action)>,
@@ -322,7 +409,7 @@ fn on_message(
             debug!(call_id = %id, "dropping the first INVITE on purpose");
             return;
         }
-        if cfg.behaviour == Behaviour::Silent {
+        if cfg.profile_for(&msg).behaviour == Behaviour::Silent {
             if !calls.contains_key(&id) {
                 let uas = UasCall::new(msg, src, local, tag(), timers);
                 let mut c = new_call(uas, cfg, now);
@@ -372,15 +459,28 @@ fn tag() -> String {
 }
 
 fn new_call(uas: UasCall, cfg: &PhoneConfig, now: Instant) -> PhoneCall {
+    let profile = cfg.profile_for(uas.invite());
+    let callee = match &uas.invite().start {
+        genki_sip::message::StartLine::Request { uri, .. } => uri
+            .trim_start_matches("sip:")
+            .split('@')
+            .next()
+            .unwrap_or("")
+            .to_string(),
+        _ => String::new(),
+    };
     let record = CallRecord {
+        callee,
+        invite_at_ms: unix_ms(),
         call_id: uas.invite().call_id.clone(),
         from: uas.invite().header("From").unwrap_or("").to_string(),
-        behaviour: Some(cfg.behaviour),
-        dtmf: (!cfg.digits.is_empty()).then_some(cfg.dtmf),
+        behaviour: Some(profile.behaviour),
+        dtmf: (!profile.digits.is_empty()).then_some(profile.dtmf),
         ..Default::default()
     };
     PhoneCall {
         uas,
+        profile,
         record,
         started: now,
         action: None,
@@ -429,7 +529,7 @@ fn start_call(cfg: &PhoneConfig, c: &mut PhoneCall, nonce: &str, now: Instant) {
             }
         }
     }
-    match cfg.behaviour {
+    match c.profile.behaviour {
         Behaviour::Busy => reject(c, 486, now),
         Behaviour::NotFound => reject(c, 404, now),
         Behaviour::Unavailable => reject(c, 503, now),
@@ -442,7 +542,7 @@ fn start_call(cfg: &PhoneConfig, c: &mut PhoneCall, nonce: &str, now: Instant) {
             c.uas.respond(100, &[], None, now_std);
             c.uas.respond(180, &[], None, now_std);
             c.action = Some((
-                now + Duration::from_millis(cfg.answer_delay_ms),
+                now + Duration::from_millis(c.profile.answer_delay_ms),
                 Action::Answer,
             ));
         }
@@ -472,7 +572,7 @@ async fn perform(
                 reject(c, 488, now);
                 return;
             };
-            if cfg.behaviour == Behaviour::NoCommonCodec {
+            if c.profile.behaviour == Behaviour::NoCommonCodec {
                 let body = format!(
                     "v=0\r\no=phone 1 1 IN IP4 {ip}\r\ns=phone\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n",
                     ip = local.ip()
@@ -523,6 +623,7 @@ async fn perform(
                 now_std,
             );
             c.record.answered = true;
+            c.record.answered_at_ms = Some(unix_ms());
             c.record.final_status = Some(200);
             let remote = SocketAddr::new(offer.addr, offer.port);
             let law = if codec == Codec::Pcmu {
@@ -535,13 +636,15 @@ async fn perform(
             c.media = Some(tx);
         }
         Action::Digit(i) => {
-            let Some(d) = cfg.digits.chars().nth(i) else {
+            let p = c.profile.clone();
+            let Some(d) = p.digits.chars().nth(i) else {
                 return;
             };
             c.record.digits_sent.push(d);
-            match cfg.dtmf {
+            c.record.first_digit_at_ms.get_or_insert_with(unix_ms);
+            match p.dtmf {
                 DtmfMode::Info => {
-                    let body = info_body(d, Duration::from_millis(cfg.digit_duration_ms));
+                    let body = info_body(d, Duration::from_millis(p.digit_duration_ms));
                     c.uas
                         .send_info("application/dtmf-relay", body.as_bytes(), now_std);
                 }
@@ -551,8 +654,8 @@ async fn perform(
                     }
                 }
             }
-            if i + 1 < cfg.digits.chars().count() {
-                let gap = cfg.digit_duration_ms + cfg.inter_digit_ms;
+            if i + 1 < p.digits.chars().count() {
+                let gap = p.digit_duration_ms + p.inter_digit_ms;
                 c.action = Some((now + Duration::from_millis(gap), Action::Digit(i + 1)));
             }
         }
@@ -569,14 +672,15 @@ fn on_event(cfg: &PhoneConfig, c: &mut PhoneCall, ev: UasEvent, now: Instant) {
             }
             c.record.acked = true;
             c.max_until = Some(now + Duration::from_millis(cfg.max_call_ms));
-            if cfg.behaviour == Behaviour::Hangup {
+            let p = &c.profile;
+            if p.behaviour == Behaviour::Hangup {
                 c.action = Some((
-                    now + Duration::from_millis(cfg.hangup_after_ms),
+                    now + Duration::from_millis(p.hangup_after_ms),
                     Action::Hangup,
                 ));
-            } else if !cfg.digits.is_empty() && cfg.behaviour == Behaviour::Answer {
+            } else if !p.digits.is_empty() && p.behaviour == Behaviour::Answer {
                 c.action = Some((
-                    now + Duration::from_millis(cfg.digit_delay_ms),
+                    now + Duration::from_millis(p.digit_delay_ms),
                     Action::Digit(0),
                 ));
             }
@@ -606,6 +710,13 @@ fn on_event(cfg: &PhoneConfig, c: &mut PhoneCall, ev: UasEvent, now: Instant) {
 }
 
 fn fill_stats(r: &mut CallRecord, mut s: MediaStats) {
+    r.first_rtp_at_ms = s.first_rtp_at_ms;
+    s.lateness_us.sort_unstable();
+    if let Some(max) = s.lateness_us.last() {
+        r.send_lateness_max_us = *max as u64;
+        r.send_lateness_p99_us =
+            s.lateness_us[((s.lateness_us.len() - 1) as f64 * 0.99).round() as usize] as u64;
+    }
     r.rtp_received = s.received;
     r.rtp_sent = s.sent;
     r.rtp_gaps = s.gaps;
@@ -642,9 +753,16 @@ async fn media_task(
     let mut buf = [0u8; 2048];
     let mut last_arrival: Option<Instant> = None;
     let mut interarrival = Vec::with_capacity(2048);
+    let mut lateness_us: Vec<u32> = Vec::with_capacity(2048);
+    let mut first_rtp_at_ms = None;
     loop {
         let now = Instant::now();
-        while let Some(n) = sender.poll_transmit(now.into_std(), &mut out) {
+        loop {
+            let late = sender.lateness(now.into_std());
+            let Some(n) = sender.poll_transmit(now.into_std(), &mut out) else {
+                break;
+            };
+            lateness_us.push(late.as_micros().min(u32::MAX as u128) as u32);
             let _ = sock.send_to(&out[..n], remote).await;
         }
         let wake = sender
@@ -664,6 +782,8 @@ async fn media_task(
                 }
                 Some(MediaCmd::Stop(reply)) => {
                     let _ = reply.send(MediaStats {
+                        first_rtp_at_ms,
+                        lateness_us,
                         received: receiver.received,
                         sent: sender.sent,
                         gaps: receiver.gaps,
@@ -678,6 +798,7 @@ async fn media_task(
                 if let Ok((n, _)) = r {
                     let now = Instant::now();
                     if receiver.handle(&buf[..n], now.into_std()).is_ok() {
+                        first_rtp_at_ms.get_or_insert_with(unix_ms);
                         if let Some(l) = last_arrival {
                             interarrival.push((now - l).as_micros().min(u32::MAX as u128) as u32);
                         }
