@@ -54,8 +54,8 @@ pub struct RunConfig {
     /// Spread the check requests evenly over this many seconds (0: all at once).
     #[arg(long, default_value_t = 0)]
     pub spread_s: u64,
-    /// Only the friendly part of the mix (everyone answers and presses 1
-    /// by RFC 4733): for capacity runs whose every call carries media.
+    /// Capacity mode: everyone answers and presses 1 (RFC 4733) 8 s into
+    /// the greeting, so every call carries media both ways for ~13 s.
     #[arg(long)]
     pub all_answer: bool,
     /// genki's process id, for its CPU time and peak RSS.
@@ -178,7 +178,15 @@ fn population(n: usize, seed: u64, all_answer: bool) -> Vec<(usize, Profile)> {
     (0..n)
         .map(|_| {
             let k = if all_answer {
-                0
+                // Capacity runs: press 1 at 8 s, inside the first greeting,
+                // so every call holds media for ~13 s.
+                return (
+                    0,
+                    Profile {
+                        digit_delay_ms: 8000,
+                        ..answer(&mut rng, "1", DtmfMode::Rfc4733)
+                    },
+                );
             } else {
                 let mut x = rng.gen_range(0..total);
                 MIX.iter()

@@ -3,7 +3,8 @@
 //! G.711 ([`g711`]), WAV prompts read once and encoded to shared 20 ms
 //! frames ([`wav`], [`prompt`]), RTP playout and reception on `rtp-rs`
 //! ([`rtp`]), and DTMF from RFC 4733 events, in-band tones and SIP INFO
-//! ([`dtmf`]).
+//! ([`dtmf`]), and [`mux`]: many streams of one media worker on one socket,
+//! sent in batches.
 //!
 //! Dependency rule: this crate never opens a socket, never reads the clock
 //! and never spawns a task; instants are passed in and packets are written
@@ -11,6 +12,7 @@
 
 pub mod dtmf;
 pub mod g711;
+pub mod mux;
 pub mod prompt;
 pub mod rtp;
 pub mod wav;
