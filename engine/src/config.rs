@@ -44,6 +44,9 @@ pub struct Sip {
     pub t1_ms: u64,
     /// Seconds a phone may ring before CANCEL.
     pub ring_timeout_s: u64,
+    /// Media worker threads; each owns one RTP port (the first even ports
+    /// of `rtp_ports`) shared by its calls. One carries 2,000 calls here.
+    pub media_workers: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -115,6 +118,7 @@ impl Default for Config {
                 from: String::new(),
                 t1_ms: 500,
                 ring_timeout_s: 30,
+                media_workers: 1,
             },
             storage: Storage {
                 path: PathBuf::from("./genki-data"),
@@ -289,6 +293,9 @@ impl Config {
     fn validate(&self) -> Result<(), String> {
         crate::net::parse_port_range(&self.sip.rtp_ports)
             .map_err(|e| format!("sip.rtp_ports: {e}"))?;
+        if self.sip.media_workers == 0 || self.sip.media_workers > 64 {
+            return Err("sip.media_workers: must be 1–64".into());
+        }
         if self.sip.t1_ms == 0 || self.sip.t1_ms > 10_000 {
             return Err("sip.t1_ms: must be 1–10000".into());
         }

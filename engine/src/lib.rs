@@ -24,6 +24,7 @@ pub mod demo;
 pub mod dialer;
 pub mod endpoint;
 pub mod holidays;
+pub mod media_rt;
 pub mod metrics;
 pub mod net;
 pub mod notify;

@@ -65,6 +65,14 @@ impl Latency {
         }
     }
 
+    /// Record fixed-width buckets (`counts[i]` values of about `(i + 1) * width_us`).
+    pub fn record_buckets(&self, counts: &[u64], width_us: u64) {
+        let mut h = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, c) in counts.iter().enumerate().filter(|(_, c)| **c > 0) {
+            let _ = h.record_n(((i as u64 + 1) * width_us).clamp(1, self.1), *c);
+        }
+    }
+
     pub fn record_us(&self, us: u64) {
         let mut h = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let _ = h.record(us.clamp(1, self.1));
@@ -100,6 +108,8 @@ pub struct Metrics {
     pub rtp_sent: Counter,
     pub rtp_received: Counter,
     pub rtp_malformed: Counter,
+    /// RTP datagrams from addresses no call expects (dropped).
+    pub rtp_unknown_source: Counter,
     pub dtmf_rfc4733: Counter,
     pub dtmf_inband: Counter,
     pub dtmf_info: Counter,
@@ -139,6 +149,7 @@ impl Default for Metrics {
             rtp_sent: Counter::default(),
             rtp_received: Counter::default(),
             rtp_malformed: Counter::default(),
+            rtp_unknown_source: Counter::default(),
             dtmf_rfc4733: Counter::default(),
             dtmf_inband: Counter::default(),
             dtmf_info: Counter::default(),
@@ -238,6 +249,11 @@ impl Metrics {
             "genki_rtp_malformed_total",
             "Malformed RTP datagrams dropped.",
             &[("", self.rtp_malformed.get())],
+        );
+        c(
+            "genki_rtp_unknown_source_total",
+            "RTP datagrams from addresses no call expects (dropped).",
+            &[("", self.rtp_unknown_source.get())],
         );
         c(
             "genki_dtmf_total",

@@ -19,6 +19,7 @@ use crate::api::{self, Api};
 use crate::clock::{Clock, ShiftedClock, SystemClock};
 use crate::config::Config;
 use crate::endpoint::Endpoint;
+use crate::media_rt::MediaRuntime;
 use crate::metrics::Metrics;
 use crate::notify::{Notifier, Smtp};
 use crate::service::{self, Service};
@@ -45,6 +46,8 @@ pub enum ServeError {
     Prompt(#[from] prompts::PromptError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Media(#[from] crate::media_rt::MediaError),
     #[error("cannot build the HTTP client for webhooks: {0}")]
     Http(String),
 }
@@ -123,6 +126,8 @@ pub async fn serve_until(
     let sip_up = Arc::new(AtomicBool::new(true));
 
     let t1 = Duration::from_millis(cfg.sip.t1_ms);
+    let rtp_ports = net::parse_port_range(&cfg.sip.rtp_ports)?;
+    let media = MediaRuntime::start(ip, &rtp_ports, cfg.sip.media_workers, metrics.clone())?;
     let setup = CallSetup {
         endpoint,
         from: if cfg.sip.from.is_empty() {
@@ -134,7 +139,8 @@ pub async fn serve_until(
         credentials: (!cfg.trunk.user.is_empty())
             .then(|| (cfg.trunk.user.clone(), cfg.trunk.password.clone())),
         rtp_ip: ip,
-        rtp_ports: net::parse_port_range(&cfg.sip.rtp_ports)?,
+        rtp_ports,
+        media,
         ring_timeout: Duration::from_secs(cfg.sip.ring_timeout_s),
         timers: Timers {
             t1,

@@ -582,6 +582,13 @@ mod tests {
             credentials: None,
             rtp_ip: "127.0.0.1".parse().unwrap(),
             rtp_ports: 20000..=20999,
+            media: crate::media_rt::MediaRuntime::start(
+                "127.0.0.1".parse().unwrap(),
+                &(20000..=20999),
+                1,
+                metrics.clone(),
+            )
+            .unwrap(),
             ring_timeout: Duration::from_secs(30),
             timers: genki_sip::Timers::default(),
             metrics: metrics.clone(),

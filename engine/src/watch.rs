@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use genki_media::dtmf::{parse_info, DtmfCollector, DtmfTransport};
-use genki_media::rtp::PlayoutEvent;
 use genki_media::Prompt;
 use genki_sip::sdp::{self, Codec};
 use genki_sip::uac::{CallEnd, UacConfig, UacEvent};
@@ -23,8 +22,8 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::endpoint::Endpoint;
+use crate::media_rt::{CallMedia, MediaEvent, MediaRuntime};
 use crate::metrics::Metrics;
-use crate::rtp_session::RtpSession;
 use crate::script::{Flow, FlowCmd, Script};
 
 /// What a call needs besides its target.
@@ -37,6 +36,8 @@ pub struct CallSetup {
     pub credentials: Option<(String, String)>,
     pub rtp_ip: IpAddr,
     pub rtp_ports: RangeInclusive<u16>,
+    /// The media workers every call's RTP runs on.
+    pub media: Arc<MediaRuntime>,
     pub ring_timeout: Duration,
     pub timers: Timers,
     pub metrics: Arc<Metrics>,
@@ -109,14 +110,8 @@ pub async fn run_call(
             }
         },
     };
-    let rtp = match crate::net::bind_rtp(setup.rtp_ip, &setup.rtp_ports, rand::random()).await {
-        Ok(s) => s,
-        Err(e) => {
-            warn!(error = %e, "no RTP port for a call");
-            return fail(attempt, "no_rtp_port");
-        }
-    };
-    let rtp_port = rtp.local_addr().map(|a| a.port()).unwrap_or(0);
+    let slot = setup.media.reserve();
+    let rtp_port = slot.local.port();
     let call_id = format!("{:016x}@genki", rand::random::<u64>());
     attempt.call_id = call_id.clone();
     let offer = sdp::build(
@@ -149,11 +144,11 @@ pub async fn run_call(
     };
     let start = Instant::now();
     let mut flow = Flow::new(script.clone());
-    let mut media: Option<RtpSession> = None;
+    let mut media: Option<CallMedia> = None;
+    let (_no_tx, mut media_rx) = tokio::sync::mpsc::unbounded_channel::<MediaEvent>();
     let mut collector = DtmfCollector::default();
     let mut pending_prompts = 0usize;
     let mut answered_at: Option<Instant> = None;
-    let mut buf = vec![0u8; 2048];
     let mut hung_up = false;
     let m = &setup.metrics;
     let end = loop {
@@ -162,11 +157,11 @@ pub async fn run_call(
         while let Some(cmd) = flow.poll_cmd() {
             match cmd {
                 FlowCmd::Play(names) => {
-                    if let Some(s) = media.as_mut() {
+                    if let Some(s) = media.as_ref() {
                         for name in names {
                             match prompts.get(&name) {
                                 Some(p) => {
-                                    s.sender.play(p.clone());
+                                    s.play(p.clone());
                                     pending_prompts += 1;
                                 }
                                 None => warn!(%call_id, prompt = %name, "prompt missing; skipped"),
@@ -178,8 +173,8 @@ pub async fn run_call(
                     }
                 }
                 FlowCmd::StopPlayout => {
-                    if let Some(s) = media.as_mut() {
-                        s.sender.stop_playout();
+                    if let Some(s) = media.as_ref() {
+                        s.stop_playout();
                     }
                     pending_prompts = 0;
                 }
@@ -191,31 +186,13 @@ pub async fn run_call(
                 }
             }
         }
-        if let Some(s) = media.as_mut() {
-            if !hung_up || s.sender.is_playing() {
-                s.send_due(&rtp, now.into_std()).await;
-            }
-            while let Some(PlayoutEvent::Finished { .. }) = s.sender.poll_event() {
-                pending_prompts = pending_prompts.saturating_sub(1);
-                if pending_prompts == 0 {
-                    flow.on_play_finished(now.into_std());
-                }
-            }
-        }
         if flow.has_cmd() {
             continue;
         }
-        let deadline = [
-            media
-                .as_ref()
-                .and_then(|s| s.sender.poll_timeout())
-                .map(Instant::from_std),
-            flow.poll_timeout().map(Instant::from_std),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(now + Duration::from_secs(3600));
+        let deadline = flow
+            .poll_timeout()
+            .map(Instant::from_std)
+            .unwrap_or(now + Duration::from_secs(3600));
         tokio::select! {
             ev = events.recv() => match ev {
                 Some(UacEvent::Progress { .. }) => {}
@@ -223,10 +200,11 @@ pub async fn run_call(
                     answered_at = Some(Instant::now());
                     attempt.answered = true;
                     attempt.ring_ms = (Instant::now() - start).as_millis() as u64;
-                    match RtpSession::from_answer(&sdp, Instant::now().into_std()) {
-                        Ok(s) => {
+                    match setup.media.attach(slot, &sdp) {
+                        Ok((s, rx)) => {
                             info!(%call_id, codec = s.codec_name(), "answered");
                             media = Some(s);
+                            media_rx = rx;
                             flow.start(Instant::now().into_std());
                         }
                         Err(e) => {
@@ -248,15 +226,21 @@ pub async fn run_call(
                 Some(UacEvent::Ended { end }) => break end,
                 None => break CallEnd::Timeout,
             },
-            r = rtp.recv_from(&mut buf) => {
-                if let (Ok((n, _)), Some(s)) = (r, media.as_mut()) {
+            Some(ev) = media_rx.recv() => match ev {
+                MediaEvent::Digit(d, t) => {
                     let now = Instant::now().into_std();
-                    if let Some((d, t)) = s.on_datagram(&buf[..n], now, &mut collector) {
+                    if let Some((d, t)) = collector.push(d, t, now) {
                         on_digit(&mut attempt, m, d, t);
                         flow.on_digit(d, now);
                     }
                 }
-            }
+                MediaEvent::PlayFinished => {
+                    pending_prompts = pending_prompts.saturating_sub(1);
+                    if pending_prompts == 0 {
+                        flow.on_play_finished(Instant::now().into_std());
+                    }
+                }
+            },
             _ = tokio::time::sleep_until(deadline) => {
                 flow.handle_timeout(Instant::now().into_std());
             }
@@ -283,12 +267,8 @@ pub async fn run_call(
             end_reason(&end)
         };
     }
-    if let Some(s) = &media {
-        m.rtp_sent.add(s.sender.sent);
-        m.rtp_send_lateness.record_all_us(&s.lateness_us);
-        m.rtp_received.add(s.receiver.received);
-        m.rtp_malformed.add(s.receiver.malformed);
-    }
+    // Dropping the stream removes it from its worker (which counts its packets).
+    drop(media);
     let (outcome, cause) = match (attempt.answered, flow.outcome()) {
         (true, Some(o)) => (Some(o), None),
         // Answered but hung up (or codec failure) before the script gave an outcome.
