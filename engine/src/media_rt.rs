@@ -11,23 +11,22 @@
 //! local port (SDP offers it); incoming packets are matched to calls by
 //! their source address, the address the peer's SDP answer named.
 //!
-//! Depends on: genki-media (mux), genki-udp (batched IO), genki-sip (SDP),
+//! Depends on: genki-media (mux), genki-udp (batched IO and the worker loop), genki-sip (SDP),
 //! [`crate::metrics`], std threads and channels, tokio's mpsc for events
 //! (call tasks are async).
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use genki_media::mux::{MediaMux, MuxEvent, PacketBatch, StreamConfig, StreamId, StreamStats};
+use genki_media::mux::{Lateness, MuxEvent, StreamConfig, StreamId};
 use genki_media::{DtmfTransport, Law, Prompt};
 use genki_sip::sdp::{Codec, MediaDescription, SdpError};
+use genki_udp::worker::{self, EventSink};
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
 
 use crate::metrics::Metrics;
 
@@ -41,16 +40,22 @@ pub enum MediaEvent {
     PlayFinished,
 }
 
-enum Cmd {
-    Add {
-        id: StreamId,
-        cfg: StreamConfig,
-        events: mpsc::UnboundedSender<MediaEvent>,
-    },
-    Play(StreamId, Prompt),
-    StopPlayout(StreamId),
-    Remove(StreamId),
+/// Events go straight into the call task's channel.
+struct Sink(mpsc::UnboundedSender<MediaEvent>);
+
+impl EventSink for Sink {
+    fn deliver(&self, e: MuxEvent) {
+        let ev = match e {
+            MuxEvent::Digit {
+                digit, transport, ..
+            } => MediaEvent::Digit(digit, transport),
+            MuxEvent::PlayFinished { .. } => MediaEvent::PlayFinished,
+        };
+        let _ = self.0.send(ev);
+    }
 }
+
+type Cmd = worker::Cmd<Sink>;
 
 struct Worker {
     tx: std_mpsc::Sender<Cmd>,
@@ -82,6 +87,8 @@ pub enum MediaError {
 pub struct Slot {
     worker: usize,
     pub local: SocketAddr,
+    /// The SSRC this call's stream sends with (declared in the offer).
+    pub ssrc: u32,
 }
 
 /// A call's stream; removed from its worker when dropped.
@@ -112,7 +119,10 @@ impl CallMedia {
 
 impl Drop for CallMedia {
     fn drop(&mut self) {
-        let _ = self.rt.workers[self.worker].tx.send(Cmd::Remove(self.id));
+        let _ = self.rt.workers[self.worker].tx.send(Cmd::Remove {
+            id: self.id,
+            reply: None,
+        });
     }
 }
 
@@ -147,7 +157,26 @@ impl MediaRuntime {
             let m = metrics.clone();
             std::thread::Builder::new()
                 .name(format!("genki-media-{w}"))
-                .spawn(move || run_worker(sock, rx, m))
+                .spawn(move || {
+                    let m2 = m.clone();
+                    worker::run(
+                        sock,
+                        rx,
+                        TICK,
+                        |mux| {
+                            let l = mux.lateness.take();
+                            m.rtp_send_lateness
+                                .record_buckets(&l.buckets, Lateness::BUCKET_US);
+                            m.rtp_unknown_source
+                                .add(std::mem::take(&mut mux.unknown_source));
+                        },
+                        |s| {
+                            m2.rtp_sent.add(s.sent);
+                            m2.rtp_received.add(s.received);
+                            m2.rtp_malformed.add(s.malformed);
+                        },
+                    )
+                })
                 .map_err(MediaError::Thread)?;
             out.push(Worker { tx, local });
         }
@@ -164,6 +193,7 @@ impl MediaRuntime {
         Slot {
             worker: w,
             local: self.workers[w].local,
+            ssrc: rand::random(),
         }
     }
 
@@ -186,7 +216,8 @@ impl MediaRuntime {
             law,
             payload_type: n.payload_type,
             telephone_event: n.telephone_event,
-            ssrc: rand::random(),
+            remote_ssrc: n.ssrc,
+            ssrc: slot.ssrc,
             seq: rand::random(),
             ts: rand::random(),
             detect_inband: true,
@@ -194,7 +225,7 @@ impl MediaRuntime {
         let _ = self.workers[slot.worker].tx.send(Cmd::Add {
             id,
             cfg,
-            events: tx,
+            events: Sink(tx),
         });
         Ok((
             CallMedia {
@@ -206,143 +237,5 @@ impl MediaRuntime {
             },
             rx,
         ))
-    }
-}
-
-fn record_stats(m: &Metrics, s: &StreamStats) {
-    m.rtp_sent.add(s.sent);
-    m.rtp_received.add(s.received);
-    m.rtp_malformed.add(s.malformed);
-}
-
-fn run_worker(sock: UdpSocket, rx: std_mpsc::Receiver<Cmd>, metrics: Arc<Metrics>) {
-    let mut mux = MediaMux::new();
-    let mut events: HashMap<StreamId, mpsc::UnboundedSender<MediaEvent>> = HashMap::new();
-    let mut out = PacketBatch::new(1024);
-    let mut inbox = genki_udp::RecvBatch::new(256);
-    let mut sender = genki_udp::Sender::new();
-    let mut last_flush = Instant::now();
-    let mut open = true;
-    loop {
-        // Commands: block briefly when idle (a new call wakes us), else take what is there.
-        let first = if mux.is_empty() && open {
-            match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(c) => Some(c),
-                Err(std_mpsc::RecvTimeoutError::Timeout) => None,
-                Err(std_mpsc::RecvTimeoutError::Disconnected) => {
-                    open = false;
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        let mut apply = |c: Cmd, mux: &mut MediaMux| match c {
-            Cmd::Add {
-                id,
-                cfg,
-                events: tx,
-            } => {
-                let remote = cfg.remote;
-                match mux.add(id, cfg, Instant::now()) {
-                    Ok(()) => {
-                        events.insert(id, tx);
-                    }
-                    Err(e) => warn!(%remote, error = %e, "media stream not started"),
-                }
-            }
-            Cmd::Play(id, p) => {
-                mux.play(id, p);
-            }
-            Cmd::StopPlayout(id) => mux.stop_playout(id),
-            Cmd::Remove(id) => {
-                events.remove(&id);
-                if let Some(s) = mux.remove(id) {
-                    record_stats(&metrics, &s);
-                }
-            }
-        };
-        if let Some(c) = first {
-            apply(c, &mut mux);
-        }
-        loop {
-            match rx.try_recv() {
-                Ok(c) => apply(c, &mut mux),
-                Err(std_mpsc::TryRecvError::Empty) => break,
-                Err(std_mpsc::TryRecvError::Disconnected) => {
-                    open = false;
-                    break;
-                }
-            }
-        }
-        if !open && mux.is_empty() {
-            debug!("media worker stopping");
-            return;
-        }
-        if mux.is_empty() {
-            continue;
-        }
-        let now = Instant::now();
-        // Send everything due within the tick, in batches.
-        loop {
-            mux.poll_transmit(now, TICK, &mut out);
-            if out.is_empty() {
-                break;
-            }
-            if let Err(e) = sender.send(&sock, out.len(), |i| out.get(i)) {
-                debug!(error = %e, "RTP batch send failed");
-            }
-            if !out.is_full() {
-                break;
-            }
-        }
-        // Drain the socket.
-        loop {
-            match genki_udp::recv(&sock, &mut inbox) {
-                Ok(0) => break,
-                Ok(n) => {
-                    let now = Instant::now();
-                    for i in 0..n {
-                        let (data, src) = inbox.get(i);
-                        mux.handle_datagram(src, data, now);
-                    }
-                    if n < 256 {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    debug!(error = %e, "RTP receive failed");
-                    break;
-                }
-            }
-        }
-        while let Some(e) = mux.poll_event() {
-            let (id, ev) = match e {
-                MuxEvent::Digit {
-                    id,
-                    digit,
-                    transport,
-                } => (id, MediaEvent::Digit(digit, transport)),
-                MuxEvent::PlayFinished { id } => (id, MediaEvent::PlayFinished),
-            };
-            if let Some(tx) = events.get(&id) {
-                let _ = tx.send(ev);
-            }
-        }
-        if last_flush.elapsed() >= Duration::from_secs(1) {
-            last_flush = Instant::now();
-            let l = mux.lateness.take();
-            metrics
-                .rtp_send_lateness
-                .record_buckets(&l.buckets, genki_media::mux::Lateness::BUCKET_US);
-            metrics
-                .rtp_unknown_source
-                .add(std::mem::take(&mut mux.unknown_source));
-        }
-        // Sleep to the next tick (packets queue in the socket meanwhile).
-        let spent = now.elapsed();
-        if spent < TICK {
-            std::thread::sleep(TICK - spent);
-        }
     }
 }

@@ -114,12 +114,13 @@ pub async fn run_call(
     let rtp_port = slot.local.port();
     let call_id = format!("{:016x}@genki", rand::random::<u64>());
     attempt.call_id = call_id.clone();
-    let offer = sdp::build(
+    let offer = sdp::build_with_ssrc(
         rand::random::<u32>() as u64,
         setup.rtp_ip,
         rtp_port,
         &[Codec::Pcmu, Codec::Pcma],
         Some(crate::call::TELEPHONE_EVENT_PT),
+        Some(slot.ssrc),
     );
     let cfg = UacConfig {
         target: to.to_string(),

@@ -488,12 +488,13 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Value> {
     let round_s = started.elapsed().as_secs_f64();
     let usage1 = cfg.genki_pid.and_then(proc_usage);
     let m1 = api.metrics().await;
-    let records: Vec<CallRecord> =
-        match tokio::time::timeout(Duration::from_secs(30), phones_task).await {
-            Ok(Ok(Ok(r))) => r,
-            Ok(Ok(Err(e))) => bail!("phones failed: {e}"),
-            _ => bail!("the phones did not report (a call never ended?)"),
-        };
+    let phones_report = match tokio::time::timeout(Duration::from_secs(30), phones_task).await {
+        Ok(Ok(Ok(r))) => r,
+        Ok(Ok(Err(e))) => bail!("phones failed: {e}"),
+        _ => bail!("the phones did not report (a call never ended?)"),
+    };
+    let records: &[CallRecord] = &phones_report.records;
+    let phones_lateness = &phones_report.send_lateness;
     let out = api
         .want(
             reqwest::Method::GET,
@@ -513,7 +514,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Value> {
         }
     }
     let mut calls_of: HashMap<&str, Vec<&CallRecord>> = HashMap::new();
-    for r in &records {
+    for r in records {
         calls_of.entry(r.callee.as_str()).or_default().push(r);
     }
     let mut digit_to_outcome = hist();
@@ -551,15 +552,14 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Value> {
     }
 
     // Percentiles as the phones saw the run.
-    let (mut dial, mut answer_rtp, mut late_p99, mut late_max, mut inter_p99) =
-        (hist(), hist(), hist(), hist(), hist());
+    let (mut dial, mut answer_rtp, mut inter_max) = (hist(), hist(), hist());
     let mut gaps = 0u64;
     let mut rtp_in = 0u64;
     let mut invites: Vec<u64> = Vec::new();
     let mut spans: Vec<(u64, i32)> = Vec::new();
     let mut invite_retrans = 0u64;
     let mut bye_retrans = 0u64;
-    for r in &records {
+    for r in records {
         invites.push(r.invite_at_ms);
         spans.push((r.invite_at_ms, 1));
         spans.push((r.invite_at_ms + r.duration_ms, -1));
@@ -578,10 +578,8 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Value> {
             answer_rtp.record(f.saturating_sub(a) * 1000 + 1).ok();
         }
         if r.answered && r.acked {
-            late_p99.record(r.send_lateness_p99_us.max(1)).ok();
-            late_max.record(r.send_lateness_max_us.max(1)).ok();
-            inter_p99
-                .record((r.rtp_interarrival_p99_ms * 1000.0) as u64 + 1)
+            inter_max
+                .record((r.rtp_interarrival_max_ms * 1000.0) as u64 + 1)
                 .ok();
             gaps += r.rtp_gaps;
             rtp_in += r.rtp_received;
@@ -602,6 +600,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Value> {
         }
         peak_cps = peak_cps.max(hi - lo + 1);
     }
+    let n_records = records.len();
     let setup_span_s = match (invites.first(), invites.last()) {
         (Some(a), Some(b)) if b > a => (b - a) as f64 / 1000.0,
         _ => 0.0,
@@ -614,16 +613,19 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Value> {
         "mix": counts,
         "round_s": round_s,
         "ledger": {"ok": problems.is_empty(), "problems": problems.len(), "first_problems": problems.iter().take(20).collect::<Vec<_>>()},
-        "calls_set_up_per_s": {"mean": if setup_span_s > 0.0 { records.len() as f64 / setup_span_s } else { 0.0 }, "peak_1s": peak_cps},
+        "calls_set_up_per_s": {"mean": if setup_span_s > 0.0 { n_records as f64 / setup_span_s } else { 0.0 }, "peak_1s": peak_cps},
         "peak_concurrent_calls": {"phones": peak_conc, "genki_sampled": peak_active},
         "request_to_invite_ms": pcts(&dial, 1000.0),
         "answer_to_first_rtp_ms": pcts(&answer_rtp, 1000.0),
         "digit_to_outcome_stored_ms": pcts(&digit_to_outcome, 1000.0),
-        "phones_send_lateness_ms": {"per_call_p99": pcts(&late_p99, 1000.0), "per_call_max": pcts(&late_max, 1000.0)},
+        "phones_send_lateness_ms": {"n": phones_lateness.count(),
+            "p50": phones_lateness.quantile(0.5).as_secs_f64() * 1000.0,
+            "p99": phones_lateness.quantile(0.99).as_secs_f64() * 1000.0,
+            "p999": phones_lateness.quantile(0.999).as_secs_f64() * 1000.0},
         "genki_send_lateness_ms": {"p50": q("genki_rtp_send_lateness_seconds{quantile=\"0.5\"}").map(|v| v * 1000.0),
             "p99": q("genki_rtp_send_lateness_seconds{quantile=\"0.99\"}").map(|v| v * 1000.0),
             "p999": q("genki_rtp_send_lateness_seconds{quantile=\"0.999\"}").map(|v| v * 1000.0)},
-        "rtp_from_genki": {"received": rtp_in, "gaps": gaps, "interarrival_p99_ms_per_call": pcts(&inter_p99, 1000.0)},
+        "rtp_from_genki": {"received": rtp_in, "gaps": gaps, "interarrival_max_ms_per_call": pcts(&inter_max, 1000.0)},
         "sip_retransmissions": {"genki_sent": delta("genki_sip_retransmissions_total"), "invites_seen_again": invite_retrans, "byes_seen_again": bye_retrans},
         "api_read_ms_during_round": pcts(&api_read, 1000.0),
         "genki": match (usage0, usage1) {

@@ -64,7 +64,7 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Command::Phones(cfg) => phones::run(cfg).await.map(|records| {
-                eprintln!("genki-loadtest: {} calls finished", records.len());
+                eprintln!("genki-loadtest: {} calls finished", records.records.len());
             }),
             Command::Webhook(cfg) => watchers::webhook(cfg).await,
             Command::Run(cfg) => {

@@ -13,16 +13,18 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use genki_media::dtmf::{info_body, tone};
-use genki_media::rtp::{RtpReceiver, RtpSender};
+use genki_media::mux::{Lateness, StreamConfig, StreamId, StreamStats};
 use genki_media::{Law, Prompt};
 use genki_sip::auth;
 use genki_sip::message::{Message, Method};
 use genki_sip::sdp::{self, Codec, MediaDescription};
 use genki_sip::uas::{UasCall, UasEvent};
 use genki_sip::Timers;
+use genki_udp::worker;
 use serde::Serialize;
+use std::sync::{Arc, Mutex};
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -213,8 +215,8 @@ pub struct CallRecord {
     pub rtp_sent: u64,
     pub rtp_gaps: u64,
     pub rtp_jitter_ms: f64,
-    pub rtp_interarrival_p50_ms: f64,
-    pub rtp_interarrival_p99_ms: f64,
+    /// Mean and longest gap between packets from genki.
+    pub rtp_interarrival_mean_ms: f64,
     pub rtp_interarrival_max_ms: f64,
     pub duration_ms: u64,
     /// The user part of the Request-URI (the load driver's subscriber key).
@@ -225,9 +227,6 @@ pub struct CallRecord {
     pub answered_at_ms: Option<u64>,
     pub first_rtp_at_ms: Option<u64>,
     pub first_digit_at_ms: Option<u64>,
-    /// How late this phone's own RTP left against its 20 ms schedule (µs, p99 and max).
-    pub send_lateness_p99_us: u64,
-    pub send_lateness_max_us: u64,
 }
 
 /// Wall-clock unix milliseconds (records are compared with genki's).
@@ -238,20 +237,64 @@ pub fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
-enum MediaCmd {
-    Digit(char, DtmfMode),
-    Stop(oneshot::Sender<MediaStats>),
+/// The phones' media: one worker thread and socket for every call
+/// (genki-udp's worker over a MediaMux), told apart by the SSRCs both
+/// sides declare in SDP.
+struct Media {
+    tx: std::sync::mpsc::Sender<worker::Cmd<NoEvents>>,
+    local: SocketAddr,
+    next_id: u64,
+    /// The phones' own send lateness, drained from the worker each second.
+    lateness: Arc<Mutex<Lateness>>,
 }
 
-#[derive(Default)]
-struct MediaStats {
-    first_rtp_at_ms: Option<u64>,
-    lateness_us: Vec<u32>,
-    received: u64,
-    sent: u64,
-    gaps: u64,
-    jitter_ms: f64,
-    interarrival_us: Vec<u32>,
+/// The phones do not act on what genki sends (they only measure it).
+struct NoEvents;
+
+impl worker::EventSink for NoEvents {
+    fn deliver(&self, _: genki_media::mux::MuxEvent) {}
+}
+
+impl Media {
+    fn start(ip: std::net::IpAddr, base: u16) -> anyhow::Result<Media> {
+        let mut port = base + base % 2;
+        let sock = loop {
+            if let Ok(s) = std::net::UdpSocket::bind(SocketAddr::new(ip, port)) {
+                break s;
+            }
+            port = port
+                .checked_add(2)
+                .ok_or_else(|| anyhow::anyhow!("no free RTP port from {base}"))?;
+        };
+        sock.set_nonblocking(true)?;
+        let local = sock.local_addr()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lateness = Arc::new(Mutex::new(Lateness::default()));
+        let l2 = lateness.clone();
+        std::thread::Builder::new()
+            .name("phones-media".into())
+            .spawn(move || {
+                worker::run(
+                    sock,
+                    rx,
+                    Duration::from_millis(1),
+                    |mux| {
+                        let taken = mux.lateness.take();
+                        let mut l = l2.lock().unwrap_or_else(|e| e.into_inner());
+                        for (a, b) in l.buckets.iter_mut().zip(taken.buckets.iter()) {
+                            *a += b;
+                        }
+                    },
+                    |_| {},
+                )
+            })?;
+        Ok(Media {
+            tx,
+            local,
+            next_id: 1,
+            lateness,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,15 +310,21 @@ struct PhoneCall {
     record: CallRecord,
     started: Instant,
     action: Option<(Instant, Action)>,
-    media: Option<mpsc::UnboundedSender<MediaCmd>>,
+    media: Option<StreamId>,
     ended_at: Option<Instant>,
     dropped_bye: bool,
     /// Hang up at this instant if the call is still up.
     max_until: Option<Instant>,
 }
 
+/// What a phones run saw: each call's record, and the phones' own RTP send lateness.
+pub struct PhonesReport {
+    pub records: Vec<CallRecord>,
+    pub send_lateness: Lateness,
+}
+
 /// Run the phones until `calls` have finished or `max_seconds` pass.
-pub async fn run(cfg: PhoneConfig) -> anyhow::Result<Vec<CallRecord>> {
+pub async fn run(cfg: PhoneConfig) -> anyhow::Result<PhonesReport> {
     let sock = UdpSocket::bind(cfg.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", cfg.listen))?;
@@ -288,7 +337,7 @@ pub async fn run(cfg: PhoneConfig) -> anyhow::Result<Vec<CallRecord>> {
     let mut seen_invite: HashMap<String, u32> = HashMap::new();
     let mut done: Vec<CallRecord> = Vec::new();
     let mut buf = vec![0u8; 65536];
-    let mut next_rtp = cfg.rtp_base + cfg.rtp_base % 2;
+    let mut media = Media::start(local.ip(), cfg.rtp_base)?;
     let mut malformed = 0u64;
 
     loop {
@@ -302,7 +351,7 @@ pub async fn run(cfg: PhoneConfig) -> anyhow::Result<Vec<CallRecord>> {
             if let Some((at, action)) = c.action {
                 if now >= at {
                     c.action = None;
-                    perform(&cfg, c, action, local, &mut next_rtp, now).await;
+                    perform(&cfg, c, action, local, &mut media, now);
                 }
             }
             if c.max_until.is_some_and(|t| now >= t) && c.ended_at.is_none() {
@@ -321,11 +370,18 @@ pub async fn run(cfg: PhoneConfig) -> anyhow::Result<Vec<CallRecord>> {
             });
             if finished {
                 let mut c = calls.remove(&id).expect("present");
-                if let Some(m) = c.media.take() {
+                if let Some(id) = c.media.take() {
                     let (tx, rx) = oneshot::channel();
-                    if m.send(MediaCmd::Stop(tx)).is_ok() {
+                    let reply: worker::Reply = Box::new(move |s| {
+                        let _ = tx.send(s);
+                    });
+                    let cmd = worker::Cmd::Remove {
+                        id,
+                        reply: Some(reply),
+                    };
+                    if media.tx.send(cmd).is_ok() {
                         if let Ok(s) = rx.await {
-                            fill_stats(&mut c.record, s);
+                            fill_stats(&mut c.record, &s);
                         }
                     }
                 }
@@ -382,7 +438,15 @@ pub async fn run(cfg: PhoneConfig) -> anyhow::Result<Vec<CallRecord>> {
         }
     }
     info!(finished = done.len(), malformed, "phones done");
-    Ok(done)
+    let send_lateness = media
+        .lateness
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    Ok(PhonesReport {
+        records: done,
+        send_lateness,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -556,12 +620,12 @@ fn reject(c: &mut PhoneCall, status: u16, now: Instant) {
     c.ended_at = Some(now);
 }
 
-async fn perform(
+fn perform(
     cfg: &PhoneConfig,
     c: &mut PhoneCall,
     action: Action,
     local: SocketAddr,
-    next_rtp: &mut u16,
+    media: &mut Media,
     now: Instant,
 ) {
     let now_std = now.into_std();
@@ -606,16 +670,17 @@ async fn perform(
                     }
                 }
             };
-            let sock = loop {
-                let port = *next_rtp;
-                *next_rtp = if port >= 65000 { 40000 } else { port + 2 };
-                if let Ok(s) = UdpSocket::bind(SocketAddr::new(local.ip(), port)).await {
-                    break s;
-                }
-            };
-            let port = sock.local_addr().map(|a| a.port()).unwrap_or(0);
+            let port = media.local.port();
             let te = offer.telephone_event;
-            let answer = sdp::build(rand::random::<u32>() as u64, local.ip(), port, &[codec], te);
+            let ssrc: u32 = rand::random();
+            let answer = sdp::build_with_ssrc(
+                rand::random::<u32>() as u64,
+                local.ip(),
+                port,
+                &[codec],
+                te,
+                Some(ssrc),
+            );
             c.uas.respond(
                 200,
                 &[],
@@ -625,15 +690,30 @@ async fn perform(
             c.record.answered = true;
             c.record.answered_at_ms = Some(unix_ms());
             c.record.final_status = Some(200);
-            let remote = SocketAddr::new(offer.addr, offer.port);
             let law = if codec == Codec::Pcmu {
                 Law::Ulaw
             } else {
                 Law::Alaw
             };
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(media_task(sock, remote, law, codec.payload_type(), te, rx));
-            c.media = Some(tx);
+            let id = media.next_id;
+            media.next_id += 1;
+            let cfg = StreamConfig {
+                remote: SocketAddr::new(offer.addr, offer.port),
+                law,
+                payload_type: codec.payload_type(),
+                telephone_event: te,
+                remote_ssrc: offer.ssrc,
+                ssrc,
+                seq: rand::random(),
+                ts: rand::random(),
+                detect_inband: false,
+            };
+            let _ = media.tx.send(worker::Cmd::Add {
+                id,
+                cfg,
+                events: NoEvents,
+            });
+            c.media = Some(id);
         }
         Action::Digit(i) => {
             let p = c.profile.clone();
@@ -649,8 +729,17 @@ async fn perform(
                         .send_info("application/dtmf-relay", body.as_bytes(), now_std);
                 }
                 mode => {
-                    if let Some(m) = &c.media {
-                        let _ = m.send(MediaCmd::Digit(d, mode));
+                    if let Some(id) = c.media {
+                        let _ = media.tx.send(worker::Cmd::Digit {
+                            id,
+                            digit: d,
+                            duration: Duration::from_millis(p.digit_duration_ms),
+                            tone: Prompt::from_pcm(
+                                "dtmf",
+                                &tone(d, p.digit_duration_ms as u32, 6000.0, 0.0),
+                            ),
+                            inband_only: mode == DtmfMode::Inband,
+                        });
                     }
                 }
             }
@@ -709,104 +798,18 @@ fn on_event(cfg: &PhoneConfig, c: &mut PhoneCall, ev: UasEvent, now: Instant) {
     }
 }
 
-fn fill_stats(r: &mut CallRecord, mut s: MediaStats) {
-    r.first_rtp_at_ms = s.first_rtp_at_ms;
-    s.lateness_us.sort_unstable();
-    if let Some(max) = s.lateness_us.last() {
-        r.send_lateness_max_us = *max as u64;
-        r.send_lateness_p99_us =
-            s.lateness_us[((s.lateness_us.len() - 1) as f64 * 0.99).round() as usize] as u64;
-    }
+fn fill_stats(r: &mut CallRecord, s: &StreamStats) {
     r.rtp_received = s.received;
     r.rtp_sent = s.sent;
     r.rtp_gaps = s.gaps;
     r.rtp_jitter_ms = s.jitter_ms;
-    s.interarrival_us.sort_unstable();
-    let pct = |p: f64| {
-        if s.interarrival_us.is_empty() {
-            0.0
-        } else {
-            s.interarrival_us[((s.interarrival_us.len() - 1) as f64 * p).round() as usize] as f64
-                / 1000.0
-        }
-    };
-    r.rtp_interarrival_p50_ms = pct(0.5);
-    r.rtp_interarrival_p99_ms = pct(0.99);
-    r.rtp_interarrival_max_ms = pct(1.0);
-}
-
-/// One call's media: send silence (or tones / telephone-events when a key
-/// is pressed) every 20 ms, receive and measure genki's stream.
-async fn media_task(
-    sock: UdpSocket,
-    remote: SocketAddr,
-    law: Law,
-    pt: u8,
-    te: Option<u8>,
-    mut rx: mpsc::UnboundedReceiver<MediaCmd>,
-) {
-    let mut sender = RtpSender::new(rand::random(), rand::random(), rand::random(), law, pt);
-    sender.set_telephone_event(te);
-    sender.start(Instant::now().into_std());
-    let mut receiver = RtpReceiver::new();
-    let mut out = [0u8; 512];
-    let mut buf = [0u8; 2048];
-    let mut last_arrival: Option<Instant> = None;
-    let mut interarrival = Vec::with_capacity(2048);
-    let mut lateness_us: Vec<u32> = Vec::with_capacity(2048);
-    let mut first_rtp_at_ms = None;
-    loop {
-        let now = Instant::now();
-        loop {
-            let late = sender.lateness(now.into_std());
-            let Some(n) = sender.poll_transmit(now.into_std(), &mut out) else {
-                break;
-            };
-            lateness_us.push(late.as_micros().min(u32::MAX as u128) as u32);
-            let _ = sock.send_to(&out[..n], remote).await;
-        }
-        let wake = sender
-            .poll_timeout()
-            .map(Instant::from_std)
-            .unwrap_or(now + Duration::from_millis(20));
-        tokio::select! {
-            cmd = rx.recv() => match cmd {
-                Some(MediaCmd::Digit(d, DtmfMode::Inband)) => {
-                    sender.play(Prompt::from_pcm("dtmf", &tone(d, 120, 6000.0, 0.0)));
-                }
-                Some(MediaCmd::Digit(d, _)) => {
-                    if !sender.send_digit(d, Duration::from_millis(120)) {
-                        // No telephone-event negotiated: fall back to a tone.
-                        sender.play(Prompt::from_pcm("dtmf", &tone(d, 120, 6000.0, 0.0)));
-                    }
-                }
-                Some(MediaCmd::Stop(reply)) => {
-                    let _ = reply.send(MediaStats {
-                        first_rtp_at_ms,
-                        lateness_us,
-                        received: receiver.received,
-                        sent: sender.sent,
-                        gaps: receiver.gaps,
-                        jitter_ms: receiver.jitter_ms(),
-                        interarrival_us: interarrival,
-                    });
-                    return;
-                }
-                None => return,
-            },
-            r = sock.recv_from(&mut buf) => {
-                if let Ok((n, _)) = r {
-                    let now = Instant::now();
-                    if receiver.handle(&buf[..n], now.into_std()).is_ok() {
-                        first_rtp_at_ms.get_or_insert_with(unix_ms);
-                        if let Some(l) = last_arrival {
-                            interarrival.push((now - l).as_micros().min(u32::MAX as u128) as u32);
-                        }
-                        last_arrival = Some(now);
-                    }
-                }
-            }
-            _ = tokio::time::sleep_until(wake) => {}
+    r.rtp_interarrival_max_ms = s.max_interarrival.as_secs_f64() * 1000.0;
+    if let Some(first) = s.first_rx {
+        // The arrival instant in wall-clock time, for answer → first RTP.
+        r.first_rtp_at_ms = Some(unix_ms().saturating_sub(first.elapsed().as_millis() as u64));
+        if let (Some(last), true) = (s.last_rx, s.received > 1) {
+            let span = last.saturating_duration_since(first).as_secs_f64() * 1000.0;
+            r.rtp_interarrival_mean_ms = span / (s.received - 1) as f64;
         }
     }
 }

@@ -40,6 +40,9 @@ pub struct StreamConfig {
     pub payload_type: u8,
     /// RFC 4733 payload type, if negotiated.
     pub telephone_event: Option<u8>,
+    /// The SSRC the peer declared in SDP (a=ssrc): streams from one
+    /// address are then told apart by it.
+    pub remote_ssrc: Option<u32>,
     /// Random initial values (RFC 3550 §5.1).
     pub ssrc: u32,
     pub seq: u16,
@@ -68,6 +71,10 @@ pub struct StreamStats {
     pub malformed: u64,
     pub gaps: u64,
     pub jitter_ms: f64,
+    /// When the first and the last packet arrived, and the longest gap between two.
+    pub first_rx: Option<Instant>,
+    pub last_rx: Option<Instant>,
+    pub max_interarrival: Duration,
 }
 
 /// Why a stream could not be added.
@@ -83,6 +90,7 @@ pub enum MuxError {
 struct Stream {
     id: StreamId,
     remote: SocketAddr,
+    remote_ssrc: Option<u32>,
     law: Law,
     payload_type: u8,
     telephone_event: Option<u8>,
@@ -90,6 +98,9 @@ struct Stream {
     receiver: RtpReceiver,
     rfc4733: Rfc4733Receiver,
     inband: Option<InbandDetector>,
+    first_rx: Option<Instant>,
+    last_rx: Option<Instant>,
+    max_interarrival: Duration,
 }
 
 /// Packets ready to send: fixed buffers reused every tick.
@@ -177,6 +188,7 @@ pub struct MediaMux {
     free: Vec<usize>,
     by_id: HashMap<StreamId, usize>,
     by_remote: HashMap<SocketAddr, usize>,
+    by_ssrc: HashMap<(SocketAddr, u32), usize>,
     events: VecDeque<MuxEvent>,
     /// Where the sweep of the last full batch stopped (fairness across ticks).
     cursor: usize,
@@ -203,7 +215,11 @@ impl MediaMux {
         if self.by_id.contains_key(&id) {
             return Err(MuxError::DuplicateId(id));
         }
-        if self.by_remote.contains_key(&cfg.remote) {
+        let taken = match cfg.remote_ssrc {
+            Some(x) => self.by_ssrc.contains_key(&(cfg.remote, x)),
+            None => self.by_remote.contains_key(&cfg.remote),
+        };
+        if taken {
             return Err(MuxError::RemoteInUse(cfg.remote));
         }
         let mut sender = RtpSender::new(cfg.ssrc, cfg.seq, cfg.ts, cfg.law, cfg.payload_type);
@@ -212,6 +228,7 @@ impl MediaMux {
         let s = Stream {
             id,
             remote: cfg.remote,
+            remote_ssrc: cfg.remote_ssrc,
             law: cfg.law,
             payload_type: cfg.payload_type,
             telephone_event: cfg.telephone_event,
@@ -219,6 +236,9 @@ impl MediaMux {
             receiver: RtpReceiver::new(),
             rfc4733: Rfc4733Receiver::new(),
             inband: cfg.detect_inband.then(InbandDetector::default),
+            first_rx: None,
+            last_rx: None,
+            max_interarrival: Duration::ZERO,
         };
         let slot = match self.free.pop() {
             Some(i) => {
@@ -231,7 +251,10 @@ impl MediaMux {
             }
         };
         self.by_id.insert(id, slot);
-        self.by_remote.insert(cfg.remote, slot);
+        match cfg.remote_ssrc {
+            Some(x) => self.by_ssrc.insert((cfg.remote, x), slot),
+            None => self.by_remote.insert(cfg.remote, slot),
+        };
         Ok(())
     }
 
@@ -239,7 +262,10 @@ impl MediaMux {
     pub fn remove(&mut self, id: StreamId) -> Option<StreamStats> {
         let slot = self.by_id.remove(&id)?;
         let s = self.streams[slot].take()?;
-        self.by_remote.remove(&s.remote);
+        match s.remote_ssrc {
+            Some(x) => self.by_ssrc.remove(&(s.remote, x)),
+            None => self.by_remote.remove(&s.remote),
+        };
         self.free.push(slot);
         Some(StreamStats {
             sent: s.sender.sent,
@@ -247,6 +273,9 @@ impl MediaMux {
             malformed: s.receiver.malformed,
             gaps: s.receiver.gaps,
             jitter_ms: s.receiver.jitter_ms(),
+            first_rx: s.first_rx,
+            last_rx: s.last_rx,
+            max_interarrival: s.max_interarrival,
         })
     }
 
@@ -319,7 +348,15 @@ impl MediaMux {
 
     /// One received datagram from `src`.
     pub fn handle_datagram(&mut self, src: SocketAddr, data: &[u8], now: Instant) {
-        let Some(&slot) = self.by_remote.get(&src) else {
+        // RTP header: SSRC at bytes 8..12 (RFC 3550 §5.1).
+        let ssrc = data
+            .get(8..12)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        let slot = ssrc
+            .filter(|_| !self.by_ssrc.is_empty())
+            .and_then(|x| self.by_ssrc.get(&(src, x)))
+            .or_else(|| self.by_remote.get(&src));
+        let Some(&slot) = slot else {
             self.unknown_source += 1;
             return;
         };
@@ -329,6 +366,10 @@ impl MediaMux {
         let Ok(p) = s.receiver.handle(data, now) else {
             return;
         };
+        s.first_rx.get_or_insert(now);
+        if let Some(last) = s.last_rx.replace(now) {
+            s.max_interarrival = s.max_interarrival.max(now.saturating_duration_since(last));
+        }
         if Some(p.payload_type) == s.telephone_event {
             if let Some(digit) = s.rfc4733.handle(p.payload, p.timestamp) {
                 self.events.push_back(MuxEvent::Digit {
@@ -376,6 +417,7 @@ mod tests {
             law: Law::Ulaw,
             payload_type: 0,
             telephone_event: Some(101),
+            remote_ssrc: None,
             ssrc: port as u32,
             seq: 1,
             ts: 0,
@@ -433,6 +475,46 @@ mod tests {
         assert!(stats.sent >= 50);
         assert!(mux.remove(7).is_none());
         assert_eq!(mux.len(), 99);
+    }
+
+    #[test]
+    fn streams_from_one_address_are_told_apart_by_declared_ssrc() {
+        let t0 = Instant::now();
+        let mut mux = MediaMux::new();
+        let shared = SocketAddr::from(([127, 0, 0, 1], 43000));
+        for (id, ssrc) in [(1u64, 111u32), (2, 222)] {
+            let mut c = cfg(43000);
+            c.remote_ssrc = Some(ssrc);
+            mux.add(id, c, t0).unwrap();
+        }
+        let mut dup = cfg(43000);
+        dup.remote_ssrc = Some(111);
+        assert_eq!(mux.add(3, dup, t0), Err(MuxError::RemoteInUse(shared)));
+        let mut buf = [0u8; 256];
+        for (ssrc, digit) in [(222u32, '2'), (111, '1')] {
+            let mut peer = RtpSender::new(ssrc, 1, 0, Law::Ulaw, 0);
+            peer.set_telephone_event(Some(101));
+            peer.start(t0);
+            peer.send_digit(digit, Duration::from_millis(60));
+            let mut t = t0;
+            for _ in 0..8 {
+                while let Some(n) = peer.poll_transmit(t, &mut buf) {
+                    mux.handle_datagram(shared, &buf[..n], t);
+                }
+                t += Duration::from_millis(20);
+            }
+        }
+        let mut got = vec![];
+        while let Some(MuxEvent::Digit { id, digit, .. }) = mux.poll_event() {
+            got.push((id, digit));
+        }
+        assert_eq!(got, vec![(2, '2'), (1, '1')]);
+        // An undeclared SSRC from that address belongs to nobody.
+        let mut stranger = RtpSender::new(999, 1, 0, Law::Ulaw, 0);
+        stranger.start(t0);
+        let n = stranger.poll_transmit(t0, &mut buf).unwrap();
+        mux.handle_datagram(shared, &buf[..n], t0);
+        assert_eq!(mux.unknown_source, 1);
     }
 
     #[test]

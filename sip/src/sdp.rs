@@ -73,6 +73,10 @@ pub struct MediaDescription {
     pub direction: String,
     /// a=ptime, milliseconds.
     pub ptime: Option<u32>,
+    /// The SSRC the peer sends with, from `a=ssrc:<id> …` (RFC 5576 §4.1;
+    /// the first one listed). Lets a receiver that shares one port among
+    /// many calls tell streams from one address apart.
+    pub ssrc: Option<u32>,
 }
 
 impl MediaDescription {
@@ -115,6 +119,7 @@ impl MediaDescription {
         let mut rtpmap: Vec<(u8, String)> = Vec::new();
         let mut direction = "sendrecv".to_string();
         let mut ptime = None;
+        let mut ssrc = None;
         for line in text.lines() {
             let line = line.trim_end_matches('\r');
             let Some((kind, value)) = line.split_once('=') else {
@@ -163,6 +168,13 @@ impl MediaDescription {
                         }
                     } else if let Some(v) = value.strip_prefix("ptime:") {
                         ptime = v.trim().parse().ok();
+                    } else if let Some(v) = value.strip_prefix("ssrc:") {
+                        if ssrc.is_none() {
+                            ssrc = v
+                                .split_whitespace()
+                                .next()
+                                .and_then(|x| x.parse::<u32>().ok());
+                        }
                     } else if matches!(value, "sendrecv" | "sendonly" | "recvonly" | "inactive") {
                         direction = value.to_string();
                     }
@@ -186,6 +198,7 @@ impl MediaDescription {
             rtpmap,
             direction,
             ptime,
+            ssrc,
         })
     }
 
@@ -203,6 +216,7 @@ impl MediaDescription {
             payload_type,
             remote: std::net::SocketAddr::new(self.addr, self.port),
             telephone_event: self.telephone_event,
+            ssrc: self.ssrc,
         })
     }
 
@@ -225,6 +239,8 @@ pub struct Negotiated {
     pub remote: std::net::SocketAddr,
     /// Payload type of telephone-event/8000 agreed, if any.
     pub telephone_event: Option<u8>,
+    /// The peer's declared SSRC (a=ssrc), if any.
+    pub ssrc: Option<u32>,
 }
 
 /// Build an SDP body for one audio stream. `codecs` in order of
@@ -235,6 +251,19 @@ pub fn build(
     port: u16,
     codecs: &[Codec],
     telephone_event: Option<u8>,
+) -> String {
+    build_with_ssrc(session_id, addr, port, codecs, telephone_event, None)
+}
+
+/// [`build`], declaring the SSRC we will send with (`a=ssrc:<id> cname:genki`,
+/// RFC 5576 §4.1) so that a peer sharing one port among calls can demultiplex.
+pub fn build_with_ssrc(
+    session_id: u64,
+    addr: IpAddr,
+    port: u16,
+    codecs: &[Codec],
+    telephone_event: Option<u8>,
+    ssrc: Option<u32>,
 ) -> String {
     let ip = if addr.is_ipv4() { "IP4" } else { "IP6" };
     let mut fmts: Vec<String> = codecs
@@ -261,12 +290,35 @@ pub fn build(
         ));
     }
     s.push_str("a=ptime:20\r\na=sendrecv\r\n");
+    if let Some(id) = ssrc {
+        s.push_str(&format!("a=ssrc:{id} cname:genki\r\n"));
+    }
     s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ssrc_is_declared_and_read_back() {
+        let s = build_with_ssrc(
+            1,
+            "127.0.0.1".parse().unwrap(),
+            4000,
+            &[Codec::Pcmu],
+            Some(101),
+            Some(3_000_000_000),
+        );
+        let m = MediaDescription::parse(s.as_bytes()).unwrap();
+        assert_eq!(m.ssrc, Some(3_000_000_000));
+        assert_eq!(m.negotiate_answer().unwrap().ssrc, Some(3_000_000_000));
+        let plain = build(1, "127.0.0.1".parse().unwrap(), 4000, &[Codec::Pcmu], None);
+        assert_eq!(
+            MediaDescription::parse(plain.as_bytes()).unwrap().ssrc,
+            None
+        );
+    }
 
     #[test]
     fn offer_round_trip() {

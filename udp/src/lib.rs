@@ -9,8 +9,14 @@
 //! these few unsafe lines, which are kept small and documented. Other
 //! platforms fall back to one `send_to`/`recv_from` per datagram.
 //!
-//! Dependency rule: IO only; knows nothing of RTP or SIP. Used by
-//! genki-engine's media workers and genki-loadtest's phones.
+//! [`worker`] is the media worker loop built on it (a [`genki_media::mux::MediaMux`]
+//! per thread and socket), shared by genki-engine's media runtime and
+//! genki-loadtest's phones.
+//!
+//! Dependency rule: the IO half of media: depends on genki-media (sans-IO)
+//! and libc; knows nothing of SIP.
+
+pub mod worker;
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
