@@ -8,7 +8,8 @@
 //!
 //! Depends on: genki-sip, genki-media, tokio.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -339,15 +340,30 @@ pub async fn run(cfg: PhoneConfig) -> anyhow::Result<PhonesReport> {
     let mut buf = vec![0u8; 65536];
     let mut media = Media::start(local.ip(), cfg.rtp_base)?;
     let mut malformed = 0u64;
+    // Only calls that got a message or whose next timer is due are visited:
+    // a scan of every call per wake-up was O(calls²) per second at scale
+    // (measured: the phones' SIP loop took 87 % of a core at 2,000 calls).
+    let mut timers_heap: BinaryHeap<Reverse<(Instant, String)>> = BinaryHeap::new();
+    let mut dirty: Vec<String> = Vec::new();
 
     loop {
         let now = Instant::now();
+        while let Some(Reverse((at, _))) = timers_heap.peek() {
+            if *at > now {
+                break;
+            }
+            if let Some(Reverse((_, id))) = timers_heap.pop() {
+                dirty.push(id);
+            }
+        }
+        dirty.sort_unstable();
+        dirty.dedup();
         // Actions, transmissions and finished calls.
-        let ids: Vec<String> = calls.keys().cloned().collect();
-        for id in ids {
+        for id in std::mem::take(&mut dirty) {
             let Some(c) = calls.get_mut(&id) else {
                 continue;
             };
+            c.uas.handle_timeout(now.into_std());
             if let Some((at, action)) = c.action {
                 if now >= at {
                     c.action = None;
@@ -396,23 +412,27 @@ pub async fn run(cfg: PhoneConfig) -> anyhow::Result<PhonesReport> {
                 }
                 debug!(call_id = %c.record.call_id, ended_by = %c.record.ended_by, "call finished");
                 done.push(c.record);
+                continue;
+            }
+            let next = [
+                c.action.map(|a| a.0),
+                c.max_until.filter(|_| c.ended_at.is_none()),
+                c.uas.poll_timeout().map(Instant::from_std),
+                c.ended_at.map(|e| e + Duration::from_secs(2)),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            if let Some(at) = next {
+                timers_heap.push(Reverse((at, id)));
             }
         }
         if (cfg.calls > 0 && done.len() as u64 >= cfg.calls) || now >= deadline {
             break;
         }
-        let wake = calls
-            .values()
-            .flat_map(|c| {
-                [
-                    c.action.map(|a| a.0),
-                    c.max_until.filter(|_| c.ended_at.is_none()),
-                    c.uas.poll_timeout().map(Instant::from_std),
-                    c.ended_at.map(|e| e + Duration::from_secs(2)),
-                ]
-            })
-            .flatten()
-            .min()
+        let wake = timers_heap
+            .peek()
+            .map(|Reverse((at, _))| *at)
             .unwrap_or(deadline)
             .min(deadline);
         tokio::select! {
@@ -427,14 +447,10 @@ pub async fn run(cfg: PhoneConfig) -> anyhow::Result<PhonesReport> {
                         continue;
                     }
                 };
+                dirty.push(msg.call_id.clone());
                 on_message(&cfg, &mut calls, &mut seen_invite, msg, src, local, timers, &nonce, now);
             }
-            _ = tokio::time::sleep_until(wake) => {
-                let now = Instant::now().into_std();
-                for c in calls.values_mut() {
-                    c.uas.handle_timeout(now);
-                }
-            }
+            _ = tokio::time::sleep_until(wake) => {}
         }
     }
     info!(finished = done.len(), malformed, "phones done");

@@ -312,6 +312,60 @@ pub fn recv(sock: &UdpSocket, batch: &mut RecvBatch) -> io::Result<usize> {
     }
 }
 
+/// Ask for `bytes` of socket receive and send buffer: a worker's one
+/// socket carries every call's packets, and between two ticks a default
+/// 208 KiB buffer overflows at about a thousand calls (measured: 10 % loss
+/// at 2,000). The kernel caps the size at `net.core.rmem_max`/`wmem_max`
+/// unless the process may force it (CAP_NET_ADMIN). Returns the receive
+/// buffer size granted.
+pub fn set_buffers(sock: &UdpSocket, bytes: usize) -> io::Result<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let fd = sock.as_raw_fd();
+        let v = bytes.min(i32::MAX as usize) as libc::c_int;
+        let set = |opt: libc::c_int| {
+            // SAFETY: a valid fd and a pointer to a c_int of the right size.
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    opt,
+                    &v as *const _ as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            }
+        };
+        if set(libc::SO_RCVBUFFORCE) != 0 {
+            set(libc::SO_RCVBUF);
+        }
+        if set(libc::SO_SNDBUFFORCE) != 0 {
+            set(libc::SO_SNDBUF);
+        }
+        let mut got: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: valid fd, out-pointers to a c_int and its length.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                &mut got as *mut _ as *mut libc::c_void,
+                &mut len,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(got.max(0) as usize)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (sock, bytes);
+        Ok(0)
+    }
+}
+
 /// Wait until `sock` is readable or `timeout` passes (sub-millisecond
 /// precision on Linux via ppoll). Returns whether it is readable.
 pub fn wait_readable(sock: &UdpSocket, timeout: Duration) -> io::Result<bool> {

@@ -59,6 +59,8 @@ pub fn run<E: EventSink>(
     mut on_second: impl FnMut(&mut MediaMux),
     mut on_removed: impl FnMut(&StreamStats),
 ) {
+    // Room for ~40 ms of 2,000 calls' packets between ticks.
+    let _ = crate::set_buffers(&sock, 8 << 20);
     let mut mux = MediaMux::new();
     let mut sinks: HashMap<StreamId, E> = HashMap::new();
     let mut out = PacketBatch::new(1024);
