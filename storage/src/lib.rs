@@ -116,6 +116,46 @@ mod tests {
     }
 
     #[test]
+    fn due_scans_skip_claimed_checks_and_still_see_late_inserts() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let t = s.create_tenant(tenant()).unwrap();
+        let p = s.create_subscriber(sub(t.id)).unwrap();
+        let checks: Vec<Check> = (1..=50).map(|i| check(&p, 1000 + i)).collect();
+        assert_eq!(s.create_checks(&checks).unwrap(), 50);
+        assert_eq!(s.due(2_000_000, 100).unwrap().len(), 50);
+        for c in &checks[..40] {
+            s.claim(&c.id, "me", 9).unwrap().unwrap();
+        }
+        // The scan moves its floor past the claimed (deleted) entries…
+        let left = s.due(2_000_000, 100).unwrap();
+        assert_eq!(left.len(), 10);
+        assert_eq!(left[0].id, checks[40].id);
+        assert_eq!(s.next_due_ms().unwrap(), Some(1041 * 1000));
+        // …and an entry inserted below the floor afterwards (a retry due in
+        // the past, a one-off request) is still found.
+        let early = s
+            .finish_attempt(
+                &checks[0].id,
+                &Attempt {
+                    n: 1,
+                    ..Default::default()
+                },
+                Next::Retry {
+                    due_at_ms: 5,
+                    cause: "busy".into(),
+                },
+                10,
+            )
+            .unwrap();
+        assert_eq!(early.due_at_ms, 5);
+        let due = s.due(2_000_000, 100).unwrap();
+        assert_eq!(due.len(), 11);
+        assert_eq!(due[0].id, checks[0].id);
+        assert_eq!(s.next_due_ms().unwrap(), Some(5));
+    }
+
+    #[test]
     fn check_lifecycle_retry_then_final_once() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();

@@ -125,6 +125,14 @@ pub struct Store {
     /// owns the database; the shared-database mode will use leases instead).
     lock: Mutex<()>,
     pub(crate) sync: WriteOptions,
+    /// Every live key of the due index is at or above this time: scans
+    /// seek here instead of stepping over the tombstones that claimed
+    /// checks leave at the front of the index (measured: at 2,000 calls
+    /// the dispatcher spent its time walking them).
+    due_floor: std::sync::atomic::AtomicU64,
+    /// Bumped (under the write lock) by every insert into the due index,
+    /// so a scan knows whether it may raise the floor.
+    due_gen: std::sync::atomic::AtomicU64,
 }
 
 /// A raw key and value read from a column family.
@@ -158,6 +166,8 @@ impl Store {
             db,
             lock: Mutex::new(()),
             sync,
+            due_floor: std::sync::atomic::AtomicU64::new(0),
+            due_gen: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -353,6 +363,24 @@ impl Store {
 
     // ---- checks ----
 
+    /// Put a due-index entry into `b` (callers hold the write lock).
+    fn put_due(&self, b: &mut WriteBatch, due_at_ms: u64, key: &[u8]) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        self.due_gen.fetch_add(1, Ordering::SeqCst);
+        self.due_floor.fetch_min(due_at_ms, Ordering::SeqCst);
+        b.put_cf(self.cf(cf::DUE)?, cat(&[&be(due_at_ms), key]), []);
+        Ok(())
+    }
+
+    /// Raise the due floor to `to` if nothing was inserted since `gen`.
+    fn raise_due_floor(&self, gen: u64, to: u64) {
+        use std::sync::atomic::Ordering;
+        let _g = self.guard();
+        if self.due_gen.load(Ordering::SeqCst) == gen {
+            self.due_floor.fetch_max(to, Ordering::SeqCst);
+        }
+    }
+
     /// Time of a check for the tenant's time-ordered index: the scheduled slot, or the request.
     fn check_time_ms(id: &CheckId) -> u64 {
         if id.kind == b's' {
@@ -375,7 +403,7 @@ impl Store {
                 continue;
             }
             b.put_cf(cf_checks, key, encode(c));
-            b.put_cf(self.cf(cf::DUE)?, cat(&[&be(c.due_at_ms), &key]), []);
+            self.put_due(&mut b, c.due_at_ms, &key)?;
             b.put_cf(
                 self.cf(cf::TENANT_CHECKS)?,
                 cat(&[&be(c.tenant_id), &be(Self::check_time_ms(&c.id)), &key]),
@@ -399,7 +427,7 @@ impl Store {
         }
         let mut b = WriteBatch::default();
         b.put_cf(self.cf(cf::CHECKS)?, key, encode(c));
-        b.put_cf(self.cf(cf::DUE)?, cat(&[&be(c.due_at_ms), &key]), []);
+        self.put_due(&mut b, c.due_at_ms, &key)?;
         b.put_cf(
             self.cf(cf::TENANT_CHECKS)?,
             cat(&[&be(c.tenant_id), &be(Self::check_time_ms(&c.id)), &key]),
@@ -415,13 +443,22 @@ impl Store {
 
     /// Pending checks due at or before `now_ms`, oldest first.
     pub fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<Check>, StoreError> {
+        use std::sync::atomic::Ordering;
+        let gen = self.due_gen.load(Ordering::SeqCst);
+        let floor = be(self.due_floor.load(Ordering::SeqCst));
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(cf::DUE)?, IteratorMode::Start) {
+        let mut first: Option<u64> = None;
+        for item in self.db.iterator_cf(
+            self.cf(cf::DUE)?,
+            IteratorMode::From(&floor, Direction::Forward),
+        ) {
             let (k, _) = item?;
             if out.len() >= limit || k.len() != 25 {
+                first.get_or_insert(0);
                 break;
             }
             let at = u64::from_be_bytes(k[..8].try_into().expect("8 bytes"));
+            first.get_or_insert(at);
             if at > now_ms {
                 break;
             }
@@ -431,14 +468,20 @@ impl Store {
                 }
             }
         }
+        // Nothing live lies below the first key seen (or anywhere, if none).
+        self.raise_due_floor(gen, first.unwrap_or(u64::MAX));
         Ok(out)
     }
 
     /// When the earliest Pending check is due (unix ms), if any.
     pub fn next_due_ms(&self) -> Result<Option<u64>, StoreError> {
+        let floor = be(self.due_floor.load(std::sync::atomic::Ordering::SeqCst));
         let first = self
             .db
-            .iterator_cf(self.cf(cf::DUE)?, IteratorMode::Start)
+            .iterator_cf(
+                self.cf(cf::DUE)?,
+                IteratorMode::From(&floor, Direction::Forward),
+            )
             .next();
         match first {
             Some(item) => {
@@ -528,7 +571,7 @@ impl Store {
                 c.status = CheckStatus::Pending;
                 c.due_at_ms = due_at_ms;
                 c.last_cause = Some(cause);
-                b.put_cf(self.cf(cf::DUE)?, cat(&[&be(due_at_ms), &key]), []);
+                self.put_due(b, due_at_ms, &key)?;
             }
             Next::Final { outcome, cause } => {
                 c.status = CheckStatus::Done;
