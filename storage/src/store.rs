@@ -4,8 +4,9 @@
 //! keys carry everything and whose values are empty. Writes that belong
 //! together go in one `WriteBatch`; every write is synced to the WAL before
 //! it returns (RocksDB groups concurrent synced writers into one fsync: the
-//! group commit the design asks for), so nothing is acknowledged that a
-//! crash could lose.
+//! group commit the design asks for; a check's read-modify-write holds
+//! only that check's lock so that different checks commit together), so
+//! nothing is acknowledged that a crash could lose.
 //!
 //! The check lifecycle maps onto a shared database later (leases,
 //! first-outcome-wins): `claim` moves a Pending check to Dialing with an
@@ -133,6 +134,13 @@ pub struct Store {
     /// Bumped (under the write lock) by every insert into the due index,
     /// so a scan knows whether it may raise the floor.
     due_gen: std::sync::atomic::AtomicU64,
+    /// Due-index inserts written into a batch but not yet committed.
+    due_inflight: std::sync::atomic::AtomicU64,
+    /// Per-check locks for a check's read-modify-write: different checks
+    /// commit concurrently, so RocksDB groups their WAL syncs into one
+    /// fsync (group commit); one lock for all serialised every fsync
+    /// (measured: ~4,000 commits/s whatever the number of writers).
+    stripes: Vec<Mutex<()>>,
 }
 
 /// A raw key and value read from a column family.
@@ -168,6 +176,8 @@ impl Store {
             sync,
             due_floor: std::sync::atomic::AtomicU64::new(0),
             due_gen: std::sync::atomic::AtomicU64::new(0),
+            due_inflight: std::sync::atomic::AtomicU64::new(0),
+            stripes: (0..64).map(|_| Mutex::new(())).collect(),
         })
     }
 
@@ -363,20 +373,41 @@ impl Store {
 
     // ---- checks ----
 
-    /// Put a due-index entry into `b` (callers hold the write lock).
+    /// The lock of one check's read-modify-write.
+    fn stripe(&self, id: &CheckId) -> std::sync::MutexGuard<'_, ()> {
+        let h = id.subscriber_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ id.slot;
+        self.stripes[(h % self.stripes.len() as u64) as usize]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Put a due-index entry into `b`; the batch must then be written with
+    /// [`Store::write_due`] counting it.
     fn put_due(&self, b: &mut WriteBatch, due_at_ms: u64, key: &[u8]) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering;
+        // In flight first, then the generation: a scan reads them in the
+        // other order, so it either sees this insert in flight or sees the
+        // generation move, and then does not raise the floor.
+        self.due_inflight.fetch_add(1, Ordering::SeqCst);
         self.due_gen.fetch_add(1, Ordering::SeqCst);
         self.due_floor.fetch_min(due_at_ms, Ordering::SeqCst);
         b.put_cf(self.cf(cf::DUE)?, cat(&[&be(due_at_ms), key]), []);
         Ok(())
     }
 
-    /// Raise the due floor to `to` if nothing was inserted since `gen`.
-    fn raise_due_floor(&self, gen: u64, to: u64) {
+    /// Write a batch holding `due_puts` due-index inserts.
+    fn write_due(&self, b: WriteBatch, due_puts: u64) -> Result<(), StoreError> {
+        let r = self.write(b);
+        self.due_inflight
+            .fetch_sub(due_puts, std::sync::atomic::Ordering::SeqCst);
+        r
+    }
+
+    /// Raise the due floor to `to` if no insert was in flight when the scan
+    /// began (`quiet`) and none began since (`gen` unchanged).
+    fn raise_due_floor(&self, gen: u64, quiet: bool, to: u64) {
         use std::sync::atomic::Ordering;
-        let _g = self.guard();
-        if self.due_gen.load(Ordering::SeqCst) == gen {
+        if quiet && self.due_gen.load(Ordering::SeqCst) == gen {
             self.due_floor.fetch_max(to, Ordering::SeqCst);
         }
     }
@@ -412,7 +443,7 @@ impl Store {
             created += 1;
         }
         if created > 0 {
-            self.write(b)?;
+            self.write_due(b, created)?;
         }
         Ok(created)
     }
@@ -433,7 +464,7 @@ impl Store {
             cat(&[&be(c.tenant_id), &be(Self::check_time_ms(&c.id)), &key]),
             [],
         );
-        self.write(b)?;
+        self.write_due(b, 1)?;
         Ok(true)
     }
 
@@ -445,6 +476,7 @@ impl Store {
     pub fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<Check>, StoreError> {
         use std::sync::atomic::Ordering;
         let gen = self.due_gen.load(Ordering::SeqCst);
+        let quiet = self.due_inflight.load(Ordering::SeqCst) == 0;
         let floor = be(self.due_floor.load(Ordering::SeqCst));
         let mut out = Vec::new();
         let mut first: Option<u64> = None;
@@ -469,7 +501,7 @@ impl Store {
             }
         }
         // Nothing live lies below the first key seen (or anywhere, if none).
-        self.raise_due_floor(gen, first.unwrap_or(u64::MAX));
+        self.raise_due_floor(gen, quiet, first.unwrap_or(u64::MAX));
         Ok(out)
     }
 
@@ -502,7 +534,7 @@ impl Store {
         owner: &str,
         lease_until_ms: u64,
     ) -> Result<Option<Check>, StoreError> {
-        let _g = self.guard();
+        let _g = self.stripe(id);
         let Some(mut c) = self.check(id)? else {
             return Ok(None);
         };
@@ -531,7 +563,7 @@ impl Store {
         next: Next,
         now_ms: u64,
     ) -> Result<Check, StoreError> {
-        let _g = self.guard();
+        let _g = self.stripe(id);
         let mut c = self.check(id)?.ok_or(StoreError::NotFound("check"))?;
         let key = id.key();
         let mut b = WriteBatch::default();
@@ -551,8 +583,8 @@ impl Store {
         c.attempts = c.attempts.max(attempt.n);
         c.owner = None;
         c.lease_until_ms = None;
-        self.apply_next(&mut b, &mut c, next, now_ms)?;
-        self.write(b)?;
+        let puts = self.apply_next(&mut b, &mut c, next, now_ms)?;
+        self.write_due(b, puts)?;
         Ok(c)
     }
 
@@ -564,14 +596,16 @@ impl Store {
         c: &mut Check,
         next: Next,
         now_ms: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         let key = c.id.key();
+        let mut due_puts = 0;
         match next {
             Next::Retry { due_at_ms, cause } => {
                 c.status = CheckStatus::Pending;
                 c.due_at_ms = due_at_ms;
                 c.last_cause = Some(cause);
                 self.put_due(b, due_at_ms, &key)?;
+                due_puts = 1;
             }
             Next::Final { outcome, cause } => {
                 c.status = CheckStatus::Done;
@@ -602,7 +636,7 @@ impl Store {
             }
         }
         b.put_cf(self.cf(cf::CHECKS)?, key, encode(c));
-        Ok(())
+        Ok(due_puts)
     }
 
     /// Move a Pending check without a call (e.g. it came due outside the
@@ -614,7 +648,7 @@ impl Store {
         next: Next,
         now_ms: u64,
     ) -> Result<Option<Check>, StoreError> {
-        let _g = self.guard();
+        let _g = self.stripe(id);
         let Some(mut c) = self.check(id)? else {
             return Ok(None);
         };
@@ -624,8 +658,8 @@ impl Store {
         let key = id.key();
         let mut b = WriteBatch::default();
         b.delete_cf(self.cf(cf::DUE)?, cat(&[&be(c.due_at_ms), &key]));
-        self.apply_next(&mut b, &mut c, next, now_ms)?;
-        self.write(b)?;
+        let puts = self.apply_next(&mut b, &mut c, next, now_ms)?;
+        self.write_due(b, puts)?;
         Ok(Some(c))
     }
 
