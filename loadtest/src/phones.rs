@@ -145,7 +145,10 @@ pub struct Profile {
 /// Chooses a call's profile from the user part of its Request-URI (None:
 /// the flags' profile).
 #[derive(Clone, Default)]
-pub struct Mix(pub Option<std::sync::Arc<dyn Fn(&str) -> Option<Profile> + Send + Sync>>);
+pub struct Mix(pub Option<Arc<ProfileFn>>);
+
+/// Callee user part → that callee's profile.
+pub type ProfileFn = dyn Fn(&str) -> Option<Profile> + Send + Sync;
 
 impl std::fmt::Debug for Mix {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
