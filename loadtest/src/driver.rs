@@ -601,6 +601,13 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Value> {
         peak_cps = peak_cps.max(hi - lo + 1);
     }
     let n_records = records.len();
+    // Call-seconds the phones spent in answered calls (the unit the sipp
+    // comparison divides CPU by).
+    let answered_call_s: f64 = records
+        .iter()
+        .filter(|r| r.answered)
+        .map(|r| r.duration_ms as f64 / 1000.0)
+        .sum();
     let setup_span_s = match (invites.first(), invites.last()) {
         (Some(a), Some(b)) if b > a => (b - a) as f64 / 1000.0,
         _ => 0.0,
@@ -612,6 +619,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Value> {
         "seed": cfg.seed,
         "mix": counts,
         "round_s": round_s,
+        "answered_call_s": answered_call_s,
         "ledger": {"ok": problems.is_empty(), "problems": problems.len(), "first_problems": problems.iter().take(20).collect::<Vec<_>>()},
         "calls_set_up_per_s": {"mean": if setup_span_s > 0.0 { n_records as f64 / setup_span_s } else { 0.0 }, "peak_1s": peak_cps},
         "peak_concurrent_calls": {"phones": peak_conc, "genki_sampled": peak_active},
