@@ -39,6 +39,10 @@ pub fn parse_hhmm(field: &'static str, s: &str) -> Result<Time, RuleError> {
     Time::new(h, m, 0, 0).map_err(|_| bad())
 }
 
+/// Memoised local date + "HH:MM" → instant (unix ms) conversions of one planning pass.
+#[derive(Debug, Default)]
+pub struct SlotCache(std::collections::HashMap<(Date, Time), Option<u64>>);
+
 /// A tenant's calendar, parsed once.
 #[derive(Debug, Clone)]
 pub struct Calendar {
@@ -109,13 +113,31 @@ impl Calendar {
     /// none when the day is not in the schedule, a skipped holiday, or
     /// within the pause; slots outside the calling window are dropped.
     pub fn slots(&self, sub: &Subscriber, date: Date) -> Vec<u64> {
+        self.slots_with(
+            sub,
+            date,
+            holidays::is_holiday(date),
+            &mut SlotCache::default(),
+        )
+    }
+
+    /// [`Calendar::slots`] for the planner's inner loop: whether `date` is a
+    /// holiday is given, and local time → instant conversions are memoised
+    /// in `cache` (a million subscribers share a handful of times of day).
+    pub fn slots_with(
+        &self,
+        sub: &Subscriber,
+        date: Date,
+        holiday: bool,
+        cache: &mut SlotCache,
+    ) -> Vec<u64> {
         let Some(Schedule { days, times }) = &sub.schedule else {
             return Vec::new();
         };
         if !days.contains(&(date.weekday().to_monday_one_offset() as u8)) {
             return Vec::new();
         }
-        if self.skip_holidays && holidays::is_holiday(date) {
+        if self.skip_holidays && holiday {
             return Vec::new();
         }
         if let Some(until) = sub
@@ -131,7 +153,7 @@ impl Calendar {
             .iter()
             .filter_map(|t| parse_hhmm("times", t).ok())
             .filter(|t| *t >= self.window_start && *t < self.window_end)
-            .filter_map(|t| self.at(date, t))
+            .filter_map(|t| *cache.0.entry((date, t)).or_insert_with(|| self.at(date, t)))
             .map(|ms| ms / 1000)
             .collect();
         out.sort_unstable();

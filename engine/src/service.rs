@@ -21,7 +21,7 @@ use tracing::{debug, error, info, warn};
 use crate::clock::Clock;
 use crate::dialer::{Admission, Refusal};
 use crate::metrics::Metrics;
-use crate::schedule::Calendar;
+use crate::schedule::{Calendar, SlotCache};
 use crate::script::Script;
 use crate::watch::{run_call, CallResult, CallSetup};
 
@@ -193,51 +193,55 @@ impl Service {
         let mut created = 0;
         for t in self.store.tenants()? {
             let Ok(cal) = Calendar::of(&t) else { continue };
-            let mut after = 0;
-            loop {
-                let page = self.store.subscribers_of(t.id, after, 1000)?;
-                let Some(last) = page.last() else { break };
-                after = last.id;
-                // One synced batch per page of subscribers.
-                let checks: Vec<Check> = page
-                    .iter()
-                    .flat_map(|s| self.plan_subscriber(&t, &cal, s, now))
-                    .collect();
-                created += self.store.create_checks(&checks)?;
+            // The tenant's local days, and whether each is a holiday, once.
+            let mut days = Vec::new();
+            let mut date = cal.local_date(now);
+            for _ in 0..self.plan_days {
+                days.push((date, crate::holidays::is_holiday(date)));
+                match date.tomorrow() {
+                    Ok(d) => date = d,
+                    Err(_) => break,
+                }
             }
+            // Reading pages of subscribers (this thread) overlaps with turning
+            // them into checks and writing them (a second thread): one synced
+            // batch per page.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Subscriber>>(4);
+            let made = std::thread::scope(|scope| {
+                let writer = scope.spawn(|| {
+                    let mut cache = SlotCache::default();
+                    let mut n = 0;
+                    for page in rx {
+                        let checks: Vec<Check> = page
+                            .iter()
+                            .flat_map(|s| plan_subscriber(&t, &cal, &days, &mut cache, s, now))
+                            .collect();
+                        n += self.store.create_checks(&checks)?;
+                    }
+                    Ok::<u64, StoreError>(n)
+                });
+                let mut after = 0;
+                let read = loop {
+                    let page = match self.store.subscribers_of(t.id, after, 1000) {
+                        Ok(p) => p,
+                        Err(e) => break Err(e),
+                    };
+                    let Some(last) = page.last() else {
+                        break Ok(());
+                    };
+                    after = last.id;
+                    if tx.send(page).is_err() {
+                        break Ok(());
+                    }
+                };
+                drop(tx);
+                let n = writer.join().unwrap_or(Ok(0));
+                read.and(n)
+            })?;
+            created += made;
         }
         self.metrics.checks_planned.add(created);
         Ok(created)
-    }
-
-    /// The checks a subscriber's schedule yields from now over `plan_days` local days.
-    fn plan_subscriber(
-        &self,
-        t: &Tenant,
-        cal: &Calendar,
-        s: &Subscriber,
-        now_ms: u64,
-    ) -> Vec<Check> {
-        let mut date = cal.local_date(now_ms);
-        let mut out = Vec::new();
-        for _ in 0..self.plan_days {
-            for slot in cal.slots(s, date) {
-                // A slot already past when first planned is not invented afterwards.
-                if slot * 1000 >= now_ms {
-                    out.push(new_check(
-                        CheckId::scheduled(s.id, slot),
-                        t.id,
-                        slot * 1000,
-                        now_ms,
-                    ));
-                }
-            }
-            match date.tomorrow() {
-                Ok(d) => date = d,
-                Err(_) => break,
-            }
-        }
-        out
     }
 
     /// Request a check of `subscriber` now (the API's one-off check).
@@ -295,6 +299,32 @@ impl Service {
             }
         }
     }
+}
+
+/// The checks a subscriber's schedule yields on the planned local `days`.
+fn plan_subscriber(
+    t: &Tenant,
+    cal: &Calendar,
+    days: &[(jiff::civil::Date, bool)],
+    cache: &mut SlotCache,
+    s: &Subscriber,
+    now_ms: u64,
+) -> Vec<Check> {
+    let mut out = Vec::new();
+    for (date, holiday) in days {
+        for slot in cal.slots_with(s, *date, *holiday, cache) {
+            // A slot already past when first planned is not invented afterwards.
+            if slot * 1000 >= now_ms {
+                out.push(new_check(
+                    CheckId::scheduled(s.id, slot),
+                    t.id,
+                    slot * 1000,
+                    now_ms,
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn new_check(id: CheckId, tenant_id: u64, due_at_ms: u64, now_ms: u64) -> Check {
