@@ -8,24 +8,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use genki_engine::schedule::Calendar;
-use genki_storage::{
-    Attempt, Check, CheckId, CheckStatus, Next, Outcome, Schedule, Store, Subscriber, Tenant,
-};
+use genki_storage::{Attempt, Check, CheckId, Next, Outcome, Schedule, Store, Subscriber, Tenant};
 
 fn check(sub: u64, slot: u64) -> Check {
-    Check {
-        id: CheckId::scheduled(sub, slot),
-        tenant_id: 1,
-        due_at_ms: slot * 1000,
-        status: CheckStatus::Pending,
-        attempts: 0,
-        outcome: None,
-        last_cause: None,
-        owner: None,
-        lease_until_ms: None,
-        created_at_ms: 0,
-        finished_at_ms: None,
-    }
+    Check::pending(CheckId::scheduled(sub, slot), 1, slot * 1000, 0)
 }
 
 fn subscriber(tenant: u64) -> Subscriber {

@@ -328,19 +328,7 @@ fn plan_subscriber(
 }
 
 fn new_check(id: CheckId, tenant_id: u64, due_at_ms: u64, now_ms: u64) -> Check {
-    Check {
-        id,
-        tenant_id,
-        due_at_ms,
-        status: CheckStatus::Pending,
-        attempts: 0,
-        outcome: None,
-        last_cause: None,
-        owner: None,
-        lease_until_ms: None,
-        created_at_ms: now_ms,
-        finished_at_ms: None,
-    }
+    Check::pending(id, tenant_id, due_at_ms, now_ms)
 }
 
 /// The due loop: runs until `shutdown`, then lets calls in progress finish

@@ -619,7 +619,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Check, CheckStatus, Next, Subscriber, Tenant};
+    use crate::{Check, Next, Subscriber, Tenant};
 
     fn case(sub: u64) -> AlertCase {
         AlertCase {
@@ -666,20 +666,7 @@ mod tests {
             })
             .unwrap();
         let id = CheckId::one_off(sub.id, 100);
-        s.create_check(&Check {
-            id,
-            tenant_id: t.id,
-            due_at_ms: 100,
-            status: CheckStatus::Pending,
-            attempts: 0,
-            outcome: None,
-            last_cause: None,
-            owner: None,
-            lease_until_ms: None,
-            created_at_ms: 100,
-            finished_at_ms: None,
-        })
-        .unwrap();
+        s.create_check(&Check::pending(id, t.id, 100, 100)).unwrap();
         assert!(s.alert_inbox(10).unwrap().is_empty());
         s.settle_pending(
             &id,

@@ -73,19 +73,12 @@ mod tests {
     }
 
     fn check(sub: &Subscriber, slot: u64) -> Check {
-        Check {
-            id: CheckId::scheduled(sub.id, slot),
-            tenant_id: sub.tenant_id,
-            due_at_ms: slot * 1000,
-            status: CheckStatus::Pending,
-            attempts: 0,
-            outcome: None,
-            last_cause: None,
-            owner: None,
-            lease_until_ms: None,
-            created_at_ms: 1,
-            finished_at_ms: None,
-        }
+        Check::pending(
+            CheckId::scheduled(sub.id, slot),
+            sub.tenant_id,
+            slot * 1000,
+            1,
+        )
     }
 
     #[test]

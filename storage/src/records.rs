@@ -318,6 +318,25 @@ pub struct Check {
     pub finished_at_ms: Option<u64>,
 }
 
+impl Check {
+    /// A new Pending check, due at `due_at_ms`, nothing attempted yet.
+    pub fn pending(id: CheckId, tenant_id: u64, due_at_ms: u64, created_at_ms: u64) -> Check {
+        Check {
+            id,
+            tenant_id,
+            due_at_ms,
+            status: CheckStatus::Pending,
+            attempts: 0,
+            outcome: None,
+            last_cause: None,
+            owner: None,
+            lease_until_ms: None,
+            created_at_ms,
+            finished_at_ms: None,
+        }
+    }
+}
+
 /// One call placed for a check.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Attempt {

@@ -22,11 +22,9 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-/// Receive buffers for up to `capacity` datagrams of up to 2 KiB each.
-pub struct RecvBatch {
-    bufs: Vec<[u8; 2048]>,
-    lens: Vec<usize>,
-    srcs: Vec<SocketAddr>,
+/// The header arrays of one `sendmmsg`/`recvmmsg` call, reused across calls.
+#[derive(Default)]
+struct Headers {
     #[cfg(target_os = "linux")]
     addrs: Vec<libc::sockaddr_storage>,
     #[cfg(target_os = "linux")]
@@ -35,31 +33,47 @@ pub struct RecvBatch {
     hdrs: Vec<libc::mmsghdr>,
 }
 
-// SAFETY: the raw pointers inside are rebuilt by every `recv` before use
-// and point only into the batch's own buffers.
-unsafe impl Send for RecvBatch {}
+// SAFETY: the raw pointers inside are rebuilt before every system call and
+// point only at buffers alive for that call; otherwise the arrays are plain data.
+unsafe impl Send for Headers {}
+
+impl Headers {
+    /// Arrays of length `n`, zeroed where new.
+    #[cfg(target_os = "linux")]
+    fn resize(&mut self, n: usize) {
+        // SAFETY: zeroed sockaddr_storage / mmsghdr are valid values.
+        self.addrs.resize(n, unsafe { std::mem::zeroed() });
+        self.iovs.resize(
+            n,
+            libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            },
+        );
+        self.hdrs.resize(n, unsafe { std::mem::zeroed() });
+    }
+}
+
+/// Receive buffers for up to `capacity` datagrams of up to 2 KiB each.
+pub struct RecvBatch {
+    bufs: Vec<[u8; 2048]>,
+    lens: Vec<usize>,
+    srcs: Vec<SocketAddr>,
+    h: Headers,
+}
 
 impl RecvBatch {
     pub fn new(capacity: usize) -> RecvBatch {
         let capacity = capacity.max(1);
+        #[allow(unused_mut)]
+        let mut h = Headers::default();
+        #[cfg(target_os = "linux")]
+        h.resize(capacity);
         RecvBatch {
             bufs: vec![[0; 2048]; capacity],
             lens: Vec::with_capacity(capacity),
             srcs: Vec::with_capacity(capacity),
-            #[cfg(target_os = "linux")]
-            // SAFETY: sockaddr_storage is plain old data; all-zero is valid.
-            addrs: vec![unsafe { std::mem::zeroed() }; capacity],
-            #[cfg(target_os = "linux")]
-            iovs: vec![
-                libc::iovec {
-                    iov_base: std::ptr::null_mut(),
-                    iov_len: 0
-                };
-                capacity
-            ],
-            #[cfg(target_os = "linux")]
-            // SAFETY: as above, for mmsghdr.
-            hdrs: vec![unsafe { std::mem::zeroed() }; capacity],
+            h,
         }
     }
     pub fn len(&self) -> usize {
@@ -130,17 +144,8 @@ fn from_sockaddr(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
 /// A batch sender with reusable header arrays (no allocation per send).
 #[derive(Default)]
 pub struct Sender {
-    #[cfg(target_os = "linux")]
-    addrs: Vec<libc::sockaddr_storage>,
-    #[cfg(target_os = "linux")]
-    iovs: Vec<libc::iovec>,
-    #[cfg(target_os = "linux")]
-    hdrs: Vec<libc::mmsghdr>,
+    h: Headers,
 }
-
-// SAFETY: the raw pointers inside are only meaningful during one `send`
-// call, which rebuilds them; the arrays themselves are plain data.
-unsafe impl Send for Sender {}
 
 impl Sender {
     pub fn new() -> Sender {
@@ -162,27 +167,19 @@ impl Sender {
             if n == 0 {
                 return Ok(0);
             }
-            // SAFETY: zeroed sockaddr_storage / iovec / mmsghdr are valid values.
-            self.addrs.resize(n, unsafe { std::mem::zeroed() });
-            self.iovs.resize(
-                n,
-                libc::iovec {
-                    iov_base: std::ptr::null_mut(),
-                    iov_len: 0,
-                },
-            );
-            self.hdrs.resize(n, unsafe { std::mem::zeroed() });
+            self.h.resize(n);
+            let Headers { addrs, iovs, hdrs } = &mut self.h;
             for i in 0..n {
                 let (bytes, dest) = item(i);
-                let len = to_sockaddr(&dest, &mut self.addrs[i]);
-                self.iovs[i] = libc::iovec {
+                let len = to_sockaddr(&dest, &mut addrs[i]);
+                iovs[i] = libc::iovec {
                     iov_base: bytes.as_ptr() as *mut libc::c_void,
                     iov_len: bytes.len(),
                 };
-                let h = &mut self.hdrs[i].msg_hdr;
-                h.msg_name = &mut self.addrs[i] as *mut _ as *mut libc::c_void;
+                let h = &mut hdrs[i].msg_hdr;
+                h.msg_name = &mut addrs[i] as *mut _ as *mut libc::c_void;
                 h.msg_namelen = len;
-                h.msg_iov = &mut self.iovs[i];
+                h.msg_iov = &mut iovs[i];
                 h.msg_iovlen = 1;
                 h.msg_control = std::ptr::null_mut();
                 h.msg_controllen = 0;
@@ -191,12 +188,12 @@ impl Sender {
             let mut sent = 0;
             while sent < n {
                 let chunk = (n - sent).min(1024) as libc::c_uint;
-                // SAFETY: hdrs[sent..sent+chunk] point into self.addrs /
-                // self.iovs and the callers' buffers, all alive for this call.
+                // SAFETY: hdrs[sent..sent+chunk] point into self.h's arrays
+                // and the callers' buffers, all alive for this call.
                 let r = unsafe {
                     libc::sendmmsg(
                         sock.as_raw_fd(),
-                        self.hdrs[sent..].as_mut_ptr(),
+                        self.h.hdrs[sent..].as_mut_ptr(),
                         chunk,
                         libc::MSG_DONTWAIT,
                     )
@@ -248,14 +245,14 @@ pub fn recv(sock: &UdpSocket, batch: &mut RecvBatch) -> io::Result<usize> {
         let n = batch.bufs.len();
         // Rebuild the headers over the batch's own buffers (no allocation).
         for i in 0..n {
-            batch.iovs[i] = libc::iovec {
+            batch.h.iovs[i] = libc::iovec {
                 iov_base: batch.bufs[i].as_mut_ptr() as *mut libc::c_void,
                 iov_len: batch.bufs[i].len(),
             };
-            let h = &mut batch.hdrs[i].msg_hdr;
-            h.msg_name = &mut batch.addrs[i] as *mut _ as *mut libc::c_void;
+            let h = &mut batch.h.hdrs[i].msg_hdr;
+            h.msg_name = &mut batch.h.addrs[i] as *mut _ as *mut libc::c_void;
             h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_iov = &mut batch.iovs[i];
+            h.msg_iov = &mut batch.h.iovs[i];
             h.msg_iovlen = 1;
             h.msg_control = std::ptr::null_mut();
             h.msg_controllen = 0;
@@ -265,7 +262,7 @@ pub fn recv(sock: &UdpSocket, batch: &mut RecvBatch) -> io::Result<usize> {
         let r = unsafe {
             libc::recvmmsg(
                 sock.as_raw_fd(),
-                batch.hdrs.as_mut_ptr(),
+                batch.h.hdrs.as_mut_ptr(),
                 n as libc::c_uint,
                 libc::MSG_DONTWAIT,
                 std::ptr::null_mut(),
@@ -281,8 +278,8 @@ pub fn recv(sock: &UdpSocket, batch: &mut RecvBatch) -> io::Result<usize> {
             };
         }
         for i in 0..r as usize {
-            let len = batch.hdrs[i].msg_len as usize;
-            if let Some(src) = from_sockaddr(&batch.addrs[i]) {
+            let len = batch.h.hdrs[i].msg_len as usize;
+            if let Some(src) = from_sockaddr(&batch.h.addrs[i]) {
                 batch.lens.push(len);
                 batch.srcs.push(src);
                 if batch.lens.len() - 1 != i {
