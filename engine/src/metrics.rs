@@ -57,14 +57,6 @@ impl Latency {
             max_us,
         )
     }
-    /// Record many values under one lock (a call's packets at its end).
-    pub fn record_all_us(&self, values: &[u32]) {
-        let mut h = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        for v in values {
-            let _ = h.record((*v as u64).clamp(1, self.1));
-        }
-    }
-
     /// Record fixed-width buckets (`counts[i]` values of about `(i + 1) * width_us`).
     pub fn record_buckets(&self, counts: &[u64], width_us: u64) {
         let mut h = self.0.lock().unwrap_or_else(|e| e.into_inner());

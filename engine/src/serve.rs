@@ -139,7 +139,6 @@ pub async fn serve_until(
         credentials: (!cfg.trunk.user.is_empty())
             .then(|| (cfg.trunk.user.clone(), cfg.trunk.password.clone())),
         rtp_ip: ip,
-        rtp_ports,
         media,
         ring_timeout: Duration::from_secs(cfg.sip.ring_timeout_s),
         timers: Timers {

@@ -599,7 +599,6 @@ mod tests {
             proxy: None,
             credentials: None,
             rtp_ip: "127.0.0.1".parse().unwrap(),
-            rtp_ports: 20000..=20999,
             media: crate::media_rt::MediaRuntime::start(
                 "127.0.0.1".parse().unwrap(),
                 &(20000..=20999),

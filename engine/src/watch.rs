@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +34,6 @@ pub struct CallSetup {
     pub proxy: Option<SocketAddr>,
     pub credentials: Option<(String, String)>,
     pub rtp_ip: IpAddr,
-    pub rtp_ports: RangeInclusive<u16>,
     /// The media workers every call's RTP runs on.
     pub media: Arc<MediaRuntime>,
     pub ring_timeout: Duration,

@@ -302,10 +302,6 @@ impl MediaMux {
             .is_some_and(|s| s.sender.send_digit(digit, duration))
     }
 
-    pub fn is_playing(&mut self, id: StreamId) -> bool {
-        self.stream(id).is_some_and(|s| s.sender.is_playing())
-    }
-
     /// Write every packet due by `now + early` into `out` (cleared first),
     /// until it is full. Lateness is measured against `now`.
     pub fn poll_transmit(&mut self, now: Instant, early: Duration, out: &mut PacketBatch) {
@@ -335,15 +331,6 @@ impl MediaMux {
                 return;
             }
         }
-    }
-
-    /// When the earliest packet is due (None: no streams).
-    pub fn next_due(&self) -> Option<Instant> {
-        self.streams
-            .iter()
-            .flatten()
-            .filter_map(|s| s.sender.poll_timeout())
-            .min()
     }
 
     /// One received datagram from `src`.

@@ -525,6 +525,20 @@ impl Store {
         }
     }
 
+    /// Load a Pending check (the caller holds its stripe lock) and start a
+    /// batch that removes it from the due index. None when it is not Pending.
+    fn take_pending(&self, id: &CheckId) -> Result<Option<(Check, WriteBatch)>, StoreError> {
+        let Some(c) = self.check(id)? else {
+            return Ok(None);
+        };
+        if c.status != CheckStatus::Pending {
+            return Ok(None);
+        }
+        let mut b = WriteBatch::default();
+        b.delete_cf(self.cf(cf::DUE)?, cat(&[&be(c.due_at_ms), &id.key()]));
+        Ok(Some((c, b)))
+    }
+
     /// Claim a Pending check for dialling: it leaves the due index and
     /// enters the in-flight set with `owner` and a lease. None when the
     /// check is not Pending any more (someone else took it, or it is done).
@@ -535,15 +549,10 @@ impl Store {
         lease_until_ms: u64,
     ) -> Result<Option<Check>, StoreError> {
         let _g = self.stripe(id);
-        let Some(mut c) = self.check(id)? else {
+        let Some((mut c, mut b)) = self.take_pending(id)? else {
             return Ok(None);
         };
-        if c.status != CheckStatus::Pending {
-            return Ok(None);
-        }
         let key = id.key();
-        let mut b = WriteBatch::default();
-        b.delete_cf(self.cf(cf::DUE)?, cat(&[&be(c.due_at_ms), &key]));
         c.status = CheckStatus::Dialing;
         c.owner = Some(owner.to_string());
         c.lease_until_ms = Some(lease_until_ms);
@@ -649,15 +658,9 @@ impl Store {
         now_ms: u64,
     ) -> Result<Option<Check>, StoreError> {
         let _g = self.stripe(id);
-        let Some(mut c) = self.check(id)? else {
+        let Some((mut c, mut b)) = self.take_pending(id)? else {
             return Ok(None);
         };
-        if c.status != CheckStatus::Pending {
-            return Ok(None);
-        }
-        let key = id.key();
-        let mut b = WriteBatch::default();
-        b.delete_cf(self.cf(cf::DUE)?, cat(&[&be(c.due_at_ms), &key]));
         let puts = self.apply_next(&mut b, &mut c, next, now_ms)?;
         self.write_due(b, puts)?;
         Ok(Some(c))
