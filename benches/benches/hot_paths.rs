@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use genki_media::dtmf::{tone, InbandDetector};
-use genki_media::mux::{MediaMux, PacketBatch, StreamConfig};
+use genki_media::mux::{Binding, MediaMux, PacketBatch, StreamConfig};
 use genki_media::rtp::RtpSender;
 use genki_media::{g711, Law, Prompt};
 use genki_sip::message::{Builder, Message, Method};
@@ -133,18 +133,21 @@ fn media(c: &mut Criterion) {
     let mut mux = MediaMux::new();
     let t0 = Instant::now();
     for i in 0..2000u64 {
-        let cfg = StreamConfig {
-            remote: SocketAddr::from(([127, 0, 0, 1], 30000 + (i as u16) * 2)),
-            law: Law::Ulaw,
-            payload_type: 0,
-            telephone_event: Some(101),
-            remote_ssrc: None,
-            ssrc: i as u32,
-            seq: 1,
-            ts: 1,
-            detect_inband: true,
-        };
-        mux.add(i, cfg, t0 + Duration::from_micros(i * 10)).unwrap();
+        let mut cfg = StreamConfig::new(
+            SocketAddr::from(([127, 0, 0, 1], 30000 + (i as u16) * 2)),
+            Law::Ulaw,
+            0,
+            Some(101),
+        );
+        cfg.ssrc = i as u32;
+        // Each stream on its own socket, as in the daemon.
+        mux.add(
+            i,
+            Binding::Own(i as u32),
+            cfg,
+            t0 + Duration::from_micros(i * 10),
+        )
+        .unwrap();
     }
     let mut batch = PacketBatch::new(1024);
     let mut now = t0;

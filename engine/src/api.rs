@@ -893,12 +893,18 @@ async fn put_prompt(
 async fn healthz(State(api): S) -> Response {
     let storage = api.svc.store.next_due_ms().is_ok();
     let sip = api.sip_up.load(std::sync::atomic::Ordering::Relaxed);
-    let code = if storage && sip {
+    // Every media worker running (a dead one fails its calls as system faults).
+    let media = api.svc.setup.media.workers_alive() == api.svc.setup.media.workers();
+    let code = if storage && sip && media {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (code, axum::Json(json!({"storage": storage, "sip": sip}))).into_response()
+    (
+        code,
+        axum::Json(json!({"storage": storage, "sip": sip, "media": media})),
+    )
+        .into_response()
 }
 
 async fn metrics(State(api): S) -> Response {

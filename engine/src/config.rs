@@ -44,9 +44,64 @@ pub struct Sip {
     pub t1_ms: u64,
     /// Seconds a phone may ring before CANCEL.
     pub ring_timeout_s: u64,
-    /// Media worker threads; each owns one RTP port (the first even ports
-    /// of `rtp_ports`) shared by its calls. One carries 2,000 calls here.
+    /// Media worker threads; each drives the RTP sockets of its calls
+    /// (one local port per call). One carries 2,000 calls here.
     pub media_workers: usize,
+    /// How media workers drive their sockets: `auto` (io_uring where the
+    /// kernel and any seccomp policy allow it, else epoll), `uring`, `epoll`.
+    pub media_io: MediaIoKind,
+    /// Which RTP sources a call dialled straight to a SIP URI accepts
+    /// (`off`, `host`, `any`; see README "Media").
+    pub rtp_latching: RtpLatching,
+    /// Seconds from the answer to the peer's first accepted RTP packet, and
+    /// the longest silence of RTP after it, before genki ends the call as a
+    /// media fault (retried, never the person's silence).
+    pub media_timeout_s: u64,
+    /// Hard limit on a call's length in seconds, from INVITE to end.
+    pub max_call_s: u64,
+}
+
+/// `[sip] media_io`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaIoKind {
+    Auto,
+    Uring,
+    Epoll,
+}
+
+impl From<MediaIoKind> for genki_udp::sockets::IoKind {
+    fn from(k: MediaIoKind) -> Self {
+        match k {
+            MediaIoKind::Auto => genki_udp::sockets::IoKind::Auto,
+            MediaIoKind::Uring => genki_udp::sockets::IoKind::Uring,
+            MediaIoKind::Epoll => genki_udp::sockets::IoKind::Epoll,
+        }
+    }
+}
+
+/// `[sip] rtp_latching`, `[trunk] rtp_latching`: from which sources a
+/// call's own RTP port accepts its peer's media (the first proving packet
+/// latches the call to its source for good).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RtpLatching {
+    /// Only the address and port the SDP answer names.
+    Off,
+    /// The SDP's address, or any port of the SDP's IP or of the SIP peer's IP.
+    Host,
+    /// Any source (with a declared a=ssrc, only a packet carrying it).
+    Any,
+}
+
+impl From<RtpLatching> for crate::media_rt::Latching {
+    fn from(l: RtpLatching) -> Self {
+        match l {
+            RtpLatching::Off => crate::media_rt::Latching::Off,
+            RtpLatching::Host => crate::media_rt::Latching::Host,
+            RtpLatching::Any => crate::media_rt::Latching::Any,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -69,6 +124,8 @@ pub struct Trunk {
     pub cps: f64,
     /// Concurrent calls the trunk accepts.
     pub max_calls: u32,
+    /// Which RTP sources calls through the proxy accept (`off`, `host`, `any`).
+    pub rtp_latching: RtpLatching,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -119,6 +176,10 @@ impl Default for Config {
                 t1_ms: 500,
                 ring_timeout_s: 30,
                 media_workers: 1,
+                media_io: MediaIoKind::Auto,
+                rtp_latching: RtpLatching::Host,
+                media_timeout_s: 5,
+                max_call_s: 300,
             },
             storage: Storage {
                 path: PathBuf::from("./genki-data"),
@@ -130,6 +191,7 @@ impl Default for Config {
                 password: String::new(),
                 cps: 10.0,
                 max_calls: 200,
+                rtp_latching: RtpLatching::Host,
             },
             scheduler: Scheduler {
                 tick_ms: 500,
@@ -295,6 +357,12 @@ impl Config {
             .map_err(|e| format!("sip.rtp_ports: {e}"))?;
         if self.sip.media_workers == 0 || self.sip.media_workers > 64 {
             return Err("sip.media_workers: must be 1–64".into());
+        }
+        if self.sip.media_timeout_s == 0 || self.sip.media_timeout_s > 300 {
+            return Err("sip.media_timeout_s: must be 1–300".into());
+        }
+        if self.sip.max_call_s < 30 || self.sip.max_call_s > 86_400 {
+            return Err("sip.max_call_s: must be 30–86400".into());
         }
         if self.sip.t1_ms == 0 || self.sip.t1_ms > 10_000 {
             return Err("sip.t1_ms: must be 1–10000".into());

@@ -1,43 +1,95 @@
-//! The daemon's media runtime: a few worker threads, each owning one RTP
-//! socket and a [`MediaMux`] with every stream of its calls.
+//! The daemon's media runtime: a few worker threads, each running a
+//! [`genki_media::mux::MediaMux`] over many sockets — one local RTP port
+//! per call, as every mature SIP stack does.
 //!
-//! Why: one socket and one task per call cost a system call and a task
-//! wake-up per packet each way (measured: at 2,000 calls, 62 % of genki's
-//! CPU was in the kernel's per-datagram paths and tokio's IO wake-ups,
-//! and RTP left up to 112 ms late). A worker instead wakes once a
-//! millisecond, sends every packet due within the next millisecond in one
-//! `sendmmsg`, drains its socket with `recvmmsg`, and reports digits and
-//! playout ends to the call tasks over channels. Calls share the worker's
-//! local port (SDP offers it); incoming packets are matched to calls by
-//! their source address, the address the peer's SDP answer named.
+//! Why a port per call: a call must be identified by something the local
+//! side controls. Telling calls apart by the remote address the SDP names
+//! fails with everyday peers — sipp answers every call from one media
+//! address, NATs and SBCs send from another address than their SDP names —
+//! and any remote behaviour could make two calls collide. With its own
+//! port, a call receives only its own packets; its [`Latching`] rule then
+//! says which source on that port is the peer (locked after the first
+//! proving packet, so a stranger cannot take over mid-call).
 //!
-//! Depends on: genki-media (mux), genki-udp (batched IO and the worker loop), genki-sip (SDP),
-//! [`crate::metrics`], std threads and channels, tokio's mpsc for events
-//! (call tasks are async).
+//! Why workers and batching: one socket and one task per call cost a
+//! system call and a task wake-up per packet each way. A worker wakes once
+//! a millisecond, sends every packet due within the next millisecond as one
+//! batch and takes every waiting datagram; with io_uring (the default where
+//! the kernel allows it) the whole tick is a couple of system calls however
+//! many sockets there are (docs/media-io.md has the measurements).
+//!
+//! Media can never fail silently: a stream that cannot be set up, a worker
+//! that dies, media that never starts or stops ([`MediaTimeout`]) reach the
+//! call as [`MediaEvent::Failed`], and the call ends with a system cause
+//! ([`MediaFailure`]), counted in `/metrics`.
+//!
+//! Depends on: genki-media (mux), genki-udp (IO and the worker loop),
+//! genki-sip (SDP), [`crate::metrics`], std threads and channels, tokio's
+//! mpsc for events (call tasks are async).
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use genki_media::mux::{Latching, MediaTimeout};
 use genki_media::mux::{Lateness, MuxEvent, StreamConfig, StreamId};
 use genki_media::{DtmfTransport, Law, Prompt};
 use genki_sip::sdp::{Codec, MediaDescription, SdpError};
+use genki_udp::sockets::IoKind;
 use genki_udp::worker::{self, EventSink};
 use tokio::sync::mpsc;
+use tracing::{error, warn};
 
 use crate::metrics::Metrics;
 
 /// How often a worker wakes, and how early it may send a packet.
 pub const TICK: Duration = Duration::from_millis(1);
 
+/// Why genki ended a call for its media (a system cause: the call is
+/// retried as `failed`, never taken for the person's silence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaFailure {
+    /// No local RTP port, a dead worker, or a stream the worker refused.
+    Setup,
+    /// Nothing accepted from the peer within the start timeout.
+    NoMediaStart,
+    /// The peer's media stopped for longer than the gap timeout.
+    MediaStopped,
+    /// The call reached the hard maximum call length.
+    MaxCallLength,
+}
+
+impl MediaFailure {
+    pub const ALL: [MediaFailure; 4] = [
+        MediaFailure::Setup,
+        MediaFailure::NoMediaStart,
+        MediaFailure::MediaStopped,
+        MediaFailure::MaxCallLength,
+    ];
+    /// The attempt's `end_reason` and the metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaFailure::Setup => "media_setup_failed",
+            MediaFailure::NoMediaStart => "no_media",
+            MediaFailure::MediaStopped => "media_stopped",
+            MediaFailure::MaxCallLength => "max_call_length",
+        }
+    }
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// What a call hears from its media.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
     Digit(char, DtmfTransport),
     PlayFinished,
+    /// The media failed; the call must end (a system cause).
+    Failed(MediaFailure),
 }
 
 /// Events go straight into the call task's channel.
@@ -50,8 +102,19 @@ impl EventSink for Sink {
                 digit, transport, ..
             } => MediaEvent::Digit(digit, transport),
             MuxEvent::PlayFinished { .. } => MediaEvent::PlayFinished,
+            MuxEvent::NoMedia {
+                received_any: false,
+                ..
+            } => MediaEvent::Failed(MediaFailure::NoMediaStart),
+            MuxEvent::NoMedia {
+                received_any: true, ..
+            } => MediaEvent::Failed(MediaFailure::MediaStopped),
         };
         let _ = self.0.send(ev);
+    }
+    fn setup_failed(&self, why: &str) {
+        warn!(error = %why, "media stream not set up");
+        let _ = self.0.send(MediaEvent::Failed(MediaFailure::Setup));
     }
 }
 
@@ -59,7 +122,17 @@ type Cmd = worker::Cmd<Sink>;
 
 struct Worker {
     tx: std_mpsc::Sender<Cmd>,
-    local: SocketAddr,
+    alive: Arc<AtomicBool>,
+}
+
+/// How calls' media is set up (from `[sip]` and `[trunk]`).
+#[derive(Debug, Clone)]
+pub struct MediaOptions {
+    pub ip: IpAddr,
+    pub ports: RangeInclusive<u16>,
+    pub workers: usize,
+    pub io: IoKind,
+    pub timeout: MediaTimeout,
 }
 
 /// The media workers of one daemon.
@@ -67,31 +140,57 @@ pub struct MediaRuntime {
     workers: Vec<Worker>,
     next: AtomicUsize,
     ids: AtomicU64,
+    ip: IpAddr,
+    ports: RangeInclusive<u16>,
+    /// Next even port to try (round-robin over the range, so a port is
+    /// reused as late as possible and a previous call's late packets find
+    /// no one listening).
+    port_cursor: AtomicUsize,
+    timeout: MediaTimeout,
+    /// "io_uring" or "epoll".
+    pub io_name: &'static str,
 }
 
 /// Why the media runtime could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
-    #[error("no free RTP port in {range} on {ip} for media worker {worker}")]
-    NoPort {
-        ip: IpAddr,
-        range: String,
-        worker: usize,
-    },
+    #[error("the RTP port range {0} holds no even port")]
+    NoPorts(String),
     #[error("cannot start a media worker: {0}")]
     Thread(std::io::Error),
 }
 
-/// A call's place on a worker: the local address to offer in SDP.
-#[derive(Debug, Clone, Copy)]
+/// Why a call's media could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    #[error("no free even RTP port in {range} on {ip}")]
+    NoPort { ip: IpAddr, range: String },
+    #[error("no media worker is running")]
+    NoWorker,
+    #[error("unusable SDP answer: {0}")]
+    Sdp(#[from] SdpError),
+}
+
+/// A call's place before its answer: its own RTP socket (whose port the
+/// SDP offer names) on a worker.
+#[derive(Debug)]
 pub struct Slot {
     worker: usize,
+    sock: UdpSocket,
     pub local: SocketAddr,
     /// The SSRC this call's stream sends with (declared in the offer).
     pub ssrc: u32,
 }
 
-/// A call's stream; removed from its worker when dropped.
+/// Which sources a call's media accepts, and from whom the answer came.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub latching: Latching,
+    /// The IP the SIP answer came from (the next hop).
+    pub signalling_ip: Option<IpAddr>,
+}
+
+/// A call's stream; removed from its worker (and its socket closed) when dropped.
 pub struct CallMedia {
     rt: Arc<MediaRuntime>,
     worker: usize,
@@ -127,83 +226,147 @@ impl Drop for CallMedia {
 }
 
 impl MediaRuntime {
-    /// Start `workers` threads, each on the first free even port of `ports`.
+    /// Start `opts.workers` threads, each on its own IO (io_uring or epoll).
     pub fn start(
-        ip: IpAddr,
-        ports: &RangeInclusive<u16>,
-        workers: usize,
+        opts: &MediaOptions,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<MediaRuntime>, MediaError> {
+        let first = *opts.ports.start() + *opts.ports.start() % 2;
+        if first > *opts.ports.end() {
+            return Err(MediaError::NoPorts(format!(
+                "{}-{}",
+                opts.ports.start(),
+                opts.ports.end()
+            )));
+        }
+        // A socket per call: let the process hold as many as it may.
+        genki_udp::raise_fd_limit();
         let mut out = Vec::new();
-        let mut port = *ports.start() + *ports.start() % 2;
-        for w in 0..workers.max(1) {
-            let sock = loop {
-                if port > *ports.end() {
-                    return Err(MediaError::NoPort {
-                        ip,
-                        range: format!("{}-{}", ports.start(), ports.end()),
-                        worker: w,
-                    });
-                }
-                let p = port;
-                port += 2;
-                if let Ok(s) = UdpSocket::bind(SocketAddr::new(ip, p)) {
-                    break s;
-                }
-            };
-            sock.set_nonblocking(true).map_err(MediaError::Thread)?;
-            let local = sock.local_addr().map_err(MediaError::Thread)?;
+        let mut io_name = "";
+        for w in 0..opts.workers.max(1) {
             let (tx, rx) = std_mpsc::channel();
+            let (ready_tx, ready_rx) = std_mpsc::sync_channel(1);
+            let alive = Arc::new(AtomicBool::new(true));
+            let alive2 = alive.clone();
             let m = metrics.clone();
+            let kind = opts.io;
             std::thread::Builder::new()
                 .name(format!("genki-media-{w}"))
                 .spawn(move || {
+                    // The IO is opened on its own thread (an io_uring has one issuer).
+                    let io = match genki_udp::sockets::open(kind) {
+                        Ok(io) => {
+                            let _ = ready_tx.send(Ok(io.name()));
+                            io
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
                     let m2 = m.clone();
-                    worker::run(
-                        sock,
-                        rx,
-                        TICK,
-                        |mux| {
-                            let l = mux.lateness.take();
-                            m.rtp_send_lateness
-                                .record_buckets(&l.buckets, Lateness::BUCKET_US);
-                            m.rtp_unknown_source
-                                .add(std::mem::take(&mut mux.unknown_source));
-                        },
-                        |s| {
-                            m2.rtp_sent.add(s.sent);
-                            m2.rtp_received.add(s.received);
-                            m2.rtp_malformed.add(s.malformed);
-                        },
-                    )
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        worker::run(
+                            io,
+                            None,
+                            rx,
+                            TICK,
+                            |mux| {
+                                let l = mux.lateness.take();
+                                m.rtp_send_lateness
+                                    .record_buckets(&l.buckets, Lateness::BUCKET_US);
+                                m.rtp_unknown_source
+                                    .add(std::mem::take(&mut mux.unknown_source));
+                                m.rtp_foreign.add(std::mem::take(&mut mux.foreign));
+                                m.rtp_relatched.add(std::mem::take(&mut mux.relatched));
+                            },
+                            |s| {
+                                m2.rtp_sent.add(s.sent);
+                                m2.rtp_received.add(s.received);
+                                m2.rtp_malformed.add(s.malformed);
+                            },
+                        )
+                    }));
+                    alive2.store(false, Ordering::Relaxed);
+                    if r.is_err() {
+                        // Its calls see their event channels close (MediaFailure::Setup).
+                        error!(
+                            worker = w,
+                            "media worker died; its calls end and are retried"
+                        );
+                    }
                 })
                 .map_err(MediaError::Thread)?;
-            out.push(Worker { tx, local });
+            io_name = ready_rx
+                .recv()
+                .map_err(|_| MediaError::Thread(std::io::Error::other("worker exited")))?
+                .map_err(MediaError::Thread)?;
+            out.push(Worker { tx, alive });
         }
         Ok(Arc::new(MediaRuntime {
             workers: out,
             next: AtomicUsize::new(0),
             ids: AtomicU64::new(1),
+            ip: opts.ip,
+            ports: opts.ports.clone(),
+            port_cursor: AtomicUsize::new(0),
+            timeout: opts.timeout,
+            io_name,
         }))
     }
 
-    /// Where the next call's media goes (round-robin over workers).
-    pub fn reserve(&self) -> Slot {
-        let w = self.next.fetch_add(1, Ordering::Relaxed) % self.workers.len();
-        Slot {
-            worker: w,
-            local: self.workers[w].local,
-            ssrc: rand::random(),
+    /// Workers started.
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Workers still running.
+    pub fn workers_alive(&self) -> usize {
+        self.workers
+            .iter()
+            .filter(|w| w.alive.load(Ordering::Relaxed))
+            .count()
+    }
+
+    /// Bind the next call's own RTP socket (an even port of the range,
+    /// RFC 3550 §11) on a live worker (round-robin).
+    pub fn reserve(&self) -> Result<Slot, AttachError> {
+        let n = self.workers.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let worker = (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&w| self.workers[w].alive.load(Ordering::Relaxed))
+            .ok_or(AttachError::NoWorker)?;
+        let first = (*self.ports.start() + *self.ports.start() % 2) as usize;
+        let count = ((*self.ports.end() as usize).saturating_sub(first)) / 2 + 1;
+        for _ in 0..count {
+            let k = self.port_cursor.fetch_add(1, Ordering::Relaxed) % count;
+            let port = (first + 2 * k) as u16;
+            if let Ok(sock) = UdpSocket::bind(SocketAddr::new(self.ip, port)) {
+                let local = sock.local_addr().map_err(|_| AttachError::NoWorker)?;
+                return Ok(Slot {
+                    worker,
+                    sock,
+                    local,
+                    ssrc: rand::random(),
+                });
+            }
         }
+        Err(AttachError::NoPort {
+            ip: self.ip,
+            range: format!("{}-{}", self.ports.start(), self.ports.end()),
+        })
     }
 
     /// Negotiate from the SDP answer and start the call's stream on its
-    /// worker. Events (digits, playout ends) arrive on the returned receiver.
+    /// worker. Events (digits, playout ends, failures) arrive on the
+    /// returned receiver; if it closes, the worker is gone.
     pub fn attach(
         self: &Arc<Self>,
         slot: Slot,
         sdp_answer: &[u8],
-    ) -> Result<(CallMedia, mpsc::UnboundedReceiver<MediaEvent>), SdpError> {
+        peer: Peer,
+    ) -> Result<(CallMedia, mpsc::UnboundedReceiver<MediaEvent>), AttachError> {
         let n = MediaDescription::parse(sdp_answer)?.negotiate_answer()?;
         let law = match n.codec {
             Codec::Pcmu => Law::Ulaw,
@@ -211,22 +374,23 @@ impl MediaRuntime {
         };
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
-        let cfg = StreamConfig {
-            remote: n.remote,
-            law,
-            payload_type: n.payload_type,
-            telephone_event: n.telephone_event,
-            remote_ssrc: n.ssrc,
-            ssrc: slot.ssrc,
-            seq: rand::random(),
-            ts: rand::random(),
-            detect_inband: true,
-        };
-        let _ = self.workers[slot.worker].tx.send(Cmd::Add {
-            id,
-            cfg,
-            events: Sink(tx),
-        });
+        let mut cfg = StreamConfig::new(n.remote, law, n.payload_type, n.telephone_event);
+        cfg.remote_ssrc = n.ssrc;
+        cfg.ssrc = slot.ssrc;
+        cfg.seq = rand::random();
+        cfg.ts = rand::random();
+        cfg.latching = peer.latching;
+        cfg.signalling_ip = peer.signalling_ip;
+        cfg.media_timeout = Some(self.timeout);
+        self.workers[slot.worker]
+            .tx
+            .send(Cmd::Add {
+                id,
+                cfg,
+                sock: Some(slot.sock),
+                events: Sink(tx),
+            })
+            .map_err(|_| AttachError::NoWorker)?;
         Ok((
             CallMedia {
                 rt: self.clone(),

@@ -102,6 +102,13 @@ pub struct Metrics {
     pub rtp_malformed: Counter,
     /// RTP datagrams from addresses no call expects (dropped).
     pub rtp_unknown_source: Counter,
+    /// RTP datagrams on a call's own port from a source the call does not
+    /// accept (strangers, or a peer its latching rule refuses; dropped).
+    pub rtp_foreign: Counter,
+    /// Calls whose media latched to another source than their SDP named.
+    pub rtp_relatched: Counter,
+    /// Calls ended by genki for a media fault, by [`crate::media_rt::MediaFailure`].
+    pub media_failures: [Counter; crate::media_rt::MediaFailure::ALL.len()],
     pub dtmf_rfc4733: Counter,
     pub dtmf_inband: Counter,
     pub dtmf_info: Counter,
@@ -142,6 +149,9 @@ impl Default for Metrics {
             rtp_received: Counter::default(),
             rtp_malformed: Counter::default(),
             rtp_unknown_source: Counter::default(),
+            rtp_foreign: Counter::default(),
+            rtp_relatched: Counter::default(),
+            media_failures: Default::default(),
             dtmf_rfc4733: Counter::default(),
             dtmf_inband: Counter::default(),
             dtmf_info: Counter::default(),
@@ -246,6 +256,27 @@ impl Metrics {
             "genki_rtp_unknown_source_total",
             "RTP datagrams from addresses no call expects (dropped).",
             &[("", self.rtp_unknown_source.get())],
+        );
+        c(
+            "genki_rtp_foreign_total",
+            "RTP datagrams on a call's own port from a source the call does not accept (dropped).",
+            &[("", self.rtp_foreign.get())],
+        );
+        c(
+            "genki_rtp_relatched_total",
+            "Calls whose media latched to another source than their SDP named.",
+            &[("", self.rtp_relatched.get())],
+        );
+        let labels: Vec<(String, u64)> = crate::media_rt::MediaFailure::ALL
+            .iter()
+            .zip(&self.media_failures)
+            .map(|(f, c)| (format!("reason=\"{}\"", f.as_str()), c.get()))
+            .collect();
+        let refs: Vec<(&str, u64)> = labels.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        c(
+            "genki_media_failures_total",
+            "Calls genki ended for a media fault (retried as failed, never the person's silence).",
+            &refs,
         );
         c(
             "genki_dtmf_total",

@@ -19,7 +19,7 @@ use crate::api::{self, Api};
 use crate::clock::{Clock, ShiftedClock, SystemClock};
 use crate::config::Config;
 use crate::endpoint::Endpoint;
-use crate::media_rt::MediaRuntime;
+use crate::media_rt::{MediaOptions, MediaRuntime, MediaTimeout};
 use crate::metrics::Metrics;
 use crate::notify::{Notifier, Smtp};
 use crate::service::{self, Service};
@@ -127,7 +127,25 @@ pub async fn serve_until(
 
     let t1 = Duration::from_millis(cfg.sip.t1_ms);
     let rtp_ports = net::parse_port_range(&cfg.sip.rtp_ports)?;
-    let media = MediaRuntime::start(ip, &rtp_ports, cfg.sip.media_workers, metrics.clone())?;
+    let media_timeout = Duration::from_secs(cfg.sip.media_timeout_s);
+    let media = MediaRuntime::start(
+        &MediaOptions {
+            ip,
+            ports: rtp_ports,
+            workers: cfg.sip.media_workers,
+            io: cfg.sip.media_io.into(),
+            timeout: MediaTimeout {
+                start: media_timeout,
+                gap: media_timeout,
+            },
+        },
+        metrics.clone(),
+    )?;
+    info!(
+        io = media.io_name,
+        workers = cfg.sip.media_workers,
+        "media workers started"
+    );
     let setup = CallSetup {
         endpoint,
         from: if cfg.sip.from.is_empty() {
@@ -147,6 +165,9 @@ pub async fn serve_until(
             t4: Duration::from_secs(5),
         },
         metrics: metrics.clone(),
+        trunk_latching: cfg.trunk.rtp_latching.into(),
+        direct_latching: cfg.sip.rtp_latching.into(),
+        max_call: Duration::from_secs(cfg.sip.max_call_s),
     };
     let mut defaults = HashMap::new();
     for (name, _) in prompts::DEFAULTS {

@@ -600,15 +600,25 @@ mod tests {
             credentials: None,
             rtp_ip: "127.0.0.1".parse().unwrap(),
             media: crate::media_rt::MediaRuntime::start(
-                "127.0.0.1".parse().unwrap(),
-                &(20000..=20999),
-                1,
+                &crate::media_rt::MediaOptions {
+                    ip: "127.0.0.1".parse().unwrap(),
+                    ports: 20000..=20999,
+                    workers: 1,
+                    io: genki_udp::sockets::IoKind::Auto,
+                    timeout: crate::media_rt::MediaTimeout {
+                        start: Duration::from_secs(5),
+                        gap: Duration::from_secs(5),
+                    },
+                },
                 metrics.clone(),
             )
             .unwrap(),
             ring_timeout: Duration::from_secs(30),
             timers: genki_sip::Timers::default(),
             metrics: metrics.clone(),
+            trunk_latching: Default::default(),
+            direct_latching: Default::default(),
+            max_call: Duration::from_secs(300),
         };
         Arc::new(Service::new(
             store,

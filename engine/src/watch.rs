@@ -1,9 +1,14 @@
 //! One watch call in the daemon: place it through the shared SIP
-//! [`Endpoint`], run the tenant's [`Script`] on it with its own RTP socket,
-//! and return what happened as a storage [`Attempt`] plus the cause of a
-//! failure (for the retry policy).
+//! [`Endpoint`], run the tenant's [`Script`] on it with its own RTP port on
+//! a media worker ([`MediaRuntime`]), and return what happened as a storage
+//! [`Attempt`] plus the cause of a failure (for the retry policy).
 //!
-//! Depends on: [`crate::endpoint`], [`crate::rtp_session`], [`crate::script`],
+//! A call always ends: media that cannot be set up, never starts or stops
+//! ends it with a system cause (`failed`, retried), as does the hard
+//! maximum call length; none of these is ever taken for the person's
+//! silence.
+//!
+//! Depends on: [`crate::endpoint`], [`crate::media_rt`], [`crate::script`],
 //! genki-media, genki-sip, genki-storage (records), tokio.
 
 use std::collections::HashMap;
@@ -21,7 +26,9 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::endpoint::Endpoint;
-use crate::media_rt::{CallMedia, MediaEvent, MediaRuntime};
+use crate::media_rt::{
+    AttachError, CallMedia, Latching, MediaEvent, MediaFailure, MediaRuntime, Peer,
+};
 use crate::metrics::Metrics;
 use crate::script::{Flow, FlowCmd, Script};
 
@@ -39,6 +46,12 @@ pub struct CallSetup {
     pub ring_timeout: Duration,
     pub timers: Timers,
     pub metrics: Arc<Metrics>,
+    /// Which RTP sources calls through the trunk's proxy accept.
+    pub trunk_latching: Latching,
+    /// Which RTP sources calls dialled straight to a SIP URI accept.
+    pub direct_latching: Latching,
+    /// Hard limit on a call, from its INVITE to its end.
+    pub max_call: Duration,
 }
 
 /// The result of one call for the scheduler.
@@ -108,8 +121,36 @@ pub async fn run_call(
             }
         },
     };
-    let slot = setup.media.reserve();
+    let m = &setup.metrics;
+    let media_failed = |mut attempt: Attempt, f: MediaFailure| {
+        m.media_failures[f.index()].inc();
+        attempt.end_reason = f.as_str().to_string();
+        CallResult {
+            attempt,
+            outcome: None,
+            cause: Some("failed".into()),
+            actions: vec![],
+        }
+    };
+    // The call's own RTP port, bound before anything is dialled.
+    let slot = match setup.media.reserve() {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(%to, error = %e, "no media for the call; not dialled");
+            return media_failed(attempt, MediaFailure::Setup);
+        }
+    };
     let rtp_port = slot.local.port();
+    let ssrc = slot.ssrc;
+    let mut slot = Some(slot);
+    let peer = Peer {
+        latching: if setup.proxy.is_some() {
+            setup.trunk_latching
+        } else {
+            setup.direct_latching
+        },
+        signalling_ip: Some(next_hop.ip()),
+    };
     let call_id = format!("{:016x}@genki", rand::random::<u64>());
     attempt.call_id = call_id.clone();
     let offer = sdp::build_with_ssrc(
@@ -118,7 +159,7 @@ pub async fn run_call(
         rtp_port,
         &[Codec::Pcmu, Codec::Pcma],
         Some(crate::call::TELEPHONE_EVENT_PT),
-        Some(slot.ssrc),
+        Some(ssrc),
     );
     let cfg = UacConfig {
         target: to.to_string(),
@@ -149,7 +190,11 @@ pub async fn run_call(
     let mut pending_prompts = 0usize;
     let mut answered_at: Option<Instant> = None;
     let mut hung_up = false;
-    let m = &setup.metrics;
+    let mut failure: Option<MediaFailure> = None;
+    // At the hard limit genki hangs up; if even the BYE's transaction
+    // cannot end the call (Timer F is 64·T1), it stops waiting.
+    let limit = start + setup.max_call;
+    let give_up = limit + setup.timers.t1 * 64 + Duration::from_secs(1);
     let end = loop {
         let now = Instant::now();
         // Flow commands.
@@ -191,7 +236,8 @@ pub async fn run_call(
         let deadline = flow
             .poll_timeout()
             .map(Instant::from_std)
-            .unwrap_or(now + Duration::from_secs(3600));
+            .unwrap_or(now + Duration::from_secs(3600))
+            .min(if hung_up { give_up } else { limit });
         tokio::select! {
             ev = events.recv() => match ev {
                 Some(UacEvent::Progress { .. }) => {}
@@ -199,16 +245,23 @@ pub async fn run_call(
                     answered_at = Some(Instant::now());
                     attempt.answered = true;
                     attempt.ring_ms = (Instant::now() - start).as_millis() as u64;
-                    match setup.media.attach(slot, &sdp) {
+                    let Some(slot) = slot.take() else { continue };
+                    match setup.media.attach(slot, &sdp, peer) {
                         Ok((s, rx)) => {
                             info!(%call_id, codec = s.codec_name(), "answered");
                             media = Some(s);
                             media_rx = rx;
                             flow.start(Instant::now().into_std());
                         }
-                        Err(e) => {
+                        Err(AttachError::Sdp(e)) => {
                             warn!(%call_id, error = %e, "unusable SDP answer; hanging up");
                             attempt.end_reason = "no_common_codec".into();
+                            hung_up = true;
+                            setup.endpoint.hangup(&call_id);
+                        }
+                        Err(e) => {
+                            warn!(%call_id, error = %e, "media not set up; hanging up");
+                            failure = Some(MediaFailure::Setup);
                             hung_up = true;
                             setup.endpoint.hangup(&call_id);
                         }
@@ -225,23 +278,55 @@ pub async fn run_call(
                 Some(UacEvent::Ended { end }) => break end,
                 None => break CallEnd::Timeout,
             },
-            Some(ev) = media_rx.recv() => match ev {
-                MediaEvent::Digit(d, t) => {
+            ev = media_rx.recv(), if media.is_some() && failure.is_none() => match ev {
+                Some(MediaEvent::Digit(d, t)) => {
                     let now = Instant::now().into_std();
                     if let Some((d, t)) = collector.push(d, t, now) {
                         on_digit(&mut attempt, m, d, t);
                         flow.on_digit(d, now);
                     }
                 }
-                MediaEvent::PlayFinished => {
+                Some(MediaEvent::PlayFinished) => {
                     pending_prompts = pending_prompts.saturating_sub(1);
                     if pending_prompts == 0 {
                         flow.on_play_finished(Instant::now().into_std());
                     }
                 }
+                // The worker reported a fault, or died (its channel closed).
+                other => {
+                    let f = match other {
+                        Some(MediaEvent::Failed(f)) => f,
+                        _ => MediaFailure::Setup,
+                    };
+                    if flow.outcome().is_none() {
+                        warn!(%call_id, reason = f.as_str(), "media failed; hanging up (retried, not the person's silence)");
+                        failure = Some(f);
+                        if !hung_up {
+                            hung_up = true;
+                            setup.endpoint.hangup(&call_id);
+                        }
+                    } else {
+                        // The person already answered the script: their answer stands.
+                        debug!(%call_id, reason = f.as_str(), "media ended after the outcome");
+                        media = None;
+                    }
+                }
             },
             _ = tokio::time::sleep_until(deadline) => {
-                flow.handle_timeout(Instant::now().into_std());
+                let now = Instant::now();
+                if now >= give_up {
+                    warn!(%call_id, "call did not end after its hang-up; abandoned");
+                    break CallEnd::Timeout;
+                }
+                if now >= limit && !hung_up {
+                    warn!(%call_id, limit_s = setup.max_call.as_secs(), "maximum call length reached; hanging up");
+                    if flow.outcome().is_none() {
+                        failure = Some(MediaFailure::MaxCallLength);
+                    }
+                    hung_up = true;
+                    setup.endpoint.hangup(&call_id);
+                }
+                flow.handle_timeout(now.into_std());
             }
         }
     };
@@ -259,6 +344,10 @@ pub async fn run_call(
         .map(|a| (ended - a).as_millis() as u64)
         .unwrap_or(0);
     attempt.digits = flow.digits().to_string();
+    if let Some(f) = failure {
+        m.media_failures[f.index()].inc();
+        attempt.end_reason = f.as_str().to_string();
+    }
     if attempt.end_reason.is_empty() {
         attempt.end_reason = if flow.is_done() && flow.outcome().is_some() {
             "script_done".into()
@@ -269,12 +358,15 @@ pub async fn run_call(
     // Dropping the stream removes it from its worker (which counts its packets).
     drop(media);
     let (outcome, cause) = match (attempt.answered, flow.outcome()) {
+        // A media fault is genki's or the network's, never the person's
+        // silence: no outcome the script reached without hearing them.
+        (true, Some(_)) if failure.is_some() => (None, Some("failed".to_string())),
         (true, Some(o)) => (Some(o), None),
         // Answered but hung up (or codec failure) before the script gave an outcome.
         (true, None) => (
             None,
             Some(
-                if attempt.end_reason == "no_common_codec" {
+                if attempt.end_reason == "no_common_codec" || failure.is_some() {
                     "failed"
                 } else {
                     "no_input"

@@ -25,7 +25,7 @@ use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::phones::{self, Behaviour, CallRecord, DtmfMode, Mix, PhoneConfig, Profile};
+use crate::phones::{self, Behaviour, CallRecord, DtmfMode, MediaShape, Mix, PhoneConfig, Profile};
 
 /// Load driver settings.
 #[derive(Debug, Clone, clap::Args)]
@@ -78,7 +78,16 @@ struct Kind {
 }
 
 fn answer(rng: &mut rand::rngs::StdRng, digits: &str, dtmf: DtmfMode) -> Profile {
+    // Real peers' media: half declare a=ssrc on the phones' one address,
+    // 30 % share it without a=ssrc (as sipp), 20 % name another address
+    // in SDP than they send from (NAT, baresip).
+    let media = match rng.gen_range(0..10) {
+        0..=4 => MediaShape::Declared,
+        5..=7 => MediaShape::Shared,
+        _ => MediaShape::Elsewhere,
+    };
     Profile {
+        media,
         behaviour: Behaviour::Answer,
         answer_delay_ms: rng.gen_range(200..=3000),
         digits: digits.to_string(),
@@ -324,6 +333,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Value> {
         inter_digit_ms: 300,
         digit_duration_ms: 120,
         dtmf: DtmfMode::Rfc4733,
+        media: MediaShape::Declared,
         hangup_after_ms: 1500,
         auth: None,
         auth_proxy: false,

@@ -49,6 +49,25 @@ pub enum Behaviour {
     Hangup,
     /// Answer with only a codec genki does not speak (G.729).
     NoCommonCodec,
+    /// Answer, then send no RTP at all (media that never starts: a broken
+    /// gateway, a firewall eating the media); wait for BYE.
+    Mute,
+}
+
+/// How a phone's answer describes its media (real peers differ; genki
+/// must work with each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum MediaShape {
+    /// The phones' one media address, and an `a=ssrc` (RFC 5576).
+    #[default]
+    Declared,
+    /// The one media address shared by every call, no `a=ssrc` (as sipp).
+    Shared,
+    /// The SDP names another address than the RTP comes from (NAT, a
+    /// multi-homed host, baresip naming its LAN interface): 127.0.0.3 on
+    /// loopback, else the RTCP port; `a=ssrc` declared.
+    Elsewhere,
 }
 
 /// How keys are pressed.
@@ -85,6 +104,9 @@ pub struct PhoneConfig {
     pub digit_duration_ms: u64,
     #[arg(long, value_enum, default_value_t = DtmfMode::Rfc4733)]
     pub dtmf: DtmfMode,
+    /// How the answer's SDP describes the phone's media.
+    #[arg(long, value_enum, default_value_t = MediaShape::Declared)]
+    pub media: MediaShape,
     /// For --behaviour hangup: time from the ACK to our BYE.
     #[arg(long, default_value_t = 1500)]
     pub hangup_after_ms: u64,
@@ -140,6 +162,7 @@ pub struct Profile {
     pub digit_duration_ms: u64,
     pub dtmf: DtmfMode,
     pub hangup_after_ms: u64,
+    pub media: MediaShape,
 }
 
 /// Chooses a call's profile from the user part of its Request-URI (None:
@@ -172,6 +195,7 @@ impl PhoneConfig {
             digit_duration_ms: self.digit_duration_ms,
             dtmf: self.dtmf,
             hangup_after_ms: self.hangup_after_ms,
+            media: self.media,
         }
     }
 
@@ -241,9 +265,9 @@ pub fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The phones' media: one worker thread and socket for every call
-/// (genki-udp's worker over a MediaMux), told apart by the SSRCs both
-/// sides declare in SDP.
+/// The phones' media: one worker thread and one socket for every call
+/// (genki-udp's worker over a MediaMux), like a media server: streams
+/// are told apart by genki's address (a port per call) and its SSRC.
 struct Media {
     tx: std::sync::mpsc::Sender<worker::Cmd<NoEvents>>,
     local: SocketAddr,
@@ -278,8 +302,16 @@ impl Media {
         std::thread::Builder::new()
             .name("phones-media".into())
             .spawn(move || {
+                let io = match genki_udp::sockets::open(genki_udp::sockets::IoKind::Epoll) {
+                    Ok(io) => io,
+                    Err(e) => {
+                        warn!(error = %e, "phones' media IO cannot start");
+                        return;
+                    }
+                };
                 worker::run(
-                    sock,
+                    io,
+                    Some(sock),
                     rx,
                     Duration::from_millis(1),
                     |mux| {
@@ -621,7 +653,7 @@ fn start_call(cfg: &PhoneConfig, c: &mut PhoneCall, nonce: &str, now: Instant) {
             c.uas.respond(180, &[], None, now_std);
         }
         Behaviour::Silent => {}
-        Behaviour::Answer | Behaviour::Hangup | Behaviour::NoCommonCodec => {
+        Behaviour::Answer | Behaviour::Hangup | Behaviour::NoCommonCodec | Behaviour::Mute => {
             c.uas.respond(100, &[], None, now_std);
             c.uas.respond(180, &[], None, now_std);
             c.action = Some((
@@ -689,16 +721,24 @@ fn perform(
                     }
                 }
             };
-            let port = media.local.port();
             let te = offer.telephone_event;
             let ssrc: u32 = rand::random();
+            let (sdp_ip, sdp_port) = match c.profile.media {
+                MediaShape::Elsewhere => match media.local.ip() {
+                    std::net::IpAddr::V4(v4) if v4.is_loopback() => {
+                        (std::net::IpAddr::from([127, 0, 0, 3]), media.local.port())
+                    }
+                    ip => (ip, media.local.port() + 1),
+                },
+                _ => (media.local.ip(), media.local.port()),
+            };
             let answer = sdp::build_with_ssrc(
                 rand::random::<u32>() as u64,
-                local.ip(),
-                port,
+                sdp_ip,
+                sdp_port,
                 &[codec],
                 te,
-                Some(ssrc),
+                (c.profile.media != MediaShape::Shared).then_some(ssrc),
             );
             c.uas.respond(
                 200,
@@ -709,6 +749,9 @@ fn perform(
             c.record.answered = true;
             c.record.answered_at_ms = Some(unix_ms());
             c.record.final_status = Some(200);
+            if c.profile.behaviour == Behaviour::Mute {
+                return;
+            }
             let law = if codec == Codec::Pcmu {
                 Law::Ulaw
             } else {
@@ -716,20 +759,21 @@ fn perform(
             };
             let id = media.next_id;
             media.next_id += 1;
-            let cfg = StreamConfig {
-                remote: SocketAddr::new(offer.addr, offer.port),
+            let mut cfg = StreamConfig::new(
+                SocketAddr::new(offer.addr, offer.port),
                 law,
-                payload_type: codec.payload_type(),
-                telephone_event: te,
-                remote_ssrc: offer.ssrc,
-                ssrc,
-                seq: rand::random(),
-                ts: rand::random(),
-                detect_inband: false,
-            };
+                codec.payload_type(),
+                te,
+            );
+            cfg.remote_ssrc = offer.ssrc;
+            cfg.ssrc = ssrc;
+            cfg.seq = rand::random();
+            cfg.ts = rand::random();
+            cfg.detect_inband = false;
             let _ = media.tx.send(worker::Cmd::Add {
                 id,
                 cfg,
+                sock: None,
                 events: NoEvents,
             });
             c.media = Some(id);

@@ -11,6 +11,28 @@
 //! ahead of a packet's due time, so many calls share one wake-up while
 //! each packet still leaves within its 20 ms schedule.
 //!
+//! A stream is bound to a socket of its owner in one of two ways
+//! ([`Binding`]): **own** — the stream has a local port of its own (what
+//! genki's daemon does, as every mature SIP stack does: any number of calls
+//! may share one remote address, and nothing a peer does can make two
+//! calls collide), and its packets are accepted by the stream's
+//! [`Latching`] rule; or **shared** — many streams on one socket, told
+//! apart by source address and the SSRC the peer declared (the simulated
+//! phones, which behave like one big media server).
+//!
+//! Which source is the peer (RFC 3550 §8.2, RFC 4961 symmetric RTP,
+//! "comedia"/latching in Asterisk and FreeSWITCH): a stream on its own
+//! socket accepts the first packet that *proves itself* — RTP version 2, a
+//! negotiated payload type, and (from any address but the SDP's) the SSRC
+//! the answer declared — from a source its [`Latching`] rule allows, then
+//! locks to that source for the rest of the call: it sends there and drops
+//! (and counts, [`MediaMux::foreign`]) every packet from anywhere else, so
+//! a stranger cannot re-latch a call mid-way or press a key in it.
+//!
+//! A stream may also watch for media that never starts or stops
+//! ([`MediaTimeout`]): the mux then reports [`MuxEvent::NoMedia`] once, so
+//! the owner can end the call with a system cause instead of waiting.
+//!
 //! No allocation per packet: packets are written into the batch's fixed
 //! buffers; per-stream state is allocated when a stream is added. Send
 //! lateness is kept in a fixed bucket array ([`Lateness`]).
@@ -18,7 +40,7 @@
 //! Depends on: [`crate::rtp`], [`crate::dtmf`], [`crate::prompt`]. No IO, no clock.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::dtmf::{DtmfTransport, InbandDetector, Rfc4733Receiver};
@@ -31,10 +53,53 @@ pub type StreamId = u64;
 /// Largest packet a stream writes: 12-byte header + 160 bytes of G.711.
 pub const MAX_PACKET: usize = 12 + 160 + 28;
 
+/// A socket of the mux's owner (an index the owner chose).
+pub type SockToken = u32;
+
+/// Which socket a stream sends and receives on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    /// The stream's own socket: every datagram arriving on it is offered
+    /// to this stream ([`MediaMux::handle_own_datagram`]) and judged by the
+    /// stream's [`Latching`] rule.
+    Own(SockToken),
+    /// A socket shared with other streams: datagrams are routed to the
+    /// stream by source address, and by the SSRC the peer declared
+    /// ([`MediaMux::handle_datagram`]).
+    Shared(SockToken),
+}
+
+/// From which sources a stream on its own socket accepts media (its first
+/// proving packet latches the stream to that source for good).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Latching {
+    /// Only the address and port the SDP answer names.
+    Off,
+    /// The SDP's address, or any port of the SDP's IP or of the IP the SIP
+    /// answer came from (peers behind one NAT, multi-homed hosts, user
+    /// agents that name another interface in SDP than they send from).
+    #[default]
+    Host,
+    /// Any source (phones behind NAT reached through a proxy). With a
+    /// declared `a=ssrc`, only a packet carrying it can latch.
+    Any,
+}
+
+/// How long a stream waits for its peer's media before reporting
+/// [`MuxEvent::NoMedia`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaTimeout {
+    /// From the stream's start to its first accepted packet.
+    pub start: Duration,
+    /// Between two accepted packets later on.
+    pub gap: Duration,
+}
+
 /// How one stream is set up (from the SDP answer).
 #[derive(Debug, Clone)]
 pub struct StreamConfig {
-    /// Where the peer receives, and where its packets come from.
+    /// Where the peer receives (the SDP answer's `c=`/`m=`, RFC 4566 §5.7,
+    /// §5.14): where packets go until the stream latches.
     pub remote: SocketAddr,
     pub law: Law,
     pub payload_type: u8,
@@ -49,6 +114,39 @@ pub struct StreamConfig {
     pub ts: u32,
     /// Run the in-band (Goertzel) detector on received audio.
     pub detect_inband: bool,
+    /// Which sources a stream on its own socket may latch to.
+    pub latching: Latching,
+    /// The IP the SIP answer came from ([`Latching::Host`] accepts it).
+    pub signalling_ip: Option<IpAddr>,
+    /// Report media that never starts, or stops.
+    pub media_timeout: Option<MediaTimeout>,
+}
+
+impl StreamConfig {
+    /// A stream to `remote` with the given codec and RFC 4733 payload
+    /// type; random SSRC, sequence and timestamp must be set by the caller
+    /// (RFC 3550 §5.1); no latching beyond the SDP's host, no timeout.
+    pub fn new(
+        remote: SocketAddr,
+        law: Law,
+        payload_type: u8,
+        telephone_event: Option<u8>,
+    ) -> Self {
+        StreamConfig {
+            remote,
+            law,
+            payload_type,
+            telephone_event,
+            remote_ssrc: None,
+            ssrc: 0,
+            seq: 0,
+            ts: 0,
+            detect_inband: true,
+            latching: Latching::default(),
+            signalling_ip: None,
+            media_timeout: None,
+        }
+    }
 }
 
 /// What streams report to their owners.
@@ -61,6 +159,20 @@ pub enum MuxEvent {
     },
     /// A queued prompt's last frame was sent.
     PlayFinished { id: StreamId },
+    /// The peer's media did not start, or stopped, within the stream's
+    /// [`MediaTimeout`] (reported once).
+    NoMedia { id: StreamId, received_any: bool },
+}
+
+impl MuxEvent {
+    /// The stream the event is about.
+    pub fn stream(&self) -> StreamId {
+        match self {
+            MuxEvent::Digit { id, .. }
+            | MuxEvent::PlayFinished { id }
+            | MuxEvent::NoMedia { id, .. } => *id,
+        }
+    }
 }
 
 /// A stream's counters when it is removed.
@@ -75,6 +187,10 @@ pub struct StreamStats {
     pub first_rx: Option<Instant>,
     pub last_rx: Option<Instant>,
     pub max_interarrival: Duration,
+    /// Datagrams on the stream's own socket from sources it does not accept.
+    pub foreign: u64,
+    /// The source the stream latched to (own socket only).
+    pub latched: Option<SocketAddr>,
 }
 
 /// Why a stream could not be added.
@@ -89,8 +205,15 @@ pub enum MuxError {
 
 struct Stream {
     id: StreamId,
+    binding: Binding,
     remote: SocketAddr,
     remote_ssrc: Option<u32>,
+    latching: Latching,
+    signalling_ip: Option<IpAddr>,
+    latched: Option<SocketAddr>,
+    foreign: u64,
+    started: Instant,
+    media_timeout: Option<MediaTimeout>,
     law: Law,
     payload_type: u8,
     telephone_event: Option<u8>,
@@ -103,11 +226,104 @@ struct Stream {
     max_interarrival: Duration,
 }
 
+impl Stream {
+    /// Where packets go: the latched source (symmetric RTP, RFC 4961) or
+    /// the SDP's address.
+    fn dest(&self) -> SocketAddr {
+        self.latched.unwrap_or(self.remote)
+    }
+
+    /// May a packet from `src` latch this stream?
+    fn may_latch(&self, src: SocketAddr, data: &[u8]) -> bool {
+        let allowed = src == self.remote
+            || match self.latching {
+                Latching::Off => false,
+                Latching::Host => {
+                    src.ip() == self.remote.ip() || Some(src.ip()) == self.signalling_ip
+                }
+                Latching::Any => true,
+            };
+        if !allowed || data.len() < 12 || data[0] >> 6 != 2 {
+            return false;
+        }
+        // RFC 3550 §5.1: the payload type must be one negotiated; from any
+        // source but the SDP's own, the SSRC must be the one declared
+        // (RFC 5576 a=ssrc), which a stranger has to guess.
+        let pt = data[1] & 0x7f;
+        if pt != self.payload_type && Some(pt) != self.telephone_event {
+            return false;
+        }
+        let ssrc = u32::from_be_bytes([data[8], data[9], data[10], data[11]]);
+        src == self.remote || self.remote_ssrc.is_none_or(|x| x == ssrc)
+    }
+
+    /// A packet accepted as the peer's: count it and detect digits.
+    fn receive(&mut self, data: &[u8], now: Instant, events: &mut VecDeque<MuxEvent>) {
+        let Ok(p) = self.receiver.handle(data, now) else {
+            return;
+        };
+        self.first_rx.get_or_insert(now);
+        if let Some(last) = self.last_rx.replace(now) {
+            self.max_interarrival = self
+                .max_interarrival
+                .max(now.saturating_duration_since(last));
+        }
+        if Some(p.payload_type) == self.telephone_event {
+            if let Some(digit) = self.rfc4733.handle(p.payload, p.timestamp) {
+                events.push_back(MuxEvent::Digit {
+                    id: self.id,
+                    digit,
+                    transport: DtmfTransport::Rfc4733,
+                });
+            }
+            return;
+        }
+        if p.payload_type != self.payload_type {
+            return;
+        }
+        let Some(det) = self.inband.as_mut() else {
+            return;
+        };
+        let mut pcm = [0i16; 160];
+        for chunk in p.payload.chunks(pcm.len()) {
+            for (o, b) in pcm.iter_mut().zip(chunk) {
+                *o = self.law.decode(*b);
+            }
+            if let Some(digit) = det.feed(&pcm[..chunk.len()]) {
+                events.push_back(MuxEvent::Digit {
+                    id: self.id,
+                    digit,
+                    transport: DtmfTransport::Inband,
+                });
+            }
+        }
+    }
+
+    /// Report missing media once, when its timeout has passed.
+    fn check_media(&mut self, now: Instant, events: &mut VecDeque<MuxEvent>) {
+        let Some(t) = self.media_timeout else {
+            return;
+        };
+        let (since, limit) = match self.last_rx {
+            Some(last) => (last, t.gap),
+            None => (self.started, t.start),
+        };
+        if now.saturating_duration_since(since) >= limit {
+            self.media_timeout = None;
+            events.push_back(MuxEvent::NoMedia {
+                id: self.id,
+                received_any: self.last_rx.is_some(),
+            });
+        }
+    }
+}
+
 /// Packets ready to send: fixed buffers reused every tick.
 pub struct PacketBatch {
     bufs: Vec<[u8; MAX_PACKET]>,
     lens: Vec<usize>,
     dests: Vec<SocketAddr>,
+    socks: Vec<SockToken>,
 }
 
 impl PacketBatch {
@@ -117,6 +333,7 @@ impl PacketBatch {
             bufs: vec![[0; MAX_PACKET]; capacity.max(1)],
             lens: Vec::with_capacity(capacity),
             dests: Vec::with_capacity(capacity),
+            socks: Vec::with_capacity(capacity),
         }
     }
     pub fn len(&self) -> usize {
@@ -131,10 +348,15 @@ impl PacketBatch {
     pub fn clear(&mut self) {
         self.lens.clear();
         self.dests.clear();
+        self.socks.clear();
     }
     /// Packet `i`: its bytes and destination.
     pub fn get(&self, i: usize) -> (&[u8], SocketAddr) {
         (&self.bufs[i][..self.lens[i]], self.dests[i])
+    }
+    /// The socket packet `i` must leave from.
+    pub fn sock(&self, i: usize) -> SockToken {
+        self.socks[i]
     }
 }
 
@@ -193,8 +415,14 @@ pub struct MediaMux {
     /// Where the sweep of the last full batch stopped (fairness across ticks).
     cursor: usize,
     pub lateness: Lateness,
-    /// Datagrams from addresses no stream expects (dropped).
+    /// Datagrams on a shared socket from addresses no stream expects (dropped).
     pub unknown_source: u64,
+    /// Datagrams on a stream's own socket from a source it does not accept
+    /// (dropped): strangers, or a peer sending from an address the
+    /// stream's [`Latching`] rule does not allow.
+    pub foreign: u64,
+    /// Streams that latched to another source than the SDP named.
+    pub relatched: u64,
 }
 
 impl MediaMux {
@@ -210,15 +438,23 @@ impl MediaMux {
         self.by_id.is_empty()
     }
 
-    /// Add a stream; its first packet is due at `now`.
-    pub fn add(&mut self, id: StreamId, cfg: StreamConfig, now: Instant) -> Result<(), MuxError> {
+    /// Add a stream on `binding`; its first packet is due at `now`.
+    pub fn add(
+        &mut self,
+        id: StreamId,
+        binding: Binding,
+        cfg: StreamConfig,
+        now: Instant,
+    ) -> Result<(), MuxError> {
         if self.by_id.contains_key(&id) {
             return Err(MuxError::DuplicateId(id));
         }
-        let taken = match cfg.remote_ssrc {
-            Some(x) => self.by_ssrc.contains_key(&(cfg.remote, x)),
-            None => self.by_remote.contains_key(&cfg.remote),
-        };
+        let shared = matches!(binding, Binding::Shared(_));
+        let taken = shared
+            && match cfg.remote_ssrc {
+                Some(x) => self.by_ssrc.contains_key(&(cfg.remote, x)),
+                None => self.by_remote.contains_key(&cfg.remote),
+            };
         if taken {
             return Err(MuxError::RemoteInUse(cfg.remote));
         }
@@ -227,8 +463,15 @@ impl MediaMux {
         sender.start(now);
         let s = Stream {
             id,
+            binding,
             remote: cfg.remote,
             remote_ssrc: cfg.remote_ssrc,
+            latching: cfg.latching,
+            signalling_ip: cfg.signalling_ip,
+            latched: None,
+            foreign: 0,
+            started: now,
+            media_timeout: cfg.media_timeout,
             law: cfg.law,
             payload_type: cfg.payload_type,
             telephone_event: cfg.telephone_event,
@@ -251,10 +494,12 @@ impl MediaMux {
             }
         };
         self.by_id.insert(id, slot);
-        match cfg.remote_ssrc {
-            Some(x) => self.by_ssrc.insert((cfg.remote, x), slot),
-            None => self.by_remote.insert(cfg.remote, slot),
-        };
+        if shared {
+            match cfg.remote_ssrc {
+                Some(x) => self.by_ssrc.insert((cfg.remote, x), slot),
+                None => self.by_remote.insert(cfg.remote, slot),
+            };
+        }
         Ok(())
     }
 
@@ -262,10 +507,12 @@ impl MediaMux {
     pub fn remove(&mut self, id: StreamId) -> Option<StreamStats> {
         let slot = self.by_id.remove(&id)?;
         let s = self.streams[slot].take()?;
-        match s.remote_ssrc {
-            Some(x) => self.by_ssrc.remove(&(s.remote, x)),
-            None => self.by_remote.remove(&s.remote),
-        };
+        if matches!(s.binding, Binding::Shared(_)) {
+            match s.remote_ssrc {
+                Some(x) => self.by_ssrc.remove(&(s.remote, x)),
+                None => self.by_remote.remove(&s.remote),
+            };
+        }
         self.free.push(slot);
         Some(StreamStats {
             sent: s.sender.sent,
@@ -276,6 +523,8 @@ impl MediaMux {
             first_rx: s.first_rx,
             last_rx: s.last_rx,
             max_interarrival: s.max_interarrival,
+            foreign: s.foreign,
+            latched: s.latched,
         })
     }
 
@@ -313,6 +562,9 @@ impl MediaMux {
             let Some(s) = self.streams[i].as_mut() else {
                 continue;
             };
+            let (dest, sock) = match s.binding {
+                Binding::Own(t) | Binding::Shared(t) => (s.dest(), t),
+            };
             while !out.is_full() {
                 let late = s.sender.lateness(now);
                 let j = out.lens.len();
@@ -321,11 +573,13 @@ impl MediaMux {
                 };
                 self.lateness.record(late);
                 out.lens.push(len);
-                out.dests.push(s.remote);
+                out.dests.push(dest);
+                out.socks.push(sock);
             }
             while let Some(PlayoutEvent::Finished { .. }) = s.sender.poll_event() {
                 self.events.push_back(MuxEvent::PlayFinished { id: s.id });
             }
+            s.check_media(now, &mut self.events);
             if out.is_full() {
                 self.cursor = i;
                 return;
@@ -333,7 +587,8 @@ impl MediaMux {
         }
     }
 
-    /// One received datagram from `src`.
+    /// One datagram from `src` on a shared socket: routed to its stream
+    /// by source address (and the SSRC the peer declared).
     pub fn handle_datagram(&mut self, src: SocketAddr, data: &[u8], now: Instant) {
         // RTP header: SSRC at bytes 8..12 (RFC 3550 §5.1).
         let ssrc = data
@@ -347,45 +602,43 @@ impl MediaMux {
             self.unknown_source += 1;
             return;
         };
+        if let Some(s) = self.streams[slot].as_mut() {
+            s.receive(data, now, &mut self.events);
+        }
+    }
+
+    /// One datagram from `src` on stream `id`'s own socket: accepted when
+    /// it comes from the source the stream latched to, or latches it now
+    /// (see [`Latching`]); anything else is counted in [`Self::foreign`].
+    pub fn handle_own_datagram(
+        &mut self,
+        id: StreamId,
+        src: SocketAddr,
+        data: &[u8],
+        now: Instant,
+    ) {
+        let Some(&slot) = self.by_id.get(&id) else {
+            self.unknown_source += 1;
+            return;
+        };
         let Some(s) = self.streams[slot].as_mut() else {
             return;
         };
-        let Ok(p) = s.receiver.handle(data, now) else {
-            return;
-        };
-        s.first_rx.get_or_insert(now);
-        if let Some(last) = s.last_rx.replace(now) {
-            s.max_interarrival = s.max_interarrival.max(now.saturating_duration_since(last));
-        }
-        if Some(p.payload_type) == s.telephone_event {
-            if let Some(digit) = s.rfc4733.handle(p.payload, p.timestamp) {
-                self.events.push_back(MuxEvent::Digit {
-                    id: s.id,
-                    digit,
-                    transport: DtmfTransport::Rfc4733,
-                });
+        match s.latched {
+            Some(a) if a == src => {}
+            None if s.may_latch(src, data) => {
+                s.latched = Some(src);
+                if src != s.remote {
+                    self.relatched += 1;
+                }
             }
-            return;
-        }
-        if p.payload_type != s.payload_type {
-            return;
-        }
-        let Some(det) = s.inband.as_mut() else {
-            return;
-        };
-        let mut pcm = [0i16; 160];
-        for chunk in p.payload.chunks(pcm.len()) {
-            for (o, b) in pcm.iter_mut().zip(chunk) {
-                *o = s.law.decode(*b);
-            }
-            if let Some(digit) = det.feed(&pcm[..chunk.len()]) {
-                self.events.push_back(MuxEvent::Digit {
-                    id: s.id,
-                    digit,
-                    transport: DtmfTransport::Inband,
-                });
+            _ => {
+                s.foreign += 1;
+                self.foreign += 1;
+                return;
             }
         }
+        s.receive(data, now, &mut self.events);
     }
 
     pub fn poll_event(&mut self) -> Option<MuxEvent> {
@@ -399,18 +652,18 @@ mod tests {
     use crate::dtmf::tone;
 
     fn cfg(port: u16) -> StreamConfig {
-        StreamConfig {
-            remote: SocketAddr::from(([127, 0, 0, 1], port)),
-            law: Law::Ulaw,
-            payload_type: 0,
-            telephone_event: Some(101),
-            remote_ssrc: None,
-            ssrc: port as u32,
-            seq: 1,
-            ts: 0,
-            detect_inband: true,
-        }
+        let mut c = StreamConfig::new(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            Law::Ulaw,
+            0,
+            Some(101),
+        );
+        c.ssrc = port as u32;
+        c.seq = 1;
+        c
     }
+
+    const SHARED: Binding = Binding::Shared(0);
 
     #[test]
     fn many_streams_share_ticks_and_keep_their_schedule() {
@@ -420,14 +673,18 @@ mod tests {
         for i in 0..100u16 {
             mux.add(
                 i as u64,
+                SHARED,
                 cfg(40000 + i * 2),
                 t0 + Duration::from_micros(i as u64 * 100),
             )
             .unwrap();
         }
-        assert_eq!(mux.add(0, cfg(1), t0), Err(MuxError::DuplicateId(0)));
         assert_eq!(
-            mux.add(500, cfg(40000), t0),
+            mux.add(0, SHARED, cfg(1), t0),
+            Err(MuxError::DuplicateId(0))
+        );
+        assert_eq!(
+            mux.add(500, SHARED, cfg(40000), t0),
             Err(MuxError::RemoteInUse(SocketAddr::from((
                 [127, 0, 0, 1],
                 40000
@@ -472,11 +729,14 @@ mod tests {
         for (id, ssrc) in [(1u64, 111u32), (2, 222)] {
             let mut c = cfg(43000);
             c.remote_ssrc = Some(ssrc);
-            mux.add(id, c, t0).unwrap();
+            mux.add(id, SHARED, c, t0).unwrap();
         }
         let mut dup = cfg(43000);
         dup.remote_ssrc = Some(111);
-        assert_eq!(mux.add(3, dup, t0), Err(MuxError::RemoteInUse(shared)));
+        assert_eq!(
+            mux.add(3, SHARED, dup, t0),
+            Err(MuxError::RemoteInUse(shared))
+        );
         let mut buf = [0u8; 256];
         for (ssrc, digit) in [(222u32, '2'), (111, '1')] {
             let mut peer = RtpSender::new(ssrc, 1, 0, Law::Ulaw, 0);
@@ -509,7 +769,7 @@ mod tests {
         let t0 = Instant::now();
         let mut mux = MediaMux::new();
         for i in 0..10u16 {
-            mux.add(i as u64, cfg(41000 + i * 2), t0).unwrap();
+            mux.add(i as u64, SHARED, cfg(41000 + i * 2), t0).unwrap();
         }
         let mut batch = PacketBatch::new(4);
         let mut seen = HashMap::<SocketAddr, u32>::new();
@@ -528,8 +788,8 @@ mod tests {
     fn digits_and_playout_events_come_back_by_stream() {
         let t0 = Instant::now();
         let mut mux = MediaMux::new();
-        mux.add(1, cfg(42000), t0).unwrap();
-        mux.add(2, cfg(42002), t0).unwrap();
+        mux.add(1, SHARED, cfg(42000), t0).unwrap();
+        mux.add(2, SHARED, cfg(42002), t0).unwrap();
         // Stream 2's peer presses 5 in-band; stream 1's peer sends RFC 4733 "1".
         let mut peer = RtpSender::new(9, 1, 0, Law::Ulaw, 0);
         peer.set_telephone_event(Some(101));
@@ -583,5 +843,194 @@ mod tests {
         }
         assert_eq!(mux.poll_event(), Some(MuxEvent::PlayFinished { id: 1 }));
         assert!(!mux.play(99, Prompt::from_pcm("p", &[0i16; 160])));
+    }
+
+    /// Feed `n` 20 ms packets of a peer pressing `digit` (RFC 4733) from `src`
+    /// into stream `id`'s own socket.
+    fn press(
+        mux: &mut MediaMux,
+        id: StreamId,
+        src: SocketAddr,
+        ssrc: u32,
+        digit: char,
+        t0: Instant,
+    ) -> Instant {
+        let mut peer = RtpSender::new(ssrc, 1, 0, Law::Ulaw, 0);
+        peer.set_telephone_event(Some(101));
+        peer.start(t0);
+        peer.send_digit(digit, Duration::from_millis(100));
+        let mut buf = [0u8; 256];
+        let mut t = t0;
+        for _ in 0..12 {
+            while let Some(n) = peer.poll_transmit(t, &mut buf) {
+                mux.handle_own_datagram(id, src, &buf[..n], t);
+            }
+            t += Duration::from_millis(20);
+        }
+        t
+    }
+
+    fn digits(mux: &mut MediaMux) -> Vec<(StreamId, char)> {
+        let mut got = vec![];
+        while let Some(e) = mux.poll_event() {
+            if let MuxEvent::Digit { id, digit, .. } = e {
+                got.push((id, digit));
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn own_sockets_let_any_number_of_calls_share_one_remote_address() {
+        let t0 = Instant::now();
+        let mut mux = MediaMux::new();
+        let remote = SocketAddr::from(([127, 0, 0, 1], 6000));
+        for id in 0..50u64 {
+            mux.add(id, Binding::Own(id as u32), cfg(6000), t0).unwrap();
+        }
+        assert_eq!(mux.len(), 50);
+        // Each stream hears only what arrives on its own socket.
+        let t = press(&mut mux, 7, remote, 1234, '1', t0);
+        press(&mut mux, 8, remote, 1234, '2', t);
+        assert_eq!(digits(&mut mux), vec![(7, '1'), (8, '2')]);
+        // And sends from its own socket.
+        let mut batch = PacketBatch::new(256);
+        mux.poll_transmit(t0, Duration::ZERO, &mut batch);
+        let socks: std::collections::HashSet<_> = (0..batch.len()).map(|i| batch.sock(i)).collect();
+        assert_eq!(socks.len(), 50);
+        assert!((0..batch.len()).all(|i| batch.get(i).1 == remote));
+    }
+
+    #[test]
+    fn a_stream_latches_once_to_a_proving_source_and_then_ignores_strangers() {
+        let t0 = Instant::now();
+        let sdp = SocketAddr::from(([192, 0, 2, 2], 4000));
+        let real = SocketAddr::from(([127, 0, 0, 1], 4002));
+        let stranger = SocketAddr::from(([127, 0, 0, 2], 4000));
+        let mut c = cfg(4000);
+        c.remote = sdp;
+        c.remote_ssrc = Some(777);
+        c.signalling_ip = Some(real.ip());
+        let mut mux = MediaMux::new();
+        mux.add(1, Binding::Own(1), c.clone(), t0).unwrap();
+        // A stranger from an address Host latching does not allow, even with the SSRC.
+        let t = press(&mut mux, 1, stranger, 777, '1', t0);
+        assert!(digits(&mut mux).is_empty());
+        assert!(mux.foreign > 0);
+        // The signalling peer's IP with a wrong SSRC does not prove itself.
+        let t = press(&mut mux, 1, real, 778, '1', t);
+        assert!(digits(&mut mux).is_empty());
+        // With the declared SSRC it latches, and is heard.
+        let t = press(&mut mux, 1, real, 777, '2', t);
+        assert_eq!(digits(&mut mux), vec![(1, '2')]);
+        assert_eq!(mux.relatched, 1);
+        // Packets now go to the latched source (symmetric RTP).
+        let mut batch = PacketBatch::new(16);
+        mux.poll_transmit(t, Duration::ZERO, &mut batch);
+        assert_eq!(batch.get(0).1, real);
+        // Locked: even Any-allowed sources or the SDP's address cannot re-latch.
+        let before = mux.foreign;
+        let t = press(&mut mux, 1, stranger, 777, '1', t);
+        press(&mut mux, 1, sdp, 777, '1', t);
+        assert!(digits(&mut mux).is_empty());
+        assert!(mux.foreign > before);
+        let st = mux.remove(1).unwrap();
+        assert_eq!(st.latched, Some(real));
+        assert!(st.foreign > 0);
+
+        // Off: only the SDP's own address.
+        let mut off = c.clone();
+        off.latching = Latching::Off;
+        mux.add(2, Binding::Own(2), off, t0).unwrap();
+        press(&mut mux, 2, real, 777, '1', t0);
+        assert!(digits(&mut mux).is_empty());
+        press(&mut mux, 2, sdp, 5, '3', t0);
+        assert_eq!(
+            digits(&mut mux),
+            vec![(2, '3')],
+            "the SDP address needs no SSRC proof"
+        );
+
+        // Any: a stranger with the declared SSRC could latch (the operator's choice),
+        // without it it cannot.
+        let mut any = c;
+        any.latching = Latching::Any;
+        mux.add(3, Binding::Own(3), any, t0).unwrap();
+        press(&mut mux, 3, stranger, 1, '1', t0);
+        assert!(digits(&mut mux).is_empty());
+        press(&mut mux, 3, stranger, 777, '4', t0);
+        assert_eq!(digits(&mut mux), vec![(3, '4')]);
+    }
+
+    #[test]
+    fn garbage_and_unnegotiated_payloads_never_latch() {
+        let t0 = Instant::now();
+        let mut mux = MediaMux::new();
+        let src = SocketAddr::from(([127, 0, 0, 1], 4000));
+        mux.add(1, Binding::Own(1), cfg(4000), t0).unwrap();
+        mux.handle_own_datagram(1, src, b"hello", t0);
+        let mut pkt = [0u8; 172];
+        pkt[0] = 0x80;
+        pkt[1] = 18; // G.729: not negotiated
+        mux.handle_own_datagram(1, src, &pkt, t0);
+        mux.handle_own_datagram(99, src, &pkt, t0);
+        assert_eq!(mux.foreign, 2);
+        assert_eq!(mux.unknown_source, 1);
+        assert_eq!(mux.remove(1).unwrap().latched, None);
+    }
+
+    #[test]
+    fn missing_media_is_reported_once_at_its_timeout() {
+        let t0 = Instant::now();
+        let mut mux = MediaMux::new();
+        let mut c = cfg(4000);
+        c.media_timeout = Some(MediaTimeout {
+            start: Duration::from_secs(5),
+            gap: Duration::from_secs(2),
+        });
+        mux.add(1, Binding::Own(1), c.clone(), t0).unwrap();
+        mux.add(2, Binding::Own(2), c, t0).unwrap();
+        let src = SocketAddr::from(([127, 0, 0, 1], 4000));
+        // Stream 2 hears its peer for a while, then nothing.
+        let t_last = press(&mut mux, 2, src, 9, '1', t0 + Duration::from_secs(1));
+        digits(&mut mux);
+        let mut batch = PacketBatch::new(1024);
+        let mut events = vec![];
+        let mut t = t0;
+        while t < t0 + Duration::from_secs(8) {
+            mux.poll_transmit(t, Duration::ZERO, &mut batch);
+            while let Some(e) = mux.poll_event() {
+                if let MuxEvent::NoMedia { .. } = e {
+                    events.push((t - t0, e));
+                }
+            }
+            t += Duration::from_millis(10);
+        }
+        assert_eq!(events.len(), 2, "{events:?}");
+        let (at1, e1) = &events[1];
+        assert_eq!(
+            *e1,
+            MuxEvent::NoMedia {
+                id: 1,
+                received_any: false
+            }
+        );
+        assert!(
+            *at1 >= Duration::from_secs(5) && *at1 < Duration::from_millis(5020),
+            "{at1:?}"
+        );
+        let (at2, e2) = &events[0];
+        assert_eq!(
+            *e2,
+            MuxEvent::NoMedia {
+                id: 2,
+                received_any: true
+            }
+        );
+        let gap = *at2 - (t_last - t0);
+        assert!(
+            gap >= Duration::from_millis(1900) && gap < Duration::from_millis(2100),
+            "{gap:?}"
+        );
     }
 }

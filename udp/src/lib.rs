@@ -9,13 +9,18 @@
 //! these few unsafe lines, which are kept small and documented. Other
 //! platforms fall back to one `send_to`/`recv_from` per datagram.
 //!
-//! [`worker`] is the media worker loop built on it (a [`genki_media::mux::MediaMux`]
-//! per thread and socket), shared by genki-engine's media runtime and
-//! genki-loadtest's phones.
+//! [`sockets`] holds many sockets behind one interface (epoll, or io_uring in
+//! [`uring`]) so that a worker with a socket per call still batches its
+//! system calls; [`worker`] is the media worker loop built on it (a
+//! [`genki_media::mux::MediaMux`] per thread), shared by genki-engine's
+//! media runtime and genki-loadtest's phones.
 //!
-//! Dependency rule: the IO half of media: depends on genki-media (sans-IO)
-//! and libc; knows nothing of SIP.
+//! Dependency rule: the IO half of media: depends on genki-media (sans-IO),
+//! libc and io-uring; knows nothing of SIP. Linux is the platform genki
+//! runs on; the epoll and io_uring parts are Linux-only.
 
+pub mod sockets;
+pub mod uring;
 pub mod worker;
 
 use std::io;
@@ -361,6 +366,31 @@ pub fn set_buffers(sock: &UdpSocket, bytes: usize) -> io::Result<usize> {
         let _ = (sock, bytes);
         Ok(0)
     }
+}
+
+/// Raise this process's open-file limit to its hard limit: a media worker
+/// holds a socket per call. Returns the soft limit now in force.
+pub fn raise_fd_limit() -> u64 {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out-pointer; the new limit is within the hard limit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) != 0 {
+            return 0;
+        }
+        if l.rlim_cur < l.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: l.rlim_max,
+                rlim_max: l.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                l.rlim_cur = l.rlim_max;
+            }
+        }
+    }
+    l.rlim_cur
 }
 
 /// Wait until `sock` is readable or `timeout` passes (sub-millisecond

@@ -1,23 +1,35 @@
 //! The media worker loop shared by genki's daemon and the simulated
-//! phones: one thread, one socket, one [`MediaMux`]; every tick it applies
-//! commands, sends every packet due within the tick in one `sendmmsg`,
-//! drains the socket with `recvmmsg`, and hands events to their streams'
-//! owners. Between ticks it sleeps; packets wait in the socket buffer, so
-//! wake-ups do not grow with the packet rate.
+//! phones: one thread, one [`MediaMux`], many sockets behind one
+//! [`MediaIo`]. Every tick it applies commands, sends every packet due
+//! within the tick (each from its stream's socket) in one batch, takes
+//! every waiting datagram, and hands events to their streams' owners.
+//! Between ticks it sleeps; packets wait in the socket buffers (or in the
+//! kernel's io_uring completions), so wake-ups do not grow with the
+//! packet rate.
 //!
-//! Depends on: genki-media (the mux), [`crate`] (batched IO), std.
+//! A stream either brings its own socket ([`Cmd::Add`] with `sock`: the
+//! daemon, one local port per call) or shares the worker's one shared
+//! socket (the simulated phones, one media address for all their calls).
+//!
+//! Depends on: genki-media (the mux), [`crate::sockets`] (sockets), std.
 
 use std::collections::HashMap;
 use std::net::UdpSocket;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
-use genki_media::mux::{MediaMux, MuxEvent, PacketBatch, StreamConfig, StreamId, StreamStats};
+use genki_media::mux::{
+    Binding, MediaMux, MuxEvent, PacketBatch, SockToken, StreamConfig, StreamId, StreamStats,
+};
 use genki_media::Prompt;
+
+use crate::sockets::MediaIo;
 
 /// Where a stream's events go (a channel to its call task).
 pub trait EventSink: Send + 'static {
     fn deliver(&self, event: MuxEvent);
+    /// The stream could not be set up (the worker drops the sink next).
+    fn setup_failed(&self, _why: &str) {}
 }
 
 /// Called with a removed stream's counters (e.g. to fill a oneshot).
@@ -25,9 +37,12 @@ pub type Reply = Box<dyn FnOnce(StreamStats) + Send>;
 
 /// What a worker's owner asks of it.
 pub enum Cmd<E> {
+    /// Start a stream: on `sock` (its own socket, which the worker then
+    /// owns and closes) or, with `None`, on the worker's shared socket.
     Add {
         id: StreamId,
         cfg: StreamConfig,
+        sock: Option<UdpSocket>,
         events: E,
     },
     Play(StreamId, Prompt),
@@ -41,7 +56,8 @@ pub enum Cmd<E> {
         tone: Prompt,
         inband_only: bool,
     },
-    /// Remove a stream; its counters go to `reply` (or to `on_removed`).
+    /// Remove a stream (closing its own socket); its counters go to
+    /// `reply` (or to `on_removed`).
     Remove {
         id: StreamId,
         reply: Option<Reply>,
@@ -49,30 +65,65 @@ pub enum Cmd<E> {
 }
 
 /// Run until the command channel closes and every stream is removed.
+/// `shared` is the socket streams without their own share (if any);
 /// `tick` is the wake-up period (packets may leave up to one tick early);
-/// `on_second` runs about once a second with the mux (to drain lateness
-/// counters); `on_removed` gets the counters of streams removed without a reply.
+/// `on_second` runs about once a second with the mux (to drain counters);
+/// `on_removed` gets the counters of streams removed without a reply.
 pub fn run<E: EventSink>(
-    sock: UdpSocket,
+    mut io: Box<dyn MediaIo>,
+    shared: Option<UdpSocket>,
     rx: Receiver<Cmd<E>>,
     tick: Duration,
     mut on_second: impl FnMut(&mut MediaMux),
     mut on_removed: impl FnMut(&StreamStats),
 ) {
-    // Room for ~40 ms of 2,000 calls' packets between ticks.
-    let _ = crate::set_buffers(&sock, 8 << 20);
+    let shared_token: Option<SockToken> = shared.and_then(|s| {
+        // Room for ~40 ms of 2,000 calls' packets between ticks.
+        let _ = crate::set_buffers(&s, 8 << 20);
+        io.register(s).ok()
+    });
     let mut mux = MediaMux::new();
     let mut sinks: HashMap<StreamId, E> = HashMap::new();
+    // Own sockets: which stream each belongs to, and back.
+    let mut owner: HashMap<SockToken, StreamId> = HashMap::new();
+    let mut own: HashMap<StreamId, SockToken> = HashMap::new();
     let mut out = PacketBatch::new(1024);
-    let mut inbox = crate::RecvBatch::new(256);
-    let mut sender = crate::Sender::new();
     let mut last_second = Instant::now();
     let mut open = true;
     loop {
-        let mut apply = |c: Cmd<E>, mux: &mut MediaMux| match c {
-            Cmd::Add { id, cfg, events } => {
-                if mux.add(id, cfg, Instant::now()).is_ok() {
-                    sinks.insert(id, events);
+        let mut apply = |c: Cmd<E>, mux: &mut MediaMux, io: &mut Box<dyn MediaIo>| match c {
+            Cmd::Add {
+                id,
+                cfg,
+                sock,
+                events,
+            } => {
+                let binding = match sock {
+                    Some(s) => match io.register(s) {
+                        Ok(t) => Ok(Binding::Own(t)),
+                        Err(e) => Err(format!("cannot watch the call's RTP socket: {e}")),
+                    },
+                    None => shared_token
+                        .map(Binding::Shared)
+                        .ok_or_else(|| "this worker has no shared socket".to_string()),
+                };
+                let added = binding.and_then(|b| {
+                    mux.add(id, b, cfg, Instant::now()).map(|_| b).map_err(|e| {
+                        if let Binding::Own(t) = b {
+                            io.deregister(t);
+                        }
+                        e.to_string()
+                    })
+                });
+                match added {
+                    Ok(b) => {
+                        if let Binding::Own(t) = b {
+                            owner.insert(t, id);
+                            own.insert(id, t);
+                        }
+                        sinks.insert(id, events);
+                    }
+                    Err(why) => events.setup_failed(&why),
                 }
             }
             Cmd::Play(id, p) => {
@@ -92,6 +143,10 @@ pub fn run<E: EventSink>(
             }
             Cmd::Remove { id, reply } => {
                 sinks.remove(&id);
+                if let Some(t) = own.remove(&id) {
+                    owner.remove(&t);
+                    io.deregister(t);
+                }
                 if let Some(s) = mux.remove(id) {
                     match reply {
                         Some(r) => r(s),
@@ -103,14 +158,14 @@ pub fn run<E: EventSink>(
         // Idle: block for a command (a new stream wakes the worker at once).
         if mux.is_empty() && open {
             match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(c) => apply(c, &mut mux),
+                Ok(c) => apply(c, &mut mux, &mut io),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => open = false,
             }
         }
         loop {
             match rx.try_recv() {
-                Ok(c) => apply(c, &mut mux),
+                Ok(c) => apply(c, &mut mux, &mut io),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     open = false;
@@ -130,31 +185,21 @@ pub fn run<E: EventSink>(
             if out.is_empty() {
                 break;
             }
-            let _ = sender.send(&sock, out.len(), |i| out.get(i));
+            io.send(&out);
             if !out.is_full() {
                 break;
             }
         }
-        loop {
-            match crate::recv(&sock, &mut inbox) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let at = Instant::now();
-                    for i in 0..n {
-                        let (data, src) = inbox.get(i);
-                        mux.handle_datagram(src, data, at);
-                    }
-                    if n < 256 {
-                        break;
-                    }
-                }
+        let at = Instant::now();
+        io.recv(&mut |t, src, data| {
+            if Some(t) == shared_token {
+                mux.handle_datagram(src, data, at);
+            } else if let Some(&id) = owner.get(&t) {
+                mux.handle_own_datagram(id, src, data, at);
             }
-        }
+        });
         while let Some(e) = mux.poll_event() {
-            let id = match &e {
-                MuxEvent::Digit { id, .. } | MuxEvent::PlayFinished { id } => *id,
-            };
-            if let Some(sink) = sinks.get(&id) {
+            if let Some(sink) = sinks.get(&e.stream()) {
                 sink.deliver(e);
             }
         }
