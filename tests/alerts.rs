@@ -56,12 +56,6 @@ fn put(http: &Http, path: &str, body: &Value) -> HttpResponse {
     )
 }
 
-fn check_now(http: &Http, sid: u64) -> String {
-    let r = http.request("POST", &format!("/v1/subscribers/{sid}/checks"), None, &[]);
-    assert_eq!(r.status, 202, "{}", r.body);
-    r.json()["check_id"].as_str().unwrap().to_string()
-}
-
 /// Call the subscriber now and wait for the check's final outcome.
 fn check_outcome(http: &Http, sid: u64, want: &str) {
     let check = check_now(http, sid);

@@ -14,7 +14,7 @@ mod common;
 use std::collections::HashSet;
 use std::net::UdpSocket;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,15 +24,6 @@ use serde_json::{json, Value};
 
 /// A Tuesday morning in Tokyo that is not a holiday.
 const CLOCK: &str = "2026-11-24T10:00:00+09:00";
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn tenant(http: &Http, retry: Value) -> u64 {
     let r = http.post(
@@ -66,21 +57,6 @@ fn enrol(http: &Http, tid: u64, phones: &[String]) -> Vec<u64> {
         .iter()
         .map(|v| v.as_u64().unwrap())
         .collect()
-}
-
-fn check_now(http: &Http, sid: u64) -> String {
-    let r = http.request("POST", &format!("/v1/subscribers/{sid}/checks"), None, &[]);
-    assert_eq!(r.status, 202, "{}", r.body);
-    r.json()["check_id"].as_str().unwrap().to_string()
-}
-
-fn metric(http: &Http, name: &str) -> u64 {
-    http.get("/metrics")
-        .body
-        .lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
 }
 
 fn sipp_uas(port: u16, media_port: u16, dir: &Path) -> KillOnDrop {

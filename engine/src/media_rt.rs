@@ -109,6 +109,8 @@ impl EventSink for Sink {
             MuxEvent::NoMedia {
                 received_any: true, ..
             } => MediaEvent::Failed(MediaFailure::MediaStopped),
+            // The worker connects the call's socket; nothing for the call.
+            MuxEvent::Latched { .. } => return,
         };
         let _ = self.0.send(ev);
     }

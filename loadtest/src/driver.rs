@@ -563,6 +563,10 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Value> {
 
     // Percentiles as the phones saw the run.
     let (mut dial, mut answer_rtp, mut inter_max) = (hist(), hist(), hist());
+    // Answer → first RTP by how the phone's SDP described its media (genki
+    // sends to the SDP's address until the call latches to the real source).
+    let mut answer_rtp_by_media: std::collections::BTreeMap<String, Histogram<u64>> =
+        Default::default();
     let mut gaps = 0u64;
     let mut rtp_in = 0u64;
     let mut invites: Vec<u64> = Vec::new();
@@ -586,6 +590,17 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Value> {
         }
         if let (Some(a), Some(f)) = (r.answered_at_ms, r.first_rtp_at_ms) {
             answer_rtp.record(f.saturating_sub(a) * 1000 + 1).ok();
+            if let Some(p) = by_key.get(&r.callee) {
+                let shape = serde_json::to_value(p.media)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                answer_rtp_by_media
+                    .entry(shape)
+                    .or_insert_with(hist)
+                    .record(f.saturating_sub(a) * 1000 + 1)
+                    .ok();
+            }
         }
         if r.answered && r.acked {
             inter_max
@@ -635,6 +650,10 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Value> {
         "peak_concurrent_calls": {"phones": peak_conc, "genki_sampled": peak_active},
         "request_to_invite_ms": pcts(&dial, 1000.0),
         "answer_to_first_rtp_ms": pcts(&answer_rtp, 1000.0),
+        "answer_to_first_rtp_ms_by_media": answer_rtp_by_media
+            .iter()
+            .map(|(k, h)| (k.clone(), pcts(h, 1000.0)))
+            .collect::<serde_json::Map<String, Value>>(),
         "digit_to_outcome_stored_ms": pcts(&digit_to_outcome, 1000.0),
         "phones_send_lateness_ms": {"n": phones_lateness.count(),
             "p50": phones_lateness.quantile(0.5).as_secs_f64() * 1000.0,

@@ -7,7 +7,7 @@
 //!
 //! Also the sending side for the simulated phones: [`tone`] and [`info_body`].
 //!
-//! Written by hand: no maintained crate does this (see ../shared/CRATES.md).
+//! Written by hand: no maintained crate does this (the crates found are unmaintained or fix the block size).
 //!
 //! Depends on: nothing outside this crate. No IO, no clock (time is passed in).
 
@@ -236,7 +236,10 @@ fn goertzel(x: &[f32], freq: f64) -> f64 {
 #[derive(Debug)]
 pub struct InbandDetector {
     params: InbandParams,
-    buf: [f32; WINDOW],
+    /// The last 20 ms of samples; kept as integers so that the energy gate,
+    /// which rejects nearly every window of a call (silence, speech pauses),
+    /// costs one integer pass and no conversion.
+    buf: [i16; WINDOW],
     filled: usize,
     candidate: Option<char>,
     hits: u32,
@@ -256,7 +259,7 @@ impl InbandDetector {
     pub fn new(params: InbandParams) -> Self {
         InbandDetector {
             params,
-            buf: [0.0; WINDOW],
+            buf: [0; WINDOW],
             filled: 0,
             candidate: None,
             hits: 0,
@@ -273,9 +276,7 @@ impl InbandDetector {
             // Slide the window by the chunk (HOP samples at a time).
             let n = chunk.len();
             self.buf.copy_within(n.., 0);
-            for (i, s) in chunk.iter().enumerate() {
-                self.buf[WINDOW - n + i] = *s as f32;
-            }
+            self.buf[WINDOW - n..].copy_from_slice(chunk);
             self.filled = (self.filled + n).min(WINDOW);
             if self.filled < WINDOW || n < HOP {
                 continue;
@@ -319,15 +320,20 @@ impl InbandDetector {
     }
 
     fn analyse(&self) -> Option<char> {
-        let x = &self.buf;
         let n = WINDOW as f64;
-        let total: f64 = x.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>() / n;
+        let energy: i64 = self.buf.iter().map(|v| *v as i64 * *v as i64).sum();
+        let total = energy as f64 / n;
         // Per-sample power of a sine found at a bin: 2·P/N².
         let to_power = |p: f64| 2.0 * p / (n * n);
         let min_power = self.params.min_amplitude * self.params.min_amplitude / 2.0;
         if total < min_power {
             return None;
         }
+        let mut x = [0f32; WINDOW];
+        for (o, v) in x.iter_mut().zip(&self.buf) {
+            *o = *v as f32;
+        }
+        let x = &x;
         let rows: Vec<f64> = ROWS.iter().map(|f| to_power(goertzel(x, *f))).collect();
         let cols: Vec<f64> = COLS.iter().map(|f| to_power(goertzel(x, *f))).collect();
         let best = |v: &[f64]| {

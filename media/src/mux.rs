@@ -162,6 +162,10 @@ pub enum MuxEvent {
     /// The peer's media did not start, or stopped, within the stream's
     /// [`MediaTimeout`] (reported once).
     NoMedia { id: StreamId, received_any: bool },
+    /// A stream on its own socket latched to `source` (reported once): the
+    /// owner may connect the socket to it, so the kernel drops strangers
+    /// and routes sends without a lookup per packet.
+    Latched { id: StreamId, source: SocketAddr },
 }
 
 impl MuxEvent {
@@ -170,7 +174,8 @@ impl MuxEvent {
         match self {
             MuxEvent::Digit { id, .. }
             | MuxEvent::PlayFinished { id }
-            | MuxEvent::NoMedia { id, .. } => *id,
+            | MuxEvent::NoMedia { id, .. }
+            | MuxEvent::Latched { id, .. } => *id,
         }
     }
 }
@@ -212,8 +217,10 @@ struct Stream {
     signalling_ip: Option<IpAddr>,
     latched: Option<SocketAddr>,
     foreign: u64,
-    started: Instant,
     media_timeout: Option<MediaTimeout>,
+    /// When missing media is reported (kept as an instant so the check
+    /// every tick is one comparison, not a subtraction).
+    media_deadline: Option<Instant>,
     law: Law,
     payload_type: u8,
     telephone_event: Option<u8>,
@@ -263,6 +270,9 @@ impl Stream {
             return;
         };
         self.first_rx.get_or_insert(now);
+        if let Some(t) = self.media_timeout {
+            self.media_deadline = Some(now + t.gap);
+        }
         if let Some(last) = self.last_rx.replace(now) {
             self.max_interarrival = self
                 .max_interarrival
@@ -301,15 +311,9 @@ impl Stream {
 
     /// Report missing media once, when its timeout has passed.
     fn check_media(&mut self, now: Instant, events: &mut VecDeque<MuxEvent>) {
-        let Some(t) = self.media_timeout else {
-            return;
-        };
-        let (since, limit) = match self.last_rx {
-            Some(last) => (last, t.gap),
-            None => (self.started, t.start),
-        };
-        if now.saturating_duration_since(since) >= limit {
+        if self.media_deadline.is_some_and(|d| now >= d) {
             self.media_timeout = None;
+            self.media_deadline = None;
             events.push_back(MuxEvent::NoMedia {
                 id: self.id,
                 received_any: self.last_rx.is_some(),
@@ -470,8 +474,8 @@ impl MediaMux {
             signalling_ip: cfg.signalling_ip,
             latched: None,
             foreign: 0,
-            started: now,
             media_timeout: cfg.media_timeout,
+            media_deadline: cfg.media_timeout.map(|t| now + t.start),
             law: cfg.law,
             payload_type: cfg.payload_type,
             telephone_event: cfg.telephone_event,
@@ -566,6 +570,12 @@ impl MediaMux {
                 Binding::Own(t) | Binding::Shared(t) => (s.dest(), t),
             };
             while !out.is_full() {
+                // Most streams have nothing due at a given tick: look at the
+                // due instant before any arithmetic on it.
+                match s.sender.poll_timeout() {
+                    Some(due) if due <= horizon => {}
+                    _ => break,
+                }
                 let late = s.sender.lateness(now);
                 let j = out.lens.len();
                 let Some(len) = s.sender.poll_transmit(horizon, &mut out.bufs[j]) else {
@@ -631,6 +641,7 @@ impl MediaMux {
                 if src != s.remote {
                     self.relatched += 1;
                 }
+                self.events.push_back(MuxEvent::Latched { id, source: src });
             }
             _ => {
                 s.foreign += 1;

@@ -503,3 +503,30 @@ pub fn poll(http: &Http, path: &str, limit: Duration, pred: impl Fn(&Value) -> b
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Request a one-off check of subscriber `sid` now; returns its id.
+pub fn check_now(http: &Http, sid: u64) -> String {
+    let r = http.request("POST", &format!("/v1/subscribers/{sid}/checks"), None, &[]);
+    assert_eq!(r.status, 202, "{}", r.body);
+    r.json()["check_id"].as_str().unwrap().to_string()
+}
+
+/// The sum of a Prometheus metric's samples whose line starts with `name`.
+pub fn metric(http: &Http, name: &str) -> u64 {
+    http.get("/metrics")
+        .body
+        .lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// A child process killed (and reaped) when the test ends, however it ends.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -146,6 +146,19 @@ fn from_sockaddr(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
+/// A socket address from its raw `sockaddr_in`/`sockaddr_in6` bytes (as
+/// io_uring's multishot receive writes them in front of a datagram).
+fn sockaddr_from_bytes(b: &[u8]) -> Option<SocketAddr> {
+    // SAFETY: all-zero sockaddr_storage is a valid value; at most its size is copied.
+    let mut s: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let n = b.len().min(std::mem::size_of::<libc::sockaddr_storage>());
+    // SAFETY: both regions are valid for n bytes and do not overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(b.as_ptr(), &mut s as *mut _ as *mut u8, n);
+    }
+    from_sockaddr(&s)
+}
+
 /// A batch sender with reusable header arrays (no allocation per send).
 #[derive(Default)]
 pub struct Sender {

@@ -199,6 +199,12 @@ pub fn run<E: EventSink>(
             }
         });
         while let Some(e) = mux.poll_event() {
+            if let MuxEvent::Latched { id, source } = e {
+                if let Some(&t) = own.get(&id) {
+                    io.connect(t, source);
+                }
+                continue;
+            }
             if let Some(sink) = sinks.get(&e.stream()) {
                 sink.deliver(e);
             }
