@@ -39,12 +39,6 @@ fn subscriber(http: &Http, tid: u64, phone: &str) -> u64 {
     r.json()["id"].as_u64().unwrap()
 }
 
-fn check_now(http: &Http, sid: u64) -> String {
-    let r = http.request("POST", &format!("/v1/subscribers/{sid}/checks"), None, &[]);
-    assert_eq!(r.status, 202, "{}", r.body);
-    r.json()["check_id"].as_str().unwrap().to_string()
-}
-
 #[test]
 fn one_off_checks_give_the_right_outcome_for_each_behaviour() {
     let dir = temp_dir("serve-outcomes");
@@ -357,6 +351,18 @@ fn config_errors_name_the_key_and_print_config_masks_secrets() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A misspelt variable is refused, not ignored.
+    let out = std::process::Command::new(genki())
+        .args(["serve", "--print-config"])
+        .env("GENKI_TRUNK_PASWORD", "hunter2")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("GENKI_TRUNK_PASWORD") && err.contains("GENKI_TRUNK_PASSWORD"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -457,25 +463,11 @@ fn sigkill_mid_round_every_check_ends_with_exactly_one_outcome() {
     assert_eq!(unique.len(), N);
     let fine = items.iter().filter(|i| i["outcome"] == "fine").count();
     assert_eq!(fine, N, "every phone pressed 1");
-    let m = http.get("/metrics").body;
-    let recovered: u64 = m
-        .lines()
-        .find(|l| l.starts_with("genki_recovered_inflight_total"))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap();
+    let recovered = metric(&http, "genki_recovered_inflight_total");
     assert!(recovered > 0, "the restart found checks in flight");
     let (code, _) = d.terminate();
     assert_eq!(code, 0);
     std::fs::remove_dir_all(&dir).ok();
-}
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

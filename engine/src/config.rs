@@ -1,9 +1,12 @@
 //! `genki serve` configuration: a TOML file whose every key has a default
 //! that works on one machine, each overridable from the environment as
 //! `GENKI_<SECTION>_<KEY>` (e.g. `GENKI_API_LISTEN=127.0.0.1:9000`).
-//! Unknown keys and bad values are errors that name the key.
+//! Unknown keys and bad values are errors that name the key; so is an
+//! unknown `GENKI_*` variable (a typo such as `GENKI_TRUNK_PASWORD` would
+//! otherwise be ignored and the trunk's authentication fail with no hint),
+//! with the nearest known name.
 //!
-//! Depends on: serde, toml.
+//! Depends on: serde, toml, strsim.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -257,6 +260,25 @@ pub enum ConfigError {
     },
 }
 
+/// `GENKI_*` variables that are not settings of `genki serve` but belong
+/// to other commands and scripts (and may be set in the same shell).
+pub const OTHER_VARIABLES: &[&str] = &[
+    "GENKI_LOG",          // log filter of every command
+    "GENKI_SIP_PASSWORD", // `genki call --password`
+    "GENKI_TOKEN",        // `genki-loadtest run --token`
+    "GENKI_BIN_DIR",      // scripts/loadtest: prebuilt binaries
+    "GENKI_BIN",          // scripts/measure-*.py: prebuilt binaries
+];
+
+/// The environment variable that overrides `section.key`.
+fn variable(section: &str, key: &str) -> String {
+    format!(
+        "GENKI_{}_{}",
+        section.to_ascii_uppercase(),
+        key.to_ascii_uppercase()
+    )
+}
+
 /// Every key, for environment overrides: (section, key).
 fn keys() -> Vec<(String, String)> {
     let v = toml::Value::try_from(Config::default()).expect("defaults serialise");
@@ -296,12 +318,29 @@ impl Config {
                     message: e.to_string(),
                 })?;
         let defaults = toml::Value::try_from(Config::default()).expect("defaults serialise");
+        let known: Vec<String> = keys().iter().map(|(s, k)| variable(s, k)).collect();
+        for (var, _) in env {
+            if !var.starts_with("GENKI_")
+                || known.contains(var)
+                || OTHER_VARIABLES.contains(&var.as_str())
+            {
+                continue;
+            }
+            let nearest = known
+                .iter()
+                .map(String::as_str)
+                .chain(OTHER_VARIABLES.iter().copied())
+                .min_by_key(|k| strsim::levenshtein(var, k))
+                .unwrap_or("GENKI_API_LISTEN");
+            return Err(ConfigError::Invalid {
+                source_name: var.clone(),
+                message: format!(
+                    "unknown variable (did you mean {nearest}? `genki serve --print-config` lists every setting)"
+                ),
+            });
+        }
         for (section, key) in keys() {
-            let var = format!(
-                "GENKI_{}_{}",
-                section.to_ascii_uppercase(),
-                key.to_ascii_uppercase()
-            );
+            let var = variable(&section, &key);
             let Some((_, raw)) = env.iter().find(|(k, _)| *k == var) else {
                 continue;
             };
@@ -495,5 +534,31 @@ mod tests {
             .to_string();
         assert!(e.contains("listen") || e.contains("socket"), "{e}");
         assert!(Config::load(Some(std::path::Path::new("/nonexistent/genki.toml")), &[]).is_err());
+    }
+
+    #[test]
+    fn an_unknown_variable_is_an_error_naming_the_nearest() {
+        let e = Config::load(None, &env(&[("GENKI_TRUNK_PASWORD", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("GENKI_TRUNK_PASWORD: unknown variable")
+                && e.contains("did you mean GENKI_TRUNK_PASSWORD?"),
+            "{e}"
+        );
+        let e = Config::load(None, &env(&[("GENKI_SIP_RTP_LATCH", "off")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("GENKI_SIP_RTP_LATCHING"), "{e}");
+        // Other commands' variables and non-genki ones pass.
+        let ok = env(&[
+            ("GENKI_LOG", "debug"),
+            ("GENKI_SIP_PASSWORD", "p"),
+            ("GENKI_TOKEN", "t"),
+            ("HOME", "/root"),
+            ("GENKI_SIP_RTP_LATCHING", "any"),
+        ]);
+        let c = Config::load(None, &ok).unwrap();
+        assert_eq!(c.sip.rtp_latching, RtpLatching::Any);
     }
 }

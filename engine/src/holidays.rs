@@ -3,8 +3,9 @@
 //! (振替休日, Art. 3-2) and days sandwiched between two holidays (国民の休日,
 //! Art. 3-3), with the Olympic moves of 2020 and 2021.
 //!
-//! Written by hand: the crates are stale or fetch data at run time (see
-//! ../shared/CRATES.md). Valid for 2000–2099 (the equinox formula's range
+//! Written by hand: the crates are stale (jpholiday needs a newer Rust and
+//! falls back to 2020 data) or fetch data at run time (holiday_jp). Valid for
+//! 2000–2099 (the equinox formula's range
 //! for the present calendar); tested against the Cabinet Office lists.
 //!
 //! Depends on: jiff (civil dates).

@@ -1,7 +1,8 @@
 //! SIP messages: a thin layer around `rsip` that frames, normalises and parses
 //! once, and a small text builder for the messages genki sends.
 //!
-//! Why a layer of our own around rsip 0.4 (see ../shared/CRATES.md):
+//! Why a layer of our own around rsip 0.4 (it misses compact header names,
+//! folded lines and Content-Length framing):
 //! - rsip ignores `Content-Length`, so we frame the datagram ourselves
 //!   (RFC 3261 §18.3: bytes after the body are discarded; a body shorter than
 //!   the declared length makes the message invalid over UDP);
