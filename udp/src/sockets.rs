@@ -359,6 +359,44 @@ mod tests {
         assert!(got.iter().all(|n| *n == 120), "{} {got:?}", io.name());
     }
 
+    /// Datagrams that reached a socket before it was registered (a peer
+    /// starts sending as soon as it answers) are handed out at once.
+    fn queued_before_registration(mut io: Box<dyn MediaIo>) {
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = s.local_addr().unwrap();
+        for _ in 0..3 {
+            peer.send_to(b"early", addr).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        io.register(s).unwrap();
+        let mut got = 0;
+        let start = Instant::now();
+        while got < 3 && start.elapsed() < Duration::from_millis(500) {
+            io.recv(&mut |_, _, _| got += 1);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(got, 3, "{}", io.name());
+        assert!(
+            start.elapsed() < Duration::from_millis(10),
+            "{} took {:?}",
+            io.name(),
+            start.elapsed()
+        );
+    }
+
+    #[test]
+    fn queued_before_registration_epoll() {
+        queued_before_registration(open(IoKind::Epoll).unwrap());
+    }
+
+    #[test]
+    fn queued_before_registration_io_uring() {
+        if let Ok(u) = crate::uring::UringIo::new() {
+            queued_before_registration(Box::new(u));
+        }
+    }
+
     #[test]
     fn bursts_epoll() {
         bursts_larger_than_the_buffers(open(IoKind::Epoll).unwrap());
