@@ -59,29 +59,6 @@ fn enrol(http: &Http, tid: u64, phones: &[String]) -> Vec<u64> {
         .collect()
 }
 
-fn sipp_uas(port: u16, media_port: u16, dir: &Path) -> KillOnDrop {
-    let pcap = "/usr/share/sip-tester/dtmf_2833_1.pcap";
-    assert!(
-        Path::new(pcap).exists() && Command::new("sipp").arg("-v").output().is_ok(),
-        "sipp and {pcap} are needed: apt-get install sip-tester (the README's test command does)"
-    );
-    let scenario = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../loadtest/sipp/uas_dtmf_2833.xml"
-    );
-    let child = Command::new("sipp")
-        .current_dir(dir)
-        .args(["-sf", scenario, "-i", "127.0.0.1", "-p", &port.to_string()])
-        .args(["-mi", "127.0.0.1", "-mp", &media_port.to_string()])
-        .args(["-key", "pcap", pcap, "-timeout", "400s", "-nostdin"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start sipp");
-    std::thread::sleep(Duration::from_millis(700));
-    KillOnDrop(child)
-}
-
 /// Acceptance 1: 300 concurrent daemon checks answered by one sipp (one
 /// media address for every call, no a=ssrc, RFC 2833 "1" from its pcap)
 /// all end `fine`; then a SIGKILL in the middle of a second 300-call round
@@ -92,7 +69,7 @@ fn one_sipp_answers_300_concurrent_checks_and_a_kill_loses_none() {
     let dir = temp_dir("media-sipp");
     let port = free_port();
     let media_port = free_port();
-    let _sipp = sipp_uas(port, media_port, &dir);
+    let _sipp = KillOnDrop(sipp_uas(&dir, port, media_port, &["-timeout", "400s"]));
     let env = [
         ("GENKI_TRUNK_CPS", "150"),
         ("GENKI_TRUNK_MAX_CALLS", "600"),

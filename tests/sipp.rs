@@ -4,39 +4,17 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
 
 #[test]
 fn sipp_callee_pressing_1_over_rfc2833() {
-    let pcap = "/usr/share/sip-tester/dtmf_2833_1.pcap";
-    assert!(
-        Path::new(pcap).exists() && Command::new("sipp").arg("-v").output().is_ok(),
-        "sipp and {pcap} are needed: apt-get install sip-tester (the README's test command does)"
-    );
-    let scenario = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../loadtest/sipp/uas_dtmf_2833.xml"
-    );
     let port = free_port();
     let media = free_port();
     let dir = std::env::temp_dir().join(format!("genki-sipp-{port}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let sipp = Command::new("sipp")
-        .current_dir(&dir)
-        .args(["-sf", scenario, "-i", "127.0.0.1", "-p", &port.to_string()])
-        .args(["-mi", "127.0.0.1", "-mp", &media.to_string()])
-        .args([
-            "-key", "pcap", pcap, "-m", "1", "-timeout", "40s", "-nostdin",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start sipp");
-    std::thread::sleep(Duration::from_millis(500));
+    let sipp = sipp_uas(&dir, port, media, &["-m", "1", "-timeout", "40s"]);
     let r = call_phones(port, &[]);
     let out = wait_bounded(sipp, Duration::from_secs(60));
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -47,7 +25,7 @@ fn sipp_callee_pressing_1_over_rfc2833() {
     assert!(
         out.status.success(),
         "sipp failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        std::fs::read_to_string(dir.join("sipp.stderr")).unwrap_or_default()
     );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -530,3 +530,32 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// sipp (Debian's sip-tester) as a callee on 127.0.0.1:`port`, media on
+/// `media_port`: answers every call and presses "1" by RFC 2833 from its own
+/// pcap (loadtest/sipp/uas_dtmf_2833.xml); `args` add e.g. `-m 1`, `-timeout`.
+/// Its stderr goes to `dir/sipp.stderr` (a pipe nobody reads could fill
+/// and stall it).
+pub fn sipp_uas(dir: &std::path::Path, port: u16, media_port: u16, args: &[&str]) -> Child {
+    let pcap = "/usr/share/sip-tester/dtmf_2833_1.pcap";
+    assert!(
+        std::path::Path::new(pcap).exists() && Command::new("sipp").arg("-v").output().is_ok(),
+        "sipp and {pcap} are needed: apt-get install sip-tester (the README's test command does)"
+    );
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../loadtest/sipp/uas_dtmf_2833.xml"
+    );
+    let child = Command::new("sipp")
+        .current_dir(dir)
+        .args(["-sf", scenario, "-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-mi", "127.0.0.1", "-mp", &media_port.to_string()])
+        .args(["-key", "pcap", pcap, "-nostdin"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("sipp.stderr")).expect("sipp.stderr"))
+        .spawn()
+        .expect("start sipp");
+    std::thread::sleep(Duration::from_millis(600));
+    child
+}
