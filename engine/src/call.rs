@@ -144,6 +144,7 @@ fn end_reason(local: Option<LocalEnd>, end: &CallEnd, unreachable: bool) -> &'st
         CallEnd::Rejected { .. } => "rejected",
         CallEnd::AuthFailed { .. } => "auth_failed",
         CallEnd::Timeout if unreachable => "unreachable",
+        CallEnd::Unreachable => "unreachable",
         CallEnd::Timeout => "timeout",
         CallEnd::LocalBye => "hangup",
     }

@@ -136,7 +136,12 @@ async fn run(
                         }
                     }
                 }
-                Err(e) => debug!(error = %e, "SIP receive error (ICMP from a peer)"),
+                Err(e) => {
+                    debug!(error = %e, "SIP receive error (ICMP from a peer)");
+                    for id in unreachable(&sock, &mut calls, None) {
+                        service(&sock, &id, &mut calls, &mut timers, &metrics).await;
+                    }
+                }
             },
             // Commands keep flowing while stopping: calls in progress must still hang up.
             cmd = rx.recv(), if !rx_closed => match cmd {
@@ -186,6 +191,37 @@ async fn run(
     }
 }
 
+/// An ICMP error was reported on the SIP socket: read which destinations
+/// it was for and give every call whose first hop is one of them a
+/// transport error (RFC 3261 §8.1.3.1). Without error details (not Linux),
+/// `sender` — the call whose send failed — takes it. Returns the calls
+/// touched, other than `sender`.
+fn unreachable(
+    sock: &UdpSocket,
+    calls: &mut HashMap<String, Slot>,
+    sender: Option<&str>,
+) -> Vec<String> {
+    let now = Instant::now();
+    let dests = crate::net::take_icmp_errors(sock);
+    if dests.is_empty() {
+        if let Some(slot) = sender.and_then(|id| calls.get_mut(id)) {
+            slot.uac.handle_transport_error(now);
+        }
+        return vec![];
+    }
+    let mut touched = vec![];
+    for (id, slot) in calls.iter_mut() {
+        if dests.contains(&slot.uac.next_hop()) {
+            warn!(call_id = %id, hop = %slot.uac.next_hop(), "first hop unreachable (ICMP)");
+            slot.uac.handle_transport_error(now);
+            if Some(id.as_str()) != sender {
+                touched.push(id.clone());
+            }
+        }
+    }
+    touched
+}
+
 /// Send a call's datagrams, deliver its events, re-arm its timer, drop it when finished.
 async fn service(
     sock: &UdpSocket,
@@ -198,17 +234,29 @@ async fn service(
         return;
     };
     let now = Instant::now();
+    let mut refused = false;
     while let Some(t) = slot.uac.poll_transmit() {
         if let Err(e) = sock.send_to(&t.data, t.dest).await {
             debug!(dest = %t.dest, error = %e, "SIP send failed");
-            if matches!(
+            refused |= matches!(
                 e.kind(),
-                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::HostUnreachable
-            ) {
-                slot.uac.handle_transport_error(now);
-            }
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::HostUnreachable
+                    | std::io::ErrorKind::NetworkUnreachable
+            );
         }
     }
+    if refused {
+        // The error reported on this send may be for another call's
+        // datagram: attribute it by destination.
+        let others = unreachable(sock, calls, Some(id));
+        for other in others {
+            Box::pin(service(sock, &other, calls, timers, metrics)).await;
+        }
+    }
+    let Some(slot) = calls.get_mut(id) else {
+        return;
+    };
     while let Some(ev) = slot.uac.poll_event() {
         if matches!(ev, UacEvent::Ended { .. }) {
             slot.ended_at = Some(now);

@@ -52,6 +52,68 @@ pub async fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, NetError> {
     Ok(s)
 }
 
+/// The original destinations of datagrams an ICMP error was reported for
+/// (Linux's error queue, filled because of IP_RECVERR; ip(7)). Several
+/// calls share one SIP socket, so an error is attributed by the address
+/// it was sent to, not to whichever call happens to send or receive next.
+#[cfg(target_os = "linux")]
+pub fn take_icmp_errors(s: &UdpSocket) -> Vec<SocketAddr> {
+    use std::os::fd::AsRawFd;
+    let mut out = Vec::new();
+    for _ in 0..64 {
+        // SAFETY: zeroed sockaddr_storage/msghdr are valid; every pointer in
+        // the header points at a local that outlives the call.
+        let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut data = [0u8; 64];
+        let mut control = [0u8; 512];
+        let mut iov = libc::iovec {
+            iov_base: data.as_mut_ptr() as *mut libc::c_void,
+            iov_len: data.len(),
+        };
+        let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+        hdr.msg_name = &mut name as *mut _ as *mut libc::c_void;
+        hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        hdr.msg_iov = &mut iov;
+        hdr.msg_iovlen = 1;
+        hdr.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+        hdr.msg_controllen = control.len() as _;
+        // SAFETY: valid fd and header.
+        let r = unsafe {
+            libc::recvmsg(
+                s.as_raw_fd(),
+                &mut hdr,
+                libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
+            )
+        };
+        if r < 0 {
+            break;
+        }
+        let addr = match name.ss_family as libc::c_int {
+            libc::AF_INET => {
+                // SAFETY: the family says this is a sockaddr_in.
+                let sin = unsafe { &*(&name as *const _ as *const libc::sockaddr_in) };
+                SocketAddr::from((
+                    sin.sin_addr.s_addr.to_ne_bytes(),
+                    u16::from_be(sin.sin_port),
+                ))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: the family says this is a sockaddr_in6.
+                let sin6 = unsafe { &*(&name as *const _ as *const libc::sockaddr_in6) };
+                SocketAddr::from((sin6.sin6_addr.s6_addr, u16::from_be(sin6.sin6_port)))
+            }
+            _ => continue,
+        };
+        out.push(addr);
+    }
+    out
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn take_icmp_errors(_s: &UdpSocket) -> Vec<SocketAddr> {
+    Vec::new()
+}
+
 #[cfg(target_os = "linux")]
 fn set_recverr(s: &UdpSocket) {
     use std::os::fd::AsRawFd;

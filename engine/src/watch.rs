@@ -83,6 +83,7 @@ fn end_reason(end: &CallEnd) -> String {
         CallEnd::LocalBye => "hangup".into(),
         CallEnd::Cancelled => "no_answer".into(),
         CallEnd::Timeout => "timeout".into(),
+        CallEnd::Unreachable => "unreachable".into(),
         CallEnd::AuthFailed { status } => format!("auth_failed:{status}"),
         CallEnd::Rejected { status } => format!("rejected:{status}"),
     }

@@ -304,6 +304,26 @@ fn silent_callee_ends_by_timer_b() {
 }
 
 #[test]
+fn a_transport_error_ends_the_call_as_unreachable_at_once() {
+    let mut p = Pair::new(cfg(), |_, _, _| {});
+    p.drop = Box::new(|_, to_uas| to_uas);
+    let mut reported = false;
+    p.run(Duration::from_secs(120), |p| {
+        // The first retransmission's ICMP error comes back (Timer A, 500 ms).
+        if !reported && p.uac.total_retransmissions() >= 1 {
+            reported = true;
+            p.uac.handle_transport_error(p.now);
+        }
+    });
+    assert_eq!(p.ended(), Some(CallEnd::Unreachable));
+    let (t, _) = p.uac_events.last().unwrap();
+    assert!(
+        *t < Duration::from_secs(1),
+        "ended at {t:?}, not by Timer B"
+    );
+}
+
+#[test]
 fn remote_bye_and_info() {
     let mut p = Pair::new(cfg(), |u, _, now| answer(u, now));
     let mut step = 0;

@@ -54,8 +54,11 @@ pub enum CallEnd {
     AuthFailed { status: u16 },
     /// We cancelled (ring timeout or local hang-up before answer).
     Cancelled,
-    /// No response at all to the INVITE (Timer B) or a transport error.
+    /// No response at all to the INVITE (Timer B).
     Timeout,
+    /// The first hop could not be reached: an ICMP error was reported for
+    /// a request sent to it (RFC 3261 §8.1.3.1, a transport error).
+    Unreachable,
     /// We sent BYE after the call was answered.
     LocalBye,
     /// The callee sent BYE.
@@ -112,6 +115,9 @@ pub struct UacCall {
     server_txs: Vec<ServerTx>,
     extra_txs: Vec<(ClientNonInvite, SocketAddr)>,
     end_after_bye: Option<CallEnd>,
+    /// A transport error was reported: a transaction that then fails ends
+    /// the call as [`CallEnd::Unreachable`], not [`CallEnd::Timeout`].
+    transport_error: bool,
     transmits: VecDeque<Transmit>,
     events: VecDeque<UacEvent>,
     /// Final status of the INVITE (the last one, after any auth retry).
@@ -149,6 +155,7 @@ impl UacCall {
             server_txs: Vec::new(),
             extra_txs: Vec::new(),
             end_after_bye: None,
+            transport_error: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             final_status: None,
@@ -278,6 +285,10 @@ impl UacCall {
     }
 
     fn end(&mut self, end: CallEnd) {
+        let end = match end {
+            CallEnd::Timeout if self.transport_error => CallEnd::Unreachable,
+            e => e,
+        };
         if self.state != State::Ended {
             self.state = State::Ended;
             self.ring_deadline = None;
@@ -585,8 +596,14 @@ impl UacCall {
         self.flush(now);
     }
 
+    /// The first hop this call's requests go to.
+    pub fn next_hop(&self) -> SocketAddr {
+        self.cfg.next_hop
+    }
+
     /// A transport error (ICMP unreachable) sending to the first hop.
     pub fn handle_transport_error(&mut self, now: Instant) {
+        self.transport_error = true;
         if let Some(tx) = self.invite_tx.as_mut() {
             tx.handle_transport_error();
         }
