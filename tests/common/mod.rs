@@ -291,7 +291,9 @@ impl Daemon {
             .env("GENKI_SIP_BIND", format!("127.0.0.1:{}", self.sip_port))
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            // A file, not a pipe: nobody reads a pipe while the daemon runs,
+            // and a full one would stall its logging (and with it the daemon).
+            .stderr(self.log_file())
             .spawn()
             .expect("start genki serve");
         self.child = Some(child);
@@ -310,11 +312,8 @@ impl Daemon {
             }
             if let Some(c) = self.child.as_mut() {
                 if let Ok(Some(status)) = c.try_wait() {
-                    let out = self.child.take().unwrap().wait_with_output().unwrap();
-                    panic!(
-                        "genki serve exited early ({status}): {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
+                    self.child.take();
+                    panic!("genki serve exited early ({status}): {}", self.log());
                 }
             }
             assert!(
@@ -323,6 +322,20 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Where the daemon's log goes (appended across restarts).
+    fn log_file(&self) -> std::fs::File {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("genki.stderr"))
+            .expect("daemon log file")
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("genki.stderr")).unwrap_or_default()
     }
 
     pub fn http(&self) -> Http {
@@ -346,10 +359,7 @@ impl Daemon {
         let c = self.child.take().expect("running");
         unsafe_kill(c.id(), 15);
         let out = wait_bounded(c, Duration::from_secs(90));
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
+        (out.status.code().unwrap_or(-1), self.log())
     }
 }
 
