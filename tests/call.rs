@@ -1,7 +1,10 @@
 //! End-to-end: `genki call` (the real binary) against the simulated phones
 //! (the real `genki-loadtest` binary) over loopback SIP/RTP: every DTMF
 //! transport, every callee behaviour, digest auth, SIP loss, Timer B,
-//! unreachable first hop, bad input and malformed packets.
+//! unreachable first hop, bad input and malformed packets. `genki call`
+//! runs the daemon's own call path (endpoint, media workers, script), so
+//! its end reasons are the daemon's (tests/daemon_call.rs has the same
+//! faults through `genki serve`).
 
 mod common;
 
@@ -16,7 +19,12 @@ fn assert_answered_with(r: &CallResult, digits: &str, transport: &str) {
     assert_eq!(r.report["sip_status"], 200);
     assert_eq!(r.report["digits"], digits);
     assert_eq!(r.report["dtmf_transport"], transport);
-    assert_eq!(r.report["end_reason"], "digits");
+    assert_eq!(r.report["end_reason"], "script_done");
+    assert_eq!(
+        r.report["outcome"],
+        serde_json::Value::Null,
+        "the flags' script sets none"
+    );
     assert_no_spin(r);
 }
 
@@ -91,10 +99,10 @@ fn two_digits_gathered() {
 
 #[test]
 fn busy_not_found_and_unavailable_are_final_outcomes() {
-    for (beh, status, reason) in [
-        ("busy", 486, "busy"),
-        ("not-found", 404, "rejected"),
-        ("unavailable", 503, "rejected"),
+    for (beh, status, reason, cause) in [
+        ("busy", 486, "rejected:486", "busy"),
+        ("not-found", 404, "rejected:404", "failed"),
+        ("unavailable", 503, "rejected:503", "failed"),
     ] {
         let port = free_port();
         let ph = phones(port, &["--behaviour", beh]);
@@ -103,6 +111,7 @@ fn busy_not_found_and_unavailable_are_final_outcomes() {
         assert_eq!(r.report["answered"], false, "{beh}");
         assert_eq!(r.report["sip_status"], status, "{beh}");
         assert_eq!(r.report["end_reason"], reason, "{beh}");
+        assert_eq!(r.report["cause"], cause, "{beh}");
         let recs = phone_records(ph);
         assert_eq!(recs[0]["final_status"], status);
         assert_eq!(recs[0]["ended_by"], "rejected");
@@ -116,6 +125,7 @@ fn ring_timeout_cancels() {
     let r = call_phones(port, &["--ring-timeout", "2"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.report["end_reason"], "no_answer");
+    assert_eq!(r.report["cause"], "no_answer");
     assert_eq!(r.report["sip_status"], 487);
     let ring = r.report["ring_ms"].as_u64().unwrap();
     assert!((1900..=2600).contains(&ring), "ring_ms {ring}");
@@ -133,6 +143,7 @@ fn callee_hangs_up_mid_prompt() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.report["answered"], true);
     assert_eq!(r.report["end_reason"], "remote_bye");
+    assert_eq!(r.report["cause"], "no_input");
     assert_eq!(r.report["digits"], "");
     let talk = r.report["talk_ms"].as_u64().unwrap();
     assert!((1000..=2500).contains(&talk), "talk_ms {talk}");
@@ -148,13 +159,16 @@ fn no_key_ends_by_gather_timeout_after_repeating_the_prompt() {
         &["--builtin-prompt", "invalid", "--gather-timeout", "4"],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(r.report["end_reason"], "gather_timeout");
+    // The script ran to its end with no key: its "timeout" branch.
+    assert_eq!(r.report["end_reason"], "script_done");
+    assert_eq!(r.report["cause"], "no_input");
     assert_no_spin(&r);
     assert_eq!(r.report["digits"], "");
+    assert_eq!(r.report["prompt_plays"], 2, "{}", r.report);
+    let talk = r.report["talk_ms"].as_u64().unwrap();
     assert!(
-        r.report["prompt_plays"].as_u64().unwrap() >= 2,
-        "{}",
-        r.report
+        talk >= 8000,
+        "two 4 s waits after the plays: talk_ms {talk}"
     );
     assert_eq!(phone_records(ph)[0]["ended_by"], "remote_bye");
 }
@@ -183,7 +197,8 @@ fn digest_challenge_on_invite() {
     let r = call_phones(port, &["--user", "alice", "--password", "wrong"]);
     assert_eq!(r.code, 0);
     assert_eq!(r.report["sip_status"], 403);
-    assert_eq!(r.report["end_reason"], "rejected");
+    assert_eq!(r.report["end_reason"], "rejected:403");
+    assert_eq!(r.report["cause"], "failed");
     assert_eq!(phone_records(ph)[0]["auth_ok"], false);
 }
 
@@ -231,6 +246,7 @@ fn answer_without_common_codec_is_hung_up() {
     let r = call_phones(port, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.report["end_reason"], "no_common_codec");
+    assert_eq!(r.report["cause"], "failed");
     assert_eq!(r.report["rtp_sent"], 0);
     assert_eq!(r.report["sip_retransmissions"], 0);
     assert_eq!(phone_records(ph)[0]["ended_by"], "remote_bye");
@@ -242,6 +258,7 @@ fn unreachable_first_hop_fails_fast() {
     let r = call_phones(port, &[]);
     assert_eq!(r.code, 3);
     assert_eq!(r.report["end_reason"], "unreachable");
+    assert_eq!(r.report["cause"], "failed");
     assert!(r.report["ring_ms"].as_u64().unwrap() < 1000);
 }
 
@@ -301,10 +318,8 @@ fn malformed_packets_are_counted_not_fatal() {
         "{}",
         r.report
     );
-    assert!(
-        r.report["malformed_rtp"].as_u64().unwrap() >= 10,
-        "{}",
-        r.report
-    );
+    // Junk on the call's RTP port is dropped (counted while the call has
+    // not latched to its phone; once latched, its connected socket never
+    // sees it): the key above still arrived and was the phone's.
     phone_records(ph);
 }

@@ -86,7 +86,7 @@ impl From<MediaIoKind> for genki_udp::sockets::IoKind {
 /// `[sip] rtp_latching`, `[trunk] rtp_latching`: from which sources a
 /// call's own RTP port accepts its peer's media (the first proving packet
 /// latches the call to its source for good).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum RtpLatching {
     /// Only the address and port the SDP answer names.

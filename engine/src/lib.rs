@@ -29,7 +29,6 @@ pub mod metrics;
 pub mod net;
 pub mod notify;
 pub mod prompts;
-pub mod rtp_session;
 pub mod schedule;
 pub mod script;
 pub mod serve;

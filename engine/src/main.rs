@@ -1,6 +1,7 @@
 //! The `genki` command: `genki call` places one watch call and prints what
 //! happened. See README.md for every flag.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use genki_engine::call::{place_call, CallOptions};
+use genki_engine::call::{place_call, simple_script, CallOptions};
 use genki_engine::{net, prompts};
 use genki_sip::Timers;
 
@@ -92,9 +93,26 @@ struct CallArgs {
     /// Seconds to let the phone ring before CANCEL.
     #[arg(long, default_value_t = 30)]
     ring_timeout: u64,
-    /// Seconds to wait for a key after the prompt has played (the prompt repeats meanwhile).
+    /// Seconds to wait for a key after each play of the prompt (1–120).
     #[arg(long, default_value_t = 8)]
     gather_timeout: u64,
+    /// Times the prompt is played while waiting for a key (1–10).
+    #[arg(long, default_value_t = 2)]
+    plays: u32,
+    /// Run this watch script (JSON, as `PUT /v1/tenants/{id}/script` takes;
+    /// the built-in prompts, and --prompt as "prompt") instead of the
+    /// script the flags make.
+    #[arg(long, conflicts_with_all = ["gather", "plays"])]
+    script: Option<PathBuf>,
+    /// Seconds without RTP (before the first packet or between two) that end the call.
+    #[arg(long, default_value_t = 5)]
+    media_timeout: u64,
+    /// Hard limit on the call, seconds.
+    #[arg(long, default_value_t = 300)]
+    max_call: u64,
+    /// Which RTP sources the call accepts (README "Media").
+    #[arg(long, value_enum, default_value = "host")]
+    rtp_latching: genki_engine::config::RtpLatching,
     /// SIP timer T1 in milliseconds (RFC 3261 §17.1.1.1; Timer B is 64·T1). Lower it only for tests.
     #[arg(long, default_value_t = 500)]
     sip_t1_ms: u64,
@@ -119,13 +137,36 @@ fn init_logs(json: bool) {
 
 async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     let prompt = match (&args.prompt, &args.builtin_prompt) {
-        (Some(p), _) => prompts::load_prompt(p)?,
-        (None, Some(name)) => prompts::default_prompt(name)?,
-        (None, None) => prompts::default_prompt("greeting")?,
+        (Some(p), _) => Some(prompts::load_prompt(p)?),
+        (None, Some(name)) => Some(prompts::default_prompt(name)?),
+        (None, None) => None,
     };
     if args.sip_t1_ms == 0 || args.sip_t1_ms > 10_000 {
         anyhow::bail!("--sip-t1-ms must be between 1 and 10000");
     }
+    if args.media_timeout == 0 || args.max_call == 0 {
+        anyhow::bail!("--media-timeout and --max-call must be at least 1 second");
+    }
+    let mut call_prompts = HashMap::new();
+    let script = match &args.script {
+        Some(path) => {
+            for (name, _) in prompts::DEFAULTS {
+                call_prompts.insert(name.to_string(), prompts::default_prompt(name)?);
+            }
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --script {}", path.display()))?;
+            let de = &mut serde_json::Deserializer::from_str(&text);
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                anyhow::anyhow!("--script {}: {} at {}", path.display(), e.inner(), e.path())
+            })?
+        }
+        None => simple_script(args.gather, args.gather_timeout, args.plays),
+    };
+    let prompt = match prompt {
+        Some(p) => p,
+        None => prompts::default_prompt("greeting")?,
+    };
+    call_prompts.insert("prompt".to_string(), prompt);
     let t1 = Duration::from_millis(args.sip_t1_ms);
     let opts = CallOptions {
         to: args.to,
@@ -135,14 +176,16 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
         bind: args.bind,
         rtp_ports: net::parse_port_range(&args.rtp_ports)?,
         ring_timeout: Duration::from_secs(args.ring_timeout),
-        gather_timeout: Duration::from_secs(args.gather_timeout),
-        gather: args.gather,
-        prompt,
+        script,
+        prompts: call_prompts,
         timers: Timers {
             t1,
             t2: Duration::from_secs(4).max(t1),
             t4: Duration::from_secs(5),
         },
+        media_timeout: Duration::from_secs(args.media_timeout),
+        max_call: Duration::from_secs(args.max_call),
+        latching: args.rtp_latching.into(),
     };
     let report = place_call(opts)
         .await

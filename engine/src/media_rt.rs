@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use genki_media::mux::{Latching, MediaTimeout};
-use genki_media::mux::{Lateness, MuxEvent, StreamConfig, StreamId};
+use genki_media::mux::{Lateness, MuxEvent, StreamConfig, StreamId, StreamStats};
 use genki_media::{DtmfTransport, Law, Prompt};
 use genki_sip::sdp::{Codec, MediaDescription, SdpError};
 use genki_udp::sockets::IoKind;
@@ -151,6 +151,7 @@ pub struct MediaRuntime {
     timeout: MediaTimeout,
     /// "io_uring" or "epoll".
     pub io_name: &'static str,
+    metrics: Arc<Metrics>,
 }
 
 /// Why the media runtime could not start.
@@ -192,11 +193,13 @@ pub struct Peer {
     pub signalling_ip: Option<IpAddr>,
 }
 
-/// A call's stream; removed from its worker (and its socket closed) when dropped.
+/// A call's stream; removed from its worker (and its socket closed) when
+/// dropped or [finished](CallMedia::finish).
 pub struct CallMedia {
     rt: Arc<MediaRuntime>,
     worker: usize,
     id: StreamId,
+    removed: bool,
     pub codec: Codec,
     pub remote: SocketAddr,
 }
@@ -216,10 +219,39 @@ impl CallMedia {
             Codec::Pcma => "PCMA",
         }
     }
+
+    /// Remove the stream and return its counters (None when its worker is
+    /// gone or does not answer within a second). The runtime's metrics
+    /// count them as they would on drop.
+    pub async fn finish(mut self) -> Option<StreamStats> {
+        self.removed = true;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let metrics = self.rt.metrics.clone();
+        let reply: Box<dyn FnOnce(StreamStats) + Send> = Box::new(move |s| {
+            metrics.rtp_sent.add(s.sent);
+            metrics.rtp_received.add(s.received);
+            metrics.rtp_malformed.add(s.malformed);
+            let _ = tx.send(s);
+        });
+        self.rt.workers[self.worker]
+            .tx
+            .send(Cmd::Remove {
+                id: self.id,
+                reply: Some(reply),
+            })
+            .ok()?;
+        tokio::time::timeout(Duration::from_secs(1), rx)
+            .await
+            .ok()?
+            .ok()
+    }
 }
 
 impl Drop for CallMedia {
     fn drop(&mut self) {
+        if self.removed {
+            return;
+        }
         let _ = self.rt.workers[self.worker].tx.send(Cmd::Remove {
             id: self.id,
             reply: None,
@@ -314,6 +346,7 @@ impl MediaRuntime {
             port_cursor: AtomicUsize::new(0),
             timeout: opts.timeout,
             io_name,
+            metrics,
         }))
     }
 
@@ -398,6 +431,7 @@ impl MediaRuntime {
                 rt: self.clone(),
                 worker: slot.worker,
                 id,
+                removed: false,
                 codec: n.codec,
                 remote: n.remote,
             },

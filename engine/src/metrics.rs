@@ -69,6 +69,19 @@ impl Latency {
         let mut h = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let _ = h.record(us.clamp(1, self.1));
     }
+    /// The value at quantile `q` (0–1), in microseconds.
+    pub fn quantile_us(&self, q: f64) -> u64 {
+        let h = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if h.is_empty() {
+            0
+        } else {
+            h.value_at_quantile(q)
+        }
+    }
+    /// The largest value recorded, in microseconds.
+    pub fn max_us(&self) -> u64 {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).max()
+    }
     fn render(&self, out: &mut String, name: &str, help: &str) {
         let h = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} summary");

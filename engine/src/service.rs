@@ -704,6 +704,7 @@ mod tests {
             outcome: None,
             cause: Some("busy".into()),
             actions: vec![],
+            stats: Default::default(),
         };
         let late = jst("2026-11-24T19:50");
         assert_eq!(

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use genki_media::dtmf::{parse_info, DtmfCollector, DtmfTransport};
+use genki_media::mux::StreamStats;
 use genki_media::Prompt;
 use genki_sip::sdp::{self, Codec};
 use genki_sip::uac::{CallEnd, UacConfig, UacEvent};
@@ -31,6 +32,9 @@ use crate::media_rt::{
 };
 use crate::metrics::Metrics;
 use crate::script::{Flow, FlowCmd, Script};
+
+/// Dynamic payload type we offer for telephone-event (RFC 4733 §7.1.1).
+pub const TELEPHONE_EVENT_PT: u8 = 101;
 
 /// What a call needs besides its target.
 #[derive(Clone)]
@@ -64,6 +68,22 @@ pub struct CallResult {
     pub cause: Option<String>,
     /// Actions the script asked for (e.g. pause_days:7).
     pub actions: Vec<String>,
+    /// How the call went technically (for `genki call`'s report and logs).
+    pub stats: CallStats,
+}
+
+/// Technical facts of one call, beside its attempt record.
+#[derive(Debug, Clone, Default)]
+pub struct CallStats {
+    /// The negotiated codec ("PCMU", "PCMA"), once answered.
+    pub codec: Option<&'static str>,
+    /// Prompts started (a repeated prompt counts each time).
+    pub prompt_plays: u32,
+    /// Times the call's task woke: about one per SIP event, key, playout
+    /// end or timer. Far more means it spins (a bug, burning CPU).
+    pub wakeups: u64,
+    /// The call's RTP counters, when media ran.
+    pub rtp: Option<StreamStats>,
 }
 
 fn cause_of(end: &CallEnd) -> &'static str {
@@ -110,6 +130,7 @@ pub async fn run_call(
             outcome: None,
             cause: Some("failed".into()),
             actions: vec![],
+            stats: CallStats::default(),
         }
     };
     let next_hop = match setup.proxy {
@@ -131,6 +152,7 @@ pub async fn run_call(
             outcome: None,
             cause: Some("failed".into()),
             actions: vec![],
+            stats: CallStats::default(),
         }
     };
     // The call's own RTP port, bound before anything is dialled.
@@ -159,7 +181,7 @@ pub async fn run_call(
         setup.rtp_ip,
         rtp_port,
         &[Codec::Pcmu, Codec::Pcma],
-        Some(crate::call::TELEPHONE_EVENT_PT),
+        Some(TELEPHONE_EVENT_PT),
         Some(ssrc),
     );
     let cfg = UacConfig {
@@ -196,7 +218,9 @@ pub async fn run_call(
     // cannot end the call (Timer F is 64·T1), it stops waiting.
     let limit = start + setup.max_call;
     let give_up = limit + setup.timers.t1 * 64 + Duration::from_secs(1);
+    let mut stats = CallStats::default();
     let end = loop {
+        stats.wakeups += 1;
         let now = Instant::now();
         // Flow commands.
         while let Some(cmd) = flow.poll_cmd() {
@@ -208,6 +232,7 @@ pub async fn run_call(
                                 Some(p) => {
                                     s.play(p.clone());
                                     pending_prompts += 1;
+                                    stats.prompt_plays += 1;
                                 }
                                 None => warn!(%call_id, prompt = %name, "prompt missing; skipped"),
                             }
@@ -250,6 +275,7 @@ pub async fn run_call(
                     match setup.media.attach(slot, &sdp, peer) {
                         Ok((s, rx)) => {
                             info!(%call_id, codec = s.codec_name(), "answered");
+                            stats.codec = Some(s.codec_name());
                             media = Some(s);
                             media_rx = rx;
                             flow.start(Instant::now().into_std());
@@ -350,14 +376,17 @@ pub async fn run_call(
         attempt.end_reason = f.as_str().to_string();
     }
     if attempt.end_reason.is_empty() {
-        attempt.end_reason = if flow.is_done() && flow.outcome().is_some() {
+        // The script ran to its end (a hang-up node, or its step limit).
+        attempt.end_reason = if flow.is_done() {
             "script_done".into()
         } else {
             end_reason(&end)
         };
     }
-    // Dropping the stream removes it from its worker (which counts its packets).
-    drop(media);
+    // Remove the stream from its worker (which counts its packets).
+    if let Some(s) = media.take() {
+        stats.rtp = s.finish().await;
+    }
     let (outcome, cause) = match (attempt.answered, flow.outcome()) {
         // A media fault is genki's or the network's, never the person's
         // silence: no outcome the script reached without hearing them.
@@ -384,6 +413,7 @@ pub async fn run_call(
         outcome,
         cause,
         actions: flow.actions().to_vec(),
+        stats,
     }
 }
 

@@ -4,8 +4,9 @@
 //! ([`message`]) that frames by Content-Length, unfolds header lines and
 //! expands compact names; on top of that sit the RFC 3261 transactions
 //! ([`transaction`]), dialogs ([`dialog`]), digest authentication
-//! ([`auth`]), SDP offer/answer ([`sdp`]) and the two call cores genki needs:
-//! an outgoing call ([`uac::UacCall`]) and an incoming one ([`uas::UasCall`]).
+//! ([`auth`]), SDP offer/answer ([`sdp`]), the two call cores genki needs:
+//! an outgoing call ([`uac::UacCall`]) and an incoming one ([`uas::UasCall`]),
+//! and the [`endpoint::Endpoint`] that routes many outgoing calls on one address.
 //!
 //! Dependency rule: this crate never opens a socket, never reads the clock and
 //! never spawns a task. Every input carries the `Instant` it happened at and
@@ -14,6 +15,7 @@
 
 pub mod auth;
 pub mod dialog;
+pub mod endpoint;
 pub mod message;
 pub mod sdp;
 pub mod transaction;

@@ -1,0 +1,536 @@
+//! The endpoint: many outgoing calls sharing one SIP transport address,
+//! sans-IO (in the manner of quinn-proto's `Endpoint`).
+//!
+//! It owns every [`UacCall`], routes each received datagram to its call
+//! by Call-ID (RFC 3261 §8.1.3.3: responses and in-dialog requests carry
+//! the Call-ID of the call they belong to), answers requests for no call
+//! statelessly (§8.2), keeps one timer heap of (deadline, Call-ID) so a
+//! wake-up costs O(log n) whatever the number of calls, attributes ICMP
+//! errors to the calls sent to the failing address (§8.1.3.1), and keeps
+//! a call that ended for a while to absorb retransmissions of its final
+//! messages. The owner does the IO: it feeds datagrams, send errors and
+//! instants in, and polls datagrams, events and the next deadline out.
+//!
+//! Depends on: [`crate::uac`], [`crate::message`].
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::dialog::Transmit;
+use crate::message::{reason_phrase, Builder, Message, Method, ParseError};
+use crate::uac::{UacCall, UacConfig, UacEvent};
+
+/// After a call ended, keep it this long at most to absorb retransmissions
+/// of its final messages (a 200 to our BYE, a repeated BYE): 64·T1 with
+/// the default T1, the longest a peer's transaction keeps retransmitting.
+pub const LINGER: Duration = Duration::from_secs(32);
+
+/// Why a call could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the call's SIP request is invalid: {0}")]
+    Invalid(#[from] ParseError),
+    #[error("a call with Call-ID {0:?} is already in progress")]
+    DuplicateCallId(String),
+}
+
+/// Counters over the endpoint's life, for the owner's metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// Datagrams that were not SIP (dropped).
+    pub malformed: u64,
+    /// Requests for no known call answered statelessly.
+    pub stateless_replies: u64,
+    /// SIP retransmissions of every call that has ended.
+    pub retransmissions: u64,
+}
+
+struct Slot {
+    uac: UacCall,
+    ended_at: Option<Instant>,
+    /// The deadline this call has in the heap; other entries are stale.
+    armed: Option<Instant>,
+}
+
+/// Every outgoing call on one SIP transport address.
+pub struct Endpoint {
+    calls: HashMap<String, Slot>,
+    timers: BinaryHeap<Reverse<(Instant, String)>>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<(String, UacEvent)>,
+    linger: Duration,
+    stats: EndpointStats,
+}
+
+impl Default for Endpoint {
+    fn default() -> Self {
+        Endpoint::new(LINGER)
+    }
+}
+
+impl Endpoint {
+    /// An endpoint that keeps ended calls `linger` long.
+    pub fn new(linger: Duration) -> Endpoint {
+        Endpoint {
+            calls: HashMap::new(),
+            timers: BinaryHeap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            linger,
+            stats: EndpointStats::default(),
+        }
+    }
+
+    /// Start a call: its INVITE is ready in [`Endpoint::poll_transmit`].
+    /// Returns its Call-ID, the key of its events.
+    pub fn start(&mut self, cfg: UacConfig, now: Instant) -> Result<String, StartError> {
+        if self.calls.contains_key(&cfg.call_id) {
+            return Err(StartError::DuplicateCallId(cfg.call_id));
+        }
+        let uac = UacCall::new(cfg, now)?;
+        let id = uac.call_id().to_string();
+        self.calls.insert(
+            id.clone(),
+            Slot {
+                uac,
+                ended_at: None,
+                armed: None,
+            },
+        );
+        self.service(&id, now);
+        Ok(id)
+    }
+
+    /// Hang up a call (BYE once answered, CANCEL while ringing). Unknown
+    /// or already ended calls are ignored.
+    pub fn hangup(&mut self, call_id: &str, now: Instant) {
+        if let Some(slot) = self.calls.get_mut(call_id) {
+            slot.uac.hangup(now);
+            self.service(call_id, now);
+        }
+    }
+
+    /// A datagram arrived from `src`. A malformed one is counted, dropped
+    /// and returned as the error (for the owner's log).
+    pub fn handle_datagram(
+        &mut self,
+        data: &[u8],
+        src: SocketAddr,
+        now: Instant,
+    ) -> Result<(), ParseError> {
+        let msg = match Message::parse(data) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.malformed += 1;
+                return Err(e);
+            }
+        };
+        if let Some(slot) = self.calls.get_mut(&msg.call_id) {
+            let id = msg.call_id.clone();
+            slot.uac.handle_message(msg, src, now);
+            self.service(&id, now);
+        } else if let Some(reply) = stateless_reply(&msg) {
+            self.stats.stateless_replies += 1;
+            self.transmits.push_back(Transmit {
+                dest: src,
+                data: reply,
+            });
+        }
+        Ok(())
+    }
+
+    /// ICMP reported these destinations unreachable: every call whose first
+    /// hop is one of them gets a transport error (§8.1.3.1); the others
+    /// are untouched. Returns how many calls it reached.
+    pub fn handle_unreachable(&mut self, dests: &[SocketAddr], now: Instant) -> usize {
+        let hit: Vec<String> = self
+            .calls
+            .iter()
+            .filter(|(_, s)| dests.contains(&s.uac.next_hop()))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &hit {
+            if let Some(slot) = self.calls.get_mut(id) {
+                slot.uac.handle_transport_error(now);
+            }
+            self.service(id, now);
+        }
+        hit.len()
+    }
+
+    /// Run every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((t, _))) = self.timers.peek() {
+            if *t > now {
+                break;
+            }
+            let Some(Reverse((t, id))) = self.timers.pop() else {
+                break;
+            };
+            let Some(slot) = self.calls.get_mut(&id) else {
+                continue;
+            };
+            if slot.armed != Some(t) {
+                continue; // stale: the call was re-armed since
+            }
+            slot.armed = None;
+            if slot.uac.poll_timeout().is_some_and(|d| d <= now) {
+                slot.uac.handle_timeout(now);
+            }
+            self.service(&id, now);
+        }
+    }
+
+    /// The next instant [`Endpoint::handle_timeout`] must run at.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        // Drop stale entries on top so the owner never wakes for nothing.
+        while let Some(Reverse((t, id))) = self.timers.peek() {
+            match self.calls.get(id) {
+                Some(s) if s.armed == Some(*t) => return Some(*t),
+                _ => {
+                    self.timers.pop();
+                }
+            }
+        }
+        None
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// A datagram is waiting in [`Endpoint::poll_transmit`].
+    pub fn has_transmit(&self) -> bool {
+        !self.transmits.is_empty()
+    }
+
+    /// The next event of some call, keyed by its Call-ID; a call's last
+    /// event is `Ended`.
+    pub fn poll_event(&mut self) -> Option<(String, UacEvent)> {
+        self.events.pop_front()
+    }
+
+    /// Calls in progress or lingering.
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// No call in progress or lingering.
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    pub fn stats(&self) -> EndpointStats {
+        self.stats
+    }
+
+    /// Move a call's output to the endpoint's queues, re-arm its timer and
+    /// drop it once it is finished or has lingered long enough.
+    fn service(&mut self, id: &str, now: Instant) {
+        let Some(slot) = self.calls.get_mut(id) else {
+            return;
+        };
+        while let Some(t) = slot.uac.poll_transmit() {
+            self.transmits.push_back(t);
+        }
+        while let Some(ev) = slot.uac.poll_event() {
+            if matches!(ev, UacEvent::Ended { .. }) {
+                slot.ended_at = Some(now);
+                self.stats.retransmissions += slot.uac.total_retransmissions() as u64;
+            }
+            self.events.push_back((id.to_string(), ev));
+        }
+        let linger_end = slot.ended_at.map(|e| e + self.linger);
+        if slot.uac.is_finished() || linger_end.is_some_and(|e| now >= e) {
+            self.calls.remove(id);
+            return;
+        }
+        let next = match (slot.uac.poll_timeout(), linger_end) {
+            (Some(t), Some(e)) => Some(t.min(e)),
+            (t, e) => t.or(e),
+        };
+        if let Some(t) = next {
+            if slot.armed != Some(t) {
+                slot.armed = Some(t);
+                self.timers.push(Reverse((t, id.to_string())));
+            }
+        }
+    }
+}
+
+/// A stateless answer to a request that matches no call (RFC 3261 §8.2):
+/// 200 to OPTIONS (trunk keep-alives, §11.2), nothing to ACK (§17.2.3: an
+/// ACK is never answered), 481 Call/Transaction Does Not Exist otherwise
+/// (§12.2.2). Responses for no call are dropped (§8.1.3.3).
+pub fn stateless_reply(msg: &Message) -> Option<Vec<u8>> {
+    let status = match msg.method()? {
+        Method::Ack => return None,
+        Method::Options => 200,
+        _ => 481,
+    };
+    Some(Builder::response_to(msg, status, reason_phrase(status), Some("genki-stateless")).build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transaction::Timers;
+    use crate::uac::CallEnd;
+
+    const LOCAL: &str = "127.0.0.1:5060";
+
+    fn cfg(id: &str, hop: &str) -> UacConfig {
+        UacConfig {
+            target: format!("sip:1001@{hop}"),
+            from: "sip:genki@127.0.0.1".into(),
+            local_addr: LOCAL.parse().unwrap(),
+            next_hop: hop.parse().unwrap(),
+            outbound_proxy: false,
+            credentials: None,
+            sdp_offer: b"v=0\r\n".to_vec(),
+            call_id: id.into(),
+            local_tag: "tag".into(),
+            ring_timeout: Duration::from_secs(30),
+            timers: Timers::default(),
+            user_agent: "genki-test".into(),
+        }
+    }
+
+    fn drain(ep: &mut Endpoint) -> Vec<Transmit> {
+        std::iter::from_fn(|| ep.poll_transmit()).collect()
+    }
+
+    fn events(ep: &mut Endpoint) -> Vec<(String, UacEvent)> {
+        std::iter::from_fn(|| ep.poll_event()).collect()
+    }
+
+    /// Run the endpoint's timers on virtual time until `until`.
+    fn run_until(ep: &mut Endpoint, now: &mut Instant, until: Instant) {
+        while let Some(t) = ep.poll_timeout() {
+            if t > until {
+                break;
+            }
+            *now = t.max(*now);
+            ep.handle_timeout(*now);
+        }
+        *now = until;
+    }
+
+    fn request(method: &str, call_id: &str) -> Vec<u8> {
+        format!(
+            "{method} sip:genki@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:genki@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    /// A response to the INVITE in `invite`, with a To tag.
+    fn response_to(invite: &[u8], status: u16) -> Vec<u8> {
+        let m = Message::parse(invite).unwrap();
+        let mut b = Builder::response_to(&m, status, reason_phrase(status), Some("uas"));
+        if status == 200 {
+            b = b
+                .header("Contact", "<sip:1001@127.0.0.1:5080>")
+                .body("application/sdp", b"v=0\r\n");
+        }
+        b.build()
+    }
+
+    #[test]
+    fn silent_callee_ends_by_timer_b_on_virtual_time() {
+        let mut ep = Endpoint::default();
+        let start = Instant::now();
+        let mut now = start;
+        ep.start(cfg("a", "127.0.0.1:5080"), now).unwrap();
+        let mut invites = drain(&mut ep).len();
+        // Timer A doubles from T1 (§17.1.1.2) until Timer B (64·T1) fires.
+        while let Some(t) = ep.poll_timeout() {
+            now = t;
+            ep.handle_timeout(now);
+            invites += drain(&mut ep).len();
+            if !events(&mut ep).is_empty() {
+                break;
+            }
+        }
+        assert_eq!(now - start, Timers::default().t1 * 64);
+        assert_eq!(invites, 7, "INVITE at 0, .5, 1.5, 3.5, 7.5, 15.5, 31.5 s");
+        assert!(ep.is_empty(), "a call with no transaction left is dropped");
+    }
+
+    #[test]
+    fn timer_b_event_names_the_call() {
+        let mut ep = Endpoint::default();
+        let mut now = Instant::now();
+        ep.start(cfg("a", "127.0.0.1:5080"), now).unwrap();
+        let until = now + Duration::from_secs(40);
+        run_until(&mut ep, &mut now, until);
+        let evs = events(&mut ep);
+        assert_eq!(
+            evs,
+            vec![(
+                "a".to_string(),
+                UacEvent::Ended {
+                    end: CallEnd::Timeout
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn datagrams_are_routed_by_call_id() {
+        let mut ep = Endpoint::default();
+        let now = Instant::now();
+        ep.start(cfg("a", "127.0.0.1:5080"), now).unwrap();
+        ep.start(cfg("b", "127.0.0.1:5080"), now).unwrap();
+        let out = drain(&mut ep);
+        assert_eq!(out.len(), 2);
+        let invite_b = out
+            .iter()
+            .find(|t| Message::parse(&t.data).unwrap().call_id == "b")
+            .unwrap();
+        let src = "127.0.0.1:5080".parse().unwrap();
+        ep.handle_datagram(&response_to(&invite_b.data, 486), src, now)
+            .unwrap();
+        let evs = events(&mut ep);
+        assert_eq!(
+            evs,
+            vec![(
+                "b".to_string(),
+                UacEvent::Ended {
+                    end: CallEnd::Rejected { status: 486 }
+                }
+            )]
+        );
+        // The ACK for the 486 (§17.1.1.3) goes out; call a is untouched.
+        let acks = drain(&mut ep);
+        assert_eq!(acks.len(), 1);
+        assert!(acks[0].data.starts_with(b"ACK "));
+        assert_eq!(ep.len(), 2, "b lingers for retransmitted 486s");
+    }
+
+    #[test]
+    fn unknown_calls_get_stateless_replies() {
+        let mut ep = Endpoint::default();
+        let now = Instant::now();
+        let src: SocketAddr = "127.0.0.1:5080".parse().unwrap();
+        for (m, status) in [("OPTIONS", Some(200)), ("BYE", Some(481)), ("ACK", None)] {
+            ep.handle_datagram(&request(m, "nobody"), src, now).unwrap();
+            let out = drain(&mut ep);
+            match status {
+                Some(s) => {
+                    assert_eq!(out.len(), 1, "{m}");
+                    assert_eq!(out[0].dest, src);
+                    assert_eq!(Message::parse(&out[0].data).unwrap().status(), Some(s));
+                }
+                None => assert!(out.is_empty(), "{m} is never answered"),
+            }
+        }
+        assert_eq!(ep.stats().stateless_replies, 2);
+    }
+
+    #[test]
+    fn malformed_datagrams_are_counted_and_change_nothing() {
+        let mut ep = Endpoint::default();
+        let now = Instant::now();
+        ep.start(cfg("a", "127.0.0.1:5080"), now).unwrap();
+        drain(&mut ep);
+        let src = "127.0.0.1:9".parse().unwrap();
+        for junk in [&b"\x80\x00garbage"[..], b"", b"SIP/2.0 200\r\n\r\n"] {
+            assert!(ep.handle_datagram(junk, src, now).is_err());
+        }
+        assert_eq!(ep.stats().malformed, 3);
+        assert!(drain(&mut ep).is_empty());
+        assert!(events(&mut ep).is_empty());
+        assert_eq!(ep.len(), 1);
+    }
+
+    #[test]
+    fn icmp_error_reaches_only_calls_to_that_address() {
+        let mut ep = Endpoint::default();
+        let now = Instant::now();
+        ep.start(cfg("dead", "127.0.0.1:9"), now).unwrap();
+        ep.start(cfg("alive", "127.0.0.1:5080"), now).unwrap();
+        drain(&mut ep);
+        let n = ep.handle_unreachable(&["127.0.0.1:9".parse().unwrap()], now);
+        assert_eq!(n, 1);
+        let evs = events(&mut ep);
+        assert_eq!(
+            evs,
+            vec![(
+                "dead".to_string(),
+                UacEvent::Ended {
+                    end: CallEnd::Unreachable
+                }
+            )]
+        );
+        assert!(
+            ep.poll_timeout().is_some(),
+            "the healthy call keeps its timers"
+        );
+    }
+
+    #[test]
+    fn hangup_while_ringing_cancels_and_an_ended_call_lingers_then_goes() {
+        let mut ep = Endpoint::default();
+        let mut now = Instant::now();
+        let src = "127.0.0.1:5080".parse().unwrap();
+        ep.start(cfg("a", "127.0.0.1:5080"), now).unwrap();
+        let invite = drain(&mut ep).remove(0);
+        ep.handle_datagram(&response_to(&invite.data, 180), src, now)
+            .unwrap();
+        ep.hangup("a", now);
+        let out = drain(&mut ep);
+        assert!(
+            out.iter().any(|t| t.data.starts_with(b"CANCEL ")),
+            "CANCEL sent"
+        );
+        ep.handle_datagram(&response_to(&invite.data, 487), src, now)
+            .unwrap();
+        let evs = events(&mut ep);
+        assert!(evs.iter().any(|(id, e)| id == "a"
+            && *e
+                == UacEvent::Ended {
+                    end: CallEnd::Cancelled
+                }));
+        // It lingers for retransmissions, then is gone by LINGER at most.
+        let until = now + LINGER + Duration::from_secs(1);
+        run_until(&mut ep, &mut now, until);
+        assert!(ep.is_empty());
+        assert!(ep.poll_timeout().is_none());
+    }
+
+    #[test]
+    fn duplicate_call_id_is_refused() {
+        let mut ep = Endpoint::default();
+        let now = Instant::now();
+        ep.start(cfg("a", "127.0.0.1:5080"), now).unwrap();
+        assert!(matches!(
+            ep.start(cfg("a", "127.0.0.1:5080"), now),
+            Err(StartError::DuplicateCallId(_))
+        ));
+    }
+
+    #[test]
+    fn many_calls_share_one_heap_without_stale_wakeups() {
+        let mut ep = Endpoint::default();
+        let mut now = Instant::now();
+        for i in 0..1000 {
+            ep.start(cfg(&format!("c{i}"), "127.0.0.1:5080"), now)
+                .unwrap();
+        }
+        drain(&mut ep);
+        let mut wakeups = 0;
+        while let Some(t) = ep.poll_timeout() {
+            now = t;
+            ep.handle_timeout(now);
+            drain(&mut ep);
+            wakeups += 1;
+        }
+        // All calls were started at one instant: their timers coincide, so
+        // the endpoint wakes once per Timer A/B step, not once per call.
+        assert!(wakeups <= 8, "{wakeups} wake-ups");
+        assert_eq!(events(&mut ep).len(), 1000);
+    }
+}
