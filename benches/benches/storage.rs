@@ -50,7 +50,7 @@ fn commits(store: &Arc<Store>, writers: u64, per_writer: u64, base: u64) -> Dura
                         n: 1,
                         answered: true,
                         digits: "1".into(),
-                        end_reason: "digits".into(),
+                        end_reason: genki_storage::EndReason::ScriptDone,
                         outcome: Some(Outcome::Fine),
                         ..Default::default()
                     };

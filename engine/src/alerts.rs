@@ -29,8 +29,8 @@ use std::time::Duration;
 
 use genki_storage::{
     AlertCase, AlertInput, AlertRules, AlertWrite, CaseOutcome, CaseState, Channel, CheckId,
-    Ladder, LadderOf, Notification, NotifyKind, NotifyState, Outcome, Severity, Store, StoreError,
-    Tenant, Told, Watcher,
+    CheckKind, EventKind, Ladder, LadderOf, Notification, NotifyKind, NotifyState, Outcome,
+    Severity, Store, StoreError, Tenant, Told, Watcher,
 };
 use serde_json::json;
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
@@ -191,7 +191,11 @@ impl Alerts {
                 .watcher(*wid)?
                 .filter(|w| w.tenant_id == case.tenant_id)
             else {
-                case.event(now_ms, "watcher_missing", json!({"watcher_id": wid}));
+                case.event(
+                    now_ms,
+                    EventKind::WatcherMissing,
+                    json!({"watcher_id": wid}),
+                );
                 continue;
             };
             let at = Self::not_before(&w, cal, now_ms, skip_quiet);
@@ -200,7 +204,7 @@ impl Alerts {
                 out.push(Self::new_notification(case, &w, ch, kind, at, now_ms));
                 case.event(
                     now_ms,
-                    "notification_queued",
+                    EventKind::NotificationQueued,
                     json!({"watcher_id": w.id, "watcher": w.name, "channel": ch, "kind": kind,
                            "tier": case.tier, "not_before_ms": at}),
                 );
@@ -226,7 +230,11 @@ impl Alerts {
         if (next as usize) < ladder.tiers.len() {
             case.tier = next;
             case.passed.clear();
-            case.event(now_ms, "tier", json!({"tier": next, "reason": reason}));
+            case.event(
+                now_ms,
+                EventKind::Tier,
+                json!({"tier": next, "reason": reason}),
+            );
             self.metrics.alert_escalations.inc();
             let kind = match case.severity {
                 Severity::Urgent => NotifyKind::Urgent,
@@ -236,7 +244,11 @@ impl Alerts {
         } else {
             case.exhausted = true;
             case.tier_deadline_ms = None;
-            case.event(now_ms, "ladder_exhausted", json!({"reason": reason}));
+            case.event(
+                now_ms,
+                EventKind::LadderExhausted,
+                json!({"reason": reason}),
+            );
             warn!(
                 case = case.id,
                 "every tier was told and nobody took the case"
@@ -286,7 +298,7 @@ impl Alerts {
 
     /// The time of the check an outcome belongs to (its slot, or the request).
     fn check_time_ms(id: &CheckId) -> u64 {
-        if id.kind == b's' {
+        if id.kind == CheckKind::Scheduled {
             id.slot.saturating_mul(1000)
         } else {
             id.slot
@@ -342,11 +354,11 @@ impl Alerts {
                         case.severity = Self::severity_of(&case, &rules);
                         case.event(
                             now,
-                            "opened",
+                            EventKind::Opened,
                             json!({"check_id": input.check_id, "outcome": o, "severity": case.severity}),
                         );
                         if ladder.tiers.is_empty() {
-                            case.event(now, "no_ladder", json!({"message": "no watchers are set for this subscriber or tenant"}));
+                            case.event(now, EventKind::NoLadder, json!({"message": "no watchers are set for this subscriber or tenant"}));
                             warn!(
                                 subscriber = input.subscriber_id,
                                 "alert case opened but no ladder is set"
@@ -367,13 +379,13 @@ impl Alerts {
                         case.outcomes.push(item);
                         case.event(
                             now,
-                            "outcome",
+                            EventKind::Outcome,
                             json!({"check_id": input.check_id, "outcome": o}),
                         );
                         let sev = Self::severity_of(&case, &rules);
                         if sev > case.severity {
                             case.severity = sev;
-                            case.event(now, "severity", json!({"severity": sev}));
+                            case.event(now, EventKind::Severity, json!({"severity": sev}));
                             if case.state == CaseState::Open && !case.exhausted {
                                 write.notifications = self.notify_tier(
                                     &mut case,
@@ -412,7 +424,7 @@ impl Alerts {
                 n.updated_at_ms = now_ms;
                 case.event(
                     now_ms,
-                    "cancelled",
+                    EventKind::Cancelled,
                     json!({"notification": n.event_id(), "watcher_id": n.watcher_id, "channel": n.channel}),
                 );
                 out.push(n);
@@ -440,7 +452,7 @@ impl Alerts {
         if let Some(n) = note {
             case.note = Some(n.to_string());
         }
-        case.event(now_ms, "resolved", json!({"by": by, "note": note}));
+        case.event(now_ms, EventKind::Resolved, json!({"by": by, "note": note}));
         let told = case.told.clone();
         for t in told {
             if Some(t) == skip {
@@ -460,7 +472,7 @@ impl Alerts {
             ));
             case.event(
                 now_ms,
-                "all_clear_queued",
+                EventKind::AllClearQueued,
                 json!({"watcher_id": w.id, "watcher": w.name, "channel": t.channel, "not_before_ms": at}),
             );
         }
@@ -483,7 +495,11 @@ impl Alerts {
         if let Some(n) = note {
             case.note = Some(n.to_string());
         }
-        case.event(now_ms, "acknowledged", json!({"by": by, "note": note}));
+        case.event(
+            now_ms,
+            EventKind::Acknowledged,
+            json!({"by": by, "note": note}),
+        );
         self.metrics.time_to_ack.record_us(
             now_ms
                 .saturating_sub(case.opened_at_ms)
@@ -566,7 +582,7 @@ impl Alerts {
                 self.metrics.notification(n.channel, "delivered");
                 case.event(
                     now,
-                    "delivered",
+                    EventKind::Delivered,
                     json!({"notification": n.event_id(), "watcher_id": n.watcher_id, "watcher": who,
                            "channel": n.channel, "kind": n.kind, "tries": n.tries, "response": response}),
                 );
@@ -587,7 +603,7 @@ impl Alerts {
                     Some(PASS) if case.state == CaseState::Open => {
                         case.event(
                             now,
-                            "passed",
+                            EventKind::Passed,
                             json!({"watcher_id": n.watcher_id, "watcher": who}),
                         );
                         if !case.passed.contains(&n.watcher_id) {
@@ -636,7 +652,7 @@ impl Alerts {
                     self.metrics.notification(n.channel, "failed");
                     case.event(
                         now,
-                        "failed",
+                        EventKind::Failed,
                         json!({"notification": n.event_id(), "watcher_id": n.watcher_id, "watcher": who,
                                "channel": n.channel, "tries": n.tries, "error": error, "retry_at_ms": n.next_at_ms}),
                     );
@@ -648,7 +664,7 @@ impl Alerts {
                     self.metrics.notification(n.channel, "given_up");
                     case.event(
                         now,
-                        "given_up",
+                        EventKind::GivenUp,
                         json!({"notification": n.event_id(), "watcher_id": n.watcher_id, "watcher": who,
                                "channel": n.channel, "tries": n.tries, "error": error}),
                     );
@@ -998,7 +1014,7 @@ mod tests {
                 .all(|n| n.next_at_ms == jst("2026-11-25T23:00")),
             "urgent skips quiet hours"
         );
-        assert!(c.timeline.iter().any(|e| e.kind == "severity"));
+        assert!(c.timeline.iter().any(|e| e.kind == EventKind::Severity));
     }
 
     #[test]
@@ -1169,9 +1185,18 @@ mod tests {
             ]
         );
         let c = w.alerts.store.alert_case(c.id).unwrap().unwrap();
-        assert_eq!(c.timeline.iter().filter(|e| e.kind == "failed").count(), 2);
         assert_eq!(
-            c.timeline.iter().filter(|e| e.kind == "given_up").count(),
+            c.timeline
+                .iter()
+                .filter(|e| e.kind == EventKind::Failed)
+                .count(),
+            2
+        );
+        assert_eq!(
+            c.timeline
+                .iter()
+                .filter(|e| e.kind == EventKind::GivenUp)
+                .count(),
             1
         );
         // A refusal that retrying cannot fix is given up at once.

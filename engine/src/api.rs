@@ -788,7 +788,10 @@ async fn outcomes(
                 phone,
                 c.outcome.map(|o| o.as_str()).unwrap_or("").to_string(),
                 c.attempts.to_string(),
-                c.last_cause.clone().unwrap_or_default(),
+                c.last_cause
+                    .as_ref()
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
                 local(c.finished_at_ms),
             ]);
         }

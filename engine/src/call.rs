@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use genki_media::Prompt;
 use genki_sip::Timers;
-use genki_storage::Outcome;
+use genki_storage::{Cause, DtmfTransport, EndReason, Outcome};
 use serde::Serialize;
 use tokio::sync::watch;
 use tracing::info;
@@ -28,7 +28,7 @@ use crate::endpoint::Endpoint;
 use crate::media_rt::{Latching, MediaOptions, MediaRuntime, MediaTimeout};
 use crate::metrics::Metrics;
 use crate::net::{self, NetError};
-use crate::script::{Gather, Node, Script};
+use crate::script::{Action, Gather, Node, Script};
 use crate::watch::{run_call, CallSetup};
 
 /// Everything `genki call` needs.
@@ -107,16 +107,16 @@ pub struct CallReport {
     /// The script's outcome (None for the flags' script, which sets none).
     pub outcome: Option<Outcome>,
     /// Why the person was not reached (no_answer, busy, failed, no_input).
-    pub cause: Option<String>,
+    pub cause: Option<Cause>,
     /// Actions the script asked for.
-    pub actions: Vec<String>,
+    pub actions: Vec<Action>,
     pub digits: String,
-    pub dtmf_transport: Option<String>,
+    pub dtmf_transport: Option<DtmfTransport>,
     /// INVITE sent → answer (or → end when not answered).
     pub ring_ms: u64,
     /// Answer → end of call (0 when not answered).
     pub talk_ms: u64,
-    pub end_reason: String,
+    pub end_reason: EndReason,
     pub call_id: String,
     pub codec: Option<&'static str>,
     pub prompt_plays: u32,
@@ -140,8 +140,8 @@ impl CallReport {
     /// (Timer B), the first hop was unreachable or could not be resolved.
     pub fn not_placed(&self) -> bool {
         matches!(
-            self.end_reason.as_str(),
-            "timeout" | "unreachable" | "unresolvable"
+            self.end_reason,
+            EndReason::Timeout | EndReason::Unreachable | EndReason::Unresolvable
         ) && !self.answered
     }
 
@@ -154,12 +154,12 @@ impl CallReport {
             self.sip_status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
             self.outcome
                 .map(|o| o.as_str().to_string())
-                .or_else(|| self.cause.clone())
+                .or_else(|| self.cause.as_ref().map(|c| c.to_string()))
                 .unwrap_or_else(|| "-".into()),
             self.digits,
             self.dtmf_transport
                 .as_ref()
-                .map(|t| format!(" via {t}"))
+                .map(|t| format!(" via {}", t.as_str()))
                 .unwrap_or_default(),
             self.ring_ms,
             self.talk_ms,
@@ -242,7 +242,7 @@ pub async fn place_call(opts: CallOptions) -> Result<CallReport, CallError> {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     let r = run_call(&setup, &opts.to, 1, now_ms, &opts.script, &opts.prompts).await;
-    if r.attempt.end_reason == "invalid_target" {
+    if r.attempt.end_reason == EndReason::InvalidTarget {
         return Err(CallError::BadRequest(opts.to.clone()));
     }
     // Let the endpoint finish: the last ACK or 200 to a BYE goes out, and

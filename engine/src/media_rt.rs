@@ -62,6 +62,18 @@ pub enum MediaFailure {
     MaxCallLength,
 }
 
+impl From<MediaFailure> for genki_storage::EndReason {
+    fn from(f: MediaFailure) -> Self {
+        use genki_storage::EndReason;
+        match f {
+            MediaFailure::Setup => EndReason::MediaSetupFailed,
+            MediaFailure::NoMediaStart => EndReason::NoMedia,
+            MediaFailure::MediaStopped => EndReason::MediaStopped,
+            MediaFailure::MaxCallLength => EndReason::MaxCallLength,
+        }
+    }
+}
+
 impl MediaFailure {
     pub const ALL: [MediaFailure; 4] = [
         MediaFailure::Setup,

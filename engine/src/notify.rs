@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use genki_media::Prompt;
 use genki_storage::{
-    AlertCase, Channel, Notification, NotifyKind, Outcome, Store, Subscriber, Watcher,
+    AlertCase, Cause, Channel, EndReason, Notification, NotifyKind, Outcome, Store, Subscriber,
+    Watcher,
 };
 use hmac::{Hmac, Mac};
 use lettre::message::{header::ContentType, Mailbox};
@@ -32,8 +33,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use tracing::warn;
 
-use crate::alerts::{ACK, PASS, RESOLVE};
-use crate::script::{Gather, Node, Script};
+use crate::script::{Action, AlertAnswer, Gather, Node, Script};
 use crate::service::{dial_uri, Service};
 use crate::watch::run_call;
 
@@ -98,15 +98,15 @@ pub fn sign(secret: &[u8], t: u64, body: &[u8]) -> String {
 /// 2 pass / 3 safe; or the all-clear message alone.
 pub fn watcher_script(kind: NotifyKind, name_prompt: Option<&str>) -> Script {
     let mut nodes = BTreeMap::new();
-    let end = |play: &str, action: &str| Node {
+    let end = |play: &str, answer: AlertAnswer| Node {
         play: vec![play.to_string()],
         outcome: Some(Outcome::Fine),
-        action: Some(format!("alert:{action}")),
+        action: Some(Action::Alert(answer)),
         hangup: true,
         ..Default::default()
     };
     if kind == NotifyKind::AllClear {
-        nodes.insert("clear".to_string(), end("all_clear", "heard"));
+        nodes.insert("clear".to_string(), end("all_clear", AlertAnswer::Heard));
         return Script {
             start: "clear".into(),
             nodes,
@@ -141,9 +141,12 @@ pub fn watcher_script(kind: NotifyKind, name_prompt: Option<&str>) -> Script {
             ..Default::default()
         },
     );
-    nodes.insert("take".to_string(), end("alert_taken", ACK));
-    nodes.insert("pass".to_string(), end("alert_passed", PASS));
-    nodes.insert("safe".to_string(), end("alert_resolved", RESOLVE));
+    nodes.insert("take".to_string(), end("alert_taken", AlertAnswer::Ack));
+    nodes.insert("pass".to_string(), end("alert_passed", AlertAnswer::Pass));
+    nodes.insert(
+        "safe".to_string(),
+        end("alert_resolved", AlertAnswer::Resolve),
+    );
     nodes.insert(
         "none".to_string(),
         Node {
@@ -356,8 +359,11 @@ impl Notifier {
         )
         .await;
         if !r.attempt.answered {
-            let cause = r.cause.unwrap_or_else(|| "failed".into());
-            if r.attempt.end_reason == "invalid_target" || r.attempt.end_reason == "unresolvable" {
+            let cause = r.cause.unwrap_or(Cause::Failed);
+            if matches!(
+                r.attempt.end_reason,
+                EndReason::InvalidTarget | EndReason::Unresolvable
+            ) {
                 warn!(watcher = w.id, %to, "watcher's phone cannot be dialled");
             }
             return failed(format!("{cause} ({})", r.attempt.end_reason), true);
@@ -365,8 +371,12 @@ impl Notifier {
         let response = r
             .actions
             .iter()
-            .find_map(|a| a.strip_prefix("alert:"))
-            .filter(|a| [ACK, PASS, RESOLVE].contains(a))
+            .find_map(|a| match a {
+                Action::Alert(
+                    a @ (AlertAnswer::Ack | AlertAnswer::Pass | AlertAnswer::Resolve),
+                ) => Some(a.as_str()),
+                _ => None,
+            })
             .unwrap_or("none");
         Delivery::Delivered {
             response: (n.kind != NotifyKind::AllClear).then(|| response.to_string()),
@@ -420,8 +430,9 @@ mod tests {
             s.validate(|p| names.contains(&p)).unwrap();
         }
         let s = watcher_script(NotifyKind::Alert, None);
-        assert_eq!(s.nodes["take"].action.as_deref(), Some("alert:ack"));
-        assert_eq!(s.nodes["pass"].action.as_deref(), Some("alert:pass"));
-        assert_eq!(s.nodes["safe"].action.as_deref(), Some("alert:resolve"));
+        let word = |n: &str| s.nodes[n].action.map(|a| a.to_string());
+        assert_eq!(word("take").as_deref(), Some("alert:ack"));
+        assert_eq!(word("pass").as_deref(), Some("alert:pass"));
+        assert_eq!(word("safe").as_deref(), Some("alert:resolve"));
     }
 }

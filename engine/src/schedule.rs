@@ -6,7 +6,7 @@
 //!
 //! Depends on: jiff (time zones), genki-storage records, [`crate::holidays`].
 
-use genki_storage::{RetryPolicy, Schedule, Subscriber, Tenant};
+use genki_storage::{Cause, RetryPolicy, Schedule, Subscriber, Tenant};
 use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
@@ -192,16 +192,16 @@ impl Calendar {
         &self,
         policy: &RetryPolicy,
         attempts_made: u32,
-        cause: &str,
+        cause: &Cause,
         now_ms: u64,
     ) -> Option<u64> {
         if attempts_made >= policy.max_attempts {
             return None;
         }
         let allowed = match cause {
-            "no_answer" => policy.retry_no_answer,
-            "busy" => policy.retry_busy,
-            "no_input" => policy.retry_no_input,
+            Cause::NoAnswer => policy.retry_no_answer,
+            Cause::Busy => policy.retry_busy,
+            Cause::NoInput => policy.retry_no_input,
             _ => policy.retry_failed,
         };
         if !allowed {
@@ -355,27 +355,30 @@ mod tests {
         );
         let p = RetryPolicy::default();
         assert_eq!(
-            c.retry_due(&p, 1, "no_answer", jst("2026-11-20T09:30")),
+            c.retry_due(&p, 1, &Cause::NoAnswer, jst("2026-11-20T09:30")),
             Some(jst("2026-11-20T09:45"))
         );
         assert_eq!(
-            c.retry_due(&p, 3, "no_answer", jst("2026-11-20T09:30")),
+            c.retry_due(&p, 3, &Cause::NoAnswer, jst("2026-11-20T09:30")),
             None,
             "3 attempts made"
         );
         assert_eq!(
-            c.retry_due(&p, 1, "no_input", jst("2026-11-20T09:30")),
+            c.retry_due(&p, 1, &Cause::NoInput, jst("2026-11-20T09:30")),
             None,
             "no_input not retried by default"
         );
         // A retry that would fall after the window: missed, or carried by policy.
-        assert_eq!(c.retry_due(&p, 1, "busy", jst("2026-11-20T11:50")), None);
+        assert_eq!(
+            c.retry_due(&p, 1, &Cause::Busy, jst("2026-11-20T11:50")),
+            None
+        );
         let carry = RetryPolicy {
             carry_to_next_window: true,
             ..p
         };
         assert_eq!(
-            c.retry_due(&carry, 1, "busy", jst("2026-11-20T11:50")),
+            c.retry_due(&carry, 1, &Cause::Busy, jst("2026-11-20T11:50")),
             Some(jst("2026-11-21T09:00"))
         );
     }

@@ -53,7 +53,7 @@ pub struct Node {
     pub outcome: Option<Outcome>,
     /// An action for the engine, e.g. "pause_days:7".
     #[serde(default)]
-    pub action: Option<String>,
+    pub action: Option<Action>,
     /// Hang up after playing.
     #[serde(default)]
     pub hangup: bool,
@@ -202,22 +202,93 @@ impl Script {
             if n.gather.is_none() && n.next.is_none() && !n.hangup {
                 return e(f("hangup"), "a node without gather or next must hang up");
             }
-            if let Some(a) = &n.action {
-                match a.split_once(':') {
-                    Some(("pause_days", d))
-                        if d.parse::<u32>().is_ok_and(|d| (1..=365).contains(&d)) => {}
-                    // A watcher call's answer (crate::notify::watcher_script).
-                    Some(("alert", "ack" | "pass" | "resolve" | "heard")) => {}
-                    _ => {
-                        return e(
-                            f("action"),
-                            "known actions: pause_days:N (1–365), alert:ack|pass|resolve|heard",
-                        )
-                    }
-                }
-            }
         }
         Ok(())
+    }
+}
+
+/// What a script node asks of the engine besides the call itself. Written
+/// as a word in scripts and never re-parsed after the script is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `pause_days:N`: the person is away; no checks for N days (1–365).
+    PauseDays(u16),
+    /// `alert:…`: a watcher's answer on an alert call
+    /// ([`crate::notify::watcher_script`]).
+    Alert(AlertAnswer),
+}
+
+/// A watcher's answer to an alert call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertAnswer {
+    /// `alert:ack`: "I'll go" — takes the case.
+    Ack,
+    /// `alert:pass`: "I can't" — the ladder moves on.
+    Pass,
+    /// `alert:resolve`: "they are safe" — closes the case.
+    Resolve,
+    /// `alert:heard`: the all-clear was heard.
+    Heard,
+}
+
+impl AlertAnswer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertAnswer::Ack => "ack",
+            AlertAnswer::Pass => "pass",
+            AlertAnswer::Resolve => "resolve",
+            AlertAnswer::Heard => "heard",
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::PauseDays(d) => write!(f, "pause_days:{d}"),
+            Action::Alert(a) => write!(f, "alert:{}", a.as_str()),
+        }
+    }
+}
+
+impl std::str::FromStr for Action {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let answer = |a| {
+            [
+                AlertAnswer::Ack,
+                AlertAnswer::Pass,
+                AlertAnswer::Resolve,
+                AlertAnswer::Heard,
+            ]
+            .into_iter()
+            .find(|x| x.as_str() == a)
+        };
+        match s.split_once(':') {
+            Some(("pause_days", d)) => match d.parse::<u16>() {
+                Ok(d) if (1..=365).contains(&d) => Ok(Action::PauseDays(d)),
+                _ => Err(format!("{s:?}: pause_days takes 1–365 days")),
+            },
+            Some(("alert", a)) if answer(a).is_some() => {
+                Ok(Action::Alert(answer(a).unwrap_or(AlertAnswer::Heard)))
+            }
+            _ => Err(format!(
+                "unknown action {s:?}; known actions: pause_days:N (1–365), alert:ack|pass|resolve|heard"
+            )),
+        }
+    }
+}
+
+impl Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -244,7 +315,7 @@ pub struct Flow {
     playing: bool,
     deadline: Option<Instant>,
     outcome: Option<Outcome>,
-    actions: Vec<String>,
+    actions: Vec<Action>,
     steps: u32,
     cmds: VecDeque<FlowCmd>,
     done: bool,
@@ -431,7 +502,7 @@ impl Flow {
         &self.all_digits
     }
 
-    pub fn actions(&self) -> &[String] {
+    pub fn actions(&self) -> &[Action] {
         &self.actions
     }
 
@@ -564,7 +635,7 @@ mod tests {
             Node {
                 play: vec!["thanks".into()],
                 outcome: Some(Outcome::Fine),
-                action: Some("pause_days:7".into()),
+                action: Some(Action::PauseDays(7)),
                 hangup: true,
                 ..Default::default()
             },
@@ -574,7 +645,7 @@ mod tests {
         let mut f = Flow::new(s);
         f.start(t0);
         f.on_digit('8', t0);
-        assert_eq!(f.actions(), ["pause_days:7"]);
+        assert_eq!(f.actions(), [Action::PauseDays(7)]);
         assert_eq!(f.outcome(), Some(Outcome::Fine));
     }
 
@@ -610,12 +681,25 @@ mod tests {
             s.validate(known).unwrap_err().field,
             "script.nodes.greeting.on.1"
         );
-        let mut s = Script::default_watch();
-        s.nodes.get_mut("fine").unwrap().action = Some("explode".into());
-        assert_eq!(
-            s.validate(known).unwrap_err().field,
-            "script.nodes.fine.action"
+        // An unknown action is refused when the script is read.
+        let bad: Result<Script, _> = serde_json::from_str(
+            r#"{"start":"a","nodes":{"a":{"hangup":true,"action":"explode"}}}"#,
         );
+        assert!(bad.unwrap_err().to_string().contains("known actions"));
+        let bad: Result<Script, _> = serde_json::from_str(
+            r#"{"start":"a","nodes":{"a":{"hangup":true,"action":"pause_days:400"}}}"#,
+        );
+        assert!(bad.unwrap_err().to_string().contains("1–365"));
+        for word in [
+            "pause_days:7",
+            "alert:ack",
+            "alert:pass",
+            "alert:resolve",
+            "alert:heard",
+        ] {
+            let a: Action = word.parse().unwrap();
+            assert_eq!(a.to_string(), word);
+        }
         let bad: Result<Script, _> =
             serde_json::from_str(r#"{"start":"a","nodes":{"a":{"hangup":true,"colour":"red"}}}"#);
         assert!(bad.unwrap_err().to_string().contains("colour"));

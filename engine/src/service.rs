@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use genki_media::{wav, Prompt};
 use genki_storage::{
-    Attempt, Check, CheckId, CheckStatus, Next, Outcome, Store, StoreError, Subscriber, Tenant,
+    Attempt, Cause, Check, CheckId, CheckKind, CheckStatus, EndReason, Next, Outcome, Store,
+    StoreError, Subscriber, Tenant,
 };
 use tokio::sync::{mpsc, watch, Notify};
 use tracing::{debug, error, info, warn};
@@ -22,7 +23,7 @@ use crate::clock::Clock;
 use crate::dialer::{Admission, Refusal};
 use crate::metrics::Metrics;
 use crate::schedule::{Calendar, SlotCache};
-use crate::script::Script;
+use crate::script::{Action, Script};
 use crate::watch::{run_call, CallResult, CallSetup};
 
 /// How long a claim is held before another owner may take the check over.
@@ -143,25 +144,25 @@ impl Service {
             let attempt = Attempt {
                 n,
                 started_at_ms: now,
-                end_reason: "interrupted".into(),
+                end_reason: EndReason::Interrupted,
                 ..Default::default()
             };
             let interrupted = self
                 .store
                 .attempts(&c.id)?
                 .iter()
-                .filter(|a| a.end_reason == "interrupted")
+                .filter(|a| a.end_reason == EndReason::Interrupted)
                 .count() as u32
                 + 1;
             let next = if interrupted >= MAX_INTERRUPTIONS {
                 Next::Final {
                     outcome: Outcome::Missed,
-                    cause: Some("interrupted".into()),
+                    cause: Some(Cause::Interrupted),
                 }
             } else {
                 Next::Retry {
                     due_at_ms: now,
-                    cause: "interrupted".into(),
+                    cause: Cause::Interrupted,
                 }
             };
             info!(check = %c.id, ?next, "recovering a check that was in flight");
@@ -262,13 +263,13 @@ impl Service {
                 cause: None,
             };
         }
-        let cause = r.cause.clone().unwrap_or_else(|| "failed".into());
+        let cause = r.cause.clone().unwrap_or(Cause::Failed);
         let retry = Calendar::of(t)
             .ok()
             .and_then(|cal| cal.retry_due(&t.retry, check.attempts + 1, &cause, now_ms));
         match retry {
             Some(due_at_ms) => Next::Retry { due_at_ms, cause },
-            None if cause == "no_input" => Next::Final {
+            None if cause == Cause::NoInput => Next::Final {
                 outcome: Outcome::NoResponse,
                 cause: Some(cause),
             },
@@ -279,16 +280,13 @@ impl Service {
         }
     }
 
-    fn apply_actions(&self, sub: &Subscriber, actions: &[String], now_ms: u64, t: &Tenant) {
+    fn apply_actions(&self, sub: &Subscriber, actions: &[Action], now_ms: u64, t: &Tenant) {
         for a in actions {
-            if let Some(days) = a
-                .strip_prefix("pause_days:")
-                .and_then(|d| d.parse::<i32>().ok())
-            {
+            if let Action::PauseDays(days) = *a {
                 let Ok(cal) = Calendar::of(t) else { continue };
                 let until = cal
                     .local_date(now_ms)
-                    .checked_add(jiff::Span::new().days(days))
+                    .checked_add(jiff::Span::new().days(i32::from(days)))
                     .ok();
                 if let (Some(until), Ok(Some(mut s))) = (until, self.store.subscriber(sub.id)) {
                     s.paused_until = Some(until.to_string());
@@ -499,18 +497,15 @@ fn reschedule_outside_window(
     // A scheduled slot moves within its own day; a one-off request waits for the next window.
     let next = cal
         .next_window_open(now_ms)
-        .filter(|open| c.id.kind == b'o' || cal.local_date(*open) == slot_date);
+        .filter(|open| c.id.kind == CheckKind::OneOff || cal.local_date(*open) == slot_date);
     let next = match next {
         Some(at) => Next::Retry {
             due_at_ms: at,
-            cause: c
-                .last_cause
-                .clone()
-                .unwrap_or_else(|| "outside_window".into()),
+            cause: c.last_cause.clone().unwrap_or(Cause::OutsideWindow),
         },
         None => Next::Final {
             outcome: Outcome::Missed,
-            cause: Some("outside_window".into()),
+            cause: Some(Cause::OutsideWindow),
         },
     };
     if let Some(done) = svc.store.settle_pending(&c.id, next, now_ms)? {
@@ -530,7 +525,7 @@ fn spawn_call(svc: Arc<Service>, t: Tenant, check: Check, done: mpsc::UnboundedS
                 let a = Attempt {
                     n: check.attempts + 1,
                     started_at_ms: now,
-                    end_reason: "subscriber_deleted".into(),
+                    end_reason: EndReason::SubscriberDeleted,
                     ..Default::default()
                 };
                 svc.store.finish_attempt(
@@ -538,7 +533,7 @@ fn spawn_call(svc: Arc<Service>, t: Tenant, check: Check, done: mpsc::UnboundedS
                     &a,
                     Next::Final {
                         outcome: Outcome::Missed,
-                        cause: Some("subscriber_deleted".into()),
+                        cause: Some(Cause::SubscriberDeleted),
                     },
                     now,
                 )?;
@@ -702,7 +697,7 @@ mod tests {
                 ..Default::default()
             },
             outcome: None,
-            cause: Some("busy".into()),
+            cause: Some(Cause::Busy),
             actions: vec![],
             stats: Default::default(),
         };
@@ -711,25 +706,25 @@ mod tests {
             svc.next_after(&t, &c, &r, late),
             Next::Final {
                 outcome: Outcome::Missed,
-                cause: Some("busy".into())
+                cause: Some(Cause::Busy)
             }
         );
         assert_eq!(
             svc.next_after(&t, &c, &r, jst("2026-11-24T10:00")),
             Next::Retry {
                 due_at_ms: jst("2026-11-24T10:15"),
-                cause: "busy".into()
+                cause: Cause::Busy
             }
         );
         let answered_silent = CallResult {
-            cause: Some("no_input".into()),
+            cause: Some(Cause::NoInput),
             ..r.clone()
         };
         assert_eq!(
             svc.next_after(&t, &c, &answered_silent, jst("2026-11-24T10:00")),
             Next::Final {
                 outcome: Outcome::NoResponse,
-                cause: Some("no_input".into())
+                cause: Some(Cause::NoInput)
             }
         );
         std::fs::remove_dir_all(&dir).ok();

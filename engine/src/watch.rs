@@ -22,7 +22,7 @@ use genki_media::Prompt;
 use genki_sip::sdp::{self, Codec};
 use genki_sip::uac::{CallEnd, UacConfig, UacEvent};
 use genki_sip::Timers;
-use genki_storage::{Attempt, Outcome};
+use genki_storage::{Attempt, Cause, DtmfTransport as RecordedTransport, EndReason, Outcome};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -31,7 +31,7 @@ use crate::media_rt::{
     AttachError, CallMedia, Latching, MediaEvent, MediaFailure, MediaRuntime, Peer,
 };
 use crate::metrics::Metrics;
-use crate::script::{Flow, FlowCmd, Script};
+use crate::script::{Action, Flow, FlowCmd, Script};
 
 /// Dynamic payload type we offer for telephone-event (RFC 4733 §7.1.1).
 pub const TELEPHONE_EVENT_PT: u8 = 101;
@@ -64,10 +64,10 @@ pub struct CallResult {
     pub attempt: Attempt,
     /// The script's outcome when the person was reached.
     pub outcome: Option<Outcome>,
-    /// Why the person was not reached: no_answer, busy, failed, no_input.
-    pub cause: Option<String>,
+    /// Why the person was not reached.
+    pub cause: Option<Cause>,
     /// Actions the script asked for (e.g. pause_days:7).
-    pub actions: Vec<String>,
+    pub actions: Vec<Action>,
     /// How the call went technically (for `genki call`'s report and logs).
     pub stats: CallStats,
 }
@@ -86,27 +86,56 @@ pub struct CallStats {
     pub rtp: Option<StreamStats>,
 }
 
-fn cause_of(end: &CallEnd) -> &'static str {
-    match end {
-        CallEnd::Rejected { status: 486 | 600 } => "busy",
-        CallEnd::Rejected {
-            status: 480 | 408 | 487,
-        }
-        | CallEnd::Cancelled => "no_answer",
-        _ => "failed",
-    }
+/// How a call ended, as [`conclude`] needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ending {
+    /// What SIP reported.
+    pub sip: CallEnd,
+    pub answered: bool,
+    /// The script's outcome, if it reached one.
+    pub outcome: Option<Outcome>,
+    /// The script ran to its end (genki hung up for it).
+    pub script_done: bool,
+    /// genki ended the call for a fault of its own or of the network
+    /// (media, an unusable SDP answer): never the person's silence.
+    pub fault: Option<EndReason>,
 }
 
-fn end_reason(end: &CallEnd) -> String {
-    match end {
-        CallEnd::RemoteBye => "remote_bye".into(),
-        CallEnd::LocalBye => "hangup".into(),
-        CallEnd::Cancelled => "no_answer".into(),
-        CallEnd::Timeout => "timeout".into(),
-        CallEnd::Unreachable => "unreachable".into(),
-        CallEnd::AuthFailed { status } => format!("auth_failed:{status}"),
-        CallEnd::Rejected { status } => format!("rejected:{status}"),
-    }
+/// The one mapping from a call's end to what its attempt records: the end
+/// reason, the outcome, and the cause (the retry policy's input) when the
+/// person was not reached.
+pub fn conclude(e: &Ending) -> (EndReason, Option<Outcome>, Option<Cause>) {
+    let reason = match (&e.fault, &e.sip) {
+        (Some(f), _) => f.clone(),
+        (None, _) if e.script_done => EndReason::ScriptDone,
+        (None, CallEnd::RemoteBye) => EndReason::RemoteBye,
+        (None, CallEnd::LocalBye) => EndReason::Hangup,
+        (None, CallEnd::Cancelled) => EndReason::NoAnswer,
+        (None, CallEnd::Timeout) => EndReason::Timeout,
+        (None, CallEnd::Unreachable) => EndReason::Unreachable,
+        (None, CallEnd::AuthFailed { status }) => EndReason::AuthFailed(*status),
+        (None, CallEnd::Rejected { status }) => EndReason::Rejected(*status),
+    };
+    let (outcome, cause) = match (e.answered, e.outcome) {
+        // A fault is genki's or the network's, never the person's silence:
+        // no outcome the script reached without hearing them stands.
+        (true, _) if e.fault.is_some() => (None, Some(Cause::Failed)),
+        (true, Some(o)) => (Some(o), None),
+        // Answered, but the line dropped before the script gave an outcome.
+        (true, None) => (None, Some(Cause::NoInput)),
+        (false, _) => (
+            None,
+            Some(match e.sip {
+                CallEnd::Rejected { status: 486 | 600 } => Cause::Busy,
+                CallEnd::Rejected {
+                    status: 480 | 408 | 487,
+                }
+                | CallEnd::Cancelled => Cause::NoAnswer,
+                _ => Cause::Failed,
+            }),
+        ),
+    };
+    (reason, outcome, cause)
 }
 
 /// Place one call to `to` and run `script` on it. Never panics on peer behaviour.
@@ -123,12 +152,12 @@ pub async fn run_call(
         started_at_ms,
         ..Default::default()
     };
-    let fail = |mut attempt: Attempt, reason: &str| {
-        attempt.end_reason = reason.to_string();
+    let fail = |mut attempt: Attempt, reason: EndReason| {
+        attempt.end_reason = reason;
         CallResult {
             attempt,
             outcome: None,
-            cause: Some("failed".into()),
+            cause: Some(Cause::Failed),
             actions: vec![],
             stats: CallStats::default(),
         }
@@ -139,18 +168,18 @@ pub async fn run_call(
             Ok(a) => a,
             Err(e) => {
                 warn!(%to, error = %e, "cannot resolve the subscriber's address");
-                return fail(attempt, "unresolvable");
+                return fail(attempt, EndReason::Unresolvable);
             }
         },
     };
     let m = &setup.metrics;
     let media_failed = |mut attempt: Attempt, f: MediaFailure| {
         m.media_failures[f.index()].inc();
-        attempt.end_reason = f.as_str().to_string();
+        attempt.end_reason = f.into();
         CallResult {
             attempt,
             outcome: None,
-            cause: Some("failed".into()),
+            cause: Some(Cause::Failed),
             actions: vec![],
             stats: CallStats::default(),
         }
@@ -202,7 +231,7 @@ pub async fn run_call(
         Ok(rx) => rx,
         Err(e) => {
             warn!(%call_id, %to, error = %e, "call not placed");
-            return fail(attempt, "invalid_target");
+            return fail(attempt, EndReason::InvalidTarget);
         }
     };
     let start = Instant::now();
@@ -214,6 +243,7 @@ pub async fn run_call(
     let mut answered_at: Option<Instant> = None;
     let mut hung_up = false;
     let mut failure: Option<MediaFailure> = None;
+    let mut codec_failed = false;
     // At the hard limit genki hangs up; if even the BYE's transaction
     // cannot end the call (Timer F is 64·T1), it stops waiting.
     let limit = start + setup.max_call;
@@ -282,7 +312,7 @@ pub async fn run_call(
                         }
                         Err(AttachError::Sdp(e)) => {
                             warn!(%call_id, error = %e, "unusable SDP answer; hanging up");
-                            attempt.end_reason = "no_common_codec".into();
+                            codec_failed = true;
                             hung_up = true;
                             setup.endpoint.hangup(&call_id);
                         }
@@ -373,39 +403,21 @@ pub async fn run_call(
     attempt.digits = flow.digits().to_string();
     if let Some(f) = failure {
         m.media_failures[f.index()].inc();
-        attempt.end_reason = f.as_str().to_string();
-    }
-    if attempt.end_reason.is_empty() {
-        // The script ran to its end (a hang-up node, or its step limit).
-        attempt.end_reason = if flow.is_done() {
-            "script_done".into()
-        } else {
-            end_reason(&end)
-        };
     }
     // Remove the stream from its worker (which counts its packets).
     if let Some(s) = media.take() {
         stats.rtp = s.finish().await;
     }
-    let (outcome, cause) = match (attempt.answered, flow.outcome()) {
-        // A media fault is genki's or the network's, never the person's
-        // silence: no outcome the script reached without hearing them.
-        (true, Some(_)) if failure.is_some() => (None, Some("failed".to_string())),
-        (true, Some(o)) => (Some(o), None),
-        // Answered but hung up (or codec failure) before the script gave an outcome.
-        (true, None) => (
-            None,
-            Some(
-                if attempt.end_reason == "no_common_codec" || failure.is_some() {
-                    "failed"
-                } else {
-                    "no_input"
-                }
-                .to_string(),
-            ),
-        ),
-        (false, _) => (None, Some(cause_of(&end).to_string())),
-    };
+    let (reason, outcome, cause) = conclude(&Ending {
+        sip: end,
+        answered: attempt.answered,
+        outcome: flow.outcome(),
+        script_done: flow.is_done(),
+        fault: failure
+            .map(EndReason::from)
+            .or(codec_failed.then_some(EndReason::NoCommonCodec)),
+    });
+    attempt.end_reason = reason;
     attempt.outcome = outcome;
     debug!(%call_id, ?outcome, ?cause, end = %attempt.end_reason, "call finished");
     CallResult {
@@ -423,7 +435,95 @@ fn on_digit(attempt: &mut Attempt, m: &Metrics, _d: char, t: DtmfTransport) {
         DtmfTransport::Inband => m.dtmf_inband.inc(),
         DtmfTransport::Info => m.dtmf_info.inc(),
     }
-    attempt
-        .dtmf_transport
-        .get_or_insert_with(|| t.as_str().to_string());
+    attempt.dtmf_transport.get_or_insert(match t {
+        DtmfTransport::Rfc4733 => RecordedTransport::Rfc4733,
+        DtmfTransport::Inband => RecordedTransport::Inband,
+        DtmfTransport::Info => RecordedTransport::Info,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ending(sip: CallEnd, answered: bool) -> Ending {
+        Ending {
+            sip,
+            answered,
+            outcome: None,
+            script_done: false,
+            fault: None,
+        }
+    }
+
+    #[test]
+    fn unanswered_calls_map_to_their_retry_cause() {
+        for (end, reason, cause) in [
+            (
+                CallEnd::Rejected { status: 486 },
+                EndReason::Rejected(486),
+                Cause::Busy,
+            ),
+            (
+                CallEnd::Rejected { status: 600 },
+                EndReason::Rejected(600),
+                Cause::Busy,
+            ),
+            (
+                CallEnd::Rejected { status: 480 },
+                EndReason::Rejected(480),
+                Cause::NoAnswer,
+            ),
+            (CallEnd::Cancelled, EndReason::NoAnswer, Cause::NoAnswer),
+            (
+                CallEnd::Rejected { status: 404 },
+                EndReason::Rejected(404),
+                Cause::Failed,
+            ),
+            (
+                CallEnd::AuthFailed { status: 407 },
+                EndReason::AuthFailed(407),
+                Cause::Failed,
+            ),
+            (CallEnd::Timeout, EndReason::Timeout, Cause::Failed),
+            (CallEnd::Unreachable, EndReason::Unreachable, Cause::Failed),
+        ] {
+            assert_eq!(
+                conclude(&ending(end.clone(), false)),
+                (reason, None, Some(cause)),
+                "{end:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_outcome_stands_only_without_a_fault() {
+        let mut e = ending(CallEnd::LocalBye, true);
+        e.outcome = Some(Outcome::Fine);
+        e.script_done = true;
+        assert_eq!(
+            conclude(&e),
+            (EndReason::ScriptDone, Some(Outcome::Fine), None)
+        );
+        // Media stopped after the script heard "fine": genki's fault, retried.
+        e.fault = Some(EndReason::MediaStopped);
+        assert_eq!(
+            conclude(&e),
+            (EndReason::MediaStopped, None, Some(Cause::Failed))
+        );
+    }
+
+    #[test]
+    fn answered_without_an_outcome_is_no_input_unless_genki_failed() {
+        assert_eq!(
+            conclude(&ending(CallEnd::RemoteBye, true)),
+            (EndReason::RemoteBye, None, Some(Cause::NoInput))
+        );
+        let mut e = ending(CallEnd::LocalBye, true);
+        e.fault = Some(EndReason::NoCommonCodec);
+        assert_eq!(
+            conclude(&e),
+            (EndReason::NoCommonCodec, None, Some(Cause::Failed))
+        );
+    }
 }

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::records::{decode, encode, CheckId, Outcome};
 use crate::store::{be, cat, cf, Store};
+use crate::vocab::EventKind;
 use crate::StoreError;
 
 /// Someone who watches over subscribers: a volunteer, a relative, a
@@ -133,10 +134,7 @@ pub struct CaseOutcome {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CaseEvent {
     pub at_ms: u64,
-    /// opened, outcome, severity, tier, notification_queued, delivered,
-    /// failed, given_up, cancelled, acknowledged, passed, resolved,
-    /// ladder_exhausted, no_ladder, all_clear_queued.
-    pub kind: String,
+    pub kind: EventKind,
     pub detail: serde_json::Value,
 }
 
@@ -219,10 +217,10 @@ impl AlertCase {
         }
     }
 
-    pub fn event(&mut self, at_ms: u64, kind: &str, detail: serde_json::Value) {
+    pub fn event(&mut self, at_ms: u64, kind: EventKind, detail: serde_json::Value) {
         self.timeline.push(CaseEvent {
             at_ms,
-            kind: kind.to_string(),
+            kind,
             detail,
         });
     }

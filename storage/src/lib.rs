@@ -14,6 +14,7 @@
 pub mod alerts;
 pub mod records;
 pub mod store;
+pub mod vocab;
 
 pub use alerts::{
     AlertCase, AlertInput, AlertWrite, CaseEvent, CaseOutcome, CaseState, Channel, Ladder,
@@ -24,6 +25,7 @@ pub use records::{
     Tenant,
 };
 pub use store::{Next, Store};
+pub use vocab::{Cause, CheckKind, DtmfTransport, EndReason, EventKind};
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,9 @@ pub enum StoreError {
     #[error("{0} not found")]
     NotFound(&'static str),
 }
+
+#[cfg(test)]
+mod golden_tests;
 
 #[cfg(test)]
 mod tests {
@@ -136,7 +141,7 @@ mod tests {
                 },
                 Next::Retry {
                     due_at_ms: 5,
-                    cause: "busy".into(),
+                    cause: Cause::Busy,
                 },
                 10,
             )
@@ -173,7 +178,7 @@ mod tests {
         assert_eq!(s.inflight().unwrap().len(), 1);
         let a1 = Attempt {
             n: 1,
-            end_reason: "no_answer".into(),
+            end_reason: EndReason::NoAnswer,
             ..Default::default()
         };
         let c1 = s
@@ -182,7 +187,7 @@ mod tests {
                 &a1,
                 Next::Retry {
                     due_at_ms: 1_900_000,
-                    cause: "no_answer".into(),
+                    cause: Cause::NoAnswer,
                 },
                 1_100_000,
             )
@@ -193,7 +198,7 @@ mod tests {
         s.claim(&c.id, "node-a", 3_000_000).unwrap().unwrap();
         let a2 = Attempt {
             n: 2,
-            end_reason: "digits".into(),
+            end_reason: EndReason::ScriptDone,
             digits: "1".into(),
             outcome: Some(Outcome::Fine),
             ..Default::default()
@@ -213,7 +218,7 @@ mod tests {
         // A late second final (e.g. a stale owner) does not change the outcome.
         let a3 = Attempt {
             n: 3,
-            end_reason: "x".into(),
+            end_reason: EndReason::Hangup,
             ..Default::default()
         };
         let still = s

@@ -11,6 +11,7 @@ use std::str::FromStr;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use crate::vocab::{Cause, CheckKind, DtmfTransport, EndReason};
 use crate::StoreError;
 
 /// Format byte of every record written by this release.
@@ -217,9 +218,9 @@ pub enum CheckStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CheckId {
     pub subscriber_id: u64,
-    /// b's' scheduled, b'o' one-off.
-    pub kind: u8,
-    /// Unix seconds of the scheduled slot, or unix ms of the request.
+    pub kind: CheckKind,
+    /// Unix seconds of the scheduled slot ([`CheckKind::Scheduled`]), or
+    /// unix ms of the request ([`CheckKind::OneOff`]).
     pub slot: u64,
 }
 
@@ -227,14 +228,14 @@ impl CheckId {
     pub fn scheduled(subscriber_id: u64, slot_unix_s: u64) -> CheckId {
         CheckId {
             subscriber_id,
-            kind: b's',
+            kind: CheckKind::Scheduled,
             slot: slot_unix_s,
         }
     }
     pub fn one_off(subscriber_id: u64, requested_ms: u64) -> CheckId {
         CheckId {
             subscriber_id,
-            kind: b'o',
+            kind: CheckKind::OneOff,
             slot: requested_ms,
         }
     }
@@ -242,7 +243,7 @@ impl CheckId {
     pub fn key(&self) -> [u8; 17] {
         let mut k = [0u8; 17];
         k[..8].copy_from_slice(&self.subscriber_id.to_be_bytes());
-        k[8] = self.kind;
+        k[8] = self.kind.byte();
         k[9..].copy_from_slice(&self.slot.to_be_bytes());
         k
     }
@@ -252,7 +253,7 @@ impl CheckId {
         }
         Some(CheckId {
             subscriber_id: u64::from_be_bytes(k[..8].try_into().ok()?),
-            kind: k[8],
+            kind: CheckKind::from_byte(k[8])?,
             slot: u64::from_be_bytes(k[9..].try_into().ok()?),
         })
     }
@@ -263,7 +264,9 @@ impl fmt::Display for CheckId {
         write!(
             f,
             "{}-{}{}",
-            self.subscriber_id, self.kind as char, self.slot
+            self.subscriber_id,
+            self.kind.byte() as char,
+            self.slot
         )
     }
 }
@@ -272,10 +275,7 @@ impl FromStr for CheckId {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
         let (sub, rest) = s.split_once('-').ok_or(())?;
-        let kind = *rest.as_bytes().first().ok_or(())?;
-        if kind != b's' && kind != b'o' {
-            return Err(());
-        }
+        let kind = CheckKind::from_byte(*rest.as_bytes().first().ok_or(())?).ok_or(())?;
         Ok(CheckId {
             subscriber_id: sub.parse().map_err(|_| ())?,
             kind,
@@ -310,7 +310,7 @@ pub struct Check {
     pub attempts: u32,
     pub outcome: Option<Outcome>,
     /// Why the last attempt did not reach the person (no_answer, busy, …).
-    pub last_cause: Option<String>,
+    pub last_cause: Option<Cause>,
     /// Who holds the claim while Dialing, and until when (unix ms).
     pub owner: Option<String>,
     pub lease_until_ms: Option<u64>,
@@ -348,9 +348,9 @@ pub struct Attempt {
     pub ring_ms: u64,
     pub talk_ms: u64,
     pub digits: String,
-    pub dtmf_transport: Option<String>,
-    /// How the call ended (digits, busy, no_answer, remote_bye, interrupted…).
-    pub end_reason: String,
+    pub dtmf_transport: Option<DtmfTransport>,
+    /// How the call ended; the empty word while it is in progress.
+    pub end_reason: EndReason,
     /// The outcome this attempt produced, if it produced one.
     pub outcome: Option<Outcome>,
 }

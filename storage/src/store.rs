@@ -26,6 +26,7 @@ use crate::alerts::AlertInput;
 use crate::records::{
     decode, encode, Attempt, Check, CheckId, CheckStatus, Outcome, Subscriber, Tenant,
 };
+use crate::vocab::{Cause, CheckKind};
 use crate::StoreError;
 
 /// Column family names.
@@ -111,11 +112,11 @@ pub mod cf {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Next {
     /// Try again at this time (unix ms), with the cause of this failure.
-    Retry { due_at_ms: u64, cause: String },
+    Retry { due_at_ms: u64, cause: Cause },
     /// The check is over.
     Final {
         outcome: Outcome,
-        cause: Option<String>,
+        cause: Option<Cause>,
     },
 }
 
@@ -414,7 +415,7 @@ impl Store {
 
     /// Time of a check for the tenant's time-ordered index: the scheduled slot, or the request.
     fn check_time_ms(id: &CheckId) -> u64 {
-        if id.kind == b's' {
+        if id.kind == CheckKind::Scheduled {
             id.slot.saturating_mul(1000)
         } else {
             id.slot

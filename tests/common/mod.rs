@@ -213,7 +213,9 @@ impl Http {
         }
     }
     pub fn get(&self, path: &str) -> HttpResponse {
-        self.request("GET", path, None, &[])
+        let r = self.request("GET", path, None, &[]);
+        capture(path, &r);
+        r
     }
     pub fn post(&self, path: &str, json: &Value) -> HttpResponse {
         self.request(
@@ -237,6 +239,28 @@ impl Http {
             token: token.to_string(),
         }
     }
+}
+
+/// With `CAPTURE_API_DIR` set, every successful JSON answer to a GET is
+/// written there (one file per path, the last answer wins): how the golden
+/// API fixtures of tests/golden/ were captured (scripts/capture-golden).
+fn capture(path: &str, r: &HttpResponse) {
+    let Some(dir) = std::env::var_os("CAPTURE_API_DIR") else {
+        return;
+    };
+    if r.status != 200 || !r.body.trim_start().starts_with('{') {
+        return;
+    }
+    let name: String = path
+        .trim_start_matches('/')
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(
+        std::path::Path::new(&dir).join(format!("{name}.json")),
+        &r.body,
+    );
 }
 
 fn dechunk(s: &str) -> String {
