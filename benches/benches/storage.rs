@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use genki_engine::schedule::Calendar;
+use genki_engine::checks::schedule::Calendar;
 use genki_storage::{Attempt, Check, CheckId, Next, Outcome, Schedule, Store, Subscriber, Tenant};
 
 fn check(sub: u64, slot: u64) -> Check {

@@ -41,7 +41,7 @@ pub struct Sip {
     pub bind: SocketAddr,
     /// RTP port range, e.g. "20000-20999".
     pub rtp_ports: String,
-    /// Our From URI; empty: sip:genki@<bind address>.
+    /// Our From URI; empty: `sip:genki@<bind address>`.
     pub from: String,
     /// RFC 3261 T1 in milliseconds.
     pub t1_ms: u64,
@@ -97,12 +97,12 @@ pub enum RtpLatching {
     Any,
 }
 
-impl From<RtpLatching> for crate::media_rt::Latching {
+impl From<RtpLatching> for crate::telephony::media::Latching {
     fn from(l: RtpLatching) -> Self {
         match l {
-            RtpLatching::Off => crate::media_rt::Latching::Off,
-            RtpLatching::Host => crate::media_rt::Latching::Host,
-            RtpLatching::Any => crate::media_rt::Latching::Any,
+            RtpLatching::Off => crate::telephony::media::Latching::Off,
+            RtpLatching::Host => crate::telephony::media::Latching::Host,
+            RtpLatching::Any => crate::telephony::media::Latching::Any,
         }
     }
 }
@@ -119,7 +119,7 @@ pub struct Trunk {
     /// Outbound proxy every call goes through (sip:host:port); empty: dial
     /// each subscriber's SIP URI directly.
     pub proxy: String,
-    /// Host part for subscribers given as plain numbers: sip:<number>@<domain>.
+    /// Host part for subscribers given as plain numbers: `sip:<number>@<domain>`.
     pub domain: String,
     pub user: String,
     pub password: String,
@@ -392,7 +392,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
-        crate::net::parse_port_range(&self.sip.rtp_ports)
+        crate::telephony::net::parse_port_range(&self.sip.rtp_ports)
             .map_err(|e| format!("sip.rtp_ports: {e}"))?;
         if self.sip.media_workers == 0 || self.sip.media_workers > 64 {
             return Err("sip.media_workers: must be 1–64".into());

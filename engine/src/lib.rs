@@ -1,36 +1,29 @@
 //! genki-engine: the daemon and command line of genki.
 //!
 //! The only crate (with loadtest) that does IO: sockets, timers, files. It
-//! drives the sans-IO cores of `genki-sip` and `genki-media`.
-//! It holds `genki call` ([`call`]), `genki demo` ([`demo`]) and the daemon
-//! `genki serve` ([`serve`]): configuration ([`config`]), the SIP endpoint
-//! shared by all calls ([`endpoint`]), one task per call running the
-//! tenant's script ([`watch`], [`script`], [`rtp_session`]), the scheduler
-//! and dialer ([`service`], [`schedule`], [`holidays`], [`dialer`]), the
-//! alert cases and the escalation ladder ([`alerts`]) with their channels
-//! ([`notify`]: watcher calls, webhooks, e-mail), the admin API ([`api`])
-//! and metrics ([`metrics`]).
+//! drives the sans-IO cores of `genki-sip` and `genki-media`. One folder per
+//! concern (docs/architecture.md "Where each concern lives"):
 //!
-//! Dependency rule: may depend on genki-sip, genki-media (and genki-storage);
-//! never on genki-loadtest.
+//! - [`telephony`]: the SIP endpoint task, the media workers, placing one
+//!   call and running its script, prompts, name resolution;
+//! - [`checks`]: schedules and calendars, the planner and due loop, retries,
+//!   the dialer, the watch script;
+//! - [`alerts`]: alert cases, the ladder, the outbox and its channels;
+//! - [`api`]: the admin HTTP API, one file per resource;
+//! - [`cli`]: `genki call`, `genki demo` and the wiring of `genki serve`;
+//! - [`config`], read by `cli`; [`clock`] and [`metrics`], used by all.
+//!
+//! Dependency rule: folders import downwards only — cli → api → alerts →
+//! checks → telephony → (clock, metrics) — never back up, with no import
+//! circle inside a folder either (farm-studio look engine/src); the crate
+//! may depend on genki-sip, genki-media, genki-udp and genki-storage, never
+//! on genki-loadtest.
 
 pub mod alerts;
-pub mod alerts_api;
 pub mod api;
-pub mod call;
+pub mod checks;
+pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod demo;
-pub mod dialer;
-pub mod endpoint;
-pub mod holidays;
-pub mod media_rt;
 pub mod metrics;
-pub mod net;
-pub mod notify;
-pub mod prompts;
-pub mod schedule;
-pub mod script;
-pub mod serve;
-pub mod service;
-pub mod watch;
+pub mod telephony;

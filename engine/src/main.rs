@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use genki_engine::call::{place_call, simple_script, CallOptions};
-use genki_engine::{net, prompts};
+use genki_engine::cli::call::{place_call, simple_script, CallOptions};
+use genki_engine::telephony::{net, prompts};
 use genki_sip::Timers;
 
 #[derive(Parser)]
@@ -209,7 +209,7 @@ async fn demo(n: usize) -> anyhow::Result<ExitCode> {
     if n == 0 || n > 5000 {
         anyhow::bail!("--subscribers must be 1–5000");
     }
-    let s = genki_engine::demo::run(n).await?;
+    let s = genki_engine::cli::demo::run(n).await?;
     let o = &s["outcomes"];
     println!(
         "\nround of {} ({} checks):",
@@ -252,7 +252,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("--clock-start {s:?}: {e}"))
         })
         .transpose()?;
-    multi_thread()?.block_on(genki_engine::serve::serve(cfg, clock_start))?;
+    multi_thread()?.block_on(genki_engine::cli::serve::serve(cfg, clock_start))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -97,6 +97,17 @@ impl Latency {
     }
 }
 
+/// The `reason` labels of `genki_media_failures_total`: the end reasons of
+/// the media runtime's failures, in the order of its `MediaFailure::ALL`
+/// (a test there holds the two together; metrics sit below telephony and
+/// do not import it).
+pub const MEDIA_FAILURES: [&str; 4] = [
+    "media_setup_failed",
+    "no_media",
+    "media_stopped",
+    "max_call_length",
+];
+
 /// Everything the daemon counts.
 pub struct Metrics {
     pub outcome_fine: Counter,
@@ -120,8 +131,9 @@ pub struct Metrics {
     pub rtp_foreign: Counter,
     /// Calls whose media latched to another source than their SDP named.
     pub rtp_relatched: Counter,
-    /// Calls ended by genki for a media fault, by [`crate::media_rt::MediaFailure`].
-    pub media_failures: [Counter; crate::media_rt::MediaFailure::ALL.len()],
+    /// Calls ended by genki for a media fault, indexed as [`MEDIA_FAILURES`]
+    /// (the media runtime's failure kinds, in its order).
+    pub media_failures: [Counter; MEDIA_FAILURES.len()],
     pub dtmf_rfc4733: Counter,
     pub dtmf_inband: Counter,
     pub dtmf_info: Counter,
@@ -280,10 +292,10 @@ impl Metrics {
             "Calls whose media latched to another source than their SDP named.",
             &[("", self.rtp_relatched.get())],
         );
-        let labels: Vec<(String, u64)> = crate::media_rt::MediaFailure::ALL
+        let labels: Vec<(String, u64)> = MEDIA_FAILURES
             .iter()
             .zip(&self.media_failures)
-            .map(|(f, c)| (format!("reason=\"{}\"", f.as_str()), c.get()))
+            .map(|(f, c)| (format!("reason=\"{f}\""), c.get()))
             .collect();
         let refs: Vec<(&str, u64)> = labels.iter().map(|(l, v)| (l.as_str(), *v)).collect();
         c(

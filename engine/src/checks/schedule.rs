@@ -4,14 +4,14 @@
 //! inputs: time is always passed in (unix milliseconds), so the scheduler
 //! runs on virtual time in tests.
 //!
-//! Depends on: jiff (time zones), genki-storage records, [`crate::holidays`].
+//! Depends on: jiff (time zones), genki-storage records, [`crate::checks::holidays`].
 
 use genki_storage::{Cause, RetryPolicy, Schedule, Subscriber, Tenant};
 use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
-use crate::holidays;
+use crate::checks::holidays;
 
 /// A rule that cannot be applied: names the field and why.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]

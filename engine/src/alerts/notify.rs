@@ -3,7 +3,7 @@
 //! it on, 3 when they already know the person is safe), a signed webhook,
 //! or an e-mail through an SMTP relay. Each delivery returns a
 //! [`Delivery`]; retries, backoff and the case timeline are
-//! [`crate::alerts`]' business.
+//! [`crate::alerts::cases`]' business.
 //!
 //! Webhook signature (documented in README.md): header
 //! `Genki-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`
@@ -14,7 +14,7 @@
 //! and a retry after a timeout or a crash carries the same id and body.
 //!
 //! Depends on: reqwest (HTTP client), lettre (SMTP), hmac/sha2,
-//! [`crate::watch`] (calls), [`crate::script`], genki-storage records.
+//! [`crate::telephony::call`] (calls), [`crate::checks::script`], genki-storage records.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -33,9 +33,9 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use tracing::warn;
 
-use crate::script::{Action, AlertAnswer, Gather, Node, Script};
-use crate::service::{dial_uri, Service};
-use crate::watch::run_call;
+use crate::checks::script::{Action, AlertAnswer, Flow, Gather, Node, Script};
+use crate::checks::service::{dial_uri, Service};
+use crate::telephony::call::run_call;
 
 /// The outcome of one delivery attempt.
 #[derive(Debug, Clone, PartialEq)]
@@ -349,12 +349,13 @@ impl Notifier {
                 .then_some(name_prompt.as_str()),
         );
         let to = dial_uri(phone, &self.svc.trunk_domain);
+        let mut flow = Flow::new(script);
         let r = run_call(
             &self.svc.setup,
             &to,
             n.tries,
             self.svc.clock.now_ms(),
-            &script,
+            &mut flow,
             &prompts,
         )
         .await;
@@ -368,8 +369,8 @@ impl Notifier {
             }
             return failed(format!("{cause} ({})", r.attempt.end_reason), true);
         }
-        let response = r
-            .actions
+        let response = flow
+            .actions()
             .iter()
             .find_map(|a| match a {
                 Action::Alert(

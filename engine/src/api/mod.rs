@@ -6,7 +6,9 @@
 //!
 //! Routes are listed in [`openapi`] (served at `GET /v1/openapi.json`) and README.md.
 //!
-//! Depends on: axum, genki-storage, [`crate::service`], [`crate::schedule`], [`crate::script`].
+//! Depends on: axum, genki-storage, [`crate::checks::service`], [`crate::checks::schedule`], [`crate::checks::script`].
+
+pub mod alerts;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,14 +28,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::schedule::{validate_schedule, Calendar};
-use crate::script::Script;
-use crate::service::Service;
+use crate::checks::schedule::{validate_schedule, Calendar};
+use crate::checks::script::Script;
+use crate::checks::service::Service;
 
 /// API state.
 pub struct Api {
     pub svc: Arc<Service>,
-    pub alerts: Arc<crate::alerts::Alerts>,
+    pub alerts: Arc<crate::alerts::cases::Alerts>,
     pub operator_hash: [u8; 32],
     pub sip_up: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -956,7 +958,7 @@ pub fn router(api: Arc<Api>) -> Router {
         )
         .route("/v1/subscribers/{id}/checks", post(request_check))
         .route("/v1/checks/{id}", get(get_check))
-        .merge(crate::alerts_api::routes())
+        .merge(crate::api::alerts::routes())
         .fallback(fallback)
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(api)
@@ -992,7 +994,7 @@ pub fn openapi() -> Value {
     });
     if let (Some(paths), Value::Object(more)) = (
         doc["paths"].as_object_mut(),
-        crate::alerts_api::openapi_paths(op, id),
+        crate::api::alerts::openapi_paths(op, id),
     ) {
         paths.extend(more);
     }

@@ -10,37 +10,40 @@ use genki_media::{wav, Prompt};
 
 /// Name and WAV bytes of every default prompt.
 pub const DEFAULTS: &[(&str, &[u8])] = &[
-    ("greeting", include_bytes!("../../prompts/greeting.wav")),
-    ("thanks", include_bytes!("../../prompts/thanks.wav")),
+    ("greeting", include_bytes!("../../../prompts/greeting.wav")),
+    ("thanks", include_bytes!("../../../prompts/thanks.wav")),
     (
         "will_contact",
-        include_bytes!("../../prompts/will_contact.wav"),
+        include_bytes!("../../../prompts/will_contact.wav"),
     ),
-    ("invalid", include_bytes!("../../prompts/invalid.wav")),
+    ("invalid", include_bytes!("../../../prompts/invalid.wav")),
     (
         "goodbye_no_input",
-        include_bytes!("../../prompts/goodbye_no_input.wav"),
+        include_bytes!("../../../prompts/goodbye_no_input.wav"),
     ),
     (
         "watcher_alert",
-        include_bytes!("../../prompts/watcher_alert.wav"),
+        include_bytes!("../../../prompts/watcher_alert.wav"),
     ),
-    ("all_clear", include_bytes!("../../prompts/all_clear.wav")),
+    (
+        "all_clear",
+        include_bytes!("../../../prompts/all_clear.wav"),
+    ),
     (
         "watcher_menu",
-        include_bytes!("../../prompts/watcher_menu.wav"),
+        include_bytes!("../../../prompts/watcher_menu.wav"),
     ),
     (
         "alert_taken",
-        include_bytes!("../../prompts/alert_taken.wav"),
+        include_bytes!("../../../prompts/alert_taken.wav"),
     ),
     (
         "alert_passed",
-        include_bytes!("../../prompts/alert_passed.wav"),
+        include_bytes!("../../../prompts/alert_passed.wav"),
     ),
     (
         "alert_resolved",
-        include_bytes!("../../prompts/alert_resolved.wav"),
+        include_bytes!("../../../prompts/alert_resolved.wav"),
     ),
 ];
 

@@ -17,11 +17,11 @@
 //! All state changes go through [`Alerts`] under one lock (the worker and
 //! the API both call it), with time read from the [`Clock`], so the rules
 //! are tested on virtual time. [`run`] is the worker: inbox, tier
-//! deadlines, and the outbox, whose deliveries ([`crate::notify`]) run in
+//! deadlines, and the outbox, whose deliveries ([`crate::alerts::notify`]) run in
 //! tasks and report back here.
 //!
-//! Depends on: genki-storage, [`crate::schedule`], [`crate::clock`],
-//! [`crate::metrics`], [`crate::notify`], tokio.
+//! Depends on: genki-storage, [`crate::checks::schedule`], [`crate::clock`],
+//! [`crate::metrics`], [`crate::alerts::notify`], tokio.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
@@ -36,10 +36,10 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tracing::{debug, error, info, warn};
 
+use crate::alerts::notify::{Delivery, Notifier};
+use crate::checks::schedule::{parse_hhmm, Calendar};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::notify::{Delivery, Notifier};
-use crate::schedule::{parse_hhmm, Calendar};
 
 /// How notifications are retried.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 //! the field, nothing changed by a request that fails validation.
 //!
 //! Depends on: axum, genki-storage, [`crate::api`] (auth, errors, parsing),
-//! [`crate::alerts`].
+//! [`crate::alerts::cases`].
 
 use std::sync::Arc;
 
@@ -18,12 +18,12 @@ use genki_storage::{AlertCase, CaseState, Ladder, LadderOf, Watcher};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::alerts::CaseError;
+use crate::alerts::cases::CaseError;
 use crate::api::{
     caller, load_subscriber, load_tenant, now_ms, parse, validate_name, validate_phone, Api,
     ApiError, Caller, R, S,
 };
-use crate::schedule::parse_hhmm;
+use crate::checks::schedule::parse_hhmm;
 
 /// A watcher as the API shows it: the webhook secret never leaves.
 fn watcher_json(w: &Watcher) -> Value {

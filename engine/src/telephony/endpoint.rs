@@ -4,7 +4,7 @@
 //! stateless replies, lingering, attributing ICMP errors) is in the
 //! sans-IO core; this file only moves datagrams, instants and events.
 //!
-//! Depends on: genki-sip, tokio, [`crate::net`], [`crate::metrics`].
+//! Depends on: genki-sip, tokio, [`crate::telephony::net`], [`crate::metrics`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -195,7 +195,7 @@ async fn flush(
 /// §8.1.3.1). Without error details (not Linux), the destination of the
 /// send that failed (`sent_to`) takes it.
 fn icmp(sock: &UdpSocket, ep: &mut SipEndpoint, sent_to: Option<SocketAddr>) {
-    let mut dests = crate::net::take_icmp_errors(sock);
+    let mut dests = crate::telephony::net::take_icmp_errors(sock);
     if dests.is_empty() {
         dests.extend(sent_to);
     }

@@ -1,15 +1,15 @@
 //! `genki call`: place one watch call and report what happened.
 //!
 //! It is a one-call run of the daemon's own call path, not a second
-//! implementation: the same SIP endpoint task ([`crate::endpoint`]), the
-//! same media workers ([`crate::media_rt`]) and the same [`run_call`]
+//! implementation: the same SIP endpoint task ([`crate::telephony::endpoint`]), the
+//! same media workers ([`crate::telephony::media`]) and the same [`run_call`]
 //! running a [`Script`]. By default the script is built from the flags
 //! (play the prompt, gather N keys with barge-in, repeat the prompt while
 //! waiting, hang up); `--script` runs a tenant's script file instead, so an
 //! operator can try a script on a real phone before enrolling anyone.
 //!
-//! Depends on: [`crate::endpoint`], [`crate::media_rt`], [`crate::watch`],
-//! [`crate::script`], [`crate::net`], genki-sip, genki-storage (records).
+//! Depends on: [`crate::telephony::endpoint`], [`crate::telephony::media`], [`crate::telephony::call`],
+//! [`crate::checks::script`], [`crate::telephony::net`], genki-sip, genki-storage (records).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -24,12 +24,12 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::endpoint::Endpoint;
-use crate::media_rt::{Latching, MediaOptions, MediaRuntime, MediaTimeout};
+use crate::checks::script::{Action, Flow, Gather, Node, Script};
 use crate::metrics::Metrics;
-use crate::net::{self, NetError};
-use crate::script::{Action, Gather, Node, Script};
-use crate::watch::{run_call, CallSetup};
+use crate::telephony::call::{run_call, CallSetup};
+use crate::telephony::endpoint::Endpoint;
+use crate::telephony::media::{Latching, MediaOptions, MediaRuntime, MediaTimeout};
+use crate::telephony::net::{self, NetError};
 
 /// Everything `genki call` needs.
 #[derive(Debug, Clone)]
@@ -180,11 +180,11 @@ pub enum CallError {
     #[error("--to/--from do not make a valid SIP request: {0}")]
     BadRequest(String),
     #[error("the script cannot run: {0}")]
-    BadScript(#[from] crate::script::ScriptError),
+    BadScript(#[from] crate::checks::script::ScriptError),
     #[error("socket error: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
-    Media(#[from] crate::media_rt::MediaError),
+    Media(#[from] crate::telephony::media::MediaError),
 }
 
 /// Place the call and run it to its end.
@@ -241,7 +241,8 @@ pub async fn place_call(opts: CallOptions) -> Result<CallReport, CallError> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    let r = run_call(&setup, &opts.to, 1, now_ms, &opts.script, &opts.prompts).await;
+    let mut flow = Flow::new(opts.script.clone());
+    let r = run_call(&setup, &opts.to, 1, now_ms, &mut flow, &opts.prompts).await;
     if r.attempt.end_reason == EndReason::InvalidTarget {
         return Err(CallError::BadRequest(opts.to.clone()));
     }
@@ -255,7 +256,7 @@ pub async fn place_call(opts: CallOptions) -> Result<CallReport, CallError> {
         sip_status: a.sip_status,
         outcome: r.outcome,
         cause: r.cause,
-        actions: r.actions,
+        actions: flow.actions().to_vec(),
         digits: a.digits,
         dtmf_transport: a.dtmf_transport,
         ring_ms: a.ring_ms,

@@ -451,3 +451,14 @@ impl MediaRuntime {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_labels_follow_the_failure_kinds() {
+        let words: Vec<&str> = MediaFailure::ALL.iter().map(|f| f.as_str()).collect();
+        assert_eq!(words, crate::metrics::MEDIA_FAILURES);
+    }
+}

@@ -14,17 +14,17 @@ use genki_storage::Store;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::alerts::{Alerts, RetryRule};
+use crate::alerts::cases::{Alerts, RetryRule};
+use crate::alerts::notify::{Notifier, Smtp};
 use crate::api::{self, Api};
+use crate::checks::service::{self, Service};
 use crate::clock::{Clock, ShiftedClock, SystemClock};
 use crate::config::Config;
-use crate::endpoint::Endpoint;
-use crate::media_rt::{MediaOptions, MediaRuntime, MediaTimeout};
 use crate::metrics::Metrics;
-use crate::notify::{Notifier, Smtp};
-use crate::service::{self, Service};
-use crate::watch::CallSetup;
-use crate::{net, prompts};
+use crate::telephony::call::CallSetup;
+use crate::telephony::endpoint::Endpoint;
+use crate::telephony::media::{MediaOptions, MediaRuntime, MediaTimeout};
+use crate::telephony::{net, prompts};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +47,7 @@ pub enum ServeError {
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
-    Media(#[from] crate::media_rt::MediaError),
+    Media(#[from] crate::telephony::media::MediaError),
     #[error("cannot build the HTTP client for webhooks: {0}")]
     Http(String),
 }
@@ -270,7 +270,7 @@ pub async fn serve_until(
         info!("stopping");
         let _ = shutdown_tx.send(true);
     });
-    let alert_worker = tokio::spawn(crate::alerts::run(
+    let alert_worker = tokio::spawn(crate::alerts::cases::run(
         alerts,
         notifier,
         cfg.alerts.parallel,

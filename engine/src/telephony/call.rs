@@ -8,7 +8,7 @@
 //! maximum call length; none of these is ever taken for the person's
 //! silence.
 //!
-//! Depends on: [`crate::endpoint`], [`crate::media_rt`], [`crate::script`],
+//! Depends on: [`crate::telephony::endpoint`], [`crate::telephony::media`], [`crate::checks::script`],
 //! genki-media, genki-sip, genki-storage (records), tokio.
 
 use std::collections::HashMap;
@@ -26,12 +26,46 @@ use genki_storage::{Attempt, Cause, DtmfTransport as RecordedTransport, EndReaso
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::endpoint::Endpoint;
-use crate::media_rt::{
+use crate::metrics::Metrics;
+use crate::telephony::endpoint::Endpoint;
+use crate::telephony::media::{
     AttachError, CallMedia, Latching, MediaEvent, MediaFailure, MediaRuntime, Peer,
 };
-use crate::metrics::Metrics;
-use crate::script::{Action, Flow, FlowCmd, Script};
+
+/// What the flow asks of the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowCmd {
+    /// Play these prompts in order (after whatever is queued).
+    Play(Vec<String>),
+    /// Barge-in: stop the prompt now.
+    StopPlayout,
+    /// Hang up; the flow is over.
+    Hangup,
+}
+
+/// The conversation on an answered call, sans-IO: what to play, when to
+/// hang up, what the person's keys mean. [`run_call`] drives it with the
+/// call's events; the watch script (`crate::checks::script::Flow`) is the
+/// one genki runs, defined above this folder so that placing a call does
+/// not depend on the planner's vocabulary.
+pub trait Dialogue: Send {
+    /// The call was answered.
+    fn start(&mut self, now: std::time::Instant);
+    /// A key arrived (once, whatever its transport).
+    fn on_digit(&mut self, d: char, now: std::time::Instant);
+    /// Every prompt asked for by the last `Play` has been sent.
+    fn on_play_finished(&mut self, now: std::time::Instant);
+    fn handle_timeout(&mut self, now: std::time::Instant);
+    fn poll_cmd(&mut self) -> Option<FlowCmd>;
+    fn has_cmd(&self) -> bool;
+    fn poll_timeout(&self) -> Option<std::time::Instant>;
+    /// The outcome reached so far.
+    fn outcome(&self) -> Option<Outcome>;
+    /// The dialogue ran to its end (it asked to hang up).
+    fn is_done(&self) -> bool;
+    /// Every key pressed, in order.
+    fn digits(&self) -> &str;
+}
 
 /// Dynamic payload type we offer for telephone-event (RFC 4733 §7.1.1).
 pub const TELEPHONE_EVENT_PT: u8 = 101;
@@ -66,8 +100,6 @@ pub struct CallResult {
     pub outcome: Option<Outcome>,
     /// Why the person was not reached.
     pub cause: Option<Cause>,
-    /// Actions the script asked for (e.g. pause_days:7).
-    pub actions: Vec<Action>,
     /// How the call went technically (for `genki call`'s report and logs).
     pub stats: CallStats,
 }
@@ -144,7 +176,7 @@ pub async fn run_call(
     to: &str,
     n: u32,
     started_at_ms: u64,
-    script: &Script,
+    flow: &mut impl Dialogue,
     prompts: &HashMap<String, Prompt>,
 ) -> CallResult {
     let mut attempt = Attempt {
@@ -158,13 +190,12 @@ pub async fn run_call(
             attempt,
             outcome: None,
             cause: Some(Cause::Failed),
-            actions: vec![],
             stats: CallStats::default(),
         }
     };
     let next_hop = match setup.proxy {
         Some(p) => p,
-        None => match crate::net::resolve_uri(to).await {
+        None => match crate::telephony::net::resolve_uri(to).await {
             Ok(a) => a,
             Err(e) => {
                 warn!(%to, error = %e, "cannot resolve the subscriber's address");
@@ -180,7 +211,6 @@ pub async fn run_call(
             attempt,
             outcome: None,
             cause: Some(Cause::Failed),
-            actions: vec![],
             stats: CallStats::default(),
         }
     };
@@ -235,7 +265,6 @@ pub async fn run_call(
         }
     };
     let start = Instant::now();
-    let mut flow = Flow::new(script.clone());
     let mut media: Option<CallMedia> = None;
     let (_no_tx, mut media_rx) = tokio::sync::mpsc::unbounded_channel::<MediaEvent>();
     let mut collector = DtmfCollector::default();
@@ -424,7 +453,6 @@ pub async fn run_call(
         attempt,
         outcome,
         cause,
-        actions: flow.actions().to_vec(),
         stats,
     }
 }

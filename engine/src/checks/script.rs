@@ -21,6 +21,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use genki_storage::Outcome;
+
+use crate::telephony::call::{Dialogue, FlowCmd};
 use serde::{Deserialize, Serialize};
 
 /// How many nodes one call may enter before it is ended as no_response
@@ -214,7 +216,7 @@ pub enum Action {
     /// `pause_days:N`: the person is away; no checks for N days (1–365).
     PauseDays(u16),
     /// `alert:…`: a watcher's answer on an alert call
-    /// ([`crate::notify::watcher_script`]).
+    /// ([`crate::alerts::notify::watcher_script`]).
     Alert(AlertAnswer),
 }
 
@@ -290,17 +292,6 @@ impl<'de> Deserialize<'de> for Action {
         let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
     }
-}
-
-/// What the flow asks of the call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FlowCmd {
-    /// Play these prompts in order (after whatever is queued).
-    Play(Vec<String>),
-    /// Barge-in: stop the prompt now.
-    StopPlayout,
-    /// Hang up; the flow is over.
-    Hangup,
 }
 
 /// One call running a script. Inputs: `start`, `on_play_finished`,
@@ -508,6 +499,39 @@ impl Flow {
 
     pub fn is_done(&self) -> bool {
         self.done
+    }
+}
+
+impl Dialogue for Flow {
+    fn start(&mut self, now: Instant) {
+        Flow::start(self, now)
+    }
+    fn on_digit(&mut self, d: char, now: Instant) {
+        Flow::on_digit(self, d, now)
+    }
+    fn on_play_finished(&mut self, now: Instant) {
+        Flow::on_play_finished(self, now)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Flow::handle_timeout(self, now)
+    }
+    fn poll_cmd(&mut self) -> Option<FlowCmd> {
+        Flow::poll_cmd(self)
+    }
+    fn has_cmd(&self) -> bool {
+        Flow::has_cmd(self)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Flow::poll_timeout(self)
+    }
+    fn outcome(&self) -> Option<Outcome> {
+        Flow::outcome(self)
+    }
+    fn is_done(&self) -> bool {
+        Flow::is_done(self)
+    }
+    fn digits(&self) -> &str {
+        Flow::digits(self)
     }
 }
 

@@ -4,8 +4,8 @@
 //! it finds the checks that were in flight when the process stopped and
 //! re-queues them, so every due check ends with exactly one final outcome.
 //!
-//! Depends on: genki-storage, [`crate::watch`], [`crate::dialer`],
-//! [`crate::schedule`], [`crate::script`], [`crate::clock`].
+//! Depends on: genki-storage, [`crate::telephony::call`], [`crate::checks::dialer`],
+//! [`crate::checks::schedule`], [`crate::checks::script`], [`crate::clock`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
@@ -19,12 +19,12 @@ use genki_storage::{
 use tokio::sync::{mpsc, watch, Notify};
 use tracing::{debug, error, info, warn};
 
+use crate::checks::dialer::{Admission, Refusal};
+use crate::checks::schedule::{Calendar, SlotCache};
+use crate::checks::script::{Action, Flow, Script};
 use crate::clock::Clock;
-use crate::dialer::{Admission, Refusal};
 use crate::metrics::Metrics;
-use crate::schedule::{Calendar, SlotCache};
-use crate::script::{Action, Script};
-use crate::watch::{run_call, CallResult, CallSetup};
+use crate::telephony::call::{run_call, CallResult, CallSetup};
 
 /// How long a claim is held before another owner may take the check over.
 pub const LEASE: Duration = Duration::from_secs(600);
@@ -198,7 +198,7 @@ impl Service {
             let mut days = Vec::new();
             let mut date = cal.local_date(now);
             for _ in 0..self.plan_days {
-                days.push((date, crate::holidays::is_holiday(date)));
+                days.push((date, crate::checks::holidays::is_holiday(date)));
                 match date.tomorrow() {
                     Ok(d) => date = d,
                     Err(_) => break,
@@ -543,7 +543,16 @@ fn spawn_call(svc: Arc<Service>, t: Tenant, check: Check, done: mpsc::UnboundedS
             let script = Service::script_for(&t);
             let to = dial_uri(&sub.phone, &svc.trunk_domain);
             svc.metrics.attempts.inc();
-            let r = run_call(&svc.setup, &to, check.attempts + 1, now, &script, &prompts).await;
+            let mut flow = Flow::new(script);
+            let r = run_call(
+                &svc.setup,
+                &to,
+                check.attempts + 1,
+                now,
+                &mut flow,
+                &prompts,
+            )
+            .await;
             let end_ms = svc.clock.now_ms();
             let next = svc.next_after(&t, &check, &r, end_ms);
             if matches!(next, Next::Retry { .. }) {
@@ -558,7 +567,7 @@ fn spawn_call(svc: Arc<Service>, t: Tenant, check: Check, done: mpsc::UnboundedS
                 .storage_write
                 .record_us(started.elapsed().as_micros() as u64);
             svc.count_final(&c);
-            svc.apply_actions(&sub, &r.actions, end_ms, &t);
+            svc.apply_actions(&sub, flow.actions(), end_ms, &t);
             debug!(check = %check.id, status = ?c.status, outcome = ?c.outcome, "attempt stored");
             Ok(())
         }
@@ -587,20 +596,21 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let (_tx, rx) = watch::channel(false);
         let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = crate::endpoint::Endpoint::spawn(sock, metrics.clone(), rx).unwrap();
+        let endpoint =
+            crate::telephony::endpoint::Endpoint::spawn(sock, metrics.clone(), rx).unwrap();
         let setup = CallSetup {
             endpoint,
             from: "sip:genki@127.0.0.1".into(),
             proxy: None,
             credentials: None,
             rtp_ip: "127.0.0.1".parse().unwrap(),
-            media: crate::media_rt::MediaRuntime::start(
-                &crate::media_rt::MediaOptions {
+            media: crate::telephony::media::MediaRuntime::start(
+                &crate::telephony::media::MediaOptions {
                     ip: "127.0.0.1".parse().unwrap(),
                     ports: 20000..=20999,
                     workers: 1,
                     io: genki_udp::sockets::IoKind::Auto,
-                    timeout: crate::media_rt::MediaTimeout {
+                    timeout: crate::telephony::media::MediaTimeout {
                         start: Duration::from_secs(5),
                         gap: Duration::from_secs(5),
                     },
@@ -698,7 +708,6 @@ mod tests {
             },
             outcome: None,
             cause: Some(Cause::Busy),
-            actions: vec![],
             stats: Default::default(),
         };
         let late = jst("2026-11-24T19:50");

@@ -10,7 +10,7 @@
 //! presses 1): every bad outcome opens an alert case that the office takes
 //! by phone, and the demo ends when every case has been taken.
 //!
-//! Depends on: [`crate::serve`], [`crate::config`], tokio (process, net).
+//! Depends on: [`crate::cli::serve`], [`crate::config`], tokio (process, net).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -238,7 +238,7 @@ pub async fn run(n: usize) -> Result<Value, DemoError> {
     cfg.trunk.cps = 20.0;
     cfg.trunk.max_calls = 100;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(crate::serve::serve_until(cfg, None, async move {
+    let daemon = tokio::spawn(crate::cli::serve::serve_until(cfg, None, async move {
         let _ = stop_rx.await;
     }));
 

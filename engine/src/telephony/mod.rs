@@ -1,0 +1,19 @@
+//! Telephony: everything that places a call and carries its media.
+//!
+//! The SIP endpoint task ([`endpoint`]) drives the sans-IO
+//! `genki_sip::endpoint::Endpoint` on the daemon's SIP socket; the media
+//! runtime ([`media`]) gives every call its own RTP port on a worker
+//! thread; [`call`] places one call and runs a [`call::Dialogue`] on it
+//! (the watch script implements it, from `checks`); [`prompts`] holds the
+//! built-in prompts; [`net`] resolves and binds.
+//!
+//! Dependency rule: the ground floor of the engine's folders. May depend on
+//! genki-sip, genki-media, genki-udp, genki-storage (records and
+//! vocabulary), [`crate::metrics`] and [`crate::clock`]; never on
+//! `checks`, `alerts`, `api` or `cli`.
+
+pub mod call;
+pub mod endpoint;
+pub mod media;
+pub mod net;
+pub mod prompts;
