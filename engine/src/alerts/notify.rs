@@ -34,8 +34,9 @@ use sha2::Sha256;
 use tracing::warn;
 
 use crate::checks::script::{Action, AlertAnswer, Flow, Gather, Node, Script};
-use crate::checks::service::{dial_uri, Service};
+use crate::clock::Clock;
 use crate::telephony::call::run_call;
+use crate::telephony::context::CallContext;
 
 /// The outcome of one delivery attempt.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,7 +69,9 @@ pub struct Smtp {
 
 /// Everything a delivery needs.
 pub struct Notifier {
-    pub svc: Arc<Service>,
+    /// Placing a watcher call: the same context as the due loop's calls.
+    pub calls: Arc<CallContext>,
+    pub clock: Arc<dyn Clock>,
     pub http: reqwest::Client,
     pub webhook_timeout: Duration,
     pub smtp: Option<Smtp>,
@@ -195,7 +198,7 @@ impl Notifier {
     /// How long a delivery on `channel` may take (its sending lease).
     pub fn lease(&self, channel: Channel) -> Duration {
         match channel {
-            Channel::Phone => self.svc.setup.ring_timeout + Duration::from_secs(180),
+            Channel::Phone => self.calls.setup.ring_timeout + Duration::from_secs(180),
             Channel::Webhook => self.webhook_timeout + Duration::from_secs(30),
             Channel::Email => Duration::from_secs(150),
         }
@@ -337,7 +340,7 @@ impl Notifier {
         let Some(phone) = &w.phone else {
             return failed("the watcher has no phone", false);
         };
-        let prompts: Arc<HashMap<String, Prompt>> = match self.svc.prompts_for(case.tenant_id) {
+        let prompts: Arc<HashMap<String, Prompt>> = match self.calls.prompts_for(case.tenant_id) {
             Ok(p) => p,
             Err(e) => return failed(format!("storage: {e}"), true),
         };
@@ -348,13 +351,13 @@ impl Notifier {
                 .contains_key(&name_prompt)
                 .then_some(name_prompt.as_str()),
         );
-        let to = dial_uri(phone, &self.svc.trunk_domain);
+        let to = self.calls.dial_uri(phone);
         let mut flow = Flow::new(script);
         let r = run_call(
-            &self.svc.setup,
+            &self.calls.setup,
             &to,
             n.tries,
-            self.svc.clock.now_ms(),
+            self.clock.now_ms(),
             &mut flow,
             &prompts,
         )

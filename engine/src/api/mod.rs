@@ -270,7 +270,7 @@ fn apply_tenant_patch(api: &Api, t: &mut Tenant, p: TenantPatch) -> R<()> {
         if let Some(v) = &v {
             let script: Script = serde_json::from_value(v.clone())
                 .map_err(|e| ApiError::bad("script", e.to_string()))?;
-            let prompts = api.svc.prompts_for(t.id)?;
+            let prompts = api.svc.calls.prompts_for(t.id)?;
             script
                 .validate(|p| prompts.contains_key(p))
                 .map_err(|e| ApiError::bad(&e.field, e.message))?;
@@ -887,7 +887,7 @@ async fn put_prompt(
         .field("body")
     })?;
     api.svc.store.put_prompt(t.id, &name, &body)?;
-    api.svc.invalidate_prompts(t.id);
+    api.svc.calls.invalidate_prompts(t.id);
     Ok((
         StatusCode::CREATED,
         axum::Json(json!({"name": name, "duration_ms": pcm.len() as u64 / 8})),
@@ -899,7 +899,7 @@ async fn healthz(State(api): S) -> Response {
     let storage = api.svc.store.next_due_ms().is_ok();
     let sip = api.sip_up.load(std::sync::atomic::Ordering::Relaxed);
     // Every media worker running (a dead one fails its calls as system faults).
-    let media = api.svc.setup.media.workers_alive() == api.svc.setup.media.workers();
+    let media = api.svc.calls.setup.media.workers_alive() == api.svc.calls.setup.media.workers();
     let code = if storage && sip && media {
         StatusCode::OK
     } else {

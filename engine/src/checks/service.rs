@@ -8,10 +8,9 @@
 //! [`crate::checks::schedule`], [`crate::checks::script`], [`crate::clock`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use genki_media::{wav, Prompt};
 use genki_storage::{
     Attempt, Cause, Check, CheckId, CheckKind, CheckStatus, EndReason, Next, Outcome, Store,
     StoreError, Subscriber, Tenant,
@@ -24,7 +23,8 @@ use crate::checks::schedule::{Calendar, SlotCache};
 use crate::checks::script::{Action, Flow, Script};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::telephony::call::{run_call, CallResult, CallSetup};
+use crate::telephony::call::{run_call, CallResult};
+use crate::telephony::context::CallContext;
 
 /// How long a claim is held before another owner may take the check over.
 pub const LEASE: Duration = Duration::from_secs(600);
@@ -36,27 +36,15 @@ pub struct Service {
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
-    pub setup: CallSetup,
-    pub defaults: Arc<HashMap<String, Prompt>>,
-    /// Tenant prompt sets (defaults overlaid with uploads), built on demand.
-    prompt_cache: RwLock<HashMap<u64, Arc<HashMap<String, Prompt>>>>,
+    /// What placing a call needs (shared with the alert notifier).
+    pub calls: Arc<CallContext>,
     /// Wakes the due loop (a one-off check was requested).
     pub wake: Notify,
     /// Wakes the alert worker when a final outcome is stored.
     pub alert_wake: Arc<Notify>,
     pub owner: String,
-    pub trunk_domain: String,
     pub plan_days: u32,
     pub tick: Duration,
-}
-
-/// The phone number or URI a subscriber is called at.
-pub fn dial_uri(phone: &str, domain: &str) -> String {
-    if phone.starts_with("sip:") || phone.starts_with("sips:") {
-        phone.to_string()
-    } else {
-        format!("sip:{phone}@{domain}")
-    }
 }
 
 impl Service {
@@ -65,10 +53,8 @@ impl Service {
         store: Arc<Store>,
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
-        setup: CallSetup,
-        defaults: Arc<HashMap<String, Prompt>>,
+        calls: Arc<CallContext>,
         owner: String,
-        trunk_domain: String,
         plan_days: u32,
         tick: Duration,
     ) -> Service {
@@ -76,55 +62,13 @@ impl Service {
             store,
             metrics,
             clock,
-            setup,
-            defaults,
-            prompt_cache: RwLock::new(HashMap::new()),
+            calls,
             wake: Notify::new(),
             alert_wake: Arc::new(Notify::new()),
             owner,
-            trunk_domain,
             plan_days,
             tick,
         }
-    }
-
-    /// The prompts a tenant's calls use.
-    pub fn prompts_for(&self, tenant: u64) -> Result<Arc<HashMap<String, Prompt>>, StoreError> {
-        if let Some(p) = self
-            .prompt_cache
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&tenant)
-        {
-            return Ok(p.clone());
-        }
-        let mut set = (*self.defaults).clone();
-        for name in self.store.prompt_names(tenant)? {
-            if let Some(bytes) = self.store.prompt(tenant, &name)? {
-                match wav::read_wav_8k(&bytes[..]) {
-                    Ok(pcm) => {
-                        set.insert(name.clone(), Prompt::from_pcm(&name, &pcm));
-                    }
-                    Err(e) => {
-                        warn!(tenant, prompt = %name, error = %e, "stored prompt unreadable; default kept")
-                    }
-                }
-            }
-        }
-        let set = Arc::new(set);
-        self.prompt_cache
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(tenant, set.clone());
-        Ok(set)
-    }
-
-    /// Forget a tenant's cached prompts (after an upload).
-    pub fn invalidate_prompts(&self, tenant: u64) {
-        self.prompt_cache
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&tenant);
     }
 
     /// The script a tenant's calls run.
@@ -539,13 +483,13 @@ fn spawn_call(svc: Arc<Service>, t: Tenant, check: Check, done: mpsc::UnboundedS
                 )?;
                 return Ok::<(), StoreError>(());
             };
-            let prompts = svc.prompts_for(tenant)?;
+            let prompts = svc.calls.prompts_for(tenant)?;
             let script = Service::script_for(&t);
-            let to = dial_uri(&sub.phone, &svc.trunk_domain);
+            let to = svc.calls.dial_uri(&sub.phone);
             svc.metrics.attempts.inc();
             let mut flow = Flow::new(script);
             let r = run_call(
-                &svc.setup,
+                &svc.calls.setup,
                 &to,
                 check.attempts + 1,
                 now,
@@ -584,6 +528,7 @@ fn spawn_call(svc: Arc<Service>, t: Tenant, check: Check, done: mpsc::UnboundedS
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use crate::telephony::call::CallSetup;
     use genki_storage::Schedule;
 
     fn jst(s: &str) -> u64 {
@@ -625,14 +570,18 @@ mod tests {
             direct_latching: Default::default(),
             max_call: Duration::from_secs(300),
         };
+        let calls = Arc::new(CallContext::new(
+            setup,
+            String::new(),
+            store.clone(),
+            Arc::new(HashMap::new()),
+        ));
         Arc::new(Service::new(
             store,
             metrics,
             clock,
-            setup,
-            Arc::new(HashMap::new()),
+            calls,
             "test".into(),
-            String::new(),
             2,
             Duration::from_millis(100),
         ))

@@ -22,6 +22,7 @@ use crate::clock::{Clock, ShiftedClock, SystemClock};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::telephony::call::CallSetup;
+use crate::telephony::context::CallContext;
 use crate::telephony::endpoint::Endpoint;
 use crate::telephony::media::{MediaOptions, MediaRuntime, MediaTimeout};
 use crate::telephony::{net, prompts};
@@ -189,14 +190,18 @@ pub async fn serve_until(
             .unwrap_or("")
             .to_string()
     };
+    let calls = Arc::new(CallContext::new(
+        setup,
+        domain,
+        store.clone(),
+        Arc::new(defaults),
+    ));
     let svc = Arc::new(Service::new(
         store.clone(),
         metrics.clone(),
         clock,
-        setup,
-        Arc::new(defaults),
+        calls.clone(),
         owner,
-        domain,
         cfg.scheduler.plan_days,
         Duration::from_millis(cfg.scheduler.tick_ms),
     ));
@@ -214,7 +219,8 @@ pub async fn serve_until(
         .alerts_open
         .add(tokio::task::block_in_place(|| store.open_case_count())? as i64);
     let notifier = Arc::new(Notifier {
-        svc: svc.clone(),
+        calls,
+        clock: svc.clock.clone(),
         http: reqwest::Client::builder()
             .user_agent(concat!("genki/", env!("CARGO_PKG_VERSION")))
             .build()

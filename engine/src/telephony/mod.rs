@@ -13,6 +13,7 @@
 //! `checks`, `alerts`, `api` or `cli`.
 
 pub mod call;
+pub mod context;
 pub mod endpoint;
 pub mod media;
 pub mod net;

@@ -1,0 +1,93 @@
+//! What anything that places calls needs, and nothing more: the call
+//! set-up (endpoint, media, trunk), the trunk's domain for plain numbers,
+//! and each tenant's prompts (built-ins overlaid with uploads, decoded once
+//! and cached). The due loop and the alert notifier share one; neither
+//! needs the other's state to place a call.
+//!
+//! Depends on: [`crate::telephony::call`], genki-media (WAV, prompts),
+//! genki-storage (uploaded prompts).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use genki_media::{wav, Prompt};
+use genki_storage::{Store, StoreError};
+use tracing::warn;
+
+use crate::telephony::call::CallSetup;
+
+/// The shared context of every call genki places.
+pub struct CallContext {
+    pub setup: CallSetup,
+    /// Host part for people given as plain numbers: `sip:<number>@<domain>`.
+    pub trunk_domain: String,
+    store: Arc<Store>,
+    defaults: Arc<HashMap<String, Prompt>>,
+    /// Tenant prompt sets, built on demand.
+    cache: RwLock<HashMap<u64, Arc<HashMap<String, Prompt>>>>,
+}
+
+impl CallContext {
+    pub fn new(
+        setup: CallSetup,
+        trunk_domain: String,
+        store: Arc<Store>,
+        defaults: Arc<HashMap<String, Prompt>>,
+    ) -> CallContext {
+        CallContext {
+            setup,
+            trunk_domain,
+            store,
+            defaults,
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The SIP URI a phone number or URI is called at.
+    pub fn dial_uri(&self, phone: &str) -> String {
+        if phone.starts_with("sip:") || phone.starts_with("sips:") {
+            phone.to_string()
+        } else {
+            format!("sip:{phone}@{}", self.trunk_domain)
+        }
+    }
+
+    /// The prompts a tenant's calls use.
+    pub fn prompts_for(&self, tenant: u64) -> Result<Arc<HashMap<String, Prompt>>, StoreError> {
+        if let Some(p) = self
+            .cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&tenant)
+        {
+            return Ok(p.clone());
+        }
+        let mut set = (*self.defaults).clone();
+        for name in self.store.prompt_names(tenant)? {
+            if let Some(bytes) = self.store.prompt(tenant, &name)? {
+                match wav::read_wav_8k(&bytes[..]) {
+                    Ok(pcm) => {
+                        set.insert(name.clone(), Prompt::from_pcm(&name, &pcm));
+                    }
+                    Err(e) => {
+                        warn!(tenant, prompt = %name, error = %e, "stored prompt unreadable; default kept")
+                    }
+                }
+            }
+        }
+        let set = Arc::new(set);
+        self.cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tenant, set.clone());
+        Ok(set)
+    }
+
+    /// Forget a tenant's cached prompts (after an upload).
+    pub fn invalidate_prompts(&self, tenant: u64) {
+        self.cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&tenant);
+    }
+}
