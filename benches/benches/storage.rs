@@ -74,7 +74,7 @@ fn commits(store: &Arc<Store>, writers: u64, per_writer: u64, base: u64) -> Dura
 
 fn storage(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let store = Arc::new(genki_storage::open(dir.path()).unwrap());
     let mut g = c.benchmark_group("storage");
     g.sample_size(10);
     let mut base = 1_000_000u64;
@@ -94,7 +94,7 @@ fn storage(c: &mut Criterion) {
     }
     // The due scan over 100,000 pending checks, 2,000 at a time.
     let due_dir = tempfile::tempdir().unwrap();
-    let due_store = Store::open(due_dir.path()).unwrap();
+    let due_store = genki_storage::open(due_dir.path()).unwrap();
     let checks: Vec<Check> = (0..100_000u64).map(|i| check(i + 1, 1_000 + i)).collect();
     for chunk in checks.chunks(10_000) {
         due_store.create_checks(chunk).unwrap();
@@ -120,7 +120,7 @@ fn planning(c: &mut Criterion) {
             b.iter_batched(
                 || {
                     let dir = tempfile::tempdir().unwrap();
-                    let store = Store::open(dir.path()).unwrap();
+                    let store = genki_storage::open(dir.path()).unwrap();
                     let t = store.create_tenant(tenant.clone()).unwrap();
                     let subs = store
                         .create_subscribers((0..n).map(|_| subscriber(t.id)).collect())

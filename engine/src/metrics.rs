@@ -196,7 +196,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Count a notification result on a channel.
-    pub fn notification(&self, channel: genki_storage::Channel, result: &str) {
+    pub fn notification(&self, channel: genki_store::Channel, result: &str) {
         let c = CHANNELS.iter().position(|c| *c == channel.as_str());
         let r = RESULTS.iter().position(|r| *r == result);
         if let (Some(c), Some(r)) = (c, r) {

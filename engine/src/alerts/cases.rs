@@ -11,7 +11,7 @@
 //! they have (non-urgent messages wait out their quiet hours), and if
 //! nobody takes the case by the tier's deadline (or all of them pass it
 //! on) the next tier is told. Every step is one synced storage batch
-//! ([`genki_storage::Store::alert_commit`]); the case keeps a timeline of
+//! ([`genki_store::Store::alert_commit`]); the case keeps a timeline of
 //! all of them.
 //!
 //! All state changes go through [`Alerts`] under one lock (the worker and
@@ -27,7 +27,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use genki_storage::{
+use genki_store::{
     AlertCase, AlertInput, AlertRules, AlertWrite, CaseOutcome, CaseState, Channel, CheckId,
     CheckKind, EventKind, Ladder, LadderOf, Notification, NotifyKind, NotifyState, Outcome,
     Severity, Store, StoreError, Tenant, Told, Watcher,
@@ -829,7 +829,7 @@ pub async fn run(
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use genki_storage::{Subscriber, Tier};
+    use genki_store::{Subscriber, Tier};
 
     fn jst(s: &str) -> u64 {
         let z: jiff::Zoned = format!("{s}[Asia/Tokyo]").parse().unwrap();
@@ -867,7 +867,7 @@ mod tests {
     /// 21:00–07:00) on a two-tier ladder: [w0, w1] 10 min, [w2] 30 min.
     fn world(at: &str) -> World {
         let dir = tempfile_dir::new();
-        let store = Arc::new(Store::open(&dir.0).unwrap());
+        let store = Arc::new(Store::in_memory());
         let clock = Arc::new(ManualClock::at(jst(at)));
         let t = store.create_tenant(Tenant::with_defaults("t", 0)).unwrap();
         let sub = store

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use genki_media::Prompt;
-use genki_storage::{
+use genki_store::{
     AlertCase, Cause, Channel, EndReason, Notification, NotifyKind, Outcome, Store, Subscriber,
     Watcher,
 };
@@ -207,7 +207,7 @@ impl Notifier {
     /// Deliver one notification. Never panics on bad data or peers.
     pub async fn deliver(&self, store: &Store, n: &Notification) -> Delivery {
         let loaded = (|| {
-            Ok::<_, genki_storage::StoreError>((
+            Ok::<_, genki_store::StoreError>((
                 store.alert_case(n.case_id)?,
                 store.watcher(n.watcher_id)?,
             ))

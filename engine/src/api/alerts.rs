@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
-use genki_storage::{AlertCase, CaseState, Ladder, LadderOf, Watcher};
+use genki_store::{AlertCase, CaseState, Ladder, LadderOf, Watcher};
 use serde::Deserialize;
 use serde_json::{json, Value};
 

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use genki_media::wav;
-use genki_storage::{
+use genki_store::{
     CheckId, CheckStatus, Outcome, RetryPolicy, Schedule, Store, StoreError, Subscriber, Tenant,
 };
 use serde::de::DeserializeOwned;
@@ -217,7 +217,7 @@ struct TenantPatch {
     cps: Option<Option<f64>>,
     max_calls: Option<Option<u32>>,
     script: Option<Option<Value>>,
-    alerts: Option<genki_storage::AlertRules>,
+    alerts: Option<genki_store::AlertRules>,
 }
 
 /// A display name: 1–200 characters, not only spaces.
@@ -664,7 +664,7 @@ async fn request_check(State(api): S, headers: HeaderMap, Path(id): Path<u64>) -
         .into_response())
 }
 
-fn check_json(api: &Api, c: &genki_storage::Check) -> R<Value> {
+fn check_json(api: &Api, c: &genki_store::Check) -> R<Value> {
     let attempts = api.svc.store.attempts(&c.id)?;
     let status = match c.status {
         CheckStatus::Pending => "pending",

@@ -6,7 +6,7 @@
 //!
 //! Depends on: jiff (time zones), genki-storage records, [`crate::checks::holidays`].
 
-use genki_storage::{Cause, RetryPolicy, Schedule, Subscriber, Tenant};
+use genki_store::{Cause, RetryPolicy, Schedule, Subscriber, Tenant};
 use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;

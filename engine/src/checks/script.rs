@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use genki_storage::Outcome;
+use genki_store::Outcome;
 
 use crate::telephony::call::{Dialogue, FlowCmd};
 use serde::{Deserialize, Serialize};

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use genki_storage::{
+use genki_store::{
     Attempt, Cause, Check, CheckId, CheckKind, CheckStatus, EndReason, Next, Outcome, Store,
     StoreError, Subscriber, Tenant,
 };
@@ -529,7 +529,7 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::telephony::call::CallSetup;
-    use genki_storage::Schedule;
+    use genki_store::Schedule;
 
     fn jst(s: &str) -> u64 {
         let z: jiff::Zoned = format!("{s}[Asia/Tokyo]").parse().unwrap();
@@ -537,7 +537,8 @@ mod tests {
     }
 
     async fn service(dir: &std::path::Path, clock: Arc<ManualClock>) -> Arc<Service> {
-        let store = Arc::new(Store::open(dir).unwrap());
+        let _ = dir;
+        let store = Arc::new(Store::in_memory());
         let metrics = Arc::new(Metrics::default());
         let (_tx, rx) = watch::channel(false);
         let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();

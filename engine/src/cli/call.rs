@@ -9,7 +9,7 @@
 //! operator can try a script on a real phone before enrolling anyone.
 //!
 //! Depends on: [`crate::telephony::endpoint`], [`crate::telephony::media`], [`crate::telephony::call`],
-//! [`crate::checks::script`], [`crate::telephony::net`], genki-sip, genki-storage (records).
+//! [`crate::checks::script`], [`crate::telephony::net`], genki-sip, genki-store (records).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use genki_media::Prompt;
 use genki_sip::Timers;
-use genki_storage::{Cause, DtmfTransport, EndReason, Outcome};
+use genki_store::{Cause, DtmfTransport, EndReason, Outcome};
 use serde::Serialize;
 use tokio::sync::watch;
 use tracing::info;

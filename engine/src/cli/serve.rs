@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use genki_sip::Timers;
-use genki_storage::Store;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -33,7 +32,7 @@ pub enum ServeError {
     #[error("cannot create the data directory {path}: {error}")]
     DataDir { path: String, error: std::io::Error },
     #[error(transparent)]
-    Store(#[from] genki_storage::StoreError),
+    Store(#[from] genki_store::StoreError),
     #[error(transparent)]
     Net(#[from] net::NetError),
     #[error("cannot listen for the API on {addr}: {error}")]
@@ -96,7 +95,7 @@ pub async fn serve_until(
         path: cfg.storage.path.display().to_string(),
         error,
     })?;
-    let store = Arc::new(Store::open(&cfg.storage.path.join("db"))?);
+    let store = Arc::new(genki_storage::open(&cfg.storage.path.join("db"))?);
     let token = if cfg.api.operator_token.is_empty() {
         operator_token(&cfg.storage.path)?
     } else {

@@ -9,7 +9,7 @@
 //! silence.
 //!
 //! Depends on: [`crate::telephony::endpoint`], [`crate::telephony::media`], [`crate::checks::script`],
-//! genki-media, genki-sip, genki-storage (records), tokio.
+//! genki-media, genki-sip, genki-store (records), tokio.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -22,7 +22,7 @@ use genki_media::Prompt;
 use genki_sip::sdp::{self, Codec};
 use genki_sip::uac::{CallEnd, UacConfig, UacEvent};
 use genki_sip::Timers;
-use genki_storage::{Attempt, Cause, DtmfTransport as RecordedTransport, EndReason, Outcome};
+use genki_store::{Attempt, Cause, DtmfTransport as RecordedTransport, EndReason, Outcome};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use genki_media::{wav, Prompt};
-use genki_storage::{Store, StoreError};
+use genki_store::{Store, StoreError};
 use tracing::warn;
 
 use crate::telephony::call::CallSetup;

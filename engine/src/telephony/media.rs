@@ -62,9 +62,9 @@ pub enum MediaFailure {
     MaxCallLength,
 }
 
-impl From<MediaFailure> for genki_storage::EndReason {
+impl From<MediaFailure> for genki_store::EndReason {
     fn from(f: MediaFailure) -> Self {
-        use genki_storage::EndReason;
+        use genki_store::EndReason;
         match f {
             MediaFailure::Setup => EndReason::MediaSetupFailed,
             MediaFailure::NoMediaStart => EndReason::NoMedia,

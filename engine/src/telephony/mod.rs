@@ -8,7 +8,7 @@
 //! built-in prompts; [`net`] resolves and binds.
 //!
 //! Dependency rule: the ground floor of the engine's folders. May depend on
-//! genki-sip, genki-media, genki-udp, genki-storage (records and
+//! genki-sip, genki-media, genki-udp, genki-store (records and
 //! vocabulary), [`crate::metrics`] and [`crate::clock`]; never on
 //! `checks`, `alerts`, `api` or `cli`.
 

@@ -13,10 +13,10 @@
 //! process dies is sent again after restart with the same id, which is the
 //! webhook's idempotency key.
 //!
-//! Depends on: rocksdb (through [`crate::store`]), serde. Knows nothing of
+//! Depends on: [`crate::store`], serde. Knows nothing of
 //! SIP, HTTP or SMTP: channels are names here.
 
-use rocksdb::{IteratorMode, WriteBatch};
+use crate::kv::Batch;
 use serde::{Deserialize, Serialize};
 
 use crate::records::{decode, encode, CheckId, Outcome};
@@ -301,13 +301,13 @@ pub struct AlertWrite {
 
 impl Store {
     /// Reserve `n` ids of a sequence, the counter update going into `b`.
-    fn reserve_ids(&self, b: &mut WriteBatch, seq: &str, n: u64) -> Result<u64, StoreError> {
-        let meta = self.cf(cf::META)?;
-        let cur = match self.db.get_cf(meta, seq.as_bytes())? {
+    fn reserve_ids(&self, b: &mut Batch, seq: &str, n: u64) -> Result<u64, StoreError> {
+        let meta = cf::META;
+        let cur = match self.raw(meta, seq.as_bytes())? {
             Some(v) if v.len() == 8 => u64::from_be_bytes(v[..8].try_into().expect("8 bytes")),
             _ => 0,
         };
-        b.put_cf(meta, seq.as_bytes(), be(cur + n));
+        b.put(meta, seq.as_bytes(), be(cur + n));
         Ok(cur + 1)
     }
 
@@ -326,16 +326,12 @@ impl Store {
     /// Create or replace a watcher (id 0: create and assign an id).
     pub fn put_watcher(&self, mut w: Watcher) -> Result<Watcher, StoreError> {
         let _g = self.guard();
-        let mut b = WriteBatch::default();
+        let mut b = Batch::default();
         if w.id == 0 {
             w.id = self.reserve_ids(&mut b, "watcher", 1)?;
         }
-        b.put_cf(self.cf(cf::WATCHERS)?, be(w.id), encode(&w));
-        b.put_cf(
-            self.cf(cf::TENANT_WATCHERS)?,
-            cat(&[&be(w.tenant_id), &be(w.id)]),
-            [],
-        );
+        b.put(cf::WATCHERS, be(w.id), encode(&w));
+        b.put(cf::TENANT_WATCHERS, cat(&[&be(w.tenant_id), &be(w.id)]), []);
         self.write(b)?;
         Ok(w)
     }
@@ -360,19 +356,14 @@ impl Store {
     }
 
     pub fn delete_watcher(&self, w: &Watcher) -> Result<(), StoreError> {
-        let mut b = WriteBatch::default();
-        b.delete_cf(self.cf(cf::WATCHERS)?, be(w.id));
-        b.delete_cf(
-            self.cf(cf::TENANT_WATCHERS)?,
-            cat(&[&be(w.tenant_id), &be(w.id)]),
-        );
+        let mut b = Batch::default();
+        b.delete(cf::WATCHERS, be(w.id));
+        b.delete(cf::TENANT_WATCHERS, cat(&[&be(w.tenant_id), &be(w.id)]));
         self.write(b)
     }
 
     pub fn put_ladder(&self, of: LadderOf, l: &Ladder) -> Result<(), StoreError> {
-        Ok(self
-            .db
-            .put_cf_opt(self.cf(cf::LADDERS)?, of.key(), encode(l), &self.sync)?)
+        self.put(cf::LADDERS, of.key(), encode(l))
     }
 
     pub fn ladder(&self, of: LadderOf) -> Result<Option<Ladder>, StoreError> {
@@ -380,9 +371,7 @@ impl Store {
     }
 
     pub fn delete_ladder(&self, of: LadderOf) -> Result<(), StoreError> {
-        Ok(self
-            .db
-            .delete_cf_opt(self.cf(cf::LADDERS)?, of.key(), &self.sync)?)
+        self.delete(cf::LADDERS, of.key())
     }
 
     // ---- the engine's inputs ----
@@ -428,23 +417,13 @@ impl Store {
     /// The earliest time the alert engine has work: now for an inbox
     /// entry, else the first tier deadline or pending notification.
     pub fn next_alert_work_ms(&self) -> Result<Option<u64>, StoreError> {
-        if self
-            .db
-            .iterator_cf(self.cf(cf::ALERT_INBOX)?, IteratorMode::Start)
-            .next()
-            .is_some()
-        {
+        if !self.scan(cf::ALERT_INBOX, &[], &[], 1)?.is_empty() {
             return Ok(Some(0));
         }
         let mut at: Option<u64> = None;
         for name in [cf::ALERT_TIMERS, cf::OUTBOX_DUE] {
-            if let Some(item) = self
-                .db
-                .iterator_cf(self.cf(name)?, IteratorMode::Start)
-                .next()
-            {
-                let (k, _) = item?;
-                let t = Self::u64_at(name, &k, 0)?;
+            if let Some((k, _)) = self.scan(name, &[], &[], 1)?.first() {
+                let t = Self::u64_at(name, k, 0)?;
                 at = Some(at.map_or(t, |a| a.min(t)));
             }
         }
@@ -487,10 +466,7 @@ impl Store {
 
     /// The subscriber's open (or acknowledged, not yet resolved) case.
     pub fn open_case_of(&self, subscriber_id: u64) -> Result<Option<AlertCase>, StoreError> {
-        match self
-            .db
-            .get_cf(self.cf(cf::OPEN_ALERTS)?, be(subscriber_id))?
-        {
+        match self.raw(cf::OPEN_ALERTS, be(subscriber_id))? {
             Some(v) if v.len() == 8 => {
                 self.alert_case(u64::from_be_bytes(v[..8].try_into().expect("8 bytes")))
             }
@@ -541,7 +517,7 @@ impl Store {
         mut w: AlertWrite,
     ) -> Result<(Option<AlertCase>, Vec<Notification>), StoreError> {
         let _g = self.guard();
-        let mut b = WriteBatch::default();
+        let mut b = Batch::default();
         if let Some(c) = w.case.as_mut() {
             if c.id == 0 {
                 c.id = self.reserve_ids(&mut b, "alert", 1)?;
@@ -550,25 +526,21 @@ impl Store {
             // Replace the tier timer and the open-case pointer.
             let old: Option<AlertCase> = self.get(cf::ALERTS, &key)?;
             if let Some(at) = old.as_ref().and_then(|o| o.tier_deadline_ms) {
-                b.delete_cf(self.cf(cf::ALERT_TIMERS)?, cat(&[&be(at), &key]));
+                b.delete(cf::ALERT_TIMERS, cat(&[&be(at), &key]));
             }
             if let (CaseState::Open, Some(at)) = (c.state, c.tier_deadline_ms) {
-                b.put_cf(self.cf(cf::ALERT_TIMERS)?, cat(&[&be(at), &key]), []);
+                b.put(cf::ALERT_TIMERS, cat(&[&be(at), &key]), []);
             }
             if c.state == CaseState::Resolved {
                 // Only this case's pointer: a newer case may own it already.
                 if self.open_case_of(c.subscriber_id)?.map(|o| o.id) == Some(c.id) {
-                    b.delete_cf(self.cf(cf::OPEN_ALERTS)?, be(c.subscriber_id));
+                    b.delete(cf::OPEN_ALERTS, be(c.subscriber_id));
                 }
             } else {
-                b.put_cf(self.cf(cf::OPEN_ALERTS)?, be(c.subscriber_id), key);
+                b.put(cf::OPEN_ALERTS, be(c.subscriber_id), key);
             }
-            b.put_cf(self.cf(cf::ALERTS)?, key, encode(c));
-            b.put_cf(
-                self.cf(cf::TENANT_ALERTS)?,
-                cat(&[&be(c.tenant_id), &key]),
-                [],
-            );
+            b.put(cf::ALERTS, key, encode(c));
+            b.put(cf::TENANT_ALERTS, cat(&[&be(c.tenant_id), &key]), []);
         }
         let new = w.notifications.iter().filter(|n| n.id == 0).count() as u64;
         let mut next_id = if new > 0 {
@@ -583,208 +555,26 @@ impl Store {
                 next_id += 1;
             } else if let Some(old) = self.notification(n.id)? {
                 if old.state == NotifyState::Pending {
-                    b.delete_cf(
-                        self.cf(cf::OUTBOX_DUE)?,
-                        cat(&[&be(old.next_at_ms), &be(n.id)]),
-                    );
+                    b.delete(cf::OUTBOX_DUE, cat(&[&be(old.next_at_ms), &be(n.id)]));
                 }
             }
             if n.case_id == 0 {
                 n.case_id = case_id;
             }
             if n.state == NotifyState::Pending {
-                b.put_cf(
-                    self.cf(cf::OUTBOX_DUE)?,
-                    cat(&[&be(n.next_at_ms), &be(n.id)]),
-                    [],
-                );
+                b.put(cf::OUTBOX_DUE, cat(&[&be(n.next_at_ms), &be(n.id)]), []);
             }
-            b.put_cf(self.cf(cf::OUTBOX)?, be(n.id), encode(n));
-            b.put_cf(
-                self.cf(cf::CASE_NOTIFICATIONS)?,
+            b.put(cf::OUTBOX, be(n.id), encode(n));
+            b.put(
+                cf::CASE_NOTIFICATIONS,
                 cat(&[&be(n.case_id), &be(n.id)]),
                 [],
             );
         }
         if let Some(id) = w.inbox_done {
-            b.delete_cf(self.cf(cf::ALERT_INBOX)?, id.key());
+            b.delete(cf::ALERT_INBOX, id.key());
         }
         self.write(b)?;
         Ok((w.case, w.notifications))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{Check, Next, Subscriber, Tenant};
-
-    fn case(sub: u64) -> AlertCase {
-        AlertCase {
-            tier_deadline_ms: Some(5000),
-            ..AlertCase::open(1, sub, 10)
-        }
-    }
-
-    fn notif(at: u64) -> Notification {
-        Notification {
-            id: 0,
-            case_id: 0,
-            tenant_id: 1,
-            watcher_id: 1,
-            channel: Channel::Webhook,
-            kind: NotifyKind::Alert,
-            tier: 0,
-            state: NotifyState::Pending,
-            tries: 0,
-            next_at_ms: at,
-            sending_until_ms: None,
-            last_error: None,
-            response: None,
-            created_at_ms: 10,
-            updated_at_ms: 10,
-        }
-    }
-
-    #[test]
-    fn a_final_outcome_lands_in_the_alert_inbox_in_the_same_batch() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
-        let t = s.create_tenant(Tenant::with_defaults("t", 1)).unwrap();
-        let sub = s
-            .create_subscriber(Subscriber {
-                id: 0,
-                tenant_id: t.id,
-                name: "a".into(),
-                phone: "sip:1@127.0.0.1".into(),
-                schedule: None,
-                paused_until: None,
-                notes: String::new(),
-                created_at_ms: 1,
-            })
-            .unwrap();
-        let id = CheckId::one_off(sub.id, 100);
-        s.create_check(&Check::pending(id, t.id, 100, 100)).unwrap();
-        assert!(s.alert_inbox(10).unwrap().is_empty());
-        s.settle_pending(
-            &id,
-            Next::Final {
-                outcome: Outcome::Missed,
-                cause: None,
-            },
-            200,
-        )
-        .unwrap();
-        let inbox = s.alert_inbox(10).unwrap();
-        assert_eq!(inbox.len(), 1);
-        assert_eq!(inbox[0].outcome, Outcome::Missed);
-        assert_eq!(inbox[0].subscriber_id, sub.id);
-        assert_eq!(s.next_alert_work_ms().unwrap(), Some(0));
-        // Consuming it with a new case is one step.
-        let (c, ns) = s
-            .alert_commit(AlertWrite {
-                case: Some(case(sub.id)),
-                notifications: vec![notif(300), notif(100)],
-                inbox_done: Some(id),
-            })
-            .unwrap();
-        let c = c.unwrap();
-        assert_eq!(c.id, 1);
-        assert_eq!(
-            ns.iter().map(|n| (n.id, n.case_id)).collect::<Vec<_>>(),
-            vec![(1, 1), (2, 1)]
-        );
-        assert!(s.alert_inbox(10).unwrap().is_empty());
-        assert_eq!(s.open_case_of(sub.id).unwrap().unwrap().id, c.id);
-        assert_eq!(s.next_alert_work_ms().unwrap(), Some(100));
-        assert_eq!(s.due_notifications(150, 10).unwrap().len(), 1);
-        assert_eq!(s.due_case_timers(4999, 10).unwrap(), Vec::<u64>::new());
-        assert_eq!(s.due_case_timers(5000, 10).unwrap(), vec![c.id]);
-    }
-
-    #[test]
-    fn notifications_move_in_the_outbox_and_cases_close() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
-        let (c, ns) = s
-            .alert_commit(AlertWrite {
-                case: Some(case(7)),
-                notifications: vec![notif(100)],
-                inbox_done: None,
-            })
-            .unwrap();
-        let mut c = c.unwrap();
-        let mut n = ns[0].clone();
-        // A lease moves it out of the way; recovery makes it due again.
-        n.sending_until_ms = Some(10_000);
-        n.next_at_ms = 10_000;
-        s.alert_commit(AlertWrite {
-            notifications: vec![n.clone()],
-            ..Default::default()
-        })
-        .unwrap();
-        assert!(s.due_notifications(9_999, 10).unwrap().is_empty());
-        assert_eq!(s.recover_notifications(500).unwrap(), 1);
-        let due = s.due_notifications(500, 10).unwrap();
-        assert_eq!(due.len(), 1);
-        assert_eq!(due[0].sending_until_ms, None);
-        // Delivered: leaves the due index, stays readable.
-        let mut n = due[0].clone();
-        n.state = NotifyState::Delivered;
-        s.alert_commit(AlertWrite {
-            notifications: vec![n],
-            ..Default::default()
-        })
-        .unwrap();
-        assert!(s.due_notifications(u64::MAX, 10).unwrap().is_empty());
-        assert_eq!(
-            s.notifications_of(c.id).unwrap()[0].state,
-            NotifyState::Delivered
-        );
-        // Resolving clears the timer and the open pointer; a new case may open.
-        c.state = CaseState::Resolved;
-        s.alert_commit(AlertWrite {
-            case: Some(c.clone()),
-            ..Default::default()
-        })
-        .unwrap();
-        assert!(s.open_case_of(7).unwrap().is_none());
-        assert!(s.due_case_timers(u64::MAX, 10).unwrap().is_empty());
-        assert_eq!(s.next_alert_work_ms().unwrap(), None);
-        assert_eq!(s.cases_of(1, 0, 10).unwrap().len(), 1);
-    }
-
-    #[test]
-    fn watchers_and_ladders() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
-        let w = s
-            .put_watcher(Watcher {
-                id: 0,
-                tenant_id: 3,
-                name: "民生委員".into(),
-                phone: Some("sip:2001@127.0.0.1".into()),
-                email: None,
-                webhook_url: None,
-                webhook_secret: None,
-                quiet_start: None,
-                quiet_end: None,
-                created_at_ms: 1,
-            })
-            .unwrap();
-        assert_eq!(w.id, 1);
-        assert_eq!(s.watchers_of(3).unwrap(), vec![w.clone()]);
-        assert!(s.watchers_of(4).unwrap().is_empty());
-        let l = Ladder {
-            tiers: vec![Tier {
-                watchers: vec![w.id],
-                deadline_s: 600,
-            }],
-        };
-        s.put_ladder(LadderOf::Subscriber(9), &l).unwrap();
-        assert_eq!(s.ladder(LadderOf::Subscriber(9)).unwrap(), Some(l));
-        assert_eq!(s.ladder(LadderOf::Tenant(9)).unwrap(), None);
-        s.delete_watcher(&w).unwrap();
-        assert!(s.watchers_of(3).unwrap().is_empty());
     }
 }

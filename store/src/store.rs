@@ -1,8 +1,8 @@
-//! [`Store`]: every read and write genki makes, on RocksDB.
+//! [`Store`]: every read and write genki makes, on any [`Kv`] engine.
 //!
 //! Column families (names in [`cf`]): records by id, plus indexes whose
 //! keys carry everything and whose values are empty. Writes that belong
-//! together go in one `WriteBatch`; every write is synced to the WAL before
+//! together go in one [`Batch`]; every write is synced to the WAL before
 //! it returns (RocksDB groups concurrent synced writers into one fsync: the
 //! group commit the design asks for; a check's read-modify-write holds
 //! only that check's lock so that different checks commit together), so
@@ -13,14 +13,13 @@
 //! owner and a lease; `finish_attempt` records the attempt and either
 //! re-queues the check or writes its final outcome exactly once.
 //!
-//! Depends on: rocksdb, [`crate::records`].
+//! Depends on: [`crate::kv`], [`crate::records`].
 
-use std::path::Path;
 use std::sync::Mutex;
 
-use rocksdb::{
-    ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
-};
+use std::sync::Arc;
+
+use crate::kv::{Batch, Kv, MemKv};
 
 use crate::alerts::AlertInput;
 use crate::records::{
@@ -122,11 +121,10 @@ pub enum Next {
 
 /// The database. Cheap to share behind an `Arc`.
 pub struct Store {
-    pub(crate) db: DB,
+    kv: Arc<dyn Kv>,
     /// Serialises read-modify-write of checks and id sequences (one process
     /// owns the database; the shared-database mode will use leases instead).
     lock: Mutex<()>,
-    pub(crate) sync: WriteOptions,
     /// Every live key of the due index is at or above this time: scans
     /// seek here instead of stepping over the tombstones that claimed
     /// checks leave at the front of the index (measured: at 2,000 calls
@@ -156,36 +154,57 @@ pub(crate) fn cat(parts: &[&[u8]]) -> Vec<u8> {
 }
 
 impl Store {
-    /// Open (or create) the database in `path`.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let mut opts = Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
-        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        let cfs = cf::ALL
-            .iter()
-            .map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
-        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| StoreError::Open {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        let mut sync = WriteOptions::default();
-        sync.set_sync(true);
-        Ok(Store {
-            db,
+    /// A store on `kv` (RocksDB from genki-storage, or [`MemKv`]).
+    pub fn new(kv: Arc<dyn Kv>) -> Store {
+        Store {
+            kv,
             lock: Mutex::new(()),
-            sync,
             due_floor: std::sync::atomic::AtomicU64::new(0),
             due_gen: std::sync::atomic::AtomicU64::new(0),
             due_inflight: std::sync::atomic::AtomicU64::new(0),
             stripes: (0..64).map(|_| Mutex::new(())).collect(),
-        })
+        }
     }
 
-    pub(crate) fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily, StoreError> {
-        self.db
-            .cf_handle(name)
-            .ok_or(StoreError::MissingColumnFamily(name))
+    /// A store in memory (unit tests, the demo's throwaway state).
+    pub fn in_memory() -> Store {
+        Store::new(Arc::new(MemKv::new()))
+    }
+
+    /// The engine under this store.
+    pub fn kv(&self) -> &Arc<dyn Kv> {
+        &self.kv
+    }
+
+    pub(crate) fn raw(
+        &self,
+        name: &'static str,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.kv.get(name, key.as_ref())
+    }
+
+    /// One synced put.
+    pub(crate) fn put(
+        &self,
+        name: &'static str,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<(), StoreError> {
+        let mut b = Batch::default();
+        b.put(name, key, value);
+        self.kv.write(b)
+    }
+
+    /// One synced delete.
+    pub(crate) fn delete(
+        &self,
+        name: &'static str,
+        key: impl AsRef<[u8]>,
+    ) -> Result<(), StoreError> {
+        let mut b = Batch::default();
+        b.delete(name, key);
+        self.kv.write(b)
     }
 
     pub(crate) fn get<T: serde::de::DeserializeOwned>(
@@ -193,14 +212,14 @@ impl Store {
         name: &'static str,
         key: &[u8],
     ) -> Result<Option<T>, StoreError> {
-        match self.db.get_cf(self.cf(name)?, key)? {
+        match self.kv.get(name, key)? {
             Some(v) => Ok(Some(decode(name, &v)?)),
             None => Ok(None),
         }
     }
 
-    pub(crate) fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        Ok(self.db.write_opt(batch, &self.sync)?)
+    pub(crate) fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        self.kv.write(batch)
     }
 
     pub(crate) fn guard(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -211,14 +230,13 @@ impl Store {
 
     /// Next value of an id sequence (1, 2, …), durable.
     fn next_id(&self, seq: &str) -> Result<u64, StoreError> {
-        let meta = self.cf(cf::META)?;
-        let cur = match self.db.get_cf(meta, seq.as_bytes())? {
+        let meta = cf::META;
+        let cur = match self.raw(meta, seq.as_bytes())? {
             Some(v) if v.len() == 8 => u64::from_be_bytes(v[..8].try_into().expect("8 bytes")),
             _ => 0,
         };
         let next = cur + 1;
-        self.db
-            .put_cf_opt(meta, seq.as_bytes(), be(next), &self.sync)?;
+        self.put(meta, seq.as_bytes(), be(next))?;
         Ok(next)
     }
 
@@ -231,16 +249,13 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<KeyValue>, StoreError> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(
-            self.cf(name)?,
-            IteratorMode::From(start, Direction::Forward),
-        ) {
-            let (k, v) = item?;
+        self.kv.scan(name, start, &mut |k, v| {
             if !k.starts_with(prefix) || out.len() >= limit {
-                break;
+                return false;
             }
-            out.push((k, v));
-        }
+            out.push((k.into(), v.into()));
+            true
+        })?;
         Ok(out)
     }
 
@@ -250,15 +265,12 @@ impl Store {
     pub fn create_tenant(&self, mut t: Tenant) -> Result<Tenant, StoreError> {
         let _g = self.guard();
         t.id = self.next_id("tenant")?;
-        self.db
-            .put_cf_opt(self.cf(cf::TENANTS)?, be(t.id), encode(&t), &self.sync)?;
+        self.put(cf::TENANTS, be(t.id), encode(&t))?;
         Ok(t)
     }
 
     pub fn put_tenant(&self, t: &Tenant) -> Result<(), StoreError> {
-        Ok(self
-            .db
-            .put_cf_opt(self.cf(cf::TENANTS)?, be(t.id), encode(t), &self.sync)?)
+        self.put(cf::TENANTS, be(t.id), encode(t))
     }
 
     pub fn tenant(&self, id: u64) -> Result<Option<Tenant>, StoreError> {
@@ -274,15 +286,12 @@ impl Store {
 
     /// Store a token's hash for a tenant (0: operator).
     pub fn put_token(&self, hash: &[u8; 32], tenant_id: u64) -> Result<(), StoreError> {
-        Ok(self
-            .db
-            .put_cf_opt(self.cf(cf::TOKENS)?, hash, be(tenant_id), &self.sync)?)
+        self.put(cf::TOKENS, hash, be(tenant_id))
     }
 
     pub fn token(&self, hash: &[u8; 32]) -> Result<Option<u64>, StoreError> {
         Ok(self
-            .db
-            .get_cf(self.cf(cf::TOKENS)?, hash)?
+            .raw(cf::TOKENS, hash)?
             .filter(|v| v.len() == 8)
             .map(|v| u64::from_be_bytes(v[..8].try_into().expect("8 bytes"))))
     }
@@ -292,10 +301,10 @@ impl Store {
     pub fn create_subscriber(&self, mut s: Subscriber) -> Result<Subscriber, StoreError> {
         let _g = self.guard();
         s.id = self.next_id("subscriber")?;
-        let mut b = WriteBatch::default();
-        b.put_cf(self.cf(cf::SUBSCRIBERS)?, be(s.id), encode(&s));
-        b.put_cf(
-            self.cf(cf::TENANT_SUBSCRIBERS)?,
+        let mut b = Batch::default();
+        b.put(cf::SUBSCRIBERS, be(s.id), encode(&s));
+        b.put(
+            cf::TENANT_SUBSCRIBERS,
             cat(&[&be(s.tenant_id), &be(s.id)]),
             [],
         );
@@ -306,24 +315,24 @@ impl Store {
     /// Create many subscribers in one synced batch (CSV import).
     pub fn create_subscribers(&self, subs: Vec<Subscriber>) -> Result<Vec<Subscriber>, StoreError> {
         let _g = self.guard();
-        let meta = self.cf(cf::META)?;
-        let first = match self.db.get_cf(meta, b"subscriber")? {
+        let meta = cf::META;
+        let first = match self.raw(meta, b"subscriber")? {
             Some(v) if v.len() == 8 => u64::from_be_bytes(v[..8].try_into().expect("8 bytes")),
             _ => 0,
         } + 1;
-        let mut b = WriteBatch::default();
+        let mut b = Batch::default();
         let mut out = Vec::with_capacity(subs.len());
         for (i, mut s) in subs.into_iter().enumerate() {
             s.id = first + i as u64;
-            b.put_cf(self.cf(cf::SUBSCRIBERS)?, be(s.id), encode(&s));
-            b.put_cf(
-                self.cf(cf::TENANT_SUBSCRIBERS)?,
+            b.put(cf::SUBSCRIBERS, be(s.id), encode(&s));
+            b.put(
+                cf::TENANT_SUBSCRIBERS,
                 cat(&[&be(s.tenant_id), &be(s.id)]),
                 [],
             );
             out.push(s);
         }
-        b.put_cf(meta, b"subscriber", be(first + out.len() as u64 - 1));
+        b.put(meta, b"subscriber", be(first + out.len() as u64 - 1));
         if !out.is_empty() {
             self.write(b)?;
         }
@@ -331,9 +340,7 @@ impl Store {
     }
 
     pub fn put_subscriber(&self, s: &Subscriber) -> Result<(), StoreError> {
-        Ok(self
-            .db
-            .put_cf_opt(self.cf(cf::SUBSCRIBERS)?, be(s.id), encode(s), &self.sync)?)
+        self.put(cf::SUBSCRIBERS, be(s.id), encode(s))
     }
 
     pub fn subscriber(&self, id: u64) -> Result<Option<Subscriber>, StoreError> {
@@ -342,12 +349,9 @@ impl Store {
 
     /// Remove a subscriber from its tenant's list (their checks and outcomes stay as history).
     pub fn delete_subscriber(&self, s: &Subscriber) -> Result<(), StoreError> {
-        let mut b = WriteBatch::default();
-        b.delete_cf(self.cf(cf::SUBSCRIBERS)?, be(s.id));
-        b.delete_cf(
-            self.cf(cf::TENANT_SUBSCRIBERS)?,
-            cat(&[&be(s.tenant_id), &be(s.id)]),
-        );
+        let mut b = Batch::default();
+        b.delete(cf::SUBSCRIBERS, be(s.id));
+        b.delete(cf::TENANT_SUBSCRIBERS, cat(&[&be(s.tenant_id), &be(s.id)]));
         self.write(b)
     }
 
@@ -384,7 +388,7 @@ impl Store {
 
     /// Put a due-index entry into `b`; the batch must then be written with
     /// [`Store::write_due`] counting it.
-    fn put_due(&self, b: &mut WriteBatch, due_at_ms: u64, key: &[u8]) -> Result<(), StoreError> {
+    fn put_due(&self, b: &mut Batch, due_at_ms: u64, key: &[u8]) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering;
         // In flight first, then the generation: a scan reads them in the
         // other order, so it either sees this insert in flight or sees the
@@ -392,12 +396,12 @@ impl Store {
         self.due_inflight.fetch_add(1, Ordering::SeqCst);
         self.due_gen.fetch_add(1, Ordering::SeqCst);
         self.due_floor.fetch_min(due_at_ms, Ordering::SeqCst);
-        b.put_cf(self.cf(cf::DUE)?, cat(&[&be(due_at_ms), key]), []);
+        b.put(cf::DUE, cat(&[&be(due_at_ms), key]), []);
         Ok(())
     }
 
     /// Write a batch holding `due_puts` due-index inserts.
-    fn write_due(&self, b: WriteBatch, due_puts: u64) -> Result<(), StoreError> {
+    fn write_due(&self, b: Batch, due_puts: u64) -> Result<(), StoreError> {
         let r = self.write(b);
         self.due_inflight
             .fetch_sub(due_puts, std::sync::atomic::Ordering::SeqCst);
@@ -426,18 +430,18 @@ impl Store {
     /// exist (the planner's path). Returns how many were created.
     pub fn create_checks(&self, checks: &[Check]) -> Result<u64, StoreError> {
         let _g = self.guard();
-        let cf_checks = self.cf(cf::CHECKS)?;
-        let mut b = WriteBatch::default();
+        let cf_checks = cf::CHECKS;
+        let mut b = Batch::default();
         let mut created = 0;
         for c in checks {
             let key = c.id.key();
-            if self.db.get_pinned_cf(cf_checks, key)?.is_some() {
+            if self.raw(cf_checks, key)?.is_some() {
                 continue;
             }
-            b.put_cf(cf_checks, key, encode(c));
+            b.put(cf_checks, key, encode(c));
             self.put_due(&mut b, c.due_at_ms, &key)?;
-            b.put_cf(
-                self.cf(cf::TENANT_CHECKS)?,
+            b.put(
+                cf::TENANT_CHECKS,
                 cat(&[&be(c.tenant_id), &be(Self::check_time_ms(&c.id)), &key]),
                 [],
             );
@@ -454,14 +458,14 @@ impl Store {
     pub fn create_check(&self, c: &Check) -> Result<bool, StoreError> {
         let _g = self.guard();
         let key = c.id.key();
-        if self.db.get_cf(self.cf(cf::CHECKS)?, key)?.is_some() {
+        if self.raw(cf::CHECKS, key)?.is_some() {
             return Ok(false);
         }
-        let mut b = WriteBatch::default();
-        b.put_cf(self.cf(cf::CHECKS)?, key, encode(c));
+        let mut b = Batch::default();
+        b.put(cf::CHECKS, key, encode(c));
         self.put_due(&mut b, c.due_at_ms, &key)?;
-        b.put_cf(
-            self.cf(cf::TENANT_CHECKS)?,
+        b.put(
+            cf::TENANT_CHECKS,
             cat(&[&be(c.tenant_id), &be(Self::check_time_ms(&c.id)), &key]),
             [],
         );
@@ -479,26 +483,25 @@ impl Store {
         let gen = self.due_gen.load(Ordering::SeqCst);
         let quiet = self.due_inflight.load(Ordering::SeqCst) == 0;
         let floor = be(self.due_floor.load(Ordering::SeqCst));
-        let mut out = Vec::new();
+        let mut ids = Vec::new();
         let mut first: Option<u64> = None;
-        for item in self.db.iterator_cf(
-            self.cf(cf::DUE)?,
-            IteratorMode::From(&floor, Direction::Forward),
-        ) {
-            let (k, _) = item?;
-            if out.len() >= limit || k.len() != 25 {
+        self.kv.scan(cf::DUE, &floor, &mut |k, _| {
+            if ids.len() >= limit || k.len() != 25 {
                 first.get_or_insert(0);
-                break;
+                return false;
             }
             let at = u64::from_be_bytes(k[..8].try_into().expect("8 bytes"));
             first.get_or_insert(at);
             if at > now_ms {
-                break;
+                return false;
             }
-            if let Some(id) = CheckId::from_key(&k[8..]) {
-                if let Some(c) = self.check(&id)? {
-                    out.push(c);
-                }
+            ids.extend(CheckId::from_key(&k[8..]));
+            true
+        })?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(c) = self.check(&id)? {
+                out.push(c);
             }
         }
         // Nothing live lies below the first key seen (or anywhere, if none).
@@ -509,34 +512,27 @@ impl Store {
     /// When the earliest Pending check is due (unix ms), if any.
     pub fn next_due_ms(&self) -> Result<Option<u64>, StoreError> {
         let floor = be(self.due_floor.load(std::sync::atomic::Ordering::SeqCst));
-        let first = self
-            .db
-            .iterator_cf(
-                self.cf(cf::DUE)?,
-                IteratorMode::From(&floor, Direction::Forward),
-            )
-            .next();
-        match first {
-            Some(item) => {
-                let (k, _) = item?;
-                Ok(k.get(..8)
-                    .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes"))))
-            }
-            None => Ok(None),
-        }
+        let mut first = None;
+        self.kv.scan(cf::DUE, &floor, &mut |k, _| {
+            first = k
+                .get(..8)
+                .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")));
+            false
+        })?;
+        Ok(first)
     }
 
     /// Load a Pending check (the caller holds its stripe lock) and start a
     /// batch that removes it from the due index. None when it is not Pending.
-    fn take_pending(&self, id: &CheckId) -> Result<Option<(Check, WriteBatch)>, StoreError> {
+    fn take_pending(&self, id: &CheckId) -> Result<Option<(Check, Batch)>, StoreError> {
         let Some(c) = self.check(id)? else {
             return Ok(None);
         };
         if c.status != CheckStatus::Pending {
             return Ok(None);
         }
-        let mut b = WriteBatch::default();
-        b.delete_cf(self.cf(cf::DUE)?, cat(&[&be(c.due_at_ms), &id.key()]));
+        let mut b = Batch::default();
+        b.delete(cf::DUE, cat(&[&be(c.due_at_ms), &id.key()]));
         Ok(Some((c, b)))
     }
 
@@ -557,8 +553,8 @@ impl Store {
         c.status = CheckStatus::Dialing;
         c.owner = Some(owner.to_string());
         c.lease_until_ms = Some(lease_until_ms);
-        b.put_cf(self.cf(cf::CHECKS)?, key, encode(&c));
-        b.put_cf(self.cf(cf::INFLIGHT)?, key, []);
+        b.put(cf::CHECKS, key, encode(&c));
+        b.put(cf::INFLIGHT, key, []);
         self.write(b)?;
         Ok(Some(c))
     }
@@ -576,9 +572,9 @@ impl Store {
         let _g = self.stripe(id);
         let mut c = self.check(id)?.ok_or(StoreError::NotFound("check"))?;
         let key = id.key();
-        let mut b = WriteBatch::default();
-        b.put_cf(
-            self.cf(cf::ATTEMPTS)?,
+        let mut b = Batch::default();
+        b.put(
+            cf::ATTEMPTS,
             cat(&[&key, &attempt.n.to_be_bytes()]),
             encode(attempt),
         );
@@ -586,9 +582,9 @@ impl Store {
             self.write(b)?;
             return Ok(c);
         }
-        b.delete_cf(self.cf(cf::INFLIGHT)?, key);
+        b.delete(cf::INFLIGHT, key);
         if c.status == CheckStatus::Pending {
-            b.delete_cf(self.cf(cf::DUE)?, cat(&[&be(c.due_at_ms), &key]));
+            b.delete(cf::DUE, cat(&[&be(c.due_at_ms), &key]));
         }
         c.attempts = c.attempts.max(attempt.n);
         c.owner = None;
@@ -602,7 +598,7 @@ impl Store {
     /// final (Done, outcome index, written once), and the check itself.
     fn apply_next(
         &self,
-        b: &mut WriteBatch,
+        b: &mut Batch,
         c: &mut Check,
         next: Next,
         now_ms: u64,
@@ -627,8 +623,8 @@ impl Store {
                 // The alert engine hears of every final outcome through
                 // this inbox, written in the same batch: a crash cannot
                 // separate an outcome from its alert.
-                b.put_cf(
-                    self.cf(cf::ALERT_INBOX)?,
+                b.put(
+                    cf::ALERT_INBOX,
                     key,
                     encode(&AlertInput {
                         check_id: c.id,
@@ -638,14 +634,14 @@ impl Store {
                         at_ms: now_ms,
                     }),
                 );
-                b.put_cf(
-                    self.cf(cf::OUTCOMES)?,
+                b.put(
+                    cf::OUTCOMES,
                     cat(&[&be(c.tenant_id), &be(now_ms), &key]),
                     [],
                 );
             }
         }
-        b.put_cf(self.cf(cf::CHECKS)?, key, encode(c));
+        b.put(cf::CHECKS, key, encode(c));
         Ok(due_puts)
     }
 
@@ -743,14 +739,12 @@ impl Store {
 
     pub fn put_prompt(&self, tenant_id: u64, name: &str, wav: &[u8]) -> Result<(), StoreError> {
         let key = cat(&[&be(tenant_id), name.as_bytes()]);
-        Ok(self
-            .db
-            .put_cf_opt(self.cf(cf::PROMPTS)?, key, wav, &self.sync)?)
+        self.put(cf::PROMPTS, key, wav)
     }
 
     pub fn prompt(&self, tenant_id: u64, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let key = cat(&[&be(tenant_id), name.as_bytes()]);
-        Ok(self.db.get_cf(self.cf(cf::PROMPTS)?, key)?)
+        self.raw(cf::PROMPTS, key)
     }
 
     /// Names of a tenant's uploaded prompts.
@@ -772,16 +766,11 @@ impl Store {
         let _g = self.guard();
         let seq = self.next_id("audit")?;
         let key = cat(&[&be(tenant_id), &be(at_ms), &be(seq)]);
-        Ok(self
-            .db
-            .put_cf_opt(self.cf(cf::AUDIT)?, key, encode(entry), &self.sync)?)
+        self.put(cf::AUDIT, key, encode(entry))
     }
 
     /// Flush memtables (clean shutdown); the WAL already holds everything.
     pub fn flush(&self) -> Result<(), StoreError> {
-        for n in cf::ALL {
-            self.db.flush_cf(self.cf(n)?)?;
-        }
-        Ok(())
+        self.kv.flush()
     }
 }

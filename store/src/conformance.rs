@@ -1,0 +1,549 @@
+//! The conformance suite: the check lifecycle and alert invariants that
+//! every storage engine must keep, as plain functions over a [`Backend`]
+//! so that each engine's crate runs the same suite unchanged (the
+//! in-memory engine here, RocksDB in genki-storage, a shared database
+//! later).
+//!
+//! Depends on: [`crate::store`], [`crate::alerts`], [`crate::records`].
+
+use crate::alerts::{
+    AlertCase, AlertWrite, CaseState, Channel, Ladder, LadderOf, Notification, NotifyKind,
+    NotifyState, Tier, Watcher,
+};
+use crate::records::{Attempt, Check, CheckId, CheckStatus, Outcome, Schedule, Subscriber, Tenant};
+use crate::vocab::{Cause, EndReason};
+use crate::{Next, Store};
+
+/// An engine under test: every [`Backend::open`] opens the same data, as
+/// a restarted process would (the previous store is dropped first).
+pub trait Backend {
+    fn open(&self) -> Store;
+}
+
+/// One case of the suite.
+pub type Case = fn(&dyn Backend);
+
+/// Run every case, each on a fresh backend from `fresh`.
+pub fn run_all(fresh: &dyn Fn() -> Box<dyn Backend>) {
+    let cases: &[(&str, Case)] = &[
+        ("tenants_tokens_subscribers", tenants_tokens_subscribers),
+        (
+            "due_scans_skip_claimed_checks_and_still_see_late_inserts",
+            due_scans_skip_claimed_checks_and_still_see_late_inserts,
+        ),
+        (
+            "check_lifecycle_retry_then_final_once",
+            check_lifecycle_retry_then_final_once,
+        ),
+        (
+            "survives_reopen_and_keeps_prompts",
+            survives_reopen_and_keeps_prompts,
+        ),
+        (
+            "a_final_outcome_lands_in_the_alert_inbox_in_the_same_batch",
+            a_final_outcome_lands_in_the_alert_inbox_in_the_same_batch,
+        ),
+        (
+            "notifications_move_in_the_outbox_and_cases_close",
+            notifications_move_in_the_outbox_and_cases_close,
+        ),
+        ("watchers_and_ladders", watchers_and_ladders),
+        (
+            "concurrent_claims_give_a_check_to_one_owner",
+            concurrent_claims_give_a_check_to_one_owner,
+        ),
+        (
+            "a_crash_mid_call_leaves_the_check_in_flight_for_recovery",
+            a_crash_mid_call_leaves_the_check_in_flight_for_recovery,
+        ),
+        (
+            "settling_a_claimed_check_changes_nothing",
+            settling_a_claimed_check_changes_nothing,
+        ),
+    ];
+    for (name, case) in cases {
+        eprintln!("conformance: {name}");
+        case(fresh().as_ref());
+    }
+}
+
+fn tenant() -> Tenant {
+    Tenant::with_defaults("matsudo", 1)
+}
+
+fn sub(tenant_id: u64) -> Subscriber {
+    Subscriber {
+        id: 0,
+        tenant_id,
+        name: "山田 花子".into(),
+        phone: "sip:1001@127.0.0.1:5080".into(),
+        schedule: Some(Schedule {
+            days: vec![1, 2, 3, 4, 5],
+            times: vec!["09:30".into()],
+        }),
+        paused_until: None,
+        notes: String::new(),
+        created_at_ms: 1,
+    }
+}
+
+fn check(sub: &Subscriber, slot: u64) -> Check {
+    Check::pending(
+        CheckId::scheduled(sub.id, slot),
+        sub.tenant_id,
+        slot * 1000,
+        1,
+    )
+}
+
+pub fn tenants_tokens_subscribers(b: &dyn Backend) {
+    let s = b.open();
+    let t = s.create_tenant(tenant()).unwrap();
+    let t2 = s.create_tenant(tenant()).unwrap();
+    assert_eq!((t.id, t2.id), (1, 2));
+    assert_eq!(s.tenant(1).unwrap().unwrap().name, "matsudo");
+    s.put_token(&[7; 32], t.id).unwrap();
+    assert_eq!(s.token(&[7; 32]).unwrap(), Some(1));
+    assert_eq!(s.token(&[8; 32]).unwrap(), None);
+    let a = s.create_subscriber(sub(t.id)).unwrap();
+    let many = s
+        .create_subscribers(vec![sub(t.id), sub(t2.id), sub(t.id)])
+        .unwrap();
+    assert_eq!(many.iter().map(|x| x.id).collect::<Vec<_>>(), vec![2, 3, 4]);
+    let next = s.create_subscriber(sub(t.id)).unwrap();
+    assert_eq!(next.id, 5, "the sequence continues after a batch");
+    let page = s.subscribers_of(t.id, 0, 2).unwrap();
+    assert_eq!(page.iter().map(|x| x.id).collect::<Vec<_>>(), vec![1, 2]);
+    let page = s.subscribers_of(t.id, 2, 10).unwrap();
+    assert_eq!(page.iter().map(|x| x.id).collect::<Vec<_>>(), vec![4, 5]);
+    s.delete_subscriber(&a).unwrap();
+    assert!(s.subscriber(a.id).unwrap().is_none());
+    assert_eq!(s.subscribers_of(t.id, 0, 10).unwrap().len(), 3);
+}
+
+pub fn due_scans_skip_claimed_checks_and_still_see_late_inserts(b: &dyn Backend) {
+    let s = b.open();
+    let t = s.create_tenant(tenant()).unwrap();
+    let p = s.create_subscriber(sub(t.id)).unwrap();
+    let checks: Vec<Check> = (1..=50).map(|i| check(&p, 1000 + i)).collect();
+    assert_eq!(s.create_checks(&checks).unwrap(), 50);
+    assert_eq!(s.due(2_000_000, 100).unwrap().len(), 50);
+    for c in &checks[..40] {
+        s.claim(&c.id, "me", 9).unwrap().unwrap();
+    }
+    // The scan moves its floor past the claimed (deleted) entries…
+    let left = s.due(2_000_000, 100).unwrap();
+    assert_eq!(left.len(), 10);
+    assert_eq!(left[0].id, checks[40].id);
+    assert_eq!(s.next_due_ms().unwrap(), Some(1041 * 1000));
+    // …and an entry inserted below the floor afterwards (a retry due in
+    // the past, a one-off request) is still found.
+    let early = s
+        .finish_attempt(
+            &checks[0].id,
+            &Attempt {
+                n: 1,
+                ..Default::default()
+            },
+            Next::Retry {
+                due_at_ms: 5,
+                cause: Cause::Busy,
+            },
+            10,
+        )
+        .unwrap();
+    assert_eq!(early.due_at_ms, 5);
+    let due = s.due(2_000_000, 100).unwrap();
+    assert_eq!(due.len(), 11);
+    assert_eq!(due[0].id, checks[0].id);
+    assert_eq!(s.next_due_ms().unwrap(), Some(5));
+}
+
+pub fn check_lifecycle_retry_then_final_once(b: &dyn Backend) {
+    let s = b.open();
+    let t = s.create_tenant(tenant()).unwrap();
+    let p = s.create_subscriber(sub(t.id)).unwrap();
+    let c = check(&p, 1000);
+    assert!(s.create_check(&c).unwrap());
+    assert!(
+        !s.create_check(&c).unwrap(),
+        "planning twice creates nothing"
+    );
+    assert!(s.due(999_999, 10).unwrap().is_empty());
+    assert_eq!(s.next_due_ms().unwrap(), Some(1_000_000));
+    assert_eq!(s.due(1_000_000, 10).unwrap().len(), 1);
+    let claimed = s.claim(&c.id, "node-a", 2_000_000).unwrap().unwrap();
+    assert_eq!(claimed.status, CheckStatus::Dialing);
+    assert!(
+        s.claim(&c.id, "node-b", 2_000_000).unwrap().is_none(),
+        "one claim only"
+    );
+    assert!(s.due(u64::MAX, 10).unwrap().is_empty());
+    assert_eq!(s.inflight().unwrap().len(), 1);
+    let a1 = Attempt {
+        n: 1,
+        end_reason: EndReason::NoAnswer,
+        ..Default::default()
+    };
+    let c1 = s
+        .finish_attempt(
+            &c.id,
+            &a1,
+            Next::Retry {
+                due_at_ms: 1_900_000,
+                cause: Cause::NoAnswer,
+            },
+            1_100_000,
+        )
+        .unwrap();
+    assert_eq!(c1.status, CheckStatus::Pending);
+    assert!(s.inflight().unwrap().is_empty());
+    assert_eq!(s.due(u64::MAX, 10).unwrap()[0].due_at_ms, 1_900_000);
+    s.claim(&c.id, "node-a", 3_000_000).unwrap().unwrap();
+    let a2 = Attempt {
+        n: 2,
+        end_reason: EndReason::ScriptDone,
+        digits: "1".into(),
+        outcome: Some(Outcome::Fine),
+        ..Default::default()
+    };
+    let done = s
+        .finish_attempt(
+            &c.id,
+            &a2,
+            Next::Final {
+                outcome: Outcome::Fine,
+                cause: None,
+            },
+            2_000_000,
+        )
+        .unwrap();
+    assert_eq!(done.outcome, Some(Outcome::Fine));
+    // A late second final (e.g. a stale owner) does not change the outcome.
+    let a3 = Attempt {
+        n: 3,
+        end_reason: EndReason::Hangup,
+        ..Default::default()
+    };
+    let still = s
+        .finish_attempt(
+            &c.id,
+            &a3,
+            Next::Final {
+                outcome: Outcome::Missed,
+                cause: None,
+            },
+            2_100_000,
+        )
+        .unwrap();
+    assert_eq!(still.outcome, Some(Outcome::Fine));
+    assert_eq!(s.attempts(&c.id).unwrap().len(), 3);
+    let outs = s.outcomes(t.id, 0, u64::MAX, 100).unwrap();
+    assert_eq!(outs.len(), 1, "exactly one outcome row");
+    assert!(s
+        .outcomes(t.id, 2_000_001, u64::MAX, 100)
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.checks_of(t.id, 0, u64::MAX, 100).unwrap().len(), 1);
+}
+
+pub fn survives_reopen_and_keeps_prompts(b: &dyn Backend) {
+    {
+        let s = b.open();
+        let t = s.create_tenant(tenant()).unwrap();
+        let p = s.create_subscriber(sub(t.id)).unwrap();
+        s.create_check(&check(&p, 5)).unwrap();
+        s.claim(&CheckId::scheduled(p.id, 5), "me", 10).unwrap();
+        s.put_prompt(t.id, "greeting", b"RIFF").unwrap();
+        s.audit(t.id, 1, &serde_json::json!({"did": "x"})).unwrap();
+    }
+    let s = b.open();
+    assert_eq!(
+        s.inflight().unwrap().len(),
+        1,
+        "in-flight checks are found after a restart"
+    );
+    assert_eq!(s.prompt(1, "greeting").unwrap().unwrap(), b"RIFF");
+    assert_eq!(s.prompt_names(1).unwrap(), vec!["greeting".to_string()]);
+    assert_eq!(
+        s.create_tenant(tenant()).unwrap().id,
+        2,
+        "sequences survive"
+    );
+}
+
+fn case(sub: u64) -> AlertCase {
+    AlertCase {
+        tier_deadline_ms: Some(5000),
+        ..AlertCase::open(1, sub, 10)
+    }
+}
+
+fn notif(at: u64) -> Notification {
+    Notification {
+        id: 0,
+        case_id: 0,
+        tenant_id: 1,
+        watcher_id: 1,
+        channel: Channel::Webhook,
+        kind: NotifyKind::Alert,
+        tier: 0,
+        state: NotifyState::Pending,
+        tries: 0,
+        next_at_ms: at,
+        sending_until_ms: None,
+        last_error: None,
+        response: None,
+        created_at_ms: 10,
+        updated_at_ms: 10,
+    }
+}
+
+pub fn a_final_outcome_lands_in_the_alert_inbox_in_the_same_batch(b: &dyn Backend) {
+    let s = b.open();
+    let t = s.create_tenant(Tenant::with_defaults("t", 1)).unwrap();
+    let sub = s
+        .create_subscriber(Subscriber {
+            id: 0,
+            tenant_id: t.id,
+            name: "a".into(),
+            phone: "sip:1@127.0.0.1".into(),
+            schedule: None,
+            paused_until: None,
+            notes: String::new(),
+            created_at_ms: 1,
+        })
+        .unwrap();
+    let id = CheckId::one_off(sub.id, 100);
+    s.create_check(&Check::pending(id, t.id, 100, 100)).unwrap();
+    assert!(s.alert_inbox(10).unwrap().is_empty());
+    s.settle_pending(
+        &id,
+        Next::Final {
+            outcome: Outcome::Missed,
+            cause: None,
+        },
+        200,
+    )
+    .unwrap();
+    let inbox = s.alert_inbox(10).unwrap();
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0].outcome, Outcome::Missed);
+    assert_eq!(inbox[0].subscriber_id, sub.id);
+    assert_eq!(s.next_alert_work_ms().unwrap(), Some(0));
+    // Consuming it with a new case is one step.
+    let (c, ns) = s
+        .alert_commit(AlertWrite {
+            case: Some(case(sub.id)),
+            notifications: vec![notif(300), notif(100)],
+            inbox_done: Some(id),
+        })
+        .unwrap();
+    let c = c.unwrap();
+    assert_eq!(c.id, 1);
+    assert_eq!(
+        ns.iter().map(|n| (n.id, n.case_id)).collect::<Vec<_>>(),
+        vec![(1, 1), (2, 1)]
+    );
+    assert!(s.alert_inbox(10).unwrap().is_empty());
+    assert_eq!(s.open_case_of(sub.id).unwrap().unwrap().id, c.id);
+    assert_eq!(s.next_alert_work_ms().unwrap(), Some(100));
+    assert_eq!(s.due_notifications(150, 10).unwrap().len(), 1);
+    assert_eq!(s.due_case_timers(4999, 10).unwrap(), Vec::<u64>::new());
+    assert_eq!(s.due_case_timers(5000, 10).unwrap(), vec![c.id]);
+}
+
+pub fn notifications_move_in_the_outbox_and_cases_close(b: &dyn Backend) {
+    let s = b.open();
+    let (c, ns) = s
+        .alert_commit(AlertWrite {
+            case: Some(case(7)),
+            notifications: vec![notif(100)],
+            inbox_done: None,
+        })
+        .unwrap();
+    let mut c = c.unwrap();
+    let mut n = ns[0].clone();
+    // A lease moves it out of the way; recovery makes it due again.
+    n.sending_until_ms = Some(10_000);
+    n.next_at_ms = 10_000;
+    s.alert_commit(AlertWrite {
+        notifications: vec![n.clone()],
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(s.due_notifications(9_999, 10).unwrap().is_empty());
+    assert_eq!(s.recover_notifications(500).unwrap(), 1);
+    let due = s.due_notifications(500, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].sending_until_ms, None);
+    // Delivered: leaves the due index, stays readable.
+    let mut n = due[0].clone();
+    n.state = NotifyState::Delivered;
+    s.alert_commit(AlertWrite {
+        notifications: vec![n],
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(s.due_notifications(u64::MAX, 10).unwrap().is_empty());
+    assert_eq!(
+        s.notifications_of(c.id).unwrap()[0].state,
+        NotifyState::Delivered
+    );
+    // Resolving clears the timer and the open pointer; a new case may open.
+    c.state = CaseState::Resolved;
+    s.alert_commit(AlertWrite {
+        case: Some(c.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(s.open_case_of(7).unwrap().is_none());
+    assert!(s.due_case_timers(u64::MAX, 10).unwrap().is_empty());
+    assert_eq!(s.next_alert_work_ms().unwrap(), None);
+    assert_eq!(s.cases_of(1, 0, 10).unwrap().len(), 1);
+}
+
+pub fn watchers_and_ladders(b: &dyn Backend) {
+    let s = b.open();
+    let w = s
+        .put_watcher(Watcher {
+            id: 0,
+            tenant_id: 3,
+            name: "民生委員".into(),
+            phone: Some("sip:2001@127.0.0.1".into()),
+            email: None,
+            webhook_url: None,
+            webhook_secret: None,
+            quiet_start: None,
+            quiet_end: None,
+            created_at_ms: 1,
+        })
+        .unwrap();
+    assert_eq!(w.id, 1);
+    assert_eq!(s.watchers_of(3).unwrap(), vec![w.clone()]);
+    assert!(s.watchers_of(4).unwrap().is_empty());
+    let l = Ladder {
+        tiers: vec![Tier {
+            watchers: vec![w.id],
+            deadline_s: 600,
+        }],
+    };
+    s.put_ladder(LadderOf::Subscriber(9), &l).unwrap();
+    assert_eq!(s.ladder(LadderOf::Subscriber(9)).unwrap(), Some(l));
+    assert_eq!(s.ladder(LadderOf::Tenant(9)).unwrap(), None);
+    s.delete_watcher(&w).unwrap();
+    assert!(s.watchers_of(3).unwrap().is_empty());
+}
+
+/// Many threads claim the same due checks: each check goes to exactly
+/// one of them, and every check to someone.
+pub fn concurrent_claims_give_a_check_to_one_owner(b: &dyn Backend) {
+    let s = std::sync::Arc::new(b.open());
+    let t = s.create_tenant(tenant()).unwrap();
+    let p = s.create_subscriber(sub(t.id)).unwrap();
+    let checks: Vec<Check> = (1..=200).map(|i| check(&p, 10_000 + i)).collect();
+    assert_eq!(s.create_checks(&checks).unwrap(), 200);
+    let won: Vec<Vec<CheckId>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|w| {
+                let s = s.clone();
+                let checks = &checks;
+                scope.spawn(move || {
+                    let mut mine = vec![];
+                    for c in checks {
+                        if let Some(got) = s.claim(&c.id, &format!("node-{w}"), 9).unwrap() {
+                            assert_eq!(got.owner.as_deref(), Some(format!("node-{w}").as_str()));
+                            mine.push(c.id);
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut all: Vec<CheckId> = won.into_iter().flatten().collect();
+    assert_eq!(all.len(), 200, "every check claimed exactly once");
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 200, "no check claimed twice");
+    assert!(s.due(u64::MAX, 1000).unwrap().is_empty());
+    assert_eq!(s.inflight().unwrap().len(), 200);
+}
+
+/// A process dies between claiming a check and finishing it: after a
+/// restart the check is found in flight, with its owner, and finishing
+/// it then ends it exactly once.
+pub fn a_crash_mid_call_leaves_the_check_in_flight_for_recovery(b: &dyn Backend) {
+    let id;
+    {
+        let s = b.open();
+        let t = s.create_tenant(tenant()).unwrap();
+        let p = s.create_subscriber(sub(t.id)).unwrap();
+        let c = check(&p, 77);
+        s.create_check(&c).unwrap();
+        s.claim(&c.id, "dead-node", 1_000).unwrap().unwrap();
+        id = c.id;
+    }
+    let s = b.open();
+    let inflight = s.inflight().unwrap();
+    assert_eq!(inflight.len(), 1);
+    assert_eq!(inflight[0].id, id);
+    assert_eq!(inflight[0].status, CheckStatus::Dialing);
+    assert_eq!(inflight[0].owner.as_deref(), Some("dead-node"));
+    let done = s
+        .finish_attempt(
+            &id,
+            &Attempt {
+                n: 1,
+                end_reason: EndReason::Interrupted,
+                ..Default::default()
+            },
+            Next::Final {
+                outcome: Outcome::Missed,
+                cause: Some(Cause::Interrupted),
+            },
+            2_000,
+        )
+        .unwrap();
+    assert_eq!(done.status, CheckStatus::Done);
+    assert!(s.inflight().unwrap().is_empty());
+    assert_eq!(s.alert_inbox(10).unwrap().len(), 1, "its alert input too");
+    drop(s);
+    let s = b.open();
+    assert!(
+        s.inflight().unwrap().is_empty(),
+        "and stays done after another restart"
+    );
+    assert_eq!(
+        s.check(&id).unwrap().unwrap().outcome,
+        Some(Outcome::Missed)
+    );
+}
+
+/// `settle_pending` only moves Pending checks: a claimed (Dialing) or
+/// finished one is left alone, so a window closing cannot race a call.
+pub fn settling_a_claimed_check_changes_nothing(b: &dyn Backend) {
+    let s = b.open();
+    let t = s.create_tenant(tenant()).unwrap();
+    let p = s.create_subscriber(sub(t.id)).unwrap();
+    let c = check(&p, 88);
+    s.create_check(&c).unwrap();
+    s.claim(&c.id, "me", 9).unwrap().unwrap();
+    let r = s
+        .settle_pending(
+            &c.id,
+            Next::Final {
+                outcome: Outcome::Missed,
+                cause: Some(Cause::OutsideWindow),
+            },
+            5,
+        )
+        .unwrap();
+    assert!(r.is_none());
+    assert_eq!(
+        s.check(&c.id).unwrap().unwrap().status,
+        CheckStatus::Dialing
+    );
+    assert!(s.alert_inbox(10).unwrap().is_empty());
+}

@@ -1,0 +1,152 @@
+//! The storage engine seam (in the manner of TiKV's `engine_traits`): the
+//! few operations genki's records need from an ordered key-value store
+//! with named column families, atomic synced batches and forward scans.
+//! [`crate::Store`] writes the check lifecycle and the alert invariants
+//! once over it; RocksDB (genki-storage) and [`MemKv`] (tests, and anything
+//! that needs no disk) are engines.
+//!
+//! Depends on: std only.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::RwLock;
+
+use crate::StoreError;
+
+/// One change in a [`Batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Put {
+        cf: &'static str,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        cf: &'static str,
+        key: Vec<u8>,
+    },
+}
+
+/// Changes applied all together or not at all.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub ops: Vec<Op>,
+}
+
+impl Batch {
+    pub fn put(&mut self, cf: &'static str, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.ops.push(Op::Put {
+            cf,
+            key: key.as_ref().to_vec(),
+            value: value.as_ref().to_vec(),
+        });
+    }
+    pub fn delete(&mut self, cf: &'static str, key: impl AsRef<[u8]>) {
+        self.ops.push(Op::Delete {
+            cf,
+            key: key.as_ref().to_vec(),
+        });
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// An ordered key-value engine with column families.
+///
+/// Contract (the conformance suite holds every engine to it): keys are
+/// ordered bytewise; [`Kv::write`] applies a batch atomically and is
+/// durable when it returns (a crash after it returns loses nothing of it,
+/// one during it leaves all or nothing); a write visible to one reader is
+/// visible to all; [`Kv::scan`] visits keys at or after `from` in order,
+/// seeing at least every write that returned before it began.
+pub trait Kv: Send + Sync {
+    fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    fn write(&self, batch: Batch) -> Result<(), StoreError>;
+    /// Visit `(key, value)` from `from` on, in key order, while `visit`
+    /// returns true.
+    fn scan(
+        &self,
+        cf: &'static str,
+        from: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError>;
+    /// Make everything written cheap to reopen (a clean shutdown); writes
+    /// are already durable without it.
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// An engine in memory: `BTreeMap`s behind one lock. Durable for as long
+/// as the value lives, so a "crash" in tests is dropping the [`crate::Store`]
+/// above it and opening another on the same `MemKv`.
+#[derive(Debug, Default)]
+pub struct MemKv {
+    cfs: RwLock<HashMap<&'static str, Family>>,
+}
+
+/// One column family in memory.
+type Family = BTreeMap<Vec<u8>, Vec<u8>>;
+
+impl MemKv {
+    pub fn new() -> MemKv {
+        MemKv::default()
+    }
+}
+
+impl Kv for MemKv {
+    fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let cfs = self.cfs.read().unwrap_or_else(|e| e.into_inner());
+        Ok(cfs.get(cf).and_then(|m| m.get(key)).cloned())
+    }
+
+    fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        let mut cfs = self.cfs.write().unwrap_or_else(|e| e.into_inner());
+        for op in batch.ops {
+            match op {
+                Op::Put { cf, key, value } => {
+                    cfs.entry(cf).or_default().insert(key, value);
+                }
+                Op::Delete { cf, key } => {
+                    if let Some(m) = cfs.get_mut(cf) {
+                        m.remove(&key);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn scan(
+        &self,
+        cf: &'static str,
+        from: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        // Visit in chunks copied out under the lock, so that `visit` may
+        // read (or write) the engine itself without deadlocking.
+        let mut start: Bound<Vec<u8>> = Bound::Included(from.to_vec());
+        loop {
+            let chunk: Vec<(Vec<u8>, Vec<u8>)> = {
+                let cfs = self.cfs.read().unwrap_or_else(|e| e.into_inner());
+                let Some(m) = cfs.get(cf) else {
+                    return Ok(());
+                };
+                m.range((start.clone(), Bound::Unbounded))
+                    .take(256)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            };
+            let Some(last) = chunk.last().map(|(k, _)| k.clone()) else {
+                return Ok(());
+            };
+            for (k, v) in &chunk {
+                if !visit(k, v) {
+                    return Ok(());
+                }
+            }
+            start = Bound::Excluded(last);
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! genki-store: genki's records and the storage seam, with no database
+//! dependency.
+//!
+//! Tenants, API tokens (hashes only), subscribers, checks with their due
+//! index and leases, attempts, outcomes, prompts, audit entries, and the
+//! alert engine's records (watchers, ladders, cases, the outbox), in
+//! column families named by constants ([`store::cf`]), with big-endian keys
+//! and a format byte on every record ([`records`]); their vocabulary
+//! ([`vocab`]). [`Store`] writes the check lifecycle (claim with owner and
+//! lease, finish an attempt, settle a pending check, first outcome wins)
+//! and the alert invariants (the inbox written with the outcome, the
+//! outbox commit) once, over a [`kv::Kv`] engine: RocksDB in genki-storage,
+//! [`kv::MemKv`] here. [`conformance`] is the one suite every engine must
+//! pass (a later shared-database engine included).
+//!
+//! Dependency rule: knows nothing of SIP, RTP, HTTP or any database;
+//! depends on serde only.
+
+pub mod alerts;
+pub mod conformance;
+pub mod kv;
+pub mod records;
+pub mod store;
+pub mod vocab;
+
+pub use alerts::{
+    AlertCase, AlertInput, AlertWrite, CaseEvent, CaseOutcome, CaseState, Channel, Ladder,
+    LadderOf, Notification, NotifyKind, NotifyState, Severity, Tier, Told, Watcher,
+};
+pub use kv::{Kv, MemKv};
+pub use records::{
+    AlertRules, Attempt, Check, CheckId, CheckStatus, Outcome, RetryPolicy, Schedule, Subscriber,
+    Tenant,
+};
+pub use store::{Next, Store};
+pub use vocab::{Cause, CheckKind, DtmfTransport, EndReason, EventKind};
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened (path, permissions, lock held by another process).
+    #[error("cannot open the database at {path}: {reason}")]
+    Open { path: String, reason: String },
+    /// The engine reported an IO or corruption error.
+    #[error("database error: {0}")]
+    Db(String),
+    /// A column family this release needs is missing.
+    #[error("column family {0} is missing")]
+    MissingColumnFamily(&'static str),
+    /// A record could not be decoded.
+    #[error("corrupt record in {cf}: {reason}")]
+    Corrupt { cf: &'static str, reason: String },
+    /// A record written by a newer release.
+    #[error("record in {cf} has unknown format {format}")]
+    UnknownFormat { cf: &'static str, format: u8 },
+    /// The record an operation needs does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+}
+
+#[cfg(test)]
+mod golden_tests;
+
+#[cfg(test)]
+mod tests {
+    use crate::conformance::{self, Backend};
+    use crate::{MemKv, Store};
+    use std::sync::Arc;
+
+    /// The in-memory engine: every open sees the same data (a crash is
+    /// dropping the store and opening another on it).
+    struct Memory(Arc<MemKv>);
+
+    impl Backend for Memory {
+        fn open(&self) -> Store {
+            Store::new(self.0.clone())
+        }
+    }
+
+    #[test]
+    fn memory_engine_passes_the_conformance_suite() {
+        conformance::run_all(&|| Box::new(Memory(Arc::new(MemKv::new()))));
+    }
+}
