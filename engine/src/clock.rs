@@ -1,10 +1,19 @@
-//! Where the engine's wall-clock time comes from. The service reads time
-//! only through [`Clock`], so tests can run a schedule at a chosen instant
-//! (`genki serve --clock-start`) or on fully virtual time.
+//! Where the engine's time comes from. Wall time (calendars, records) is
+//! read only through [`Clock`]; monotonic time (rates, deadlines, sleeps)
+//! only through tokio's clock ([`monotonic`], `tokio::time::sleep`). Both
+//! can be virtual: under a paused tokio clock [`ShiftedClock`] moves with
+//! tokio's time, so a test advances wall and monotonic time together
+//! (`genki serve --clock-start` runs the same clock on real time).
 //!
-//! Depends on: std.
+//! Depends on: std, tokio (its clock).
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// The engine's monotonic now: tokio's clock (paused and advanced in
+/// virtual-time tests), as a std `Instant` for the sans-IO cores.
+pub fn monotonic() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
 
 /// Unix time in milliseconds.
 pub trait Clock: Send + Sync {
@@ -23,17 +32,18 @@ impl Clock for SystemClock {
     }
 }
 
-/// Real time passing from a chosen start (for tests of calendars).
+/// Wall time from a chosen start, moving with tokio's clock: real time
+/// passing (`--clock-start`), or virtual time when tokio's clock is paused.
 pub struct ShiftedClock {
     start_ms: u64,
-    origin: Instant,
+    origin: tokio::time::Instant,
 }
 
 impl ShiftedClock {
     pub fn starting_at(start_ms: u64) -> ShiftedClock {
         ShiftedClock {
             start_ms,
-            origin: Instant::now(),
+            origin: tokio::time::Instant::now(),
         }
     }
 }

@@ -756,7 +756,7 @@ pub async fn run(
     parallel: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    match tokio::task::block_in_place(|| {
+    match crate::rt::blocking(|| {
         alerts
             .store
             .recover_notifications(alerts.clock.now_ms())
@@ -772,7 +772,7 @@ pub async fn run(
         if *shutdown.borrow() {
             break;
         }
-        if let Err(e) = tokio::task::block_in_place(|| alerts.step()) {
+        if let Err(e) = crate::rt::blocking(|| alerts.step()) {
             error!(error = %e, "alert step failed");
         }
         // The outbox.
@@ -787,7 +787,7 @@ pub async fn run(
                         break;
                     };
                     let lease = notifier.lease(n.channel);
-                    match tokio::task::block_in_place(|| alerts.claim(n.id, lease)) {
+                    match crate::rt::blocking(|| alerts.claim(n.id, lease)) {
                         Ok(Some(n)) => {
                             sending.insert(n.id);
                             let (alerts2, notifier2, tx) =
@@ -814,7 +814,7 @@ pub async fn run(
         tokio::select! {
             Some((id, d)) = done_rx.recv() => {
                 sending.remove(&id);
-                if let Err(e) = tokio::task::block_in_place(|| alerts.apply_delivery(id, &d)) {
+                if let Err(e) = crate::rt::blocking(|| alerts.apply_delivery(id, &d)) {
                     error!(notification = id, error = %e, "cannot record a delivery");
                 }
             }
@@ -842,31 +842,11 @@ mod tests {
         tenant: u64,
         sub: u64,
         w: Vec<u64>,
-        _dir: tempfile_dir::Dir,
-    }
-
-    mod tempfile_dir {
-        pub struct Dir(pub std::path::PathBuf);
-        impl Drop for Dir {
-            fn drop(&mut self) {
-                std::fs::remove_dir_all(&self.0).ok();
-            }
-        }
-        pub fn new() -> Dir {
-            let d = std::env::temp_dir().join(format!(
-                "genki-alerts-{}-{}",
-                std::process::id(),
-                rand::random::<u32>()
-            ));
-            std::fs::create_dir_all(&d).unwrap();
-            Dir(d)
-        }
     }
 
     /// A tenant, a subscriber, three watchers (the second with quiet hours
     /// 21:00–07:00) on a two-tier ladder: [w0, w1] 10 min, [w2] 30 min.
     fn world(at: &str) -> World {
-        let dir = tempfile_dir::new();
         let store = Arc::new(Store::in_memory());
         let clock = Arc::new(ManualClock::at(jst(at)));
         let t = store.create_tenant(Tenant::with_defaults("t", 0)).unwrap();
@@ -933,7 +913,6 @@ mod tests {
             tenant: t.id,
             sub: sub.id,
             w,
-            _dir: dir,
         }
     }
 
@@ -1260,5 +1239,142 @@ mod tests {
             .collect();
         clear.sort();
         assert_eq!(clear, vec![w.w[0], w.w[1]]);
+    }
+
+    /// The alert worker on tokio's paused clock, with no socket and no
+    /// disk: a missed check opens a case on tier 0 (a 10-minute deadline);
+    /// its watcher's calls are not answered; the case moves to tier 1 at
+    /// exactly its deadline, and not a millisecond before.
+    #[tokio::test(start_paused = true)]
+    async fn a_tier_deadline_escalates_at_exactly_its_instant() {
+        use crate::alerts::notify::Notifier;
+        use crate::telephony::call::testing::FakePlacer;
+        use crate::telephony::context::CallContext;
+        use genki_store::{Check, Next};
+        let clock = Arc::new(crate::clock::ShiftedClock::starting_at(jst(
+            "2026-11-24T10:00",
+        )));
+        let store = Arc::new(Store::in_memory());
+        let t = store.create_tenant(Tenant::with_defaults("t", 0)).unwrap();
+        let sub = store
+            .create_subscriber(Subscriber {
+                id: 0,
+                tenant_id: t.id,
+                name: "山田".into(),
+                phone: "1001".into(),
+                schedule: None,
+                paused_until: None,
+                notes: String::new(),
+                created_at_ms: 0,
+            })
+            .unwrap();
+        let watcher = |name: &str| {
+            store
+                .put_watcher(Watcher {
+                    id: 0,
+                    tenant_id: t.id,
+                    name: name.into(),
+                    phone: Some(format!("sip:{name}@127.0.0.1")),
+                    email: None,
+                    webhook_url: None,
+                    webhook_secret: None,
+                    quiet_start: None,
+                    quiet_end: None,
+                    created_at_ms: 0,
+                })
+                .unwrap()
+                .id
+        };
+        let (w0, w1) = (watcher("first"), watcher("second"));
+        store
+            .put_ladder(
+                LadderOf::Tenant(t.id),
+                &Ladder {
+                    tiers: vec![
+                        Tier {
+                            watchers: vec![w0],
+                            deadline_s: 600,
+                        },
+                        Tier {
+                            watchers: vec![w1],
+                            deadline_s: 600,
+                        },
+                    ],
+                },
+            )
+            .unwrap();
+        let placer = Arc::new(FakePlacer::new(None, Duration::from_secs(20)));
+        let calls = Arc::new(CallContext::new(
+            placer.clone(),
+            "127.0.0.1".into(),
+            store.clone(),
+            Arc::new(std::collections::HashMap::new()),
+        ));
+        let alerts = Arc::new(Alerts::new(
+            store.clone(),
+            Arc::new(Metrics::default()),
+            clock.clone(),
+            RetryRule {
+                max_tries: 2,
+                backoff: Duration::from_secs(60),
+            },
+            Arc::new(Notify::new()),
+        ));
+        let notifier = Arc::new(Notifier {
+            calls,
+            clock: clock.clone(),
+            http: reqwest::Client::new(),
+            webhook_timeout: Duration::from_secs(10),
+            smtp: None,
+        });
+        // The check ends missed: its alert input is stored with it.
+        let now = clock.now_ms();
+        let id = CheckId::one_off(sub.id, now);
+        store
+            .create_check(&Check::pending(id, t.id, now, now))
+            .unwrap();
+        store
+            .settle_pending(
+                &id,
+                Next::Final {
+                    outcome: Outcome::Missed,
+                    cause: None,
+                },
+                now,
+            )
+            .unwrap();
+        let (stop, rx) = watch::channel(false);
+        let worker = tokio::spawn(run(alerts.clone(), notifier, 4, rx));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let case = store.open_case_of(sub.id).unwrap().expect("a case opened");
+        assert_eq!(case.tier, 0);
+        let deadline = case.tier_deadline_ms.expect("tier 0 has a deadline");
+        assert_eq!(deadline, now + 600_000);
+        // Just before the deadline: still tier 0 (the watcher was called).
+        tokio::time::sleep(Duration::from_millis(deadline - clock.now_ms() - 1)).await;
+        assert_eq!(store.alert_case(case.id).unwrap().unwrap().tier, 0);
+        assert!(placer
+            .placed()
+            .iter()
+            .all(|(to, _)| to == "sip:first@127.0.0.1"));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let c = store.alert_case(case.id).unwrap().unwrap();
+        assert_eq!(c.tier, 1, "escalated at the deadline");
+        let step = c
+            .timeline
+            .iter()
+            .find(|e| e.kind == EventKind::Tier)
+            .expect("a tier event");
+        assert_eq!(step.at_ms, deadline, "at exactly its instant");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(
+            placer
+                .placed()
+                .iter()
+                .any(|(to, _)| to == "sip:second@127.0.0.1"),
+            "tier 1's watcher is called"
+        );
+        stop.send(true).unwrap();
+        worker.await.unwrap();
     }
 }

@@ -35,7 +35,6 @@ use tracing::warn;
 
 use crate::checks::script::{Action, AlertAnswer, Flow, Gather, Node, Script};
 use crate::clock::Clock;
-use crate::telephony::call::run_call;
 use crate::telephony::context::CallContext;
 
 /// The outcome of one delivery attempt.
@@ -198,7 +197,7 @@ impl Notifier {
     /// How long a delivery on `channel` may take (its sending lease).
     pub fn lease(&self, channel: Channel) -> Duration {
         match channel {
-            Channel::Phone => self.calls.setup.ring_timeout + Duration::from_secs(180),
+            Channel::Phone => self.calls.placer.ring_timeout() + Duration::from_secs(180),
             Channel::Webhook => self.webhook_timeout + Duration::from_secs(30),
             Channel::Email => Duration::from_secs(150),
         }
@@ -353,15 +352,11 @@ impl Notifier {
         );
         let to = self.calls.dial_uri(phone);
         let mut flow = Flow::new(script);
-        let r = run_call(
-            &self.calls.setup,
-            &to,
-            n.tries,
-            self.clock.now_ms(),
-            &mut flow,
-            &prompts,
-        )
-        .await;
+        let r = self
+            .calls
+            .placer
+            .place(&to, n.tries, self.clock.now_ms(), &mut flow, &prompts)
+            .await;
         if !r.attempt.answered {
             let cause = r.cause.unwrap_or(Cause::Failed);
             if matches!(

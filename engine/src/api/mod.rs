@@ -899,7 +899,8 @@ async fn healthz(State(api): S) -> Response {
     let storage = api.svc.store.next_due_ms().is_ok();
     let sip = api.sip_up.load(std::sync::atomic::Ordering::Relaxed);
     // Every media worker running (a dead one fails its calls as system faults).
-    let media = api.svc.calls.setup.media.workers_alive() == api.svc.calls.setup.media.workers();
+    let (alive, started) = api.svc.calls.placer.media_health();
+    let media = alive == started;
     let code = if storage && sip && media {
         StatusCode::OK
     } else {

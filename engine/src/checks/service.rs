@@ -21,9 +21,9 @@ use tracing::{debug, error, info, warn};
 use crate::checks::dialer::{Admission, Refusal};
 use crate::checks::schedule::{Calendar, SlotCache};
 use crate::checks::script::{Action, Flow, Script};
-use crate::clock::Clock;
+use crate::clock::{monotonic, Clock};
 use crate::metrics::Metrics;
-use crate::telephony::call::{run_call, CallResult};
+use crate::telephony::call::CallResult;
 use crate::telephony::context::CallContext;
 
 /// How long a claim is held before another owner may take the check over.
@@ -282,7 +282,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
 ) -> usize {
-    let mut admission = Admission::new(trunk_cps, trunk_max_calls, Instant::now());
+    let mut admission = Admission::new(trunk_cps, trunk_max_calls, monotonic());
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<u64>();
     let mut active = 0usize;
     let mut last_plan: Option<Instant> = None;
@@ -291,9 +291,11 @@ pub async fn run(
         if *shutdown.borrow() {
             break;
         }
-        if last_plan.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+        if last_plan
+            .is_none_or(|t| monotonic().saturating_duration_since(t) > Duration::from_secs(60))
+        {
             let started = Instant::now();
-            match tokio::task::block_in_place(|| svc.plan()) {
+            match crate::rt::blocking(|| svc.plan()) {
                 Ok(n) if n > 0 => info!(
                     created = n,
                     ms = started.elapsed().as_millis() as u64,
@@ -302,11 +304,11 @@ pub async fn run(
                 Ok(_) => {}
                 Err(e) => error!(error = %e, "planning failed"),
             }
-            last_plan = Some(Instant::now());
+            last_plan = Some(monotonic());
         }
         let mut wait = svc.tick;
         // Claims are synced writes: keep them off the async workers.
-        match tokio::task::block_in_place(|| {
+        match crate::rt::blocking(|| {
             dispatch(
                 &svc,
                 &mut admission,
@@ -315,7 +317,7 @@ pub async fn run(
                 &mut active,
             )
         }) {
-            Ok(Some(until)) => wait = wait.min(until.saturating_duration_since(Instant::now())),
+            Ok(Some(until)) => wait = wait.min(until.saturating_duration_since(monotonic())),
             Ok(None) => {}
             Err(e) => error!(error = %e, "due scan failed"),
         }
@@ -374,7 +376,7 @@ fn dispatch(
         if let Some(t) = svc.store.tenant(*id)? {
             let want = (t.cps, t.max_calls);
             if limits.get(id) != Some(&want) {
-                admission.set_tenant(*id, t.cps, t.max_calls, Instant::now());
+                admission.set_tenant(*id, t.cps, t.max_calls, monotonic());
                 limits.insert(*id, want);
             }
             tenants.insert(*id, t);
@@ -401,7 +403,7 @@ fn dispatch(
                     continue;
                 }
             }
-            match admission.try_admit(*tid, Instant::now()) {
+            match admission.try_admit(*tid, monotonic()) {
                 Ok(()) => {
                     queue.pop_front();
                     progressed = true;
@@ -488,22 +490,18 @@ fn spawn_call(svc: Arc<Service>, t: Tenant, check: Check, done: mpsc::UnboundedS
             let to = svc.calls.dial_uri(&sub.phone);
             svc.metrics.attempts.inc();
             let mut flow = Flow::new(script);
-            let r = run_call(
-                &svc.calls.setup,
-                &to,
-                check.attempts + 1,
-                now,
-                &mut flow,
-                &prompts,
-            )
-            .await;
+            let r = svc
+                .calls
+                .placer
+                .place(&to, check.attempts + 1, now, &mut flow, &prompts)
+                .await;
             let end_ms = svc.clock.now_ms();
             let next = svc.next_after(&t, &check, &r, end_ms);
             if matches!(next, Next::Retry { .. }) {
                 svc.metrics.retries_scheduled.inc();
             }
             let started = Instant::now();
-            let c = tokio::task::block_in_place(|| {
+            let c = crate::rt::blocking(|| {
                 svc.store
                     .finish_attempt(&check.id, &r.attempt, next, end_ms)
             })?;
@@ -528,7 +526,7 @@ fn spawn_call(svc: Arc<Service>, t: Tenant, check: Check, done: mpsc::UnboundedS
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::telephony::call::CallSetup;
+    use crate::telephony::call::testing::FakePlacer;
     use genki_store::Schedule;
 
     fn jst(s: &str) -> u64 {
@@ -536,44 +534,14 @@ mod tests {
         z.timestamp().as_millisecond() as u64
     }
 
-    async fn service(dir: &std::path::Path, clock: Arc<ManualClock>) -> Arc<Service> {
-        let _ = dir;
+    /// A service on the in-memory store whose calls are placed by `placer`
+    /// (no socket, no media thread, no disk).
+    fn service_with(clock: Arc<dyn Clock>, placer: Arc<FakePlacer>) -> Arc<Service> {
         let store = Arc::new(Store::in_memory());
         let metrics = Arc::new(Metrics::default());
-        let (_tx, rx) = watch::channel(false);
-        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let endpoint =
-            crate::telephony::endpoint::Endpoint::spawn(sock, metrics.clone(), rx).unwrap();
-        let setup = CallSetup {
-            endpoint,
-            from: "sip:genki@127.0.0.1".into(),
-            proxy: None,
-            credentials: None,
-            rtp_ip: "127.0.0.1".parse().unwrap(),
-            media: crate::telephony::media::MediaRuntime::start(
-                &crate::telephony::media::MediaOptions {
-                    ip: "127.0.0.1".parse().unwrap(),
-                    ports: 20000..=20999,
-                    workers: 1,
-                    io: genki_udp::sockets::IoKind::Auto,
-                    timeout: crate::telephony::media::MediaTimeout {
-                        start: Duration::from_secs(5),
-                        gap: Duration::from_secs(5),
-                    },
-                },
-                metrics.clone(),
-            )
-            .unwrap(),
-            ring_timeout: Duration::from_secs(30),
-            timers: genki_sip::Timers::default(),
-            metrics: metrics.clone(),
-            trunk_latching: Default::default(),
-            direct_latching: Default::default(),
-            max_call: Duration::from_secs(300),
-        };
         let calls = Arc::new(CallContext::new(
-            setup,
-            String::new(),
+            placer,
+            "127.0.0.1".into(),
             store.clone(),
             Arc::new(HashMap::new()),
         ));
@@ -588,11 +556,13 @@ mod tests {
         ))
     }
 
-    #[tokio::test]
-    async fn schedules_fire_at_their_time_on_virtual_time() {
-        let dir = tempfile_dir();
+    #[test]
+    fn schedules_fire_at_their_time_on_virtual_time() {
         let clock = Arc::new(ManualClock::at(jst("2026-11-22T07:00")));
-        let svc = service(&dir, clock.clone()).await;
+        let svc = service_with(
+            clock.clone(),
+            Arc::new(FakePlacer::new(None, Duration::ZERO)),
+        );
         let t = svc
             .store
             .create_tenant(Tenant::with_defaults("t", 0))
@@ -686,16 +656,102 @@ mod tests {
                 cause: Some(Cause::NoInput)
             }
         );
-        std::fs::remove_dir_all(&dir).ok();
     }
 
-    fn tempfile_dir() -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "genki-svc-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    /// `n` people of a new tenant, each with a one-off check due now.
+    fn due_now(svc: &Service, n: usize, cps: Option<f64>) -> Vec<CheckId> {
+        let mut t = Tenant::with_defaults("t", 0);
+        t.cps = cps;
+        let t = svc.store.create_tenant(t).unwrap();
+        let now = svc.clock.now_ms();
+        (0..n)
+            .map(|i| {
+                let sub = svc
+                    .store
+                    .create_subscriber(Subscriber {
+                        id: 0,
+                        tenant_id: t.id,
+                        name: format!("p{i}"),
+                        phone: format!("10{i}"),
+                        schedule: None,
+                        paused_until: None,
+                        notes: String::new(),
+                        created_at_ms: 0,
+                    })
+                    .unwrap();
+                let id = CheckId::one_off(sub.id, now);
+                svc.store
+                    .create_check(&Check::pending(id, t.id, now, now))
+                    .unwrap();
+                id
+            })
+            .collect()
+    }
+
+    /// The due loop on tokio's paused clock, with no socket and no disk:
+    /// a trunk of 2 calls per second starts six due checks at 0, 0 (its
+    /// one-second burst), then one every 500 ms; every check ends fine.
+    #[tokio::test(start_paused = true)]
+    async fn trunk_cps_2_dispatches_two_checks_per_second() {
+        // Tuesday 10:00 in Tokyo: inside the default calling window.
+        let clock = Arc::new(crate::clock::ShiftedClock::starting_at(jst(
+            "2026-11-24T10:00",
+        )));
+        let placer = Arc::new(FakePlacer::new(Some(Outcome::Fine), Duration::from_secs(3)));
+        let svc = service_with(clock, placer.clone());
+        let ids = due_now(&svc, 6, None);
+        let (stop, rx) = watch::channel(false);
+        let start = tokio::time::Instant::now();
+        let run = tokio::spawn(run(svc.clone(), 2.0, 100, rx, Duration::from_secs(10)));
+        while placer.placed().len() < 6 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        stop.send(true).unwrap();
+        assert_eq!(run.await.unwrap(), 0, "no call left when stopped");
+        let at: Vec<u64> = placer
+            .placed()
+            .iter()
+            .map(|(_, t)| (*t - start).as_millis() as u64)
+            .collect();
+        let want = [0, 0, 500, 1000, 1500, 2000];
+        for (got, want) in at.iter().zip(want) {
+            assert!(
+                got.abs_diff(want) <= 10,
+                "placed at {at:?} ms, want {want:?} ±10"
+            );
+        }
+        for id in ids {
+            let c = svc.store.check(&id).unwrap().unwrap();
+            assert_eq!(c.outcome, Some(Outcome::Fine), "{id}");
+        }
+    }
+
+    /// A tenant's own rate applies beside the trunk's: at 1 call per
+    /// second, three checks start at 0, 1 and 2 s though the trunk allows 10.
+    #[tokio::test(start_paused = true)]
+    async fn a_tenant_rate_below_the_trunk_rate_paces_its_checks() {
+        let clock = Arc::new(crate::clock::ShiftedClock::starting_at(jst(
+            "2026-11-24T10:00",
+        )));
+        let placer = Arc::new(FakePlacer::new(None, Duration::from_millis(100)));
+        let svc = service_with(clock, placer.clone());
+        due_now(&svc, 3, Some(1.0));
+        let (stop, rx) = watch::channel(false);
+        let start = tokio::time::Instant::now();
+        let run = tokio::spawn(run(svc.clone(), 10.0, 100, rx, Duration::from_secs(10)));
+        while placer.placed().len() < 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.send(true).unwrap();
+        run.await.unwrap();
+        let at: Vec<u64> = placer
+            .placed()
+            .iter()
+            .map(|(_, t)| (*t - start).as_millis() as u64)
+            .collect();
+        for (got, want) in at.iter().zip([0, 1000, 2000]) {
+            assert!(got.abs_diff(want) <= 10, "placed at {at:?} ms");
+        }
     }
 }

@@ -85,12 +85,47 @@ pub async fn serve(cfg: Config, clock_start_ms: Option<u64>) -> Result<(), Serve
     serve_until(cfg, clock_start_ms, wait_for_signal()).await
 }
 
-/// Run the daemon until `stop` completes (a signal, or the demo's end).
+/// The sockets the daemon serves on, bound by its caller: `genki serve`
+/// binds the configured addresses; a test binds port 0.
+pub struct Sockets {
+    /// The SIP socket every call's signalling uses.
+    pub sip: tokio::net::UdpSocket,
+    /// The admin API's listener.
+    pub api: tokio::net::TcpListener,
+}
+
+/// Run the daemon until `stop` completes (a signal, or the demo's end),
+/// on the configured addresses.
 pub async fn serve_until(
     cfg: Config,
     clock_start_ms: Option<u64>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let sip = net::bind_udp(cfg.sip.bind).await?;
+    let api = tokio::net::TcpListener::bind(cfg.api.listen)
+        .await
+        .map_err(|error| ServeError::ApiBind {
+            addr: cfg.api.listen,
+            error,
+        })?;
+    let clock: Arc<dyn Clock> = match clock_start_ms {
+        Some(ms) => Arc::new(ShiftedClock::starting_at(ms)),
+        None => Arc::new(SystemClock),
+    };
+    run(cfg, Sockets { sip, api }, stop, clock).await
+}
+
+/// The daemon on sockets it is given, with a given clock, until `stop`
+/// completes (in the style of mini-redis's `server::run`): everything
+/// `genki serve` does, startable in-process on port 0 by a test.
+pub async fn run(
+    cfg: Config,
+    sockets: Sockets,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+    clock: Arc<dyn Clock>,
+) -> Result<(), ServeError> {
+    let Sockets { sip, api: listener } = sockets;
+    let api_addr = listener.local_addr()?;
     std::fs::create_dir_all(&cfg.storage.path).map_err(|error| ServeError::DataDir {
         path: cfg.storage.path.display().to_string(),
         error,
@@ -102,12 +137,7 @@ pub async fn serve_until(
         cfg.api.operator_token.clone()
     };
     let metrics = Arc::new(Metrics::default());
-    let clock: Arc<dyn Clock> = match clock_start_ms {
-        Some(ms) => Arc::new(ShiftedClock::starting_at(ms)),
-        None => Arc::new(SystemClock),
-    };
 
-    let sip = net::bind_udp(cfg.sip.bind).await?;
     let proxy = if cfg.trunk.proxy.is_empty() {
         None
     } else {
@@ -190,7 +220,7 @@ pub async fn serve_until(
             .to_string()
     };
     let calls = Arc::new(CallContext::new(
-        setup,
+        Arc::new(setup),
         domain,
         store.clone(),
         Arc::new(defaults),
@@ -216,7 +246,7 @@ pub async fn serve_until(
     ));
     metrics
         .alerts_open
-        .add(tokio::task::block_in_place(|| store.open_case_count())? as i64);
+        .add(crate::rt::blocking(|| store.open_case_count())? as i64);
     let notifier = Arc::new(Notifier {
         calls,
         clock: svc.clock.clone(),
@@ -234,7 +264,7 @@ pub async fn serve_until(
             from: cfg.alerts.smtp_from.clone(),
         }),
     });
-    let recovered = tokio::task::block_in_place(|| svc.recover())?;
+    let recovered = crate::rt::blocking(|| svc.recover())?;
     if recovered > 0 {
         warn!(
             recovered,
@@ -242,12 +272,6 @@ pub async fn serve_until(
         );
     }
 
-    let listener = tokio::net::TcpListener::bind(cfg.api.listen)
-        .await
-        .map_err(|error| ServeError::ApiBind {
-            addr: cfg.api.listen,
-            error,
-        })?;
     let api = Arc::new(Api {
         svc: svc.clone(),
         alerts: alerts.clone(),
@@ -262,10 +286,10 @@ pub async fn serve_until(
             })
             .await;
     });
-    info!(api = %cfg.api.listen, sip = %bound, data = %cfg.storage.path.display(), "genki serving");
+    info!(api = %api_addr, sip = %bound, data = %cfg.storage.path.display(), "genki serving");
     eprintln!(
         "genki: serving; API on http://{} , SIP on {} , data in {}",
-        cfg.api.listen,
+        api_addr,
         bound,
         cfg.storage.path.display()
     );
@@ -297,7 +321,7 @@ pub async fn serve_until(
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), http).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), alert_worker).await;
-    tokio::task::block_in_place(|| store.flush())?;
+    crate::rt::blocking(|| store.flush())?;
     info!("stopped cleanly");
     Ok(())
 }
@@ -324,5 +348,53 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// The whole daemon in-process on port 0 (no fixed port, no child
+    /// process): it serves its API, and stops cleanly when told.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_daemon_runs_in_process_on_port_0_and_stops_when_told() {
+        let dir = std::env::temp_dir().join(format!("genki-run-{}", rand::random::<u64>()));
+        let mut cfg = Config::load(None, &[]).unwrap();
+        cfg.storage.path = dir.clone();
+        cfg.api.operator_token = "gk_op_test".into();
+        cfg.sip.rtp_ports = "41000-41099".into();
+        let sip = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = api.local_addr().unwrap();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let daemon = tokio::spawn(run(
+            cfg,
+            Sockets { sip, api },
+            async move {
+                let _ = stop_rx.await;
+            },
+            Arc::new(SystemClock),
+        ));
+        let body = tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: genki\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        })
+        .await
+        .unwrap();
+        assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+        assert!(body.contains("\"storage\""), "{body}");
+        stop_tx.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), daemon)
+            .await
+            .expect("stops within 30 s")
+            .unwrap()
+            .expect("stops cleanly");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

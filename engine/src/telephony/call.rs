@@ -12,7 +12,9 @@
 //! genki-media, genki-sip, genki-store (records), tokio.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,6 +67,47 @@ pub trait Dialogue: Send {
     fn is_done(&self) -> bool;
     /// Every key pressed, in order.
     fn digits(&self) -> &str;
+}
+
+/// A call being placed, as a boxed future (a trait object's method).
+pub type CallFuture<'a> = Pin<Box<dyn Future<Output = CallResult> + Send + 'a>>;
+
+/// How calls are placed: the daemon's SIP/RTP path ([`CallSetup`]), or a
+/// scripted stand-in when a test exercises what runs above it (the due
+/// loop, the alert worker) on virtual time without sockets.
+pub trait Placer: Send + Sync {
+    /// Place one call to `to` and run `dialogue` on it (see [`run_call`]).
+    fn place<'a>(
+        &'a self,
+        to: &'a str,
+        n: u32,
+        started_at_ms: u64,
+        dialogue: &'a mut dyn Dialogue,
+        prompts: &'a HashMap<String, Prompt>,
+    ) -> CallFuture<'a>;
+    /// How long a call may ring before genki gives up on it.
+    fn ring_timeout(&self) -> Duration;
+    /// Media workers (alive, started), for `/healthz`.
+    fn media_health(&self) -> (usize, usize);
+}
+
+impl Placer for CallSetup {
+    fn place<'a>(
+        &'a self,
+        to: &'a str,
+        n: u32,
+        started_at_ms: u64,
+        dialogue: &'a mut dyn Dialogue,
+        prompts: &'a HashMap<String, Prompt>,
+    ) -> CallFuture<'a> {
+        Box::pin(run_call(self, to, n, started_at_ms, dialogue, prompts))
+    }
+    fn ring_timeout(&self) -> Duration {
+        self.ring_timeout
+    }
+    fn media_health(&self) -> (usize, usize) {
+        (self.media.workers_alive(), self.media.workers())
+    }
 }
 
 /// Dynamic payload type we offer for telephone-event (RFC 4733 §7.1.1).
@@ -176,7 +219,7 @@ pub async fn run_call(
     to: &str,
     n: u32,
     started_at_ms: u64,
-    flow: &mut impl Dialogue,
+    flow: &mut (impl Dialogue + ?Sized),
     prompts: &HashMap<String, Prompt>,
 ) -> CallResult {
     let mut attempt = Attempt {
@@ -553,5 +596,78 @@ mod tests {
             conclude(&e),
             (EndReason::NoCommonCodec, None, Some(Cause::Failed))
         );
+    }
+}
+
+/// A stand-in [`Placer`] for tests of what runs above telephony: it dials
+/// nobody, records when each call was placed (on tokio's clock), waits
+/// `talk` and returns `outcome` (or, with none, "no answer").
+#[cfg(test)]
+pub mod testing {
+    use super::*;
+    use std::sync::Mutex;
+
+    pub struct FakePlacer {
+        pub outcome: Option<Outcome>,
+        pub talk: Duration,
+        placed: Mutex<Vec<(String, tokio::time::Instant)>>,
+    }
+
+    impl FakePlacer {
+        pub fn new(outcome: Option<Outcome>, talk: Duration) -> FakePlacer {
+            FakePlacer {
+                outcome,
+                talk,
+                placed: Mutex::new(vec![]),
+            }
+        }
+        /// Who was called, and when.
+        pub fn placed(&self) -> Vec<(String, tokio::time::Instant)> {
+            self.placed.lock().unwrap().clone()
+        }
+    }
+
+    impl Placer for FakePlacer {
+        fn place<'a>(
+            &'a self,
+            to: &'a str,
+            n: u32,
+            started_at_ms: u64,
+            _dialogue: &'a mut dyn Dialogue,
+            _prompts: &'a HashMap<String, Prompt>,
+        ) -> CallFuture<'a> {
+            Box::pin(async move {
+                self.placed
+                    .lock()
+                    .unwrap()
+                    .push((to.to_string(), tokio::time::Instant::now()));
+                tokio::time::sleep(self.talk).await;
+                let answered = self.outcome.is_some();
+                CallResult {
+                    attempt: Attempt {
+                        n,
+                        started_at_ms,
+                        answered,
+                        sip_status: Some(if answered { 200 } else { 487 }),
+                        end_reason: if answered {
+                            EndReason::ScriptDone
+                        } else {
+                            EndReason::NoAnswer
+                        },
+                        outcome: self.outcome,
+                        ..Default::default()
+                    },
+                    outcome: self.outcome,
+                    cause: (!answered).then_some(Cause::NoAnswer),
+                    stats: CallStats::default(),
+                }
+            })
+        }
+        fn ring_timeout(&self) -> Duration {
+            Duration::from_secs(30)
+        }
+        fn media_health(&self) -> (usize, usize) {
+            (1, 1)
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! What anything that places calls needs, and nothing more: the call
-//! set-up (endpoint, media, trunk), the trunk's domain for plain numbers,
+//! What anything that places calls needs, and nothing more: the
+//! [`Placer`] (the call set-up: endpoint, media, trunk), the trunk's domain for plain numbers,
 //! and each tenant's prompts (built-ins overlaid with uploads, decoded once
 //! and cached). The due loop and the alert notifier share one; neither
 //! needs the other's state to place a call.
@@ -14,11 +14,12 @@ use genki_media::{wav, Prompt};
 use genki_store::{Store, StoreError};
 use tracing::warn;
 
-use crate::telephony::call::CallSetup;
+use crate::telephony::call::Placer;
 
 /// The shared context of every call genki places.
 pub struct CallContext {
-    pub setup: CallSetup,
+    /// Places the calls: the daemon's SIP/RTP path, or a test's stand-in.
+    pub placer: Arc<dyn Placer>,
     /// Host part for people given as plain numbers: `sip:<number>@<domain>`.
     pub trunk_domain: String,
     store: Arc<Store>,
@@ -29,13 +30,13 @@ pub struct CallContext {
 
 impl CallContext {
     pub fn new(
-        setup: CallSetup,
+        placer: Arc<dyn Placer>,
         trunk_domain: String,
         store: Arc<Store>,
         defaults: Arc<HashMap<String, Prompt>>,
     ) -> CallContext {
         CallContext {
-            setup,
+            placer,
             trunk_domain,
             store,
             defaults,
