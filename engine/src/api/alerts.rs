@@ -8,9 +8,8 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
@@ -19,9 +18,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::alerts::cases::CaseError;
-use crate::api::{
-    caller, load_subscriber, load_tenant, now_ms, parse, validate_name, validate_phone, Api,
-    ApiError, Caller, R, S,
+use crate::api::common::{
+    load_subscriber, load_tenant, now_ms, validate_name, validate_phone, Api, ApiError, Caller,
+    StrictJson, R, S,
 };
 use crate::checks::schedule::parse_hhmm;
 
@@ -35,7 +34,7 @@ fn watcher_json(w: &Watcher) -> Value {
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct WatcherPatch {
+pub(crate) struct WatcherPatch {
     name: Option<String>,
     phone: Option<Option<String>>,
     email: Option<Option<String>>,
@@ -132,13 +131,11 @@ fn load_watcher(api: &Api, who: Caller, id: u64) -> R<Watcher> {
 
 async fn create_watcher(
     State(api): S,
-    headers: HeaderMap,
+    who: Caller,
     Path(tid): Path<u64>,
-    body: Bytes,
+    StrictJson(p): StrictJson<WatcherPatch>,
 ) -> R<Response> {
-    let who = caller(&api, &headers)?;
     let t = load_tenant(&api, who, tid)?;
-    let p: WatcherPatch = parse(&body)?;
     if p.name.is_none() {
         return Err(ApiError::bad("name", "required"));
     }
@@ -159,8 +156,7 @@ async fn create_watcher(
     Ok((StatusCode::CREATED, axum::Json(watcher_json(&w))).into_response())
 }
 
-async fn list_watchers(State(api): S, headers: HeaderMap, Path(tid): Path<u64>) -> R<Response> {
-    let who = caller(&api, &headers)?;
+async fn list_watchers(State(api): S, who: Caller, Path(tid): Path<u64>) -> R<Response> {
     let t = load_tenant(&api, who, tid)?;
     let ws: Vec<Value> = api
         .svc
@@ -172,27 +168,23 @@ async fn list_watchers(State(api): S, headers: HeaderMap, Path(tid): Path<u64>) 
     Ok(axum::Json(json!({ "watchers": ws })).into_response())
 }
 
-async fn get_watcher(State(api): S, headers: HeaderMap, Path(id): Path<u64>) -> R<Response> {
-    let who = caller(&api, &headers)?;
+async fn get_watcher(State(api): S, who: Caller, Path(id): Path<u64>) -> R<Response> {
     Ok(axum::Json(watcher_json(&load_watcher(&api, who, id)?)).into_response())
 }
 
 async fn patch_watcher(
     State(api): S,
-    headers: HeaderMap,
+    who: Caller,
     Path(id): Path<u64>,
-    body: Bytes,
+    StrictJson(p): StrictJson<WatcherPatch>,
 ) -> R<Response> {
-    let who = caller(&api, &headers)?;
     let mut w = load_watcher(&api, who, id)?;
-    let p: WatcherPatch = parse(&body)?;
     apply_watcher_patch(&mut w, p)?;
     let w = api.svc.store.put_watcher(w)?;
     Ok(axum::Json(watcher_json(&w)).into_response())
 }
 
-async fn delete_watcher(State(api): S, headers: HeaderMap, Path(id): Path<u64>) -> R<Response> {
-    let who = caller(&api, &headers)?;
+async fn delete_watcher(State(api): S, who: Caller, Path(id): Path<u64>) -> R<Response> {
     let w = load_watcher(&api, who, id)?;
     api.svc.store.delete_watcher(&w)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -246,21 +238,18 @@ fn ladder_target(api: &Api, who: Caller, kind: &str, id: u64) -> R<(LadderOf, u6
 
 async fn put_ladder(
     State(api): S,
-    headers: HeaderMap,
+    who: Caller,
     kind: &str,
     id: u64,
-    body: Bytes,
+    StrictJson(l): StrictJson<Ladder>,
 ) -> R<Response> {
-    let who = caller(&api, &headers)?;
     let (of, tenant) = ladder_target(&api, who, kind, id)?;
-    let l: Ladder = parse(&body)?;
     validate_ladder(&api, tenant, &l)?;
     api.svc.store.put_ladder(of, &l)?;
     Ok(axum::Json(l).into_response())
 }
 
-async fn get_ladder(State(api): S, headers: HeaderMap, kind: &str, id: u64) -> R<Response> {
-    let who = caller(&api, &headers)?;
+async fn get_ladder(State(api): S, who: Caller, kind: &str, id: u64) -> R<Response> {
     let (of, _) = ladder_target(&api, who, kind, id)?;
     match api.svc.store.ladder(of)? {
         Some(l) => Ok(axum::Json(l).into_response()),
@@ -268,8 +257,7 @@ async fn get_ladder(State(api): S, headers: HeaderMap, kind: &str, id: u64) -> R
     }
 }
 
-async fn delete_ladder(State(api): S, headers: HeaderMap, kind: &str, id: u64) -> R<Response> {
-    let who = caller(&api, &headers)?;
+async fn delete_ladder(State(api): S, who: Caller, kind: &str, id: u64) -> R<Response> {
     let (of, _) = ladder_target(&api, who, kind, id)?;
     api.svc.store.delete_ladder(of)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -287,7 +275,7 @@ fn case_summary(c: &AlertCase) -> Value {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CaseQuery {
+pub(crate) struct CaseQuery {
     state: Option<String>,
     #[serde(default)]
     after: u64,
@@ -296,11 +284,10 @@ struct CaseQuery {
 
 async fn list_alerts(
     State(api): S,
-    headers: HeaderMap,
+    who: Caller,
     Path(tid): Path<u64>,
     q: Result<Query<CaseQuery>, axum::extract::rejection::QueryRejection>,
 ) -> R<Response> {
-    let who = caller(&api, &headers)?;
     let t = load_tenant(&api, who, tid)?;
     let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
     let want: Option<Vec<CaseState>> = match q.state.as_deref() {
@@ -345,8 +332,7 @@ fn load_case(api: &Api, who: Caller, id: u64) -> R<AlertCase> {
     }
 }
 
-async fn get_alert(State(api): S, headers: HeaderMap, Path(id): Path<u64>) -> R<Response> {
-    let who = caller(&api, &headers)?;
+async fn get_alert(State(api): S, who: Caller, Path(id): Path<u64>) -> R<Response> {
     let c = load_case(&api, who, id)?;
     let mut v = case_summary(&c);
     v["told"] = serde_json::to_value(&c.told).expect("JSON");
@@ -357,7 +343,7 @@ async fn get_alert(State(api): S, headers: HeaderMap, Path(id): Path<u64>) -> R<
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CaseAction {
+pub(crate) struct CaseAction {
     by: String,
     #[serde(default)]
     note: Option<String>,
@@ -373,14 +359,12 @@ fn case_error(e: CaseError) -> ApiError {
 
 async fn case_action(
     api: Arc<Api>,
-    headers: HeaderMap,
+    who: Caller,
     id: u64,
-    body: Bytes,
+    a: CaseAction,
     resolve: bool,
 ) -> R<Response> {
-    let who = caller(&api, &headers)?;
     load_case(&api, who, id)?;
-    let a: CaseAction = parse(&body)?;
     if a.by.trim().is_empty() || a.by.len() > 200 {
         return Err(ApiError::bad("by", "1–200 characters: who is acting"));
     }
@@ -414,20 +398,20 @@ async fn case_action(
 
 async fn ack_alert(
     State(api): S,
-    headers: HeaderMap,
+    who: Caller,
     Path(id): Path<u64>,
-    body: Bytes,
+    StrictJson(a): StrictJson<CaseAction>,
 ) -> R<Response> {
-    case_action(api, headers, id, body, false).await
+    case_action(api, who, id, a, false).await
 }
 
 async fn resolve_alert(
     State(api): S,
-    headers: HeaderMap,
+    who: Caller,
     Path(id): Path<u64>,
-    body: Bytes,
+    StrictJson(a): StrictJson<CaseAction>,
 ) -> R<Response> {
-    case_action(api, headers, id, body, true).await
+    case_action(api, who, id, a, true).await
 }
 
 pub fn routes() -> Router<Arc<Api>> {

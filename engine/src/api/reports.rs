@@ -1,0 +1,179 @@
+//! `GET /v1/tenants/{id}/outcomes` (JSON or CSV) and
+//! `GET /v1/tenants/{id}/summary` (a day's round for coordinators).
+//!
+//! Depends on: [`super::common`], [`crate::checks::schedule`].
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use genki_store::{CheckStatus, Outcome};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::checks::schedule::Calendar;
+
+use super::common::*;
+
+#[derive(Deserialize)]
+pub(crate) struct Range {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// Parse an instant: unix ms, or an RFC 3339 timestamp, or a local date (start of day in `cal`).
+pub(crate) fn parse_instant(field: &str, v: &str, cal: &Calendar) -> R<u64> {
+    if let Ok(ms) = v.parse::<u64>() {
+        return Ok(ms);
+    }
+    if let Ok(ts) = v.parse::<jiff::Timestamp>() {
+        return Ok(ts.as_millisecond().max(0) as u64);
+    }
+    if let Ok(d) = v.parse::<jiff::civil::Date>() {
+        if let Ok(z) = d.to_zoned(cal.tz.clone()) {
+            return Ok(z.timestamp().as_millisecond().max(0) as u64);
+        }
+    }
+    Err(ApiError::bad(
+        field,
+        format!("{v:?} is not unix ms, an RFC 3339 time or a date YYYY-MM-DD"),
+    ))
+}
+
+pub(crate) async fn outcomes(
+    State(api): S,
+    who: Caller,
+    headers: HeaderMap,
+    Path(tid): Path<u64>,
+    Query(r): Query<Range>,
+) -> R<Response> {
+    let t = load_tenant(&api, who, tid)?;
+    let cal = Calendar::of(&t).map_err(|e| ApiError::bad(e.field, e.message))?;
+    let from = r
+        .from
+        .as_deref()
+        .map(|v| parse_instant("from", v, &cal))
+        .transpose()?
+        .unwrap_or(0);
+    let to =
+        r.to.as_deref()
+            .map(|v| parse_instant("to", v, &cal))
+            .transpose()?
+            .unwrap_or(u64::MAX);
+    let checks = api.svc.store.outcomes(t.id, from, to, 100_000)?;
+    let wants_csv = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/csv"));
+    let names: BTreeMap<u64, (String, String)> = checks
+        .iter()
+        .map(|c| c.id.subscriber_id)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter_map(|id| {
+            api.svc
+                .store
+                .subscriber(id)
+                .ok()
+                .flatten()
+                .map(|s| (id, (s.name, s.phone)))
+        })
+        .collect();
+    let local = |ms: Option<u64>| {
+        ms.and_then(|m| jiff::Timestamp::from_millisecond(m as i64).ok())
+            .map(|ts| {
+                ts.to_zoned(cal.tz.clone())
+                    .strftime("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    if wants_csv {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let _ = w.write_record([
+            "check_id",
+            "subscriber_id",
+            "name",
+            "phone",
+            "outcome",
+            "attempts",
+            "last_cause",
+            "finished_at",
+        ]);
+        for c in &checks {
+            let (name, phone) = names.get(&c.id.subscriber_id).cloned().unwrap_or_default();
+            let _ = w.write_record([
+                c.id.to_string(),
+                c.id.subscriber_id.to_string(),
+                name,
+                phone,
+                c.outcome.map(|o| o.as_str()).unwrap_or("").to_string(),
+                c.attempts.to_string(),
+                c.last_cause
+                    .as_ref()
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+                local(c.finished_at_ms),
+            ]);
+        }
+        // Excel opens UTF-8 CSV correctly only with a BOM.
+        let mut body = "\u{feff}".as_bytes().to_vec();
+        body.extend(w.into_inner().unwrap_or_default());
+        return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response());
+    }
+    let items: Vec<Value> = checks
+        .iter()
+        .map(|c| {
+            let (name, phone) = names.get(&c.id.subscriber_id).cloned().unwrap_or_default();
+            json!({"check_id": c.id, "subscriber_id": c.id.subscriber_id, "name": name, "phone": phone, "outcome": c.outcome,
+                   "attempts": c.attempts, "last_cause": c.last_cause, "finished_at_ms": c.finished_at_ms, "finished_at": local(c.finished_at_ms)})
+        })
+        .collect();
+    Ok(axum::Json(json!({"items": items})).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct DateQ {
+    date: Option<String>,
+}
+
+pub(crate) async fn summary(
+    State(api): S,
+    who: Caller,
+    Path(tid): Path<u64>,
+    Query(q): Query<DateQ>,
+) -> R<Response> {
+    let t = load_tenant(&api, who, tid)?;
+    let cal = Calendar::of(&t).map_err(|e| ApiError::bad(e.field, e.message))?;
+    let date = match &q.date {
+        Some(d) => d
+            .parse::<jiff::civil::Date>()
+            .map_err(|_| ApiError::bad("date", format!("{d:?} is not a date YYYY-MM-DD")))?,
+        None => cal.local_date(now_ms(&api)),
+    };
+    let start = parse_instant("date", &date.to_string(), &cal)?;
+    let end = parse_instant(
+        "date",
+        &date
+            .tomorrow()
+            .map_err(|_| ApiError::bad("date", "out of range"))?
+            .to_string(),
+        &cal,
+    )?;
+    let checks = api.svc.store.checks_of(t.id, start, end, 1_000_000)?;
+    let mut counts: BTreeMap<&str, u64> = Outcome::ALL.iter().map(|o| (o.as_str(), 0)).collect();
+    let (mut pending, mut dialing) = (0u64, 0u64);
+    let mut not_reached = Vec::new();
+    for c in &checks {
+        match (c.status, c.outcome) {
+            (CheckStatus::Done, Some(o)) => *counts.entry(o.as_str()).or_default() += 1,
+            (CheckStatus::Dialing, _) => dialing += 1,
+            _ => pending += 1,
+        }
+        if !matches!(c.outcome, Some(Outcome::Fine)) {
+            not_reached.push(json!({"check_id": c.id, "subscriber_id": c.id.subscriber_id, "status": c.status, "outcome": c.outcome, "last_cause": c.last_cause}));
+        }
+    }
+    Ok(axum::Json(json!({"date": date.to_string(), "total": checks.len(), "outcomes": counts, "pending": pending, "in_progress": dialing, "not_yet_fine": not_reached})).into_response())
+}

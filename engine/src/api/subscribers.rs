@@ -1,0 +1,304 @@
+//! `/v1/tenants/{id}/subscribers` (enrol, list, CSV import) and
+//! `/v1/subscribers/{id}` (read, change, remove): the people genki calls.
+//!
+//! Depends on: [`super::common`], [`crate::checks::schedule`].
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use genki_store::{Schedule, Subscriber};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::checks::schedule::validate_schedule;
+
+use super::common::*;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewSubscriber {
+    name: String,
+    phone: String,
+    #[serde(default)]
+    schedule: Option<Schedule>,
+    #[serde(default)]
+    paused_until: Option<String>,
+    #[serde(default)]
+    notes: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SubscriberPatch {
+    name: Option<String>,
+    phone: Option<String>,
+    schedule: Option<Option<Schedule>>,
+    paused_until: Option<Option<String>>,
+    notes: Option<String>,
+}
+
+pub(crate) fn validate_subscriber(s: &Subscriber) -> R<()> {
+    if s.name.trim().is_empty() || s.name.chars().count() > 200 {
+        return Err(ApiError::bad("name", "1–200 characters"));
+    }
+    validate_phone(&s.phone).map_err(|m| ApiError::bad("phone", m))?;
+    if let Some(sch) = &s.schedule {
+        validate_schedule(sch).map_err(|e| ApiError::bad(e.field, e.message))?;
+    }
+    if let Some(p) = &s.paused_until {
+        p.parse::<jiff::civil::Date>().map_err(|_| {
+            ApiError::bad("paused_until", format!("{p:?} is not a date YYYY-MM-DD"))
+        })?;
+    }
+    if s.notes.len() > 4000 {
+        return Err(ApiError::bad("notes", "at most 4000 bytes"));
+    }
+    Ok(())
+}
+
+pub(crate) async fn create_subscriber(
+    State(api): S,
+    who: Caller,
+    Path(tid): Path<u64>,
+    StrictJson(n): StrictJson<NewSubscriber>,
+) -> R<Response> {
+    let t = load_tenant(&api, who, tid)?;
+    let s = Subscriber {
+        id: 0,
+        tenant_id: t.id,
+        name: n.name,
+        phone: n.phone,
+        schedule: n.schedule,
+        paused_until: n.paused_until,
+        notes: n.notes,
+        created_at_ms: now_ms(&api),
+    };
+    validate_subscriber(&s)?;
+    let s = api.svc.store.create_subscriber(s)?;
+    Ok((StatusCode::CREATED, axum::Json(json!({"id": s.id}))).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Page {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+pub(crate) async fn list_subscribers(
+    State(api): S,
+    who: Caller,
+    Path(tid): Path<u64>,
+    Query(p): Query<Page>,
+) -> R<Response> {
+    let t = load_tenant(&api, who, tid)?;
+    let limit = p.limit.unwrap_or(100).clamp(1, 1000);
+    let items = api
+        .svc
+        .store
+        .subscribers_of(t.id, p.after.unwrap_or(0), limit)?;
+    let next = (items.len() == limit)
+        .then(|| items.last().map(|s| s.id))
+        .flatten();
+    Ok(axum::Json(json!({"items": items, "next_after": next})).into_response())
+}
+
+pub(crate) async fn get_subscriber(State(api): S, who: Caller, Path(id): Path<u64>) -> R<Response> {
+    Ok(axum::Json(load_subscriber(&api, who, id)?).into_response())
+}
+
+pub(crate) async fn patch_subscriber(
+    State(api): S,
+    who: Caller,
+    Path(id): Path<u64>,
+    StrictJson(p): StrictJson<SubscriberPatch>,
+) -> R<Response> {
+    let mut s = load_subscriber(&api, who, id)?;
+    if let Some(v) = p.name {
+        s.name = v;
+    }
+    if let Some(v) = p.phone {
+        s.phone = v;
+    }
+    if let Some(v) = p.schedule {
+        s.schedule = v;
+    }
+    if let Some(v) = p.paused_until {
+        s.paused_until = v;
+    }
+    if let Some(v) = p.notes {
+        s.notes = v;
+    }
+    validate_subscriber(&s)?;
+    api.svc.store.put_subscriber(&s)?;
+    Ok(axum::Json(s).into_response())
+}
+
+pub(crate) async fn delete_subscriber(
+    State(api): S,
+    who: Caller,
+    Path(id): Path<u64>,
+) -> R<Response> {
+    let s = load_subscriber(&api, who, id)?;
+    api.svc.store.delete_subscriber(&s)?;
+    api.svc.store.audit(
+        s.tenant_id,
+        now_ms(&api),
+        &json!({"by": format!("{who:?}"), "did": "delete_subscriber", "id": s.id}),
+    )?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// CSV import: header row with name, phone and optional days ("1-5" or
+/// "1,3,5"), times ("09:30;17:00"), paused_until, notes. UTF-8, Excel's BOM accepted.
+pub(crate) async fn import_subscribers(
+    State(api): S,
+    who: Caller,
+    Path(tid): Path<u64>,
+    body: Bytes,
+) -> R<Response> {
+    let t = load_tenant(&api, who, tid)?;
+    let text = std::str::from_utf8(&body).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_csv",
+            "the CSV is not UTF-8",
+        )
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let (subs, errors) = parse_csv(text, t.id, now_ms(&api))?;
+    let imported = api.svc.store.create_subscribers(subs)?;
+    Ok(axum::Json(json!({"imported": imported.len(), "ids": imported.iter().map(|s| s.id).collect::<Vec<_>>(), "errors": errors})).into_response())
+}
+
+pub(crate) fn parse_days(s: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    for part in s.split([',', ' ']).filter(|p| !p.is_empty()) {
+        if let Some((a, b)) = part.split_once('-') {
+            let (a, b): (u8, u8) = (
+                a.parse().map_err(|_| format!("bad day {part:?}"))?,
+                b.parse().map_err(|_| format!("bad day {part:?}"))?,
+            );
+            if a > b {
+                return Err(format!("bad day range {part:?}"));
+            }
+            out.extend(a..=b);
+        } else {
+            out.push(part.parse().map_err(|_| format!("bad day {part:?}"))?);
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Serialize)]
+pub(crate) struct RowError {
+    pub(crate) line: u64,
+    pub(crate) field: String,
+    pub(crate) message: String,
+}
+
+pub(crate) fn parse_csv(
+    text: &str,
+    tenant_id: u64,
+    now: u64,
+) -> R<(Vec<Subscriber>, Vec<RowError>)> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers = rdr
+        .headers()
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_csv",
+                format!("header row: {e}"),
+            )
+        })?
+        .clone();
+    let col = |n: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(n));
+    let (Some(name_c), Some(phone_c)) = (col("name"), col("phone")) else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_csv",
+            "the header row needs name and phone columns",
+        )
+        .field("header"));
+    };
+    let known = ["name", "phone", "days", "times", "paused_until", "notes"];
+    if let Some(h) = headers
+        .iter()
+        .find(|h| !known.iter().any(|k| k.eq_ignore_ascii_case(h)))
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_csv",
+            format!("unknown column {h:?}; known: {}", known.join(", ")),
+        )
+        .field("header"));
+    }
+    let (days_c, times_c, paused_c, notes_c) =
+        (col("days"), col("times"), col("paused_until"), col("notes"));
+    let mut subs = Vec::new();
+    let mut errors = Vec::new();
+    for rec in rdr.records() {
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                errors.push(RowError {
+                    line,
+                    field: "row".into(),
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        let get = |c: Option<usize>| c.and_then(|c| rec.get(c)).unwrap_or("").to_string();
+        let days = get(days_c);
+        let times = get(times_c);
+        let schedule = if days.is_empty() && times.is_empty() {
+            None
+        } else {
+            match parse_days(&days) {
+                Ok(d) => Some(Schedule {
+                    days: d,
+                    times: times
+                        .split([';', ' '])
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                }),
+                Err(m) => {
+                    errors.push(RowError {
+                        line,
+                        field: "days".into(),
+                        message: m,
+                    });
+                    continue;
+                }
+            }
+        };
+        let paused = get(paused_c);
+        let s = Subscriber {
+            id: 0,
+            tenant_id,
+            name: get(Some(name_c)),
+            phone: get(Some(phone_c)),
+            schedule,
+            paused_until: (!paused.is_empty()).then_some(paused),
+            notes: get(notes_c),
+            created_at_ms: now,
+        };
+        match validate_subscriber(&s) {
+            Ok(()) => subs.push(s),
+            Err(e) => errors.push(RowError {
+                line,
+                field: e.field.unwrap_or_default(),
+                message: e.message,
+            }),
+        }
+    }
+    Ok((subs, errors))
+}
