@@ -318,8 +318,23 @@ fn tenants_are_isolated_and_bad_input_changes_nothing() {
         .collect();
     assert!(names.contains("佐藤 一郎") && names.contains("田中"));
 
-    let doc = a.get("/v1/openapi.json").json();
-    assert!(doc["paths"]["/v1/checks/{check_id}"].is_object());
+    // The OpenAPI document the daemon serves passes an outside validator
+    // (openapi-spec-validator, installed by scripts/deps).
+    let doc = a.get("/v1/openapi.json");
+    assert_eq!(doc.status, 200);
+    assert!(doc.json()["paths"]["/v1/checks/{check_id}"].is_object());
+    let file = dir.join("openapi.json");
+    std::fs::write(&file, &doc.body).unwrap();
+    let v = std::process::Command::new("openapi-spec-validator")
+        .arg(&file)
+        .output()
+        .expect("openapi-spec-validator is installed (scripts/deps)");
+    assert!(
+        v.status.success(),
+        "the OpenAPI document is invalid: {}{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

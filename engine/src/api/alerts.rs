@@ -12,7 +12,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::Router;
 use genki_store::{AlertCase, CaseState, Ladder, LadderOf, Watcher};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -20,7 +19,7 @@ use serde_json::{json, Value};
 use crate::alerts::cases::CaseError;
 use crate::api::common::{
     load_subscriber, load_tenant, now_ms, validate_name, validate_phone, Api, ApiError, Caller,
-    StrictJson, R, S,
+    Route, StrictJson, R, S,
 };
 use crate::checks::schedule::parse_hhmm;
 
@@ -414,32 +413,38 @@ async fn resolve_alert(
     case_action(api, who, id, a, true).await
 }
 
-pub fn routes() -> Router<Arc<Api>> {
-    Router::new()
-        .route(
+/// The alert resources' routes (see [`Route`]).
+pub fn routes() -> Vec<Route> {
+    vec![
+        (
             "/v1/tenants/{id}/watchers",
+            &["post", "get"],
             post(create_watcher).get(list_watchers),
-        )
-        .route(
+        ),
+        (
             "/v1/watchers/{id}",
+            &["get", "patch", "delete"],
             get(get_watcher).patch(patch_watcher).delete(delete_watcher),
-        )
-        .route(
+        ),
+        (
             "/v1/tenants/{id}/ladder",
+            &["put", "get", "delete"],
             put(|s, h, Path(id), b| put_ladder(s, h, "tenants", id, b))
                 .get(|s, h, Path(id)| get_ladder(s, h, "tenants", id))
                 .delete(|s, h, Path(id)| delete_ladder(s, h, "tenants", id)),
-        )
-        .route(
+        ),
+        (
             "/v1/subscribers/{id}/ladder",
+            &["put", "get", "delete"],
             put(|s, h, Path(id), b| put_ladder(s, h, "subscribers", id, b))
                 .get(|s, h, Path(id)| get_ladder(s, h, "subscribers", id))
                 .delete(|s, h, Path(id)| delete_ladder(s, h, "subscribers", id)),
-        )
-        .route("/v1/tenants/{id}/alerts", get(list_alerts))
-        .route("/v1/alerts/{id}", get(get_alert))
-        .route("/v1/alerts/{id}/ack", post(ack_alert))
-        .route("/v1/alerts/{id}/resolve", post(resolve_alert))
+        ),
+        ("/v1/tenants/{id}/alerts", &["get"], get(list_alerts)),
+        ("/v1/alerts/{id}", &["get"], get(get_alert)),
+        ("/v1/alerts/{id}/ack", &["post"], post(ack_alert)),
+        ("/v1/alerts/{id}/resolve", &["post"], post(resolve_alert)),
+    ]
 }
 
 /// OpenAPI paths of these routes.

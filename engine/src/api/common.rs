@@ -13,6 +13,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use genki_store::{StoreError, Subscriber, Tenant};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -239,3 +240,11 @@ pub fn validate_phone(phone: &str) -> Result<(), String> {
         ))
     }
 }
+
+/// One route: its path, the methods it serves (the OpenAPI document must
+/// list exactly these: the test in `api/mod.rs`), and its handlers.
+pub(crate) type Route = (
+    &'static str,
+    &'static [&'static str],
+    MethodRouter<Arc<Api>>,
+);

@@ -24,39 +24,68 @@ pub use common::{hash_token, Api};
 use std::sync::Arc;
 
 use axum::routing::{get, post, put};
+
 use axum::Router;
+use common::Route;
 use genki_store::Store;
 
-pub fn router(api: Arc<Api>) -> Router {
-    Router::new()
-        .route("/healthz", get(system::healthz))
-        .route("/metrics", get(system::metrics))
-        .route("/v1/openapi.json", get(system::openapi_doc))
-        .route("/v1/tenants", post(tenants::create_tenant))
-        .route(
+/// Every route of the API but the alert resources' ([`alerts::routes`]).
+fn routes() -> Vec<Route> {
+    vec![
+        ("/healthz", &["get"], get(system::healthz)),
+        ("/metrics", &["get"], get(system::metrics)),
+        ("/v1/openapi.json", &["get"], get(system::openapi_doc)),
+        ("/v1/tenants", &["post"], post(tenants::create_tenant)),
+        (
             "/v1/tenants/{id}",
+            &["get", "patch"],
             get(tenants::get_tenant).patch(tenants::patch_tenant),
-        )
-        .route(
+        ),
+        (
             "/v1/tenants/{id}/subscribers",
+            &["post", "get"],
             post(subscribers::create_subscriber).get(subscribers::list_subscribers),
-        )
-        .route(
+        ),
+        (
             "/v1/tenants/{id}/subscribers/import",
+            &["post"],
             post(subscribers::import_subscribers),
-        )
-        .route("/v1/tenants/{id}/outcomes", get(reports::outcomes))
-        .route("/v1/tenants/{id}/summary", get(reports::summary))
-        .route("/v1/tenants/{id}/prompts/{name}", put(prompts::put_prompt))
-        .route(
+        ),
+        (
+            "/v1/tenants/{id}/outcomes",
+            &["get"],
+            get(reports::outcomes),
+        ),
+        ("/v1/tenants/{id}/summary", &["get"], get(reports::summary)),
+        (
+            "/v1/tenants/{id}/prompts/{name}",
+            &["put"],
+            put(prompts::put_prompt),
+        ),
+        (
             "/v1/subscribers/{id}",
+            &["get", "patch", "delete"],
             get(subscribers::get_subscriber)
                 .patch(subscribers::patch_subscriber)
                 .delete(subscribers::delete_subscriber),
-        )
-        .route("/v1/subscribers/{id}/checks", post(checks::request_check))
-        .route("/v1/checks/{id}", get(checks::get_check))
-        .merge(crate::api::alerts::routes())
+        ),
+        (
+            "/v1/subscribers/{id}/checks",
+            &["post"],
+            post(checks::request_check),
+        ),
+        ("/v1/checks/{id}", &["get"], get(checks::get_check)),
+    ]
+}
+
+/// The API's router: every route, the JSON 404, a 16 MiB body limit.
+pub fn router(api: Arc<Api>) -> Router {
+    routes()
+        .into_iter()
+        .chain(alerts::routes())
+        .fold(Router::new(), |r, (path, _, handlers)| {
+            r.route(path, handlers)
+        })
         .fallback(system::fallback)
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(api)
@@ -71,6 +100,54 @@ pub fn store_of(api: &Api) -> &Store {
 mod tests {
     use super::common::validate_phone;
     use super::subscribers::{parse_csv, parse_days};
+    use super::{alerts, routes, system};
+    use std::collections::BTreeSet;
+
+    /// A path with its parameters' names erased: `/v1/x/{}`.
+    fn shape(path: &str) -> String {
+        let mut out = String::new();
+        let mut inside = false;
+        for c in path.chars() {
+            match c {
+                '{' => {
+                    inside = true;
+                    out.push_str("{}");
+                }
+                '}' => inside = false,
+                c if !inside => out.push(c),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_route_is_documented_and_every_documented_route_is_served() {
+        let served: BTreeSet<(String, String)> = routes()
+            .into_iter()
+            .chain(alerts::routes())
+            .flat_map(|(p, methods, _)| methods.iter().map(move |m| (shape(p), m.to_string())))
+            .collect();
+        let doc = system::openapi();
+        let documented: BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(p, ops)| {
+                ops.as_object()
+                    .unwrap()
+                    .keys()
+                    .filter(|k| *k != "parameters")
+                    .map(|m| (shape(p), m.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let missing: Vec<_> = served.difference(&documented).collect();
+        let extra: Vec<_> = documented.difference(&served).collect();
+        assert!(missing.is_empty(), "served but not documented: {missing:?}");
+        assert!(extra.is_empty(), "documented but not served: {extra:?}");
+        assert!(served.len() >= 30, "{} routes", served.len());
+    }
 
     #[test]
     fn phones_and_days() {

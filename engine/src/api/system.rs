@@ -64,6 +64,7 @@ pub fn openapi() -> Value {
         "paths": {
             "/healthz": {"get": {"summary": "200 when storage and SIP are up", "responses": {"200": {"description": "up"}, "503": {"description": "down"}}}},
             "/metrics": {"get": {"summary": "Prometheus text", "responses": {"200": {"description": "metrics"}}}},
+            "/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "the OpenAPI 3.1 document"}}}},
             "/v1/tenants": {"post": op("Create a tenant (operator); returns its id and token", "201")},
             "/v1/tenants/{tenant_id}": {"parameters": [id("tenant_id")], "get": op("Read a tenant", "200"), "patch": op("Change time zone, window, holidays, retry, limits, script", "200")},
             "/v1/tenants/{tenant_id}/subscribers": {"parameters": [id("tenant_id")], "post": op("Enrol a subscriber", "201"), "get": op("List subscribers (after, limit)", "200")},
