@@ -216,7 +216,7 @@ pub enum Action {
     /// `pause_days:N`: the person is away; no checks for N days (1–365).
     PauseDays(u16),
     /// `alert:…`: a watcher's answer on an alert call
-    /// ([`crate::alerts::notify::watcher_script`]).
+    /// (the watcher call script of `alerts::phone`).
     Alert(AlertAnswer),
 }
 
