@@ -113,8 +113,8 @@ mod tests {
     struct Rocks(tempfile::TempDir);
 
     impl Backend for Rocks {
-        fn open(&self) -> Store {
-            open(self.0.path()).expect("open")
+        fn open(&self) -> Box<dyn Storage> {
+            Box::new(open(self.0.path()).expect("open"))
         }
     }
 

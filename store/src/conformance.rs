@@ -11,13 +11,14 @@ use crate::alerts::{
     NotifyState, Tier, Watcher,
 };
 use crate::records::{Attempt, Check, CheckId, CheckStatus, Outcome, Schedule, Subscriber, Tenant};
+use crate::seam::Storage;
 use crate::vocab::{Cause, EndReason};
-use crate::{Next, Store};
+use crate::Next;
 
 /// An engine under test: every [`Backend::open`] opens the same data, as
 /// a restarted process would (the previous store is dropped first).
 pub trait Backend {
-    fn open(&self) -> Store;
+    fn open(&self) -> Box<dyn Storage>;
 }
 
 /// One case of the suite.

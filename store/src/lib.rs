@@ -6,7 +6,7 @@
 //! alert engine's records (watchers, ladders, cases, the outbox), in
 //! column families named by constants ([`store::cf`]), with big-endian keys
 //! and a format byte on every record ([`records`]); their vocabulary
-//! ([`vocab`]). [`Store`] writes the check lifecycle (claim with owner and
+//! ([`vocab`]). The seam is named by [`seam`]'s traits; [`Store`] writes the check lifecycle (claim with owner and
 //! lease, finish an attempt, settle a pending check, first outcome wins)
 //! and the alert invariants (the inbox written with the outcome, the
 //! outbox commit) once, over a [`kv::Kv`] engine: RocksDB in genki-storage,
@@ -20,6 +20,7 @@ pub mod alerts;
 pub mod conformance;
 pub mod kv;
 pub mod records;
+pub mod seam;
 pub mod store;
 pub mod vocab;
 
@@ -32,6 +33,7 @@ pub use records::{
     AlertRules, Attempt, Check, CheckId, CheckStatus, Outcome, RetryPolicy, Schedule, Subscriber,
     Tenant,
 };
+pub use seam::{AlertLog, CheckLog, Directory, Storage};
 pub use store::{Next, Store};
 pub use vocab::{Cause, CheckKind, DtmfTransport, EndReason, EventKind};
 
@@ -64,7 +66,7 @@ mod golden_tests;
 #[cfg(test)]
 mod tests {
     use crate::conformance::{self, Backend};
-    use crate::{MemKv, Store};
+    use crate::{MemKv, Storage, Store};
     use std::sync::Arc;
 
     /// The in-memory engine: every open sees the same data (a crash is
@@ -72,8 +74,8 @@ mod tests {
     struct Memory(Arc<MemKv>);
 
     impl Backend for Memory {
-        fn open(&self) -> Store {
-            Store::new(self.0.clone())
+        fn open(&self) -> Box<dyn Storage> {
+            Box::new(Store::new(self.0.clone()))
         }
     }
 

@@ -30,7 +30,7 @@ use std::time::Duration;
 use genki_store::{
     AlertCase, AlertInput, AlertRules, AlertWrite, CaseOutcome, CaseState, Channel, CheckId,
     CheckKind, EventKind, Ladder, LadderOf, Notification, NotifyKind, NotifyState, Outcome,
-    Severity, Store, StoreError, Tenant, Told, Watcher,
+    Severity, Storage, StoreError, Tenant, Told, Watcher,
 };
 use serde_json::json;
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
@@ -64,7 +64,7 @@ pub enum CaseError {
 
 /// The alert engine's state; shared by the worker and the API.
 pub struct Alerts {
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Storage>,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
     pub retry: RetryRule,
@@ -80,7 +80,7 @@ pub const RESOLVE: &str = "resolve";
 
 impl Alerts {
     pub fn new(
-        store: Arc<Store>,
+        store: Arc<dyn Storage>,
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
         retry: RetryRule,
@@ -793,7 +793,7 @@ pub async fn run(
                             let (alerts2, notifier2, tx) =
                                 (alerts.clone(), notifier.clone(), done_tx.clone());
                             tokio::spawn(async move {
-                                let d = notifier2.deliver(&alerts2.store, &n).await;
+                                let d = notifier2.deliver(alerts2.store.as_ref(), &n).await;
                                 debug!(notification = n.id, ?d, "delivery finished");
                                 drop(permit);
                                 let _ = tx.send((n.id, d));
@@ -829,6 +829,7 @@ pub async fn run(
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use genki_store::Store;
     use genki_store::{Subscriber, Tier};
 
     fn jst(s: &str) -> u64 {
@@ -847,7 +848,7 @@ mod tests {
     /// A tenant, a subscriber, three watchers (the second with quiet hours
     /// 21:00–07:00) on a two-tier ladder: [w0, w1] 10 min, [w2] 30 min.
     fn world(at: &str) -> World {
-        let store = Arc::new(Store::in_memory());
+        let store: Arc<dyn Storage> = Arc::new(Store::in_memory());
         let clock = Arc::new(ManualClock::at(jst(at)));
         let t = store.create_tenant(Tenant::with_defaults("t", 0)).unwrap();
         let sub = store
@@ -1254,7 +1255,7 @@ mod tests {
         let clock = Arc::new(crate::clock::ShiftedClock::starting_at(jst(
             "2026-11-24T10:00",
         )));
-        let store = Arc::new(Store::in_memory());
+        let store: Arc<dyn Storage> = Arc::new(Store::in_memory());
         let t = store.create_tenant(Tenant::with_defaults("t", 0)).unwrap();
         let sub = store
             .create_subscriber(Subscriber {

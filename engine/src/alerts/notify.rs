@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use genki_store::{Channel, Notification, Store};
+use genki_store::{Channel, Notification, Storage};
 
 use super::delivery::failed;
 pub use super::delivery::Delivery;
@@ -39,7 +39,7 @@ impl Notifier {
     }
 
     /// Deliver one notification. Never panics on bad data or peers.
-    pub async fn deliver(&self, store: &Store, n: &Notification) -> Delivery {
+    pub async fn deliver(&self, store: &dyn Storage, n: &Notification) -> Delivery {
         let loaded = (|| {
             Ok::<_, genki_store::StoreError>((
                 store.alert_case(n.case_id)?,

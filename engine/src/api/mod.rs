@@ -27,7 +27,7 @@ use axum::routing::{get, post, put};
 
 use axum::Router;
 use common::Route;
-use genki_store::Store;
+use genki_store::Storage;
 
 /// Every route of the API but the alert resources' ([`alerts::routes`]).
 fn routes() -> Vec<Route> {
@@ -92,8 +92,8 @@ pub fn router(api: Arc<Api>) -> Router {
 }
 
 /// Expose the store for the binary (it creates the operator token file).
-pub fn store_of(api: &Api) -> &Store {
-    &api.svc.store
+pub fn store_of(api: &Api) -> &dyn Storage {
+    api.svc.store.as_ref()
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use genki_store::{
-    Attempt, Cause, Check, CheckId, CheckKind, CheckStatus, EndReason, Next, Outcome, Store,
+    Attempt, Cause, Check, CheckId, CheckKind, CheckStatus, EndReason, Next, Outcome, Storage,
     StoreError, Subscriber, Tenant,
 };
 use tokio::sync::{mpsc, watch, Notify};
@@ -33,7 +33,7 @@ pub const MAX_INTERRUPTIONS: u32 = 3;
 
 /// Shared state of the service (the API holds it too).
 pub struct Service {
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Storage>,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
     /// What placing a call needs (shared with the alert notifier).
@@ -50,7 +50,7 @@ pub struct Service {
 impl Service {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        store: Arc<Store>,
+        store: Arc<dyn Storage>,
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
         calls: Arc<CallContext>,
@@ -528,6 +528,7 @@ mod tests {
     use crate::clock::ManualClock;
     use crate::telephony::call::testing::FakePlacer;
     use genki_store::Schedule;
+    use genki_store::Store;
 
     fn jst(s: &str) -> u64 {
         let z: jiff::Zoned = format!("{s}[Asia/Tokyo]").parse().unwrap();
@@ -537,7 +538,7 @@ mod tests {
     /// A service on the in-memory store whose calls are placed by `placer`
     /// (no socket, no media thread, no disk).
     fn service_with(clock: Arc<dyn Clock>, placer: Arc<FakePlacer>) -> Arc<Service> {
-        let store = Arc::new(Store::in_memory());
+        let store: Arc<dyn Storage> = Arc::new(Store::in_memory());
         let metrics = Arc::new(Metrics::default());
         let calls = Arc::new(CallContext::new(
             placer,

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use genki_media::{wav, Prompt};
-use genki_store::{Store, StoreError};
+use genki_store::{Storage, StoreError};
 use tracing::warn;
 
 use crate::telephony::call::Placer;
@@ -22,7 +22,7 @@ pub struct CallContext {
     pub placer: Arc<dyn Placer>,
     /// Host part for people given as plain numbers: `sip:<number>@<domain>`.
     pub trunk_domain: String,
-    store: Arc<Store>,
+    store: Arc<dyn Storage>,
     defaults: Arc<HashMap<String, Prompt>>,
     /// Tenant prompt sets, built on demand.
     cache: RwLock<HashMap<u64, Arc<HashMap<String, Prompt>>>>,
@@ -32,7 +32,7 @@ impl CallContext {
     pub fn new(
         placer: Arc<dyn Placer>,
         trunk_domain: String,
-        store: Arc<Store>,
+        store: Arc<dyn Storage>,
         defaults: Arc<HashMap<String, Prompt>>,
     ) -> CallContext {
         CallContext {

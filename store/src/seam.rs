@@ -1,0 +1,126 @@
+//! The storage seam as traits: what genki asks of any storage engine,
+//! named by what it means. [`CheckLog`] is the check lifecycle (planning
+//! is idempotent; a claim takes a Pending check with an owner and a lease;
+//! finishing an attempt records it and either re-queues the check or ends
+//! it once: the first outcome wins; a Pending check can be settled without
+//! a call; claimed checks survive a crash). [`AlertLog`] is the alert
+//! invariants (a final outcome's alert input is stored with the outcome;
+//! one commit applies a case, its timer, its outbox changes and the inbox
+//! entry it consumed, together or not at all). [`Directory`] is the rest:
+//! tenants, tokens, people, prompts, audit, watchers and ladders.
+//!
+//! [`crate::Store`] (the lifecycle written once over a [`crate::Kv`]
+//! engine: RocksDB, or memory) implements all three; a shared-database
+//! engine would implement them itself. Either way
+//! [`crate::conformance`] is the contract: it runs against `dyn Storage`.
+//!
+//! Depends on: [`crate::store`], [`crate::records`], [`crate::alerts`].
+
+use crate::alerts::{AlertCase, AlertInput, AlertWrite, Ladder, LadderOf, Notification, Watcher};
+use crate::records::{Attempt, Check, CheckId, Subscriber, Tenant};
+use crate::{Next, Store, StoreError};
+
+/// Declares a trait and implements it for [`Store`] by its inherent
+/// methods of the same names (so code holding a `Store` needs no import).
+macro_rules! seam {
+    ($(#[$doc:meta])* pub trait $tr:ident {
+        $($(#[$mdoc:meta])* fn $name:ident(&self $(, $arg:ident : $ty:ty)* $(,)?) -> $ret:ty;)*
+    }) => {
+        $(#[$doc])*
+        pub trait $tr: Send + Sync {
+            $($(#[$mdoc])* fn $name(&self $(, $arg: $ty)*) -> $ret;)*
+        }
+        impl $tr for Store {
+            $(fn $name(&self $(, $arg: $ty)*) -> $ret { Store::$name(self $(, $arg)*) })*
+        }
+    };
+}
+
+seam! {
+    /// The check lifecycle.
+    pub trait CheckLog {
+        /// Create Pending checks, skipping ids that exist; how many were new.
+        fn create_checks(&self, checks: &[Check]) -> Result<u64, StoreError>;
+        /// Create one Pending check unless its id exists (planning twice creates nothing).
+        fn create_check(&self, c: &Check) -> Result<bool, StoreError>;
+        fn check(&self, id: &CheckId) -> Result<Option<Check>, StoreError>;
+        /// Pending checks due at or before `now_ms`, oldest first.
+        fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<Check>, StoreError>;
+        /// When the earliest Pending check is due.
+        fn next_due_ms(&self) -> Result<Option<u64>, StoreError>;
+        /// Take a Pending check for dialling (owner, lease); None if anyone
+        /// else has it or it is done: each check goes to one owner.
+        fn claim(&self, id: &CheckId, owner: &str, lease_until_ms: u64) -> Result<Option<Check>, StoreError>;
+        /// Record an attempt and the check's next step in one durable
+        /// write; a Done check keeps its outcome (the first one wins).
+        fn finish_attempt(&self, id: &CheckId, attempt: &Attempt, next: Next, now_ms: u64) -> Result<Check, StoreError>;
+        /// Move a Pending check without a call; None if it is not Pending.
+        fn settle_pending(&self, id: &CheckId, next: Next, now_ms: u64) -> Result<Option<Check>, StoreError>;
+        /// Checks claimed and not finished (after a crash: to recover).
+        fn inflight(&self) -> Result<Vec<Check>, StoreError>;
+        fn attempts(&self, id: &CheckId) -> Result<Vec<Attempt>, StoreError>;
+        /// Final outcomes of a tenant finished in [from, to), in time order.
+        fn outcomes(&self, tenant_id: u64, from_ms: u64, to_ms: u64, limit: usize) -> Result<Vec<Check>, StoreError>;
+        /// A tenant's checks by slot time in [from, to).
+        fn checks_of(&self, tenant_id: u64, from_ms: u64, to_ms: u64, limit: usize) -> Result<Vec<Check>, StoreError>;
+    }
+}
+
+seam! {
+    /// The alert invariants: the inbox, case timers and the outbox.
+    pub trait AlertLog {
+        /// Final outcomes not yet applied by the alert engine.
+        fn alert_inbox(&self, limit: usize) -> Result<Vec<AlertInput>, StoreError>;
+        fn due_case_timers(&self, now_ms: u64, limit: usize) -> Result<Vec<u64>, StoreError>;
+        fn due_notifications(&self, now_ms: u64, limit: usize) -> Result<Vec<Notification>, StoreError>;
+        /// When the alert engine next has work (0: now).
+        fn next_alert_work_ms(&self) -> Result<Option<u64>, StoreError>;
+        /// Make notifications that were being sent at a crash due again.
+        fn recover_notifications(&self, now_ms: u64) -> Result<usize, StoreError>;
+        fn open_case_count(&self) -> Result<u64, StoreError>;
+        fn alert_case(&self, id: u64) -> Result<Option<AlertCase>, StoreError>;
+        /// The person's one open case.
+        fn open_case_of(&self, subscriber_id: u64) -> Result<Option<AlertCase>, StoreError>;
+        fn cases_of(&self, tenant_id: u64, after: u64, limit: usize) -> Result<Vec<AlertCase>, StoreError>;
+        fn notification(&self, id: u64) -> Result<Option<Notification>, StoreError>;
+        fn notifications_of(&self, case_id: u64) -> Result<Vec<Notification>, StoreError>;
+        /// Apply one step of the alert engine, all of it or nothing.
+        fn alert_commit(&self, w: AlertWrite) -> Result<(Option<AlertCase>, Vec<Notification>), StoreError>;
+    }
+}
+
+seam! {
+    /// Tenants, tokens, people, prompts, audit, watchers and ladders.
+    pub trait Directory {
+        fn create_tenant(&self, t: Tenant) -> Result<Tenant, StoreError>;
+        fn put_tenant(&self, t: &Tenant) -> Result<(), StoreError>;
+        fn tenant(&self, id: u64) -> Result<Option<Tenant>, StoreError>;
+        fn tenants(&self) -> Result<Vec<Tenant>, StoreError>;
+        fn put_token(&self, hash: &[u8; 32], tenant_id: u64) -> Result<(), StoreError>;
+        fn token(&self, hash: &[u8; 32]) -> Result<Option<u64>, StoreError>;
+        fn create_subscriber(&self, s: Subscriber) -> Result<Subscriber, StoreError>;
+        fn create_subscribers(&self, subs: Vec<Subscriber>) -> Result<Vec<Subscriber>, StoreError>;
+        fn put_subscriber(&self, s: &Subscriber) -> Result<(), StoreError>;
+        fn subscriber(&self, id: u64) -> Result<Option<Subscriber>, StoreError>;
+        fn delete_subscriber(&self, s: &Subscriber) -> Result<(), StoreError>;
+        fn subscribers_of(&self, tenant_id: u64, after: u64, limit: usize) -> Result<Vec<Subscriber>, StoreError>;
+        fn put_prompt(&self, tenant_id: u64, name: &str, wav: &[u8]) -> Result<(), StoreError>;
+        fn prompt(&self, tenant_id: u64, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+        fn prompt_names(&self, tenant_id: u64) -> Result<Vec<String>, StoreError>;
+        fn audit(&self, tenant_id: u64, at_ms: u64, entry: &serde_json::Value) -> Result<(), StoreError>;
+        fn put_watcher(&self, w: Watcher) -> Result<Watcher, StoreError>;
+        fn watcher(&self, id: u64) -> Result<Option<Watcher>, StoreError>;
+        fn watchers_of(&self, tenant_id: u64) -> Result<Vec<Watcher>, StoreError>;
+        fn delete_watcher(&self, w: &Watcher) -> Result<(), StoreError>;
+        fn put_ladder(&self, of: LadderOf, l: &Ladder) -> Result<(), StoreError>;
+        fn ladder(&self, of: LadderOf) -> Result<Option<Ladder>, StoreError>;
+        fn delete_ladder(&self, of: LadderOf) -> Result<(), StoreError>;
+        /// Make everything cheap to reopen (a clean shutdown).
+        fn flush(&self) -> Result<(), StoreError>;
+    }
+}
+
+/// Everything genki asks of a storage engine.
+pub trait Storage: CheckLog + AlertLog + Directory {}
+
+impl<T: CheckLog + AlertLog + Directory> Storage for T {}
