@@ -309,6 +309,17 @@ impl Alerts {
     pub fn apply_input(&self, input: &AlertInput) -> Result<(), StoreError> {
         let _g = self.guard();
         let now = self.clock.now_ms();
+        // A person deleted before their check ran (it ends missed with
+        // cause subscriber_deleted) or since: their watchers are never
+        // alerted about someone the organisation no longer watches over.
+        if self.store.subscriber(input.subscriber_id)?.is_none() {
+            info!(check = %input.check_id, "outcome of a deleted subscriber; no alert");
+            self.store.alert_commit(AlertWrite {
+                inbox_done: Some(input.check_id),
+                ..Default::default()
+            })?;
+            return Ok(());
+        }
         let tenant = self.store.tenant(input.tenant_id)?;
         let (rules, cal) = Self::tenant_rules(tenant.as_ref());
         let open = self.store.open_case_of(input.subscriber_id)?;
@@ -950,6 +961,23 @@ mod tests {
                 .filter(|n| n.state == NotifyState::Pending)
                 .collect()
         }
+    }
+
+    /// A person deleted while their check was pending ends missed
+    /// (subscriber_deleted); that outcome never opens a case.
+    #[test]
+    fn a_deleted_subscriber_never_opens_a_case() {
+        let w = world("2026-11-24T10:00");
+        let sub = w.alerts.store.subscriber(w.sub).unwrap().unwrap();
+        w.alerts.store.delete_subscriber(&sub).unwrap();
+        w.outcome("2026-11-24T09:30", Outcome::Missed);
+        assert!(w.alerts.store.open_case_of(w.sub).unwrap().is_none());
+        assert!(w
+            .alerts
+            .store
+            .due_notifications(u64::MAX, 10)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
