@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::records::{decode, encode, CheckId, Outcome};
 use crate::store::{be, cat, cf, Store};
-use crate::vocab::EventKind;
+use crate::vocab::{EventKind, WatcherAnswer};
 use crate::StoreError;
 
 /// Someone who watches over subscribers: a volunteer, a relative, a
@@ -275,7 +275,7 @@ pub struct Notification {
     pub sending_until_ms: Option<u64>,
     pub last_error: Option<String>,
     /// What a watcher answered on the phone: ack, pass, resolve, none.
-    pub response: Option<String>,
+    pub response: Option<WatcherAnswer>,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
 }

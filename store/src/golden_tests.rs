@@ -9,7 +9,9 @@ use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
 
 use crate::records::{decode, encode};
-use crate::{Attempt, CaseEvent, Cause, Check, CheckId, DtmfTransport, EndReason, EventKind};
+use crate::{
+    Attempt, CaseEvent, Cause, Check, CheckId, DtmfTransport, EndReason, EventKind, WatcherAnswer,
+};
 
 fn golden(sub: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -86,6 +88,11 @@ fn walk(v: &Value, file: &str, seen: &mut usize) {
                     ("end_reason", _) => {
                         let e: EndReason = same_json(x, k, file);
                         assert!(!matches!(e, EndReason::Other(_)), "{file}: {e:?}");
+                    }
+                    ("response", Value::String(_)) => {
+                        let a: WatcherAnswer = same_json(x, k, file);
+                        assert!(!matches!(a, WatcherAnswer::Other(_)), "{file}: {a:?}");
+                        *seen += 1;
                     }
                     ("dtmf_transport", Value::String(_)) => {
                         same_json::<DtmfTransport>(x, k, file);

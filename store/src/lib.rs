@@ -35,7 +35,7 @@ pub use records::{
 };
 pub use seam::{AlertLog, CheckLog, Directory, Storage};
 pub use store::{Next, Store};
-pub use vocab::{Cause, CheckKind, DtmfTransport, EndReason, EventKind};
+pub use vocab::{Cause, CheckKind, DtmfTransport, EndReason, EventKind, WatcherAnswer};
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]

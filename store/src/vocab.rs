@@ -1,6 +1,7 @@
 //! The words genki stores: why a person was not reached ([`Cause`]), how a
 //! call ended ([`EndReason`]), how a key arrived ([`DtmfTransport`]), what
-//! kind a check is ([`CheckKind`]) and the steps of an alert case's
+//! kind a check is ([`CheckKind`]), what a watcher answered
+//! ([`WatcherAnswer`]) and the steps of an alert case's
 //! timeline ([`EventKind`]). One typed enum each, with the serde names the
 //! records and the API have always used (tests/golden/ proves the bytes
 //! did not change), so no string is compared or re-parsed anywhere else.
@@ -245,6 +246,58 @@ impl DtmfTransport {
     }
 }
 
+/// What a watcher answered on an alert call (a notification's
+/// `response`, and the watcher script's `alert:<answer>` actions).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum WatcherAnswer {
+    /// Pressed 1: "I'll go" — takes the case.
+    Ack,
+    /// Pressed 2: "I can't" — the ladder moves on.
+    Pass,
+    /// Pressed 3: "they are safe" — closes the case.
+    Resolve,
+    /// Heard the all-clear (a script action; never stored as a response).
+    Heard,
+    /// Answered but pressed nothing the menu knows.
+    Nothing,
+    /// A word this release does not know (kept verbatim).
+    Other(String),
+}
+
+impl WatcherAnswer {
+    pub fn as_str(&self) -> &str {
+        match self {
+            WatcherAnswer::Ack => "ack",
+            WatcherAnswer::Pass => "pass",
+            WatcherAnswer::Resolve => "resolve",
+            WatcherAnswer::Heard => "heard",
+            WatcherAnswer::Nothing => "none",
+            WatcherAnswer::Other(s) => s,
+        }
+    }
+}
+
+impl FromStr for WatcherAnswer {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "ack" => WatcherAnswer::Ack,
+            "pass" => WatcherAnswer::Pass,
+            "resolve" => WatcherAnswer::Resolve,
+            "heard" => WatcherAnswer::Heard,
+            "none" => WatcherAnswer::Nothing,
+            other => WatcherAnswer::Other(other.to_string()),
+        })
+    }
+}
+
+impl fmt::Display for WatcherAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+string_serde!(WatcherAnswer);
+
 /// What a check is for; it decides what [`crate::CheckId::slot`] counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CheckKind {
@@ -387,6 +440,8 @@ mod tests {
         round_trip(EndReason::MaxCallLength, r#""max_call_length""#);
         round_trip(DtmfTransport::Rfc4733, r#""rfc4733""#);
         round_trip(EventKind::NotificationQueued, r#""notification_queued""#);
+        round_trip(WatcherAnswer::Nothing, r#""none""#);
+        round_trip(WatcherAnswer::Ack, r#""ack""#);
         for k in EventKind::KNOWN {
             assert_eq!(k.as_str().parse::<EventKind>().unwrap(), k);
         }

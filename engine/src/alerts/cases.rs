@@ -30,7 +30,7 @@ use std::time::Duration;
 use genki_store::{
     AlertCase, AlertInput, AlertRules, AlertWrite, CaseOutcome, CaseState, Channel, CheckId,
     CheckKind, EventKind, Ladder, LadderOf, Notification, NotifyKind, NotifyState, Outcome,
-    Severity, Storage, StoreError, Tenant, Told, Watcher,
+    Severity, Storage, StoreError, Tenant, Told, Watcher, WatcherAnswer,
 };
 use serde_json::json;
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
@@ -72,11 +72,6 @@ pub struct Alerts {
     pub wake: Arc<Notify>,
     lock: Mutex<()>,
 }
-
-/// A phone answer from a watcher call.
-pub const ACK: &str = "ack";
-pub const PASS: &str = "pass";
-pub const RESOLVE: &str = "resolve";
 
 impl Alerts {
     pub fn new(
@@ -605,13 +600,15 @@ impl Alerts {
                     case.told.push(told);
                 }
                 let by = format!("{who} (phone)");
-                match response.as_deref() {
-                    Some(ACK) | Some(RESOLVE) if case.state == CaseState::Open => {
+                match response.as_ref() {
+                    Some(WatcherAnswer::Ack | WatcherAnswer::Resolve)
+                        if case.state == CaseState::Open =>
+                    {
                         write
                             .notifications
                             .extend(self.acknowledge(&mut case, &by, None, now)?);
                     }
-                    Some(PASS) if case.state == CaseState::Open => {
+                    Some(WatcherAnswer::Pass) if case.state == CaseState::Open => {
                         case.event(
                             now,
                             EventKind::Passed,
@@ -637,7 +634,9 @@ impl Alerts {
                     }
                     _ => {}
                 }
-                if response.as_deref() == Some(RESOLVE) && case.state == CaseState::Acknowledged {
+                if response == &Some(WatcherAnswer::Resolve)
+                    && case.state == CaseState::Acknowledged
+                {
                     let ns = self.close(
                         &mut case,
                         &by,
@@ -1075,7 +1074,7 @@ mod tests {
         w.deliver(
             tier2[0].id,
             Delivery::Delivered {
-                response: Some(ACK.into()),
+                response: Some(WatcherAnswer::Ack),
             },
         );
         let c3 = w.alerts.store.alert_case(c.id).unwrap().unwrap();
@@ -1237,7 +1236,7 @@ mod tests {
             w.deliver(
                 n.id,
                 Delivery::Delivered {
-                    response: Some(PASS.into()),
+                    response: Some(WatcherAnswer::Pass),
                 },
             );
         }
@@ -1254,7 +1253,7 @@ mod tests {
         w.deliver(
             n.id,
             Delivery::Delivered {
-                response: Some(RESOLVE.into()),
+                response: Some(WatcherAnswer::Resolve),
             },
         );
         let c = w.alerts.store.alert_case(c.id).unwrap().unwrap();

@@ -2,14 +2,16 @@
 //! one word the channels ([`super::phone`], [`super::webhook`],
 //! [`super::email`]) and the alert cases share.
 //!
-//! Depends on: std only.
+//! Depends on: genki-store (the watcher's answer).
+
+use genki_store::WatcherAnswer;
 
 /// The outcome of one delivery attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
     /// Reached the watcher; on the phone, what they answered (ack, pass,
     /// resolve, none).
-    Delivered { response: Option<String> },
+    Delivered { response: Option<WatcherAnswer> },
     /// Not delivered; `retry` false when trying again cannot help.
     Failed { error: String, retry: bool },
 }

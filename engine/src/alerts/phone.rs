@@ -10,11 +10,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use genki_media::Prompt;
-use genki_store::{AlertCase, Cause, EndReason, Notification, NotifyKind, Outcome, Watcher};
+use genki_store::{
+    AlertCase, Cause, EndReason, Notification, NotifyKind, Outcome, Watcher, WatcherAnswer,
+};
 use tracing::warn;
 
 use super::delivery::{failed, Delivery};
-use crate::checks::script::{Action, AlertAnswer, Flow, Gather, Node, Script};
+use crate::checks::script::{Action, Flow, Gather, Node, Script};
 use crate::clock::Clock;
 use crate::telephony::context::CallContext;
 
@@ -22,7 +24,7 @@ use crate::telephony::context::CallContext;
 /// 2 pass / 3 safe; or the all-clear message alone.
 pub fn watcher_script(kind: NotifyKind, name_prompt: Option<&str>) -> Script {
     let mut nodes = BTreeMap::new();
-    let end = |play: &str, answer: AlertAnswer| Node {
+    let end = |play: &str, answer: WatcherAnswer| Node {
         play: vec![play.to_string()],
         outcome: Some(Outcome::Fine),
         action: Some(Action::Alert(answer)),
@@ -30,7 +32,7 @@ pub fn watcher_script(kind: NotifyKind, name_prompt: Option<&str>) -> Script {
         ..Default::default()
     };
     if kind == NotifyKind::AllClear {
-        nodes.insert("clear".to_string(), end("all_clear", AlertAnswer::Heard));
+        nodes.insert("clear".to_string(), end("all_clear", WatcherAnswer::Heard));
         return Script {
             start: "clear".into(),
             nodes,
@@ -65,11 +67,11 @@ pub fn watcher_script(kind: NotifyKind, name_prompt: Option<&str>) -> Script {
             ..Default::default()
         },
     );
-    nodes.insert("take".to_string(), end("alert_taken", AlertAnswer::Ack));
-    nodes.insert("pass".to_string(), end("alert_passed", AlertAnswer::Pass));
+    nodes.insert("take".to_string(), end("alert_taken", WatcherAnswer::Ack));
+    nodes.insert("pass".to_string(), end("alert_passed", WatcherAnswer::Pass));
     nodes.insert(
         "safe".to_string(),
-        end("alert_resolved", AlertAnswer::Resolve),
+        end("alert_resolved", WatcherAnswer::Resolve),
     );
     nodes.insert(
         "none".to_string(),
@@ -126,14 +128,14 @@ pub async fn call(
         .actions()
         .iter()
         .find_map(|a| match a {
-            Action::Alert(a @ (AlertAnswer::Ack | AlertAnswer::Pass | AlertAnswer::Resolve)) => {
-                Some(a.as_str())
-            }
+            Action::Alert(
+                a @ (WatcherAnswer::Ack | WatcherAnswer::Pass | WatcherAnswer::Resolve),
+            ) => Some(a.clone()),
             _ => None,
         })
-        .unwrap_or("none");
+        .unwrap_or(WatcherAnswer::Nothing);
     Delivery::Delivered {
-        response: (n.kind != NotifyKind::AllClear).then(|| response.to_string()),
+        response: (n.kind != NotifyKind::AllClear).then_some(response),
     }
 }
 
@@ -160,7 +162,7 @@ mod tests {
             s.validate(|p| names.contains(&p)).unwrap();
         }
         let s = watcher_script(NotifyKind::Alert, None);
-        let word = |n: &str| s.nodes[n].action.map(|a| a.to_string());
+        let word = |n: &str| s.nodes[n].action.as_ref().map(|a| a.to_string());
         assert_eq!(word("take").as_deref(), Some("alert:ack"));
         assert_eq!(word("pass").as_deref(), Some("alert:pass"));
         assert_eq!(word("safe").as_deref(), Some("alert:resolve"));

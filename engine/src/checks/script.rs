@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use genki_store::Outcome;
+use genki_store::{Outcome, WatcherAnswer};
 
 use crate::telephony::call::{Dialogue, FlowCmd};
 use serde::{Deserialize, Serialize};
@@ -211,37 +211,13 @@ impl Script {
 
 /// What a script node asks of the engine besides the call itself. Written
 /// as a word in scripts and never re-parsed after the script is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// `pause_days:N`: the person is away; no checks for N days (1–365).
     PauseDays(u16),
     /// `alert:…`: a watcher's answer on an alert call
     /// (the watcher call script of `alerts::phone`).
-    Alert(AlertAnswer),
-}
-
-/// A watcher's answer to an alert call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AlertAnswer {
-    /// `alert:ack`: "I'll go" — takes the case.
-    Ack,
-    /// `alert:pass`: "I can't" — the ladder moves on.
-    Pass,
-    /// `alert:resolve`: "they are safe" — closes the case.
-    Resolve,
-    /// `alert:heard`: the all-clear was heard.
-    Heard,
-}
-
-impl AlertAnswer {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertAnswer::Ack => "ack",
-            AlertAnswer::Pass => "pass",
-            AlertAnswer::Resolve => "resolve",
-            AlertAnswer::Heard => "heard",
-        }
-    }
+    Alert(WatcherAnswer),
 }
 
 impl std::fmt::Display for Action {
@@ -256,15 +232,16 @@ impl std::fmt::Display for Action {
 impl std::str::FromStr for Action {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let answer = |a| {
-            [
-                AlertAnswer::Ack,
-                AlertAnswer::Pass,
-                AlertAnswer::Resolve,
-                AlertAnswer::Heard,
-            ]
-            .into_iter()
-            .find(|x| x.as_str() == a)
+        // The answers a watcher script may end with (not "none": pressing
+        // nothing is no action).
+        let answer = |a: &str| match a.parse::<WatcherAnswer>() {
+            Ok(
+                w @ (WatcherAnswer::Ack
+                | WatcherAnswer::Pass
+                | WatcherAnswer::Resolve
+                | WatcherAnswer::Heard),
+            ) => Some(w),
+            _ => None,
         };
         match s.split_once(':') {
             Some(("pause_days", d)) => match d.parse::<u16>() {
@@ -272,7 +249,7 @@ impl std::str::FromStr for Action {
                 _ => Err(format!("{s:?}: pause_days takes 1–365 days")),
             },
             Some(("alert", a)) if answer(a).is_some() => {
-                Ok(Action::Alert(answer(a).unwrap_or(AlertAnswer::Heard)))
+                Ok(Action::Alert(answer(a).unwrap_or(WatcherAnswer::Heard)))
             }
             _ => Err(format!(
                 "unknown action {s:?}; known actions: pause_days:N (1–365), alert:ack|pass|resolve|heard"
