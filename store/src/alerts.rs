@@ -28,6 +28,7 @@ use crate::StoreError;
 /// welfare commissioner, an office. Each contact field is a channel.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Watcher {
     pub id: u64,
     pub tenant_id: u64,
@@ -49,6 +50,7 @@ pub struct Watcher {
 /// to take the case before the next tier is told.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Tier {
     pub watchers: Vec<u64>,
     pub deadline_s: u64,
@@ -57,6 +59,7 @@ pub struct Tier {
 /// The ordered tiers told about a subscriber's case.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Ladder {
     pub tiers: Vec<Tier>,
 }
@@ -93,6 +96,7 @@ pub struct AlertInput {
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Severity {
     Normal,
     /// Skips quiet hours (by the tenant's rules).
@@ -101,6 +105,7 @@ pub enum Severity {
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum CaseState {
     /// Nobody has taken it: the ladder climbs at each tier's deadline.
     Open,
@@ -122,6 +127,7 @@ impl CaseState {
 
 /// A bad outcome that belongs to a case.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CaseOutcome {
     pub check_id: CheckId,
     pub outcome: Outcome,
@@ -132,6 +138,7 @@ pub struct CaseOutcome {
 
 /// One step of a case's timeline.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CaseEvent {
     pub at_ms: u64,
     pub kind: EventKind,
@@ -141,6 +148,7 @@ pub struct CaseEvent {
 /// A channel a watcher is reached on.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Channel {
     Phone,
     Email,
@@ -160,6 +168,7 @@ impl Channel {
 
 /// A watcher who was told about the case on a channel (gets the all-clear there).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Told {
     pub watcher_id: u64,
     pub channel: Channel,
@@ -167,6 +176,7 @@ pub struct Told {
 
 /// An alert case: one per subscriber while open.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AlertCase {
     pub id: u64,
     pub tenant_id: u64,
@@ -228,6 +238,7 @@ impl AlertCase {
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum NotifyKind {
     Alert,
     /// The case became urgent.
@@ -247,6 +258,7 @@ impl NotifyKind {
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum NotifyState {
     /// In the outbox, due at `next_at_ms` (retried with backoff).
     Pending,
@@ -260,6 +272,7 @@ pub enum NotifyState {
 /// One message to one watcher on one channel: an outbox entry. Its id is
 /// the event id (the webhook's idempotency key).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Notification {
     pub id: u64,
     pub case_id: u64,

@@ -41,6 +41,7 @@ pub(crate) fn decode<T: DeserializeOwned>(cf: &'static str, bytes: &[u8]) -> Res
 /// An organisation that runs watch calls (NPO, municipal office…).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Tenant {
     pub id: u64,
     pub name: String,
@@ -89,6 +90,7 @@ impl Tenant {
 /// A tenant's alert rules (PRODUCT.md: who hears about a bad outcome).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AlertRules {
     /// Outcomes that open (or add to) a case.
     pub open_on: Vec<Outcome>,
@@ -115,6 +117,7 @@ impl Default for AlertRules {
 /// How a check is retried when a call does not reach the person.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RetryPolicy {
     /// Attempts in all, the first included.
     pub max_attempts: u32,
@@ -147,6 +150,7 @@ impl Default for RetryPolicy {
 /// When a subscriber is called: days of the week and times of day, local time.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Schedule {
     /// ISO weekdays, 1 = Monday … 7 = Sunday.
     pub days: Vec<u8>,
@@ -157,6 +161,7 @@ pub struct Schedule {
 /// A person who is called.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Subscriber {
     pub id: u64,
     pub tenant_id: u64,
@@ -173,6 +178,7 @@ pub struct Subscriber {
 /// The final result of a check (PRODUCT.md "One watch call").
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Outcome {
     /// Pressed 1.
     Fine,
@@ -204,6 +210,7 @@ impl Outcome {
 /// Where a check is in its life.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum CheckStatus {
     /// Waiting in the due index for its time.
     Pending,
@@ -300,6 +307,7 @@ impl<'de> Deserialize<'de> for CheckId {
 
 /// One scheduled welfare check.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Check {
     pub id: CheckId,
     pub tenant_id: u64,
@@ -339,6 +347,7 @@ impl Check {
 
 /// One call placed for a check.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Attempt {
     pub n: u32,
     pub call_id: String,

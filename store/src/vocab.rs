@@ -227,6 +227,7 @@ string_serde!(EndReason);
 /// How a key reached genki.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum DtmfTransport {
     /// RFC 4733 telephone-events in the RTP stream.
     Rfc4733,
@@ -464,4 +465,43 @@ mod tests {
         }
         assert_eq!(CheckKind::from_byte(b'x'), None);
     }
+}
+
+/// OpenAPI schemas of the words kept as strings (their serde is by hand).
+#[cfg(feature = "openapi")]
+mod openapi_schemas {
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+    use utoipa::openapi::RefOr;
+
+    macro_rules! string_schema {
+        ($t:ty, $desc:expr) => {
+            impl utoipa::PartialSchema for $t {
+                fn schema() -> RefOr<Schema> {
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .description(Some($desc))
+                        .into()
+                }
+            }
+            impl utoipa::ToSchema for $t {}
+        };
+    }
+
+    string_schema!(
+        super::Cause,
+        "no_answer, busy, failed, no_input, interrupted, outside_window, subscriber_deleted"
+    );
+    string_schema!(
+        super::EndReason,
+        "script_done, remote_bye, hangup, no_answer, rejected:<status>, auth_failed:<status>, timeout, unreachable, no_common_codec, media_setup_failed, no_media, media_stopped, max_call_length, interrupted, unresolvable, invalid_target, subscriber_deleted"
+    );
+    string_schema!(
+        super::EventKind,
+        "opened, outcome, severity, tier, notification_queued, delivered, failed, given_up, cancelled, acknowledged, passed, resolved, ladder_exhausted, no_ladder, watcher_missing, all_clear_queued"
+    );
+    string_schema!(super::WatcherAnswer, "ack, pass, resolve, none");
+    string_schema!(
+        crate::records::CheckId,
+        "<subscriber id>-s<slot unix seconds> (scheduled) or <subscriber id>-o<request unix ms> (one-off)"
+    );
 }

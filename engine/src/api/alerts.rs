@@ -12,26 +12,62 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use genki_store::{AlertCase, CaseState, Ladder, LadderOf, Watcher};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use genki_store::{
+    AlertCase, CaseEvent, CaseOutcome, CaseState, Ladder, LadderOf, Notification, Severity, Told,
+    Watcher,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::alerts::cases::CaseError;
 use crate::api::common::{
-    load_subscriber, load_tenant, now_ms, validate_name, validate_phone, Api, ApiError, Caller,
-    Route, StrictJson, R, S,
+    load_subscriber, load_tenant, now_ms, reply, validate_name, validate_phone, Api, ApiError,
+    Caller, ErrorBody, Route, StrictJson, R, S,
 };
 use crate::checks::schedule::parse_hhmm;
 
-/// A watcher as the API shows it: the webhook secret never leaves.
-fn watcher_json(w: &Watcher) -> Value {
-    let mut v = serde_json::to_value(w).expect("JSON");
-    v["webhook_secret"] = Value::Null;
-    v["webhook_secret_set"] = Value::Bool(w.webhook_secret.is_some());
-    v
+/// A watcher as the API shows it: the webhook secret never leaves
+/// (`webhook_secret` is always null; `webhook_secret_set` tells if one is set).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct WatcherView {
+    id: u64,
+    tenant_id: u64,
+    name: String,
+    phone: Option<String>,
+    email: Option<String>,
+    webhook_url: Option<String>,
+    webhook_secret: Option<String>,
+    webhook_secret_set: bool,
+    quiet_start: Option<String>,
+    quiet_end: Option<String>,
+    created_at_ms: u64,
 }
 
-#[derive(Debug, Deserialize, Default)]
+fn watcher_view(w: &Watcher) -> WatcherView {
+    WatcherView {
+        id: w.id,
+        tenant_id: w.tenant_id,
+        name: w.name.clone(),
+        phone: w.phone.clone(),
+        email: w.email.clone(),
+        webhook_url: w.webhook_url.clone(),
+        webhook_secret: None,
+        webhook_secret_set: w.webhook_secret.is_some(),
+        quiet_start: w.quiet_start.clone(),
+        quiet_end: w.quiet_end.clone(),
+        created_at_ms: w.created_at_ms,
+    }
+}
+
+/// A tenant's watchers.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct WatcherList {
+    watchers: Vec<WatcherView>,
+}
+
+/// A watcher to create (name required), or the fields of one to change.
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WatcherPatch {
     name: Option<String>,
@@ -128,6 +164,16 @@ fn load_watcher(api: &Api, who: Caller, id: u64) -> R<Watcher> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{id}/watchers",
+    tag = "alerts",
+    summary = "Create a watcher (name; phone, email, webhook_url + webhook_secret, quiet hours)",
+    params(("id" = u64, Path, description = "tenant id")),
+    request_body = WatcherPatch,
+    responses((status = 201, body = WatcherView), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
 async fn create_watcher(
     State(api): S,
     who: Caller,
@@ -152,25 +198,56 @@ async fn create_watcher(
     };
     apply_watcher_patch(&mut w, p)?;
     let w = api.svc.store.put_watcher(w)?;
-    Ok((StatusCode::CREATED, axum::Json(watcher_json(&w))).into_response())
+    Ok(reply(StatusCode::CREATED, &watcher_view(&w)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{id}/watchers",
+    tag = "alerts",
+    summary = "List the tenant's watchers",
+    params(("id" = u64, Path, description = "tenant id")),
+    responses((status = 200, body = WatcherList), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
 async fn list_watchers(State(api): S, who: Caller, Path(tid): Path<u64>) -> R<Response> {
     let t = load_tenant(&api, who, tid)?;
-    let ws: Vec<Value> = api
+    let watchers = api
         .svc
         .store
         .watchers_of(t.id)?
         .iter()
-        .map(watcher_json)
+        .map(watcher_view)
         .collect();
-    Ok(axum::Json(json!({ "watchers": ws })).into_response())
+    Ok(reply(StatusCode::OK, &WatcherList { watchers }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/watchers/{id}",
+    tag = "alerts",
+    summary = "Read a watcher (the secret is never returned)",
+    params(("id" = u64, Path, description = "watcher id")),
+    responses((status = 200, body = WatcherView), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
 async fn get_watcher(State(api): S, who: Caller, Path(id): Path<u64>) -> R<Response> {
-    Ok(axum::Json(watcher_json(&load_watcher(&api, who, id)?)).into_response())
+    Ok(reply(
+        StatusCode::OK,
+        &watcher_view(&load_watcher(&api, who, id)?),
+    ))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/watchers/{id}",
+    tag = "alerts",
+    summary = "Change a watcher",
+    params(("id" = u64, Path, description = "watcher id")),
+    request_body = WatcherPatch,
+    responses((status = 200, body = WatcherView), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
 async fn patch_watcher(
     State(api): S,
     who: Caller,
@@ -180,9 +257,18 @@ async fn patch_watcher(
     let mut w = load_watcher(&api, who, id)?;
     apply_watcher_patch(&mut w, p)?;
     let w = api.svc.store.put_watcher(w)?;
-    Ok(axum::Json(watcher_json(&w)).into_response())
+    Ok(reply(StatusCode::OK, &watcher_view(&w)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/watchers/{id}",
+    tag = "alerts",
+    summary = "Remove a watcher",
+    params(("id" = u64, Path, description = "watcher id")),
+    responses((status = 204, description = "removed"), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
 async fn delete_watcher(State(api): S, who: Caller, Path(id): Path<u64>) -> R<Response> {
     let w = load_watcher(&api, who, id)?;
     api.svc.store.delete_watcher(&w)?;
@@ -262,17 +348,158 @@ async fn delete_ladder(State(api): S, who: Caller, kind: &str, id: u64) -> R<Res
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn case_summary(c: &AlertCase) -> Value {
-    json!({
-        "id": c.id, "tenant_id": c.tenant_id, "subscriber_id": c.subscriber_id,
-        "state": c.state, "severity": c.severity, "opened_at_ms": c.opened_at_ms,
-        "tier": c.tier, "tier_deadline_ms": c.tier_deadline_ms, "exhausted": c.exhausted,
-        "outcomes": c.outcomes, "acked_by": c.acked_by, "acked_at_ms": c.acked_at_ms,
-        "resolved_by": c.resolved_by, "resolved_at_ms": c.resolved_at_ms, "note": c.note,
-    })
+#[utoipa::path(
+    put,
+    path = "/v1/tenants/{id}/ladder",
+    tag = "alerts",
+    summary = "Set the tenant's default ladder: tiers of watchers with deadlines",
+    params(("id" = u64, Path, description = "tenant id")),
+    request_body = Ladder,
+    responses((status = 200, body = Ladder), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
+async fn put_tenant_ladder(
+    s: S,
+    who: Caller,
+    Path(id): Path<u64>,
+    l: StrictJson<Ladder>,
+) -> R<Response> {
+    put_ladder(s, who, "tenants", id, l).await
 }
 
-#[derive(Debug, Deserialize)]
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{id}/ladder",
+    tag = "alerts",
+    summary = "Read the tenant's ladder",
+    params(("id" = u64, Path, description = "tenant id")),
+    responses((status = 200, body = Ladder), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
+async fn get_tenant_ladder(s: S, who: Caller, Path(id): Path<u64>) -> R<Response> {
+    get_ladder(s, who, "tenants", id).await
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{id}/ladder",
+    tag = "alerts",
+    summary = "Remove the tenant's ladder",
+    params(("id" = u64, Path, description = "tenant id")),
+    responses((status = 204, description = "removed"), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
+async fn delete_tenant_ladder(s: S, who: Caller, Path(id): Path<u64>) -> R<Response> {
+    delete_ladder(s, who, "tenants", id).await
+}
+
+#[utoipa::path(
+    put,
+    path = "/v1/subscribers/{id}/ladder",
+    tag = "alerts",
+    summary = "Set the subscriber's own ladder: tiers of watchers with deadlines",
+    params(("id" = u64, Path, description = "subscriber id")),
+    request_body = Ladder,
+    responses((status = 200, body = Ladder), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
+async fn put_subscriber_ladder(
+    s: S,
+    who: Caller,
+    Path(id): Path<u64>,
+    l: StrictJson<Ladder>,
+) -> R<Response> {
+    put_ladder(s, who, "subscribers", id, l).await
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/subscribers/{id}/ladder",
+    tag = "alerts",
+    summary = "Read the subscriber's ladder",
+    params(("id" = u64, Path, description = "subscriber id")),
+    responses((status = 200, body = Ladder), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
+async fn get_subscriber_ladder(s: S, who: Caller, Path(id): Path<u64>) -> R<Response> {
+    get_ladder(s, who, "subscribers", id).await
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/subscribers/{id}/ladder",
+    tag = "alerts",
+    summary = "Remove the subscriber's ladder (the tenant's applies)",
+    params(("id" = u64, Path, description = "subscriber id")),
+    responses((status = 204, description = "removed"), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
+async fn delete_subscriber_ladder(s: S, who: Caller, Path(id): Path<u64>) -> R<Response> {
+    delete_ladder(s, who, "subscribers", id).await
+}
+
+/// An alert case in a list (without its timeline).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CaseSummary {
+    id: u64,
+    tenant_id: u64,
+    subscriber_id: u64,
+    state: CaseState,
+    severity: Severity,
+    opened_at_ms: u64,
+    tier: u32,
+    tier_deadline_ms: Option<u64>,
+    exhausted: bool,
+    outcomes: Vec<CaseOutcome>,
+    acked_by: Option<String>,
+    acked_at_ms: Option<u64>,
+    resolved_by: Option<String>,
+    resolved_at_ms: Option<u64>,
+    note: Option<String>,
+}
+
+fn case_summary(c: &AlertCase) -> CaseSummary {
+    CaseSummary {
+        id: c.id,
+        tenant_id: c.tenant_id,
+        subscriber_id: c.subscriber_id,
+        state: c.state,
+        severity: c.severity,
+        opened_at_ms: c.opened_at_ms,
+        tier: c.tier,
+        tier_deadline_ms: c.tier_deadline_ms,
+        exhausted: c.exhausted,
+        outcomes: c.outcomes.clone(),
+        acked_by: c.acked_by.clone(),
+        acked_at_ms: c.acked_at_ms,
+        resolved_by: c.resolved_by.clone(),
+        resolved_at_ms: c.resolved_at_ms,
+        note: c.note.clone(),
+    }
+}
+
+/// A page of cases; `next_after` is the case id to ask after for the next.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CaseList {
+    alerts: Vec<CaseSummary>,
+    next_after: Option<u64>,
+}
+
+/// A case with who was told, its whole timeline and its notifications.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CaseView {
+    #[serde(flatten)]
+    case: CaseSummary,
+    told: Vec<Told>,
+    timeline: Vec<CaseEvent>,
+    notifications: Vec<Notification>,
+}
+
+/// Which cases: `state` open (not yet resolved), unacknowledged,
+/// acknowledged, resolved or all (default); a page after `after`, at most
+/// `limit` (1–1000, default 100).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CaseQuery {
     state: Option<String>,
@@ -281,6 +508,15 @@ pub(crate) struct CaseQuery {
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{id}/alerts",
+    tag = "alerts",
+    summary = "Alert cases, a page at a time",
+    params(("id" = u64, Path, description = "tenant id"), CaseQuery),
+    responses((status = 200, body = CaseList), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
 async fn list_alerts(
     State(api): S,
     who: Caller,
@@ -320,8 +556,14 @@ async fn list_alerts(
             break;
         }
     }
-    let next_after = out.last().and_then(|c| c["id"].as_u64());
-    Ok(axum::Json(json!({"alerts": out, "next_after": next_after})).into_response())
+    let next_after = out.last().map(|c| c.id);
+    Ok(reply(
+        StatusCode::OK,
+        &CaseList {
+            alerts: out,
+            next_after,
+        },
+    ))
 }
 
 fn load_case(api: &Api, who: Caller, id: u64) -> R<AlertCase> {
@@ -331,16 +573,28 @@ fn load_case(api: &Api, who: Caller, id: u64) -> R<AlertCase> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/alerts/{id}",
+    tag = "alerts",
+    summary = "A case with its whole timeline and notifications",
+    params(("id" = u64, Path, description = "case id")),
+    responses((status = 200, body = CaseView), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
 async fn get_alert(State(api): S, who: Caller, Path(id): Path<u64>) -> R<Response> {
     let c = load_case(&api, who, id)?;
-    let mut v = case_summary(&c);
-    v["told"] = serde_json::to_value(&c.told).expect("JSON");
-    v["timeline"] = serde_json::to_value(&c.timeline).expect("JSON");
-    v["notifications"] = serde_json::to_value(api.svc.store.notifications_of(c.id)?).expect("JSON");
-    Ok(axum::Json(v).into_response())
+    let view = CaseView {
+        case: case_summary(&c),
+        notifications: api.svc.store.notifications_of(c.id)?,
+        told: c.told,
+        timeline: c.timeline,
+    };
+    Ok(reply(StatusCode::OK, &view))
 }
 
-#[derive(Debug, Deserialize)]
+/// Who takes or closes the case, and a note.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CaseAction {
     by: String,
@@ -392,9 +646,19 @@ async fn case_action(
         now_ms(&api),
         &json!({"by": format!("{who:?}"), "did": if resolve { "resolve_alert" } else { "ack_alert" }, "case": c.id}),
     )?;
-    Ok(axum::Json(case_summary(&c)).into_response())
+    Ok(reply(StatusCode::OK, &case_summary(&c)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/alerts/{id}/ack",
+    tag = "alerts",
+    summary = "Take the case; 409 if already taken or resolved",
+    params(("id" = u64, Path, description = "case id")),
+    request_body = CaseAction,
+    responses((status = 200, body = CaseSummary), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
 async fn ack_alert(
     State(api): S,
     who: Caller,
@@ -404,6 +668,16 @@ async fn ack_alert(
     case_action(api, who, id, a, false).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/alerts/{id}/resolve",
+    tag = "alerts",
+    summary = "Close a taken case; everyone told gets the all-clear",
+    params(("id" = u64, Path, description = "case id")),
+    request_body = CaseAction,
+    responses((status = 200, body = CaseSummary), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
 async fn resolve_alert(
     State(api): S,
     who: Caller,
@@ -429,34 +703,20 @@ pub fn routes() -> Vec<Route> {
         (
             "/v1/tenants/{id}/ladder",
             &["put", "get", "delete"],
-            put(|s, h, Path(id), b| put_ladder(s, h, "tenants", id, b))
-                .get(|s, h, Path(id)| get_ladder(s, h, "tenants", id))
-                .delete(|s, h, Path(id)| delete_ladder(s, h, "tenants", id)),
+            put(put_tenant_ladder)
+                .get(get_tenant_ladder)
+                .delete(delete_tenant_ladder),
         ),
         (
             "/v1/subscribers/{id}/ladder",
             &["put", "get", "delete"],
-            put(|s, h, Path(id), b| put_ladder(s, h, "subscribers", id, b))
-                .get(|s, h, Path(id)| get_ladder(s, h, "subscribers", id))
-                .delete(|s, h, Path(id)| delete_ladder(s, h, "subscribers", id)),
+            put(put_subscriber_ladder)
+                .get(get_subscriber_ladder)
+                .delete(delete_subscriber_ladder),
         ),
         ("/v1/tenants/{id}/alerts", &["get"], get(list_alerts)),
         ("/v1/alerts/{id}", &["get"], get(get_alert)),
         ("/v1/alerts/{id}/ack", &["post"], post(ack_alert)),
         ("/v1/alerts/{id}/resolve", &["post"], post(resolve_alert)),
     ]
-}
-
-/// OpenAPI paths of these routes.
-pub fn openapi_paths(op: impl Fn(&str, &str) -> Value, id: impl Fn(&str) -> Value) -> Value {
-    json!({
-        "/v1/tenants/{tenant_id}/watchers": {"parameters": [id("tenant_id")], "post": op("Create a watcher (name, phone, email, webhook_url + webhook_secret, quiet_start/quiet_end)", "201"), "get": op("List the tenant's watchers", "200")},
-        "/v1/watchers/{id}": {"parameters": [id("id")], "get": op("Read a watcher (the secret is never returned)", "200"), "patch": op("Change a watcher", "200"), "delete": op("Remove a watcher", "204")},
-        "/v1/tenants/{tenant_id}/ladder": {"parameters": [id("tenant_id")], "put": op("Set the tenant's default ladder: {tiers: [{watchers: [ids], deadline_s}]}", "200"), "get": op("Read it", "200"), "delete": op("Remove it", "204")},
-        "/v1/subscribers/{id}/ladder": {"parameters": [id("id")], "put": op("Set a subscriber's own ladder", "200"), "get": op("Read it", "200"), "delete": op("Remove it (the tenant's applies)", "204")},
-        "/v1/tenants/{tenant_id}/alerts": {"parameters": [id("tenant_id")], "get": op("Alert cases (state=open|unacknowledged|acknowledged|resolved|all, after, limit)", "200")},
-        "/v1/alerts/{id}": {"parameters": [id("id")], "get": op("A case with its whole timeline and notifications", "200")},
-        "/v1/alerts/{id}/ack": {"parameters": [id("id")], "post": op("Take the case: {by, note?}; 409 if already taken or resolved", "200")},
-        "/v1/alerts/{id}/resolve": {"parameters": [id("id")], "post": op("Close an acknowledged case: {by, note?}; everyone told gets the all-clear", "200")}
-    })
 }

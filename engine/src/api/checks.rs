@@ -5,49 +5,78 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use genki_store::{CheckId, CheckStatus};
-use serde_json::{json, Value};
+use axum::response::Response;
+use genki_store::{Attempt, Cause, CheckId, CheckStatus, Outcome};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::common::*;
 
+#[utoipa::path(
+    post,
+    path = "/v1/subscribers/{id}/checks",
+    tag = "checks",
+    summary = "Call this person now (a one-off check, inside the calling window)",
+    params(("id" = u64, Path, description = "subscriber id")),
+    responses((status = 202, body = CheckRequested), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn request_check(State(api): S, who: Caller, Path(id): Path<u64>) -> R<Response> {
     let s = load_subscriber(&api, who, id)?;
     let check_id = api.svc.request_check(&s)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(json!({"check_id": check_id})),
-    )
-        .into_response())
+    Ok(reply(StatusCode::ACCEPTED, &CheckRequested { check_id }))
 }
 
-pub(crate) fn check_json(api: &Api, c: &genki_store::Check) -> R<Value> {
-    let attempts = api.svc.store.attempts(&c.id)?;
-    let status = match c.status {
-        CheckStatus::Pending => "pending",
-        CheckStatus::Dialing => "dialing",
-        CheckStatus::Done => "done",
-    };
-    Ok(json!({
-        "check_id": c.id,
-        "tenant_id": c.tenant_id,
-        "subscriber_id": c.id.subscriber_id,
-        "status": status,
-        "outcome": c.outcome,
-        "due_at_ms": c.due_at_ms,
-        "attempts_made": c.attempts,
-        "last_cause": c.last_cause,
-        "finished_at_ms": c.finished_at_ms,
-        "attempts": attempts,
-    }))
+/// A check requested: its id, to follow it with `GET /v1/checks/{id}`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CheckRequested {
+    check_id: CheckId,
 }
 
+/// A check as coordinators see it: where it is, its outcome, every call.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CheckView {
+    check_id: CheckId,
+    tenant_id: u64,
+    subscriber_id: u64,
+    status: CheckStatus,
+    outcome: Option<Outcome>,
+    due_at_ms: u64,
+    attempts_made: u32,
+    /// Why the last attempt did not reach the person.
+    last_cause: Option<Cause>,
+    finished_at_ms: Option<u64>,
+    attempts: Vec<Attempt>,
+}
+
+pub(crate) fn check_view(api: &Api, c: &genki_store::Check) -> R<CheckView> {
+    Ok(CheckView {
+        check_id: c.id,
+        tenant_id: c.tenant_id,
+        subscriber_id: c.id.subscriber_id,
+        status: c.status,
+        outcome: c.outcome,
+        due_at_ms: c.due_at_ms,
+        attempts_made: c.attempts,
+        last_cause: c.last_cause.clone(),
+        finished_at_ms: c.finished_at_ms,
+        attempts: api.svc.store.attempts(&c.id)?,
+    })
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/checks/{id}",
+    tag = "checks",
+    summary = "A check: status, outcome, every attempt",
+    params(("id" = String, Path, description = "check id, e.g. 7-s1795000000")),
+    responses((status = 200, body = CheckView), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn get_check(State(api): S, who: Caller, Path(id): Path<String>) -> R<Response> {
     let cid: CheckId = id.parse().map_err(|_| ApiError::not_found("check"))?;
     match api.svc.store.check(&cid)? {
-        Some(c) if who.can_see(c.tenant_id) => {
-            Ok(axum::Json(check_json(&api, &c)?).into_response())
-        }
+        Some(c) if who.can_see(c.tenant_id) => Ok(reply(StatusCode::OK, &check_view(&api, &c)?)),
         _ => Err(ApiError::not_found("check")),
     }
 }

@@ -16,8 +16,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use genki_store::{StoreError, Subscriber, Tenant};
 use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
 use crate::checks::service::Service;
 
@@ -69,14 +70,50 @@ impl ApiError {
     }
 }
 
+/// The body of every error answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+/// What went wrong: a machine code, a message for people, the field at fault.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorDetail {
+    /// e.g. invalid_json, invalid_field, not_found, unauthorized, forbidden, conflict, storage_error.
+    code: &'static str,
+    message: String,
+    /// The request field at fault (`tiers.0.deadline_s`), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut e = json!({"code": self.code, "message": self.message});
-        if let Some(f) = self.field {
-            e["field"] = Value::String(f);
-        }
-        (self.status, axum::Json(json!({ "error": e }))).into_response()
+        reply(
+            self.status,
+            &ErrorBody {
+                error: ErrorDetail {
+                    code: self.code,
+                    message: self.message,
+                    field: self.field,
+                },
+            },
+        )
     }
+}
+
+/// Answer `body` as JSON. It goes through `serde_json::Value`, so keys
+/// come in the sorted order the API has always answered with, whatever the
+/// order of a type's fields (tests/golden).
+pub(crate) fn reply<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    let v = serde_json::to_value(body).expect("API types serialise");
+    (status, axum::Json(v)).into_response()
+}
+
+/// `{"id": …}`: what was created.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Created {
+    pub(crate) id: u64,
 }
 
 impl From<StoreError> for ApiError {

@@ -149,6 +149,51 @@ mod tests {
         assert!(served.len() >= 30, "{} routes", served.len());
     }
 
+    /// Generated from the types: every operation that takes a body names
+    /// its schema, every answer but a 204 has one, and every schema it
+    /// refers to is in the document.
+    #[test]
+    fn the_document_has_request_and_response_schemas() {
+        let doc = system::openapi();
+        let text = doc.to_string();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for name in [
+            "Tenant",
+            "TenantPatch",
+            "Subscriber",
+            "CheckView",
+            "Attempt",
+            "CaseView",
+            "Ladder",
+            "ErrorBody",
+        ] {
+            assert!(schemas.contains_key(name), "no schema {name}");
+        }
+        for r in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+            let name = r.split('"').next().unwrap();
+            assert!(schemas.contains_key(name), "dangling $ref to {name}");
+        }
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                for (status, resp) in op["responses"].as_object().unwrap() {
+                    if status != "204" {
+                        assert!(
+                            resp["content"].is_object(),
+                            "{method} {path} {status}: no schema"
+                        );
+                    }
+                }
+                if ["post", "put", "patch"].contains(&method.as_str()) && !path.ends_with("/checks")
+                {
+                    assert!(
+                        op["requestBody"]["content"].is_object(),
+                        "{method} {path}: no body schema"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn phones_and_days() {
         assert!(validate_phone("sip:1001@127.0.0.1:5080").is_ok());

@@ -5,12 +5,30 @@
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use genki_media::wav;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::common::*;
 
+/// A prompt stored: its name and length.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PromptStored {
+    name: String,
+    duration_ms: u64,
+}
+
+#[utoipa::path(
+    put,
+    path = "/v1/tenants/{id}/prompts/{name}",
+    tag = "prompts",
+    summary = "Upload a WAV prompt (PCM or float, any rate and channels; up to 120 s)",
+    params(("id" = u64, Path, description = "tenant id"), ("name" = String, Path, description = "the prompt's name, as scripts name it")),
+    request_body(content = Vec<u8>, content_type = "audio/wav"),
+    responses((status = 201, body = PromptStored), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn put_prompt(
     State(api): S,
     who: Caller,
@@ -39,9 +57,11 @@ pub(crate) async fn put_prompt(
     })?;
     api.svc.store.put_prompt(t.id, &name, &body)?;
     api.svc.calls.invalidate_prompts(t.id);
-    Ok((
+    Ok(reply(
         StatusCode::CREATED,
-        axum::Json(json!({"name": name, "duration_ms": pcm.len() as u64 / 8})),
-    )
-        .into_response())
+        &PromptStored {
+            duration_ms: pcm.len() as u64 / 8,
+            name,
+        },
+    ))
 }

@@ -6,17 +6,62 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use genki_store::{CheckStatus, Outcome};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use genki_store::{Cause, CheckId, CheckStatus, Outcome};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::checks::schedule::Calendar;
 
 use super::common::*;
 
-#[derive(Deserialize)]
+/// One final outcome, with the person it is about.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct OutcomeRow {
+    check_id: CheckId,
+    subscriber_id: u64,
+    name: String,
+    phone: String,
+    outcome: Option<Outcome>,
+    attempts: u32,
+    last_cause: Option<Cause>,
+    finished_at_ms: Option<u64>,
+    /// The same instant in the tenant's time zone.
+    finished_at: String,
+}
+
+/// Final outcomes in time order.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Outcomes {
+    items: Vec<OutcomeRow>,
+}
+
+/// A check of the day that has not (yet) ended fine.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct NotYetFine {
+    check_id: CheckId,
+    subscriber_id: u64,
+    status: CheckStatus,
+    outcome: Option<Outcome>,
+    last_cause: Option<Cause>,
+}
+
+/// A day's round for coordinators.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Summary {
+    date: String,
+    total: usize,
+    /// Checks done, by outcome (fine, needs_contact, no_response, missed).
+    outcomes: BTreeMap<String, u64>,
+    pending: u64,
+    in_progress: u64,
+    not_yet_fine: Vec<NotYetFine>,
+}
+
+/// An interval: unix ms, an RFC 3339 instant, or a local date (its start).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct Range {
     from: Option<String>,
     to: Option<String>,
@@ -41,6 +86,15 @@ pub(crate) fn parse_instant(field: &str, v: &str, cal: &Calendar) -> R<u64> {
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{id}/outcomes",
+    tag = "reports",
+    summary = "Final outcomes from..to, as JSON, or as CSV for Excel with Accept: text/csv",
+    params(("id" = u64, Path, description = "tenant id"), Range),
+    responses((status = 200, body = Outcomes, content_type = "application/json"), (status = 200, body = String, content_type = "text/csv"), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn outcomes(
     State(api): S,
     who: Caller,
@@ -122,22 +176,42 @@ pub(crate) async fn outcomes(
         body.extend(w.into_inner().unwrap_or_default());
         return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response());
     }
-    let items: Vec<Value> = checks
+    let items: Vec<OutcomeRow> = checks
         .iter()
         .map(|c| {
             let (name, phone) = names.get(&c.id.subscriber_id).cloned().unwrap_or_default();
-            json!({"check_id": c.id, "subscriber_id": c.id.subscriber_id, "name": name, "phone": phone, "outcome": c.outcome,
-                   "attempts": c.attempts, "last_cause": c.last_cause, "finished_at_ms": c.finished_at_ms, "finished_at": local(c.finished_at_ms)})
+            OutcomeRow {
+                check_id: c.id,
+                subscriber_id: c.id.subscriber_id,
+                name,
+                phone,
+                outcome: c.outcome,
+                attempts: c.attempts,
+                last_cause: c.last_cause.clone(),
+                finished_at_ms: c.finished_at_ms,
+                finished_at: local(c.finished_at_ms),
+            }
         })
         .collect();
-    Ok(axum::Json(json!({"items": items})).into_response())
+    Ok(reply(StatusCode::OK, &Outcomes { items }))
 }
 
-#[derive(Deserialize)]
+/// The day of a round (YYYY-MM-DD, the tenant's local date; default today).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct DateQ {
     date: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{id}/summary",
+    tag = "reports",
+    summary = "A day's round: counts by outcome, who is not yet fine",
+    params(("id" = u64, Path, description = "tenant id"), DateQ),
+    responses((status = 200, body = Summary), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn summary(
     State(api): S,
     who: Caller,
@@ -172,8 +246,27 @@ pub(crate) async fn summary(
             _ => pending += 1,
         }
         if !matches!(c.outcome, Some(Outcome::Fine)) {
-            not_reached.push(json!({"check_id": c.id, "subscriber_id": c.id.subscriber_id, "status": c.status, "outcome": c.outcome, "last_cause": c.last_cause}));
+            not_reached.push(NotYetFine {
+                check_id: c.id,
+                subscriber_id: c.id.subscriber_id,
+                status: c.status,
+                outcome: c.outcome,
+                last_cause: c.last_cause.clone(),
+            });
         }
     }
-    Ok(axum::Json(json!({"date": date.to_string(), "total": checks.len(), "outcomes": counts, "pending": pending, "in_progress": dialing, "not_yet_fine": not_reached})).into_response())
+    Ok(reply(
+        StatusCode::OK,
+        &Summary {
+            date: date.to_string(),
+            total: checks.len(),
+            outcomes: counts
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            pending,
+            in_progress: dialing,
+            not_yet_fine: not_reached,
+        },
+    ))
 }

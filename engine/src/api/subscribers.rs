@@ -10,12 +10,14 @@ use axum::response::{IntoResponse, Response};
 use genki_store::{Schedule, Subscriber};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::checks::schedule::validate_schedule;
 
 use super::common::*;
 
-#[derive(Debug, Deserialize)]
+/// A person to enrol.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewSubscriber {
     name: String,
@@ -28,7 +30,8 @@ pub(crate) struct NewSubscriber {
     notes: String,
 }
 
-#[derive(Debug, Deserialize, Default)]
+/// The fields of a person to change (every field optional; null clears).
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SubscriberPatch {
     name: Option<String>,
@@ -36,6 +39,21 @@ pub(crate) struct SubscriberPatch {
     schedule: Option<Option<Schedule>>,
     paused_until: Option<Option<String>>,
     notes: Option<String>,
+}
+
+/// A page of people; `next_after` is the id to ask after for the next page.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SubscriberPage {
+    items: Vec<Subscriber>,
+    next_after: Option<u64>,
+}
+
+/// What a CSV import did: the people created, and the rows refused.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Imported {
+    imported: usize,
+    ids: Vec<u64>,
+    errors: Vec<RowError>,
 }
 
 pub(crate) fn validate_subscriber(s: &Subscriber) -> R<()> {
@@ -57,6 +75,16 @@ pub(crate) fn validate_subscriber(s: &Subscriber) -> R<()> {
     Ok(())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{id}/subscribers",
+    tag = "subscribers",
+    summary = "Enrol a person",
+    params(("id" = u64, Path, description = "tenant id")),
+    request_body = NewSubscriber,
+    responses((status = 201, body = Created), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn create_subscriber(
     State(api): S,
     who: Caller,
@@ -76,15 +104,26 @@ pub(crate) async fn create_subscriber(
     };
     validate_subscriber(&s)?;
     let s = api.svc.store.create_subscriber(s)?;
-    Ok((StatusCode::CREATED, axum::Json(json!({"id": s.id}))).into_response())
+    Ok(reply(StatusCode::CREATED, &Created { id: s.id }))
 }
 
-#[derive(Deserialize)]
+/// A page of a list: ids after `after`, at most `limit` (1–1000, default 100).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct Page {
     after: Option<u64>,
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{id}/subscribers",
+    tag = "subscribers",
+    summary = "List a tenant's people, a page at a time",
+    params(("id" = u64, Path, description = "tenant id"), Page),
+    responses((status = 200, body = SubscriberPage), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn list_subscribers(
     State(api): S,
     who: Caller,
@@ -100,13 +139,38 @@ pub(crate) async fn list_subscribers(
     let next = (items.len() == limit)
         .then(|| items.last().map(|s| s.id))
         .flatten();
-    Ok(axum::Json(json!({"items": items, "next_after": next})).into_response())
+    Ok(reply(
+        StatusCode::OK,
+        &SubscriberPage {
+            items,
+            next_after: next,
+        },
+    ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/subscribers/{id}",
+    tag = "subscribers",
+    summary = "Read a person",
+    params(("id" = u64, Path, description = "subscriber id")),
+    responses((status = 200, body = Subscriber), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn get_subscriber(State(api): S, who: Caller, Path(id): Path<u64>) -> R<Response> {
     Ok(axum::Json(load_subscriber(&api, who, id)?).into_response())
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/subscribers/{id}",
+    tag = "subscribers",
+    summary = "Change a person",
+    params(("id" = u64, Path, description = "subscriber id")),
+    request_body = SubscriberPatch,
+    responses((status = 200, body = Subscriber), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn patch_subscriber(
     State(api): S,
     who: Caller,
@@ -134,6 +198,15 @@ pub(crate) async fn patch_subscriber(
     Ok(axum::Json(s).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/subscribers/{id}",
+    tag = "subscribers",
+    summary = "Remove a person (their checks and outcomes stay as history)",
+    params(("id" = u64, Path, description = "subscriber id")),
+    responses((status = 204, description = "removed"), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn delete_subscriber(
     State(api): S,
     who: Caller,
@@ -151,6 +224,16 @@ pub(crate) async fn delete_subscriber(
 
 /// CSV import: header row with name, phone and optional days ("1-5" or
 /// "1,3,5"), times ("09:30;17:00"), paused_until, notes. UTF-8, Excel's BOM accepted.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{id}/subscribers/import",
+    tag = "subscribers",
+    summary = "Import people from CSV (name, phone, days, times, paused_until, notes; UTF-8, BOM accepted)",
+    params(("id" = u64, Path, description = "tenant id")),
+    request_body(content = String, content_type = "text/csv"),
+    responses((status = 200, body = Imported), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn import_subscribers(
     State(api): S,
     who: Caller,
@@ -168,7 +251,14 @@ pub(crate) async fn import_subscribers(
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let (subs, errors) = parse_csv(text, t.id, now_ms(&api))?;
     let imported = api.svc.store.create_subscribers(subs)?;
-    Ok(axum::Json(json!({"imported": imported.len(), "ids": imported.iter().map(|s| s.id).collect::<Vec<_>>(), "errors": errors})).into_response())
+    Ok(reply(
+        StatusCode::OK,
+        &Imported {
+            imported: imported.len(),
+            ids: imported.iter().map(|s| s.id).collect(),
+            errors,
+        },
+    ))
 }
 
 pub(crate) fn parse_days(s: &str) -> Result<Vec<u8>, String> {
@@ -190,7 +280,8 @@ pub(crate) fn parse_days(s: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-#[derive(Serialize)]
+/// A CSV row that was not imported, and why.
+#[derive(Serialize, ToSchema)]
 pub(crate) struct RowError {
     pub(crate) line: u64,
     pub(crate) field: String,

@@ -6,10 +6,31 @@
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::common::*;
 
+/// What is up: storage, the SIP socket, every media worker.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Health {
+    storage: bool,
+    sip: bool,
+    media: bool,
+}
+
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "system",
+    summary = "200 when storage, SIP and every media worker are up; 503 otherwise",
+    responses(
+        (status = 200, body = Health),
+        (status = 503, body = Health),
+    ),
+)]
 pub(crate) async fn healthz(State(api): S) -> Response {
     let storage = api.svc.store.next_due_ms().is_ok();
     let sip = api.sip_up.load(std::sync::atomic::Ordering::Relaxed);
@@ -21,13 +42,23 @@ pub(crate) async fn healthz(State(api): S) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
+    reply(
         code,
-        axum::Json(json!({"storage": storage, "sip": sip, "media": media})),
+        &Health {
+            storage,
+            sip,
+            media,
+        },
     )
-        .into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "system",
+    summary = "Prometheus text exposition",
+    responses((status = 200, body = String, content_type = "text/plain; version=0.0.4")),
+)]
 pub(crate) async fn metrics(State(api): S) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -36,6 +67,13 @@ pub(crate) async fn metrics(State(api): S) -> Response {
         .into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    tag = "system",
+    summary = "This document",
+    responses((status = 200, description = "the OpenAPI 3.1 document", body = Object)),
+)]
 pub(crate) async fn openapi_doc() -> Response {
     axum::Json(openapi()).into_response()
 }
@@ -48,40 +86,66 @@ pub(crate) async fn fallback() -> ApiError {
     )
 }
 
-/// The OpenAPI 3.1 description of every route.
-pub fn openapi() -> Value {
-    let op = |summary: &str, ok: &str| json!({"summary": summary, "security": [{"bearer": []}], "responses": {ok: {"description": "success"}, "4XX": {"$ref": "#/components/responses/Error"}}});
-    let id = |name: &str| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}});
-    let mut doc = json!({
-        "openapi": "3.1.0",
-        "info": {"title": "genki admin API", "version": env!("CARGO_PKG_VERSION")},
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "responses": {"Error": {"description": "error", "content": {"application/json": {"schema": {
-                "type": "object", "properties": {"error": {"type": "object", "required": ["code", "message"],
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}}}}}}}}
-        },
-        "paths": {
-            "/healthz": {"get": {"summary": "200 when storage and SIP are up", "responses": {"200": {"description": "up"}, "503": {"description": "down"}}}},
-            "/metrics": {"get": {"summary": "Prometheus text", "responses": {"200": {"description": "metrics"}}}},
-            "/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "the OpenAPI 3.1 document"}}}},
-            "/v1/tenants": {"post": op("Create a tenant (operator); returns its id and token", "201")},
-            "/v1/tenants/{tenant_id}": {"parameters": [id("tenant_id")], "get": op("Read a tenant", "200"), "patch": op("Change time zone, window, holidays, retry, limits, script", "200")},
-            "/v1/tenants/{tenant_id}/subscribers": {"parameters": [id("tenant_id")], "post": op("Enrol a subscriber", "201"), "get": op("List subscribers (after, limit)", "200")},
-            "/v1/tenants/{tenant_id}/subscribers/import": {"parameters": [id("tenant_id")], "post": op("Import subscribers from CSV (name, phone, days, times, paused_until, notes)", "200")},
-            "/v1/tenants/{tenant_id}/outcomes": {"parameters": [id("tenant_id")], "get": op("Final outcomes from..to, JSON or CSV (Accept: text/csv)", "200")},
-            "/v1/tenants/{tenant_id}/summary": {"parameters": [id("tenant_id")], "get": op("A day's round: counts by outcome, who is not yet fine", "200")},
-            "/v1/tenants/{tenant_id}/prompts/{name}": {"parameters": [id("tenant_id"), id("name")], "put": op("Upload a WAV prompt", "201")},
-            "/v1/subscribers/{id}": {"parameters": [id("id")], "get": op("Read a subscriber", "200"), "patch": op("Change a subscriber", "200"), "delete": op("Remove a subscriber (history stays)", "204")},
-            "/v1/subscribers/{id}/checks": {"parameters": [id("id")], "post": op("Call this person now", "202")},
-            "/v1/checks/{check_id}": {"parameters": [id("check_id")], "get": op("A check: status, outcome, attempts", "200")}
-        }
-    });
-    if let (Some(paths), Value::Object(more)) = (
-        doc["paths"].as_object_mut(),
-        crate::api::alerts::openapi_paths(op, id),
-    ) {
-        paths.extend(more);
+/// The admin API's OpenAPI document, generated from the handlers'
+/// `#[utoipa::path]` annotations and the request and response types.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "genki admin API", description = "Welfare-check calls: tenants, the people they call, checks and their outcomes, alert cases and the watchers who act on them. `Authorization: Bearer <token>`: the operator token can do everything, a tenant token sees only its tenant (other tenants' ids answer 404)."),
+    paths(
+        healthz,
+        metrics,
+        openapi_doc,
+        super::tenants::create_tenant,
+        super::tenants::get_tenant,
+        super::tenants::patch_tenant,
+        super::subscribers::create_subscriber,
+        super::subscribers::list_subscribers,
+        super::subscribers::import_subscribers,
+        super::subscribers::get_subscriber,
+        super::subscribers::patch_subscriber,
+        super::subscribers::delete_subscriber,
+        super::checks::request_check,
+        super::checks::get_check,
+        super::reports::outcomes,
+        super::reports::summary,
+        super::prompts::put_prompt,
+        super::alerts::create_watcher,
+        super::alerts::list_watchers,
+        super::alerts::get_watcher,
+        super::alerts::patch_watcher,
+        super::alerts::delete_watcher,
+        super::alerts::put_tenant_ladder,
+        super::alerts::get_tenant_ladder,
+        super::alerts::delete_tenant_ladder,
+        super::alerts::put_subscriber_ladder,
+        super::alerts::get_subscriber_ladder,
+        super::alerts::delete_subscriber_ladder,
+        super::alerts::list_alerts,
+        super::alerts::get_alert,
+        super::alerts::ack_alert,
+        super::alerts::resolve_alert,
+    ),
+    modifiers(&Bearer)
+)]
+pub struct ApiDoc;
+
+/// The bearer token scheme every authenticated route names.
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
     }
-    doc
+}
+
+/// The OpenAPI 3.1 document of every route, as JSON.
+pub fn openapi() -> Value {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    serde_json::to_value(doc).expect("the document serialises")
 }

@@ -7,15 +7,18 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use genki_store::{RetryPolicy, Tenant};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use crate::checks::schedule::Calendar;
 use crate::checks::script::Script;
 
 use super::common::*;
 
-#[derive(Debug, Deserialize, Default)]
+/// A new tenant, or the fields of one to change (every field optional;
+/// `name` required on creation).
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TenantPatch {
     name: Option<String>,
@@ -26,8 +29,17 @@ pub(crate) struct TenantPatch {
     retry: Option<RetryPolicy>,
     cps: Option<Option<f64>>,
     max_calls: Option<Option<u32>>,
+    /// The tenant's watch script (README \"Watch script\"); null: the default.
+    #[schema(value_type = Option<Object>)]
     script: Option<Option<Value>>,
     alerts: Option<genki_store::AlertRules>,
+}
+
+/// A tenant created: its id and its API token (shown this once).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TenantCreated {
+    id: u64,
+    token: String,
 }
 
 pub(crate) fn apply_tenant_patch(api: &Api, t: &mut Tenant, p: TenantPatch) -> R<()> {
@@ -92,6 +104,15 @@ pub(crate) fn apply_tenant_patch(api: &Api, t: &mut Tenant, p: TenantPatch) -> R
     Ok(())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/tenants",
+    tag = "tenants",
+    summary = "Create a tenant (operator only); returns its id and token",
+    request_body = TenantPatch,
+    responses((status = 201, body = TenantCreated), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn create_tenant(
     State(api): S,
     who: Caller,
@@ -117,17 +138,35 @@ pub(crate) async fn create_tenant(
         now_ms(&api),
         &json!({"by": "operator", "did": "create_tenant"}),
     )?;
-    Ok((
+    Ok(reply(
         StatusCode::CREATED,
-        axum::Json(json!({"id": t.id, "token": token})),
-    )
-        .into_response())
+        &TenantCreated { id: t.id, token },
+    ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{id}",
+    tag = "tenants",
+    summary = "Read a tenant",
+    params(("id" = u64, Path, description = "tenant id")),
+    responses((status = 200, body = Tenant), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn get_tenant(State(api): S, who: Caller, Path(id): Path<u64>) -> R<Response> {
     Ok(axum::Json(load_tenant(&api, who, id)?).into_response())
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/tenants/{id}",
+    tag = "tenants",
+    summary = "Change time zone, window, holidays, retry, limits, script, alert rules",
+    params(("id" = u64, Path, description = "tenant id")),
+    request_body = TenantPatch,
+    responses((status = 200, body = Tenant), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn patch_tenant(
     State(api): S,
     who: Caller,
