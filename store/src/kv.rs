@@ -150,3 +150,41 @@ impl Kv for MemKv {
         }
     }
 }
+
+/// Fault injection for tests (a failpoint on the write path): an engine
+/// whose writes fail with an IO error while [`FaultyKv::set_failing`] is
+/// on, as a full disk (ENOSPC) or a dying one (EIO) would; reads go on.
+#[derive(Debug, Default)]
+pub struct FaultyKv {
+    inner: MemKv,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl FaultyKv {
+    pub fn new() -> FaultyKv {
+        FaultyKv::default()
+    }
+    pub fn set_failing(&self, on: bool) {
+        self.failing.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Kv for FaultyKv {
+    fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(cf, key)
+    }
+    fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Db("No space left on device (injected)".into()));
+        }
+        self.inner.write(batch)
+    }
+    fn scan(
+        &self,
+        cf: &'static str,
+        from: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        self.inner.scan(cf, from, visit)
+    }
+}

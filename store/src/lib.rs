@@ -28,7 +28,7 @@ pub use alerts::{
     AlertCase, AlertInput, AlertWrite, CaseEvent, CaseOutcome, CaseState, Channel, Ladder,
     LadderOf, Notification, NotifyKind, NotifyState, Severity, Tier, Told, Watcher,
 };
-pub use kv::{Kv, MemKv};
+pub use kv::{FaultyKv, Kv, MemKv};
 pub use records::{
     AlertRules, Attempt, Check, CheckId, CheckStatus, Outcome, RetryPolicy, Schedule, Subscriber,
     Tenant,
@@ -82,5 +82,29 @@ mod tests {
     #[test]
     fn memory_engine_passes_the_conformance_suite() {
         conformance::run_all(&|| Box::new(Memory(Arc::new(MemKv::new()))));
+    }
+
+    /// A write the engine refuses changes nothing, and the store says so
+    /// until a write succeeds again.
+    #[test]
+    fn a_refused_write_changes_nothing_and_is_reported_until_one_succeeds() {
+        let kv = Arc::new(crate::FaultyKv::new());
+        let s = Store::new(kv.clone());
+        let t = s
+            .create_tenant(crate::Tenant::with_defaults("t", 0))
+            .unwrap();
+        assert!(s.writes_ok());
+        kv.set_failing(true);
+        assert!(s
+            .create_tenant(crate::Tenant::with_defaults("u", 0))
+            .is_err());
+        assert!(!s.writes_ok());
+        assert_eq!(s.write_failures(), 1);
+        assert_eq!(s.tenants().unwrap().len(), 1, "nothing half-written");
+        assert!(s.probe_write().is_err());
+        kv.set_failing(false);
+        s.probe_write().unwrap();
+        assert!(s.writes_ok());
+        assert_eq!(s.tenant(t.id).unwrap().unwrap().name, "t");
     }
 }

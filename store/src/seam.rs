@@ -117,6 +117,12 @@ seam! {
         fn delete_ladder(&self, of: LadderOf) -> Result<(), StoreError>;
         /// Make everything cheap to reopen (a clean shutdown).
         fn flush(&self) -> Result<(), StoreError>;
+        /// False while writes fail (from a failed write until one succeeds).
+        fn writes_ok(&self) -> bool;
+        /// Writes that failed since the start.
+        fn write_failures(&self) -> u64;
+        /// One small synced write, to find out whether writes work again.
+        fn probe_write(&self) -> Result<(), StoreError>;
     }
 }
 

@@ -140,6 +140,9 @@ pub struct Store {
     /// fsync (group commit); one lock for all serialised every fsync
     /// (measured: ~4,000 commits/s whatever the number of writers).
     stripes: Vec<Mutex<()>>,
+    /// The last write failed (cleared by the next that succeeds).
+    writes_failing: std::sync::atomic::AtomicBool,
+    write_failures: std::sync::atomic::AtomicU64,
 }
 
 /// A raw key and value read from a column family.
@@ -163,6 +166,8 @@ impl Store {
             due_gen: std::sync::atomic::AtomicU64::new(0),
             due_inflight: std::sync::atomic::AtomicU64::new(0),
             stripes: (0..64).map(|_| Mutex::new(())).collect(),
+            writes_failing: std::sync::atomic::AtomicBool::new(false),
+            write_failures: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -193,7 +198,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut b = Batch::default();
         b.put(name, key, value);
-        self.kv.write(b)
+        self.write(b)
     }
 
     /// One synced delete.
@@ -204,7 +209,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut b = Batch::default();
         b.delete(name, key);
-        self.kv.write(b)
+        self.write(b)
     }
 
     pub(crate) fn get<T: serde::de::DeserializeOwned>(
@@ -219,7 +224,37 @@ impl Store {
     }
 
     pub(crate) fn write(&self, batch: Batch) -> Result<(), StoreError> {
-        self.kv.write(batch)
+        use std::sync::atomic::Ordering;
+        let r = self.kv.write(batch);
+        match &r {
+            Ok(()) => self.writes_failing.store(false, Ordering::SeqCst),
+            Err(_) => {
+                self.writes_failing.store(true, Ordering::SeqCst);
+                self.write_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        r
+    }
+
+    /// False from a failed write until a write succeeds again (a full or
+    /// failing disk): the due loop admits no call meanwhile and `/healthz`
+    /// reports storage down.
+    pub fn writes_ok(&self) -> bool {
+        !self
+            .writes_failing
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Writes that failed since the start.
+    pub fn write_failures(&self) -> u64 {
+        self.write_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Try one small synced write (a heartbeat in `meta`): how the engine
+    /// finds out that storage accepts writes again.
+    pub fn probe_write(&self) -> Result<(), StoreError> {
+        self.put(cf::META, b"probe", b"1")
     }
 
     pub(crate) fn guard(&self) -> std::sync::MutexGuard<'_, ()> {

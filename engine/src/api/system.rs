@@ -32,7 +32,8 @@ pub(crate) struct Health {
     ),
 )]
 pub(crate) async fn healthz(State(api): S) -> Response {
-    let storage = api.svc.store.next_due_ms().is_ok();
+    // Reads work and the last write did not fail.
+    let storage = api.svc.store.next_due_ms().is_ok() && api.svc.store.writes_ok();
     let sip = api.sip_up.load(std::sync::atomic::Ordering::Relaxed);
     // Every media worker running (a dead one fails its calls as system faults).
     let (alive, started) = api.svc.calls.placer.media_health();
@@ -60,11 +61,17 @@ pub(crate) async fn healthz(State(api): S) -> Response {
     responses((status = 200, body = String, content_type = "text/plain; version=0.0.4")),
 )]
 pub(crate) async fn metrics(State(api): S) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        api.svc.metrics.render(),
-    )
-        .into_response()
+    let mut text = api.svc.metrics.render();
+    // Storage's own health: 0 while writes fail (no call is admitted then).
+    text.push_str(&format!(
+        "# HELP genki_storage_writes_ok 1 when storage accepts writes, 0 while they fail (no call is started then).\n\
+         # TYPE genki_storage_writes_ok gauge\ngenki_storage_writes_ok {}\n\
+         # HELP genki_storage_write_failures_total Writes storage refused.\n\
+         # TYPE genki_storage_write_failures_total counter\ngenki_storage_write_failures_total {}\n",
+        u8::from(api.svc.store.writes_ok()),
+        api.svc.store.write_failures()
+    ));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 #[utoipa::path(

@@ -307,6 +307,20 @@ pub async fn run(
             last_plan = Some(monotonic());
         }
         let mut wait = svc.tick;
+        // While storage refuses writes nobody is dialled: a call whose
+        // outcome cannot be stored must not start. Probe until it works.
+        if !svc.store.writes_ok() && crate::rt::blocking(|| svc.store.probe_write()).is_err() {
+            tokio::select! {
+                Some(tenant) = done_rx.recv() => {
+                    admission.release(tenant);
+                    active -= 1;
+                    svc.metrics.active_calls.add(-1);
+                }
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
         // Claims are synced writes: keep them off the async workers.
         match crate::rt::blocking(|| {
             dispatch(
@@ -408,9 +422,18 @@ fn dispatch(
                     queue.pop_front();
                     progressed = true;
                     let lease = now_ms + LEASE.as_millis() as u64;
-                    let Some(claimed) = svc.store.claim(&check.id, &svc.owner, lease)? else {
-                        admission.release(*tid);
-                        continue;
+                    let claimed = match svc.store.claim(&check.id, &svc.owner, lease) {
+                        Ok(Some(c)) => c,
+                        Ok(None) => {
+                            admission.release(*tid);
+                            continue;
+                        }
+                        // The slot goes back: a failing disk must not use
+                        // up the concurrency limit for good.
+                        Err(e) => {
+                            admission.release(*tid);
+                            return Err(e);
+                        }
                     };
                     *active += 1;
                     svc.metrics.active_calls.add(1);
@@ -501,10 +524,24 @@ fn spawn_call(svc: Arc<Service>, t: Tenant, check: Check, done: mpsc::UnboundedS
                 svc.metrics.retries_scheduled.inc();
             }
             let started = Instant::now();
-            let c = crate::rt::blocking(|| {
-                svc.store
-                    .finish_attempt(&check.id, &r.attempt, next, end_ms)
-            })?;
+            // The attempt (perhaps a "needs contact" key) must not be lost
+            // to a failing disk: try again until storage takes it. The
+            // check's admission slot stays taken meanwhile, and the check
+            // stays in flight (recovered at the next start if genki stops).
+            let mut backoff = Duration::from_millis(200);
+            let c = loop {
+                match crate::rt::blocking(|| {
+                    svc.store
+                        .finish_attempt(&check.id, &r.attempt, next.clone(), end_ms)
+                }) {
+                    Ok(c) => break c,
+                    Err(e) => {
+                        error!(check = %check.id, error = %e, "could not store the attempt; trying again");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+            };
             svc.metrics
                 .storage_write
                 .record_us(started.elapsed().as_micros() as u64);
@@ -538,7 +575,14 @@ mod tests {
     /// A service on the in-memory store whose calls are placed by `placer`
     /// (no socket, no media thread, no disk).
     fn service_with(clock: Arc<dyn Clock>, placer: Arc<FakePlacer>) -> Arc<Service> {
-        let store: Arc<dyn Storage> = Arc::new(Store::in_memory());
+        service_on(clock, placer, Arc::new(Store::in_memory()))
+    }
+
+    fn service_on(
+        clock: Arc<dyn Clock>,
+        placer: Arc<FakePlacer>,
+        store: Arc<dyn Storage>,
+    ) -> Arc<Service> {
         let metrics = Arc::new(Metrics::default());
         let calls = Arc::new(CallContext::new(
             placer,
@@ -754,5 +798,121 @@ mod tests {
         for (got, want) in at.iter().zip([0, 1000, 2000]) {
             assert!(got.abs_diff(want) <= 10, "placed at {at:?} ms");
         }
+    }
+
+    /// A disk that refuses every write for 10 s in the middle of a round
+    /// (ENOSPC, injected under the store): nobody is dialled while it does,
+    /// storage reports unhealthy, no admission slot is lost, and once
+    /// writes work again every check ends with exactly one outcome, each
+    /// person called once — without a restart.
+    #[tokio::test(start_paused = true)]
+    async fn while_storage_refuses_writes_nobody_is_dialled_and_every_check_ends_after() {
+        let clock = Arc::new(crate::clock::ShiftedClock::starting_at(jst(
+            "2026-11-24T10:00",
+        )));
+        let kv = Arc::new(genki_store::FaultyKv::new());
+        let placer = Arc::new(FakePlacer::new(Some(Outcome::Fine), Duration::from_secs(2)));
+        let svc = service_on(clock, placer.clone(), Arc::new(Store::new(kv.clone())));
+        let ids = due_now(&svc, 20, None);
+        let (stop, rx) = watch::channel(false);
+        let start = tokio::time::Instant::now();
+        // At most 4 calls at once: a leaked slot would show as a stall.
+        let run = tokio::spawn(run(svc.clone(), 20.0, 4, rx, Duration::from_secs(30)));
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        kv.set_failing(true);
+        let failing_from = tokio::time::Instant::now();
+        let placed_before = placer.placed().len();
+        assert!(placed_before >= 4, "the round had started: {placed_before}");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(!svc.store.writes_ok(), "storage reports the failing writes");
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        let failing_to = tokio::time::Instant::now();
+        kv.set_failing(false);
+        let late: Vec<_> = placer
+            .placed()
+            .iter()
+            .filter(|(_, t)| *t > failing_from && *t < failing_to)
+            .map(|(_, t)| (*t - start).as_millis())
+            .collect();
+        assert!(
+            late.is_empty(),
+            "calls started while writes failed, at {late:?} ms"
+        );
+        // Everything ends, without a restart.
+        for _ in 0..600 {
+            let done = ids
+                .iter()
+                .filter(|id| svc.store.check(id).unwrap().unwrap().status == CheckStatus::Done)
+                .count();
+            if done == ids.len() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(svc.store.writes_ok());
+        for id in &ids {
+            let c = svc.store.check(id).unwrap().unwrap();
+            assert_eq!(
+                (c.status, c.outcome),
+                (CheckStatus::Done, Some(Outcome::Fine)),
+                "{id}"
+            );
+            assert_eq!(
+                svc.store.attempts(id).unwrap().len(),
+                1,
+                "{id}: one attempt stored"
+            );
+        }
+        assert_eq!(placer.placed().len(), 20, "each person called exactly once");
+        stop.send(true).unwrap();
+        assert_eq!(run.await.unwrap(), 0);
+    }
+
+    /// Writes already failing when checks come due: nobody is dialled, and
+    /// failed claims give their admission slots back, so the round runs in
+    /// full once storage recovers (a leaked slot per failed claim would
+    /// stop all dialling at the concurrency limit, for good).
+    #[tokio::test(start_paused = true)]
+    async fn a_disk_failing_when_checks_come_due_loses_no_admission_slot() {
+        let clock = Arc::new(crate::clock::ShiftedClock::starting_at(jst(
+            "2026-11-24T10:00",
+        )));
+        let kv = Arc::new(genki_store::FaultyKv::new());
+        let placer = Arc::new(FakePlacer::new(Some(Outcome::Fine), Duration::from_secs(1)));
+        let store = Arc::new(Store::new(kv.clone()));
+        let svc = service_on(clock, placer.clone(), store.clone());
+        let ids = due_now(&svc, 8, None);
+        kv.set_failing(true);
+        // The store has not failed a write yet: only the loop's own
+        // attempts (claims, or its probe) can find out.
+        let (stop, rx) = watch::channel(false);
+        let run = tokio::spawn(run(svc.clone(), 20.0, 2, rx, Duration::from_secs(30)));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(
+            placer.placed().is_empty(),
+            "nobody dialled while writes fail"
+        );
+        assert!(!store.writes_ok());
+        kv.set_failing(false);
+        for _ in 0..300 {
+            if placer.placed().len() == 8 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            placer.placed().len(),
+            8,
+            "every check dialled once storage works"
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        for id in &ids {
+            assert_eq!(
+                svc.store.check(id).unwrap().unwrap().outcome,
+                Some(Outcome::Fine)
+            );
+        }
+        stop.send(true).unwrap();
+        run.await.unwrap();
     }
 }
