@@ -114,6 +114,7 @@ pub struct Metrics {
     pub outcome_needs_contact: Counter,
     pub outcome_no_response: Counter,
     pub outcome_missed: Counter,
+    pub outcome_not_attempted: Counter,
     pub attempts: Counter,
     pub retries_scheduled: Counter,
     pub calls_admitted: Counter,
@@ -163,6 +164,7 @@ impl Default for Metrics {
             outcome_needs_contact: Counter::default(),
             outcome_no_response: Counter::default(),
             outcome_missed: Counter::default(),
+            outcome_not_attempted: Counter::default(),
             attempts: Counter::default(),
             retries_scheduled: Counter::default(),
             calls_admitted: Counter::default(),
@@ -227,6 +229,10 @@ impl Metrics {
                 ),
                 ("outcome=\"no_response\"", self.outcome_no_response.get()),
                 ("outcome=\"missed\"", self.outcome_missed.get()),
+                (
+                    "outcome=\"not_attempted\"",
+                    self.outcome_not_attempted.get(),
+                ),
             ],
         );
         c(

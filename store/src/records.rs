@@ -188,6 +188,9 @@ pub enum Outcome {
     NoResponse,
     /// Never reached after all attempts.
     Missed,
+    /// Not called at all: the person was paused or removed before the
+    /// check ran (the cause says which). Never an alert.
+    NotAttempted,
 }
 
 impl Outcome {
@@ -197,13 +200,15 @@ impl Outcome {
             Outcome::NeedsContact => "needs_contact",
             Outcome::NoResponse => "no_response",
             Outcome::Missed => "missed",
+            Outcome::NotAttempted => "not_attempted",
         }
     }
-    pub const ALL: [Outcome; 4] = [
+    pub const ALL: [Outcome; 5] = [
         Outcome::Fine,
         Outcome::NeedsContact,
         Outcome::NoResponse,
         Outcome::Missed,
+        Outcome::NotAttempted,
     ];
 }
 

@@ -55,6 +55,8 @@ pub enum Cause {
     OutsideWindow,
     /// The person was deleted while their check was pending.
     SubscriberDeleted,
+    /// The person is paused (away): the check was not called.
+    Paused,
     /// A word this release does not know (kept verbatim).
     Other(String),
 }
@@ -69,6 +71,7 @@ impl Cause {
             Cause::Interrupted => "interrupted",
             Cause::OutsideWindow => "outside_window",
             Cause::SubscriberDeleted => "subscriber_deleted",
+            Cause::Paused => "paused",
             Cause::Other(s) => s,
         }
     }
@@ -85,6 +88,7 @@ impl FromStr for Cause {
             "interrupted" => Cause::Interrupted,
             "outside_window" => Cause::OutsideWindow,
             "subscriber_deleted" => Cause::SubscriberDeleted,
+            "paused" => Cause::Paused,
             other => Cause::Other(other.to_string()),
         })
     }
@@ -136,6 +140,8 @@ pub enum EndReason {
     InvalidTarget,
     /// The person was deleted before the call; nothing was dialled.
     SubscriberDeleted,
+    /// The person was paused before the call; nothing was dialled.
+    Paused,
     /// A word this release does not know (kept verbatim).
     Other(String),
 }
@@ -184,6 +190,7 @@ impl fmt::Display for EndReason {
             EndReason::Unresolvable => "unresolvable",
             EndReason::InvalidTarget => "invalid_target",
             EndReason::SubscriberDeleted => "subscriber_deleted",
+            EndReason::Paused => "paused",
             EndReason::Other(s) => s,
         };
         f.write_str(s)
@@ -210,6 +217,7 @@ impl FromStr for EndReason {
             "unresolvable" => EndReason::Unresolvable,
             "invalid_target" => EndReason::InvalidTarget,
             "subscriber_deleted" => EndReason::SubscriberDeleted,
+            "paused" => EndReason::Paused,
             other => match other.split_once(':') {
                 Some(("rejected", c)) if status(c).is_some() => {
                     EndReason::Rejected(status(c).unwrap_or_default())
@@ -489,7 +497,7 @@ mod openapi_schemas {
 
     string_schema!(
         super::Cause,
-        "no_answer, busy, failed, no_input, interrupted, outside_window, subscriber_deleted"
+        "no_answer, busy, failed, no_input, interrupted, outside_window, subscriber_deleted, paused"
     );
     string_schema!(
         super::EndReason,

@@ -307,8 +307,10 @@ impl Alerts {
         // A person deleted before their check ran (it ends missed with
         // cause subscriber_deleted) or since: their watchers are never
         // alerted about someone the organisation no longer watches over.
-        if self.store.subscriber(input.subscriber_id)?.is_none() {
-            info!(check = %input.check_id, "outcome of a deleted subscriber; no alert");
+        if input.outcome == Outcome::NotAttempted
+            || self.store.subscriber(input.subscriber_id)?.is_none()
+        {
+            info!(check = %input.check_id, "outcome of a paused or deleted subscriber; no alert");
             self.store.alert_commit(AlertWrite {
                 inbox_done: Some(input.check_id),
                 ..Default::default()
@@ -713,6 +715,41 @@ impl Alerts {
     }
 
     /// The watcher who took the case closes it (API).
+    /// Close the person's open case because genki no longer watches over
+    /// them (deleted, or paused): pending notifications are cancelled and
+    /// nobody is told anything after it (no all-clear: nothing was found
+    /// out about the person). Returns the case closed, if there was one.
+    pub fn close_for_lifecycle(
+        &self,
+        subscriber_id: u64,
+        reason: &str,
+    ) -> Result<Option<AlertCase>, StoreError> {
+        let _g = self.guard();
+        let now = self.clock.now_ms();
+        let Some(mut case) = self.store.open_case_of(subscriber_id)? else {
+            return Ok(None);
+        };
+        let ns = self.cancel_pending(&mut case, now)?;
+        case.state = CaseState::Resolved;
+        case.tier_deadline_ms = None;
+        case.resolved_by = Some("genki".into());
+        case.resolved_at_ms = Some(now);
+        case.note = Some(reason.to_string());
+        case.event(
+            now,
+            EventKind::Resolved,
+            json!({"by": "genki", "note": reason}),
+        );
+        let (c, _) = self.store.alert_commit(AlertWrite {
+            case: Some(case),
+            notifications: ns,
+            inbox_done: None,
+        })?;
+        self.metrics.alerts_open.add(-1);
+        self.metrics.alerts_resolved.inc();
+        Ok(c)
+    }
+
     pub fn resolve(
         &self,
         case_id: u64,
@@ -960,6 +997,37 @@ mod tests {
                 .filter(|n| n.state == NotifyState::Pending)
                 .collect()
         }
+    }
+
+    /// A person paused or removed: a not_attempted outcome never opens a
+    /// case, and their open case closes with the reason, its pending
+    /// notifications cancelled and no all-clear to anyone.
+    #[test]
+    fn paused_or_removed_people_close_their_case_and_nobody_is_told() {
+        let w = world("2026-11-24T10:00");
+        w.outcome("2026-11-24T09:30", Outcome::NotAttempted);
+        assert!(w.alerts.store.open_case_of(w.sub).unwrap().is_none());
+        w.outcome("2026-11-24T09:30", Outcome::Missed);
+        let case = w.alerts.store.open_case_of(w.sub).unwrap().expect("a case");
+        let closed = w
+            .alerts
+            .close_for_lifecycle(w.sub, "the person is paused")
+            .unwrap()
+            .expect("closed");
+        assert_eq!(closed.id, case.id);
+        assert_eq!(closed.state, CaseState::Resolved);
+        assert_eq!(closed.note.as_deref(), Some("the person is paused"));
+        assert!(w.alerts.store.open_case_of(w.sub).unwrap().is_none());
+        let ns = w.alerts.store.notifications_of(case.id).unwrap();
+        assert!(!ns.is_empty());
+        assert!(ns.iter().all(|n| n.state != NotifyState::Pending), "{ns:?}");
+        assert!(ns.iter().all(|n| n.kind != NotifyKind::AllClear));
+        assert!(w
+            .alerts
+            .store
+            .due_notifications(u64::MAX, 10)
+            .unwrap()
+            .is_empty());
     }
 
     /// A person deleted while their check was pending ends missed

@@ -195,6 +195,13 @@ pub(crate) async fn patch_subscriber(
     }
     validate_subscriber(&s)?;
     api.svc.store.put_subscriber(&s)?;
+    let tenant = api.svc.store.tenant(s.tenant_id)?;
+    if tenant.is_some_and(|t| crate::checks::service::is_paused(&s, &t, now_ms(&api))) {
+        // Paused: checks that come due meanwhile end not_attempted, and an
+        // open case closes now (nobody is told after it).
+        api.alerts
+            .close_for_lifecycle(s.id, "the person is paused")?;
+    }
     Ok(axum::Json(s).into_response())
 }
 
@@ -214,6 +221,10 @@ pub(crate) async fn delete_subscriber(
 ) -> R<Response> {
     let s = load_subscriber(&api, who, id)?;
     api.svc.store.delete_subscriber(&s)?;
+    // Their planned checks end not_attempted when they come due (nobody is
+    // called); an open case closes now, and nobody is told after it.
+    api.alerts
+        .close_for_lifecycle(s.id, "the person was removed")?;
     api.svc.store.audit(
         s.tenant_id,
         now_ms(&api),

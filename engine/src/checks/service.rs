@@ -127,6 +127,7 @@ impl Service {
             Some(Outcome::NeedsContact) => self.metrics.outcome_needs_contact.inc(),
             Some(Outcome::NoResponse) => self.metrics.outcome_no_response.inc(),
             Some(Outcome::Missed) => self.metrics.outcome_missed.inc(),
+            Some(Outcome::NotAttempted) => self.metrics.outcome_not_attempted.inc(),
             None => {}
         }
     }
@@ -483,30 +484,52 @@ fn reschedule_outside_window(
     Ok(())
 }
 
+/// Whether the person is paused (`paused_until`, set by the API or by a
+/// `pause_days` key) on the tenant's local date at `now_ms`.
+pub fn is_paused(s: &Subscriber, t: &Tenant, now_ms: u64) -> bool {
+    let Some(until) = s.paused_until.as_deref() else {
+        return false;
+    };
+    let (Ok(until), Ok(cal)) = (until.parse::<jiff::civil::Date>(), Calendar::of(t)) else {
+        return false;
+    };
+    cal.local_date(now_ms) <= until
+}
+
 fn spawn_call(svc: Arc<Service>, t: Tenant, check: Check, done: mpsc::UnboundedSender<u64>) {
     tokio::spawn(async move {
         let tenant = t.id;
         let result = async {
             let sub = svc.store.subscriber(check.id.subscriber_id)?;
             let now = svc.clock.now_ms();
-            let Some(sub) = sub else {
-                // The subscriber was deleted after the check was planned.
+            // Deleted or paused since the check was planned: nobody is
+            // called and nobody alerted (`not_attempted`, never a case).
+            let skip = match &sub {
+                None => Some((EndReason::SubscriberDeleted, Cause::SubscriberDeleted)),
+                Some(s) if is_paused(s, &t, now) => Some((EndReason::Paused, Cause::Paused)),
+                Some(_) => None,
+            };
+            if let Some((end_reason, cause)) = skip {
                 let a = Attempt {
                     n: check.attempts + 1,
                     started_at_ms: now,
-                    end_reason: EndReason::SubscriberDeleted,
+                    end_reason,
                     ..Default::default()
                 };
-                svc.store.finish_attempt(
+                let c = svc.store.finish_attempt(
                     &check.id,
                     &a,
                     Next::Final {
-                        outcome: Outcome::Missed,
-                        cause: Some(Cause::SubscriberDeleted),
+                        outcome: Outcome::NotAttempted,
+                        cause: Some(cause),
                     },
                     now,
                 )?;
+                svc.count_final(&c);
                 return Ok::<(), StoreError>(());
+            }
+            let Some(sub) = sub else {
+                return Ok(());
             };
             let prompts = svc.calls.prompts_for(tenant)?;
             let script = Service::script_for(&t);
@@ -583,6 +606,15 @@ mod tests {
         placer: Arc<FakePlacer>,
         store: Arc<dyn Storage>,
     ) -> Arc<Service> {
+        service_ticking(clock, placer, store, Duration::from_millis(100))
+    }
+
+    fn service_ticking(
+        clock: Arc<dyn Clock>,
+        placer: Arc<FakePlacer>,
+        store: Arc<dyn Storage>,
+        tick: Duration,
+    ) -> Arc<Service> {
         let metrics = Arc::new(Metrics::default());
         let calls = Arc::new(CallContext::new(
             placer,
@@ -597,7 +629,7 @@ mod tests {
             calls,
             "test".into(),
             2,
-            Duration::from_millis(100),
+            tick,
         ))
     }
 
@@ -914,5 +946,82 @@ mod tests {
         }
         stop.send(true).unwrap();
         run.await.unwrap();
+    }
+
+    /// Two days of two slots planned for three people; then one is
+    /// deleted and one paused for three days. Three days of virtual time
+    /// later only the third was ever called; the others' checks all ended
+    /// not_attempted (deleted, paused), which never opens a case.
+    #[tokio::test(start_paused = true)]
+    async fn deleted_and_paused_people_are_never_called_again() {
+        let clock = Arc::new(crate::clock::ShiftedClock::starting_at(jst(
+            "2026-11-24T07:00",
+        )));
+        let placer = Arc::new(FakePlacer::new(Some(Outcome::Fine), Duration::from_secs(5)));
+        let store: Arc<dyn Storage> = Arc::new(Store::in_memory());
+        let svc = service_ticking(
+            clock.clone(),
+            placer.clone(),
+            store.clone(),
+            Duration::from_secs(30),
+        );
+        let t = store.create_tenant(Tenant::with_defaults("t", 0)).unwrap();
+        let person = |name: &str, phone: &str| {
+            store
+                .create_subscriber(Subscriber {
+                    id: 0,
+                    tenant_id: t.id,
+                    name: name.into(),
+                    phone: phone.into(),
+                    schedule: Some(Schedule {
+                        days: vec![1, 2, 3, 4, 5, 6, 7],
+                        times: vec!["09:30".into(), "17:00".into()],
+                    }),
+                    paused_until: None,
+                    notes: String::new(),
+                    created_at_ms: 0,
+                })
+                .unwrap()
+        };
+        let gone = person("removed", "sip:gone@127.0.0.1");
+        let mut away = person("away", "sip:away@127.0.0.1");
+        let here = person("here", "sip:here@127.0.0.1");
+        assert!(
+            svc.plan().unwrap() >= 12,
+            "two days, two slots, three people"
+        );
+        store.delete_subscriber(&gone).unwrap();
+        away.paused_until = Some("2026-11-27".into());
+        store.put_subscriber(&away).unwrap();
+        let (stop, rx) = watch::channel(false);
+        let run = tokio::spawn(run(svc.clone(), 5.0, 10, rx, Duration::from_secs(30)));
+        tokio::time::sleep(Duration::from_secs(3 * 86_400)).await;
+        stop.send(true).unwrap();
+        run.await.unwrap();
+        let called: Vec<String> = placer.placed().into_iter().map(|(to, _)| to).collect();
+        assert!(!called.is_empty(), "the third person was called");
+        assert!(
+            called.iter().all(|to| to == "sip:here@127.0.0.1"),
+            "{called:?}"
+        );
+        let mut seen = 0;
+        for (sub, cause) in [
+            (gone.id, Cause::SubscriberDeleted),
+            (away.id, Cause::Paused),
+        ] {
+            for c in store.checks_of(t.id, 0, u64::MAX, 1000).unwrap() {
+                if c.id.subscriber_id == sub && c.status == CheckStatus::Done {
+                    assert_eq!(c.outcome, Some(Outcome::NotAttempted), "{}", c.id);
+                    assert_eq!(c.last_cause, Some(cause.clone()), "{}", c.id);
+                    seen += 1;
+                }
+            }
+        }
+        assert!(seen >= 8, "their due checks ended not_attempted: {seen}");
+        assert!(store
+            .alert_inbox(100)
+            .unwrap()
+            .iter()
+            .all(|i| i.subscriber_id == here.id || i.outcome == Outcome::NotAttempted));
     }
 }
