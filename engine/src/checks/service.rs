@@ -7,7 +7,7 @@
 //! Depends on: genki-storage, [`crate::telephony::call`], [`crate::checks::dialer`],
 //! [`crate::checks::schedule`], [`crate::checks::script`], [`crate::clock`].
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -84,6 +84,33 @@ impl Service {
         let now = self.clock.now_ms();
         let inflight = self.store.inflight()?;
         for c in &inflight {
+            info!(check = %c.id, "recovering a check that was in flight");
+            self.requeue_interrupted(c, now)?;
+        }
+        Ok(inflight.len())
+    }
+
+    /// Checks whose lease ran out while no call of this process holds
+    /// them (a call task that died, another node that did): re-queued now,
+    /// as after a restart, so nobody waits for the next start to be called.
+    pub fn recover_expired(&self, running: &HashSet<CheckId>) -> Result<usize, StoreError> {
+        let now = self.clock.now_ms();
+        let mut n = 0;
+        for c in self.store.inflight()? {
+            if running.contains(&c.id) || c.lease_until_ms.is_none_or(|l| l > now) {
+                continue;
+            }
+            warn!(check = %c.id, owner = ?c.owner, "lease expired with no call holding the check; re-queued");
+            self.requeue_interrupted(&c, now)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Record an interrupted attempt for an in-flight check and call it
+    /// again now (or end it after `MAX_INTERRUPTIONS`).
+    fn requeue_interrupted(&self, c: &Check, now: u64) -> Result<Check, StoreError> {
+        {
             let n = c.attempts + 1;
             let attempt = Attempt {
                 n,
@@ -109,12 +136,11 @@ impl Service {
                     cause: Cause::Interrupted,
                 }
             };
-            info!(check = %c.id, ?next, "recovering a check that was in flight");
             let done = self.store.finish_attempt(&c.id, &attempt, next, now)?;
             self.count_final(&done);
             self.metrics.recovered_inflight.inc();
+            Ok(done)
         }
-        Ok(inflight.len())
     }
 
     fn count_final(&self, c: &Check) {
@@ -284,7 +310,10 @@ pub async fn run(
     drain: Duration,
 ) -> usize {
     let mut admission = Admission::new(trunk_cps, trunk_max_calls, monotonic());
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<u64>();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u64, CheckId)>();
+    // Checks a call task of this process holds (their leases are ours).
+    let mut running: HashSet<CheckId> = HashSet::new();
+    let mut last_lease_scan = monotonic();
     let mut active = 0usize;
     let mut last_plan: Option<Instant> = None;
     let mut tenant_limits: BTreeMap<u64, (Option<f64>, Option<u32>)> = BTreeMap::new();
@@ -307,13 +336,22 @@ pub async fn run(
             }
             last_plan = Some(monotonic());
         }
+        if monotonic().saturating_duration_since(last_lease_scan) >= Duration::from_secs(30) {
+            last_lease_scan = monotonic();
+            match crate::rt::blocking(|| svc.recover_expired(&running)) {
+                Ok(0) => {}
+                Ok(n) => info!(n, "re-queued checks whose lease expired"),
+                Err(e) => error!(error = %e, "lease scan failed"),
+            }
+        }
         let mut wait = svc.tick;
         // While storage refuses writes nobody is dialled: a call whose
         // outcome cannot be stored must not start. Probe until it works.
         if !svc.store.writes_ok() && crate::rt::blocking(|| svc.store.probe_write()).is_err() {
             tokio::select! {
-                Some(tenant) = done_rx.recv() => {
+                Some((tenant, id)) = done_rx.recv() => {
                     admission.release(tenant);
+                    running.remove(&id);
                     active -= 1;
                     svc.metrics.active_calls.add(-1);
                 }
@@ -330,6 +368,7 @@ pub async fn run(
                 &mut tenant_limits,
                 &done_tx,
                 &mut active,
+                &mut running,
             )
         }) {
             Ok(Some(until)) => wait = wait.min(until.saturating_duration_since(monotonic())),
@@ -341,8 +380,9 @@ pub async fn run(
             wait = wait.min(Duration::from_millis(ms));
         }
         tokio::select! {
-            Some(tenant) = done_rx.recv() => {
+            Some((tenant, id)) = done_rx.recv() => {
                 admission.release(tenant);
+                running.remove(&id);
                 active -= 1;
                 svc.metrics.active_calls.add(-1);
             }
@@ -374,8 +414,9 @@ fn dispatch(
     svc: &Arc<Service>,
     admission: &mut Admission,
     limits: &mut BTreeMap<u64, (Option<f64>, Option<u32>)>,
-    done_tx: &mpsc::UnboundedSender<u64>,
+    done_tx: &mpsc::UnboundedSender<(u64, CheckId)>,
     active: &mut usize,
+    running: &mut HashSet<CheckId>,
 ) -> Result<Option<Instant>, StoreError> {
     let now_ms = svc.clock.now_ms();
     let due = svc.store.due(now_ms, 2000)?;
@@ -442,6 +483,7 @@ fn dispatch(
                     svc.metrics
                         .scheduler_lag
                         .record_us(now_ms.saturating_sub(claimed.due_at_ms) * 1000);
+                    running.insert(claimed.id);
                     spawn_call(svc.clone(), t.clone(), claimed, done_tx.clone());
                 }
                 Err(Refusal::RateUntil(at)) => {
@@ -496,7 +538,12 @@ pub fn is_paused(s: &Subscriber, t: &Tenant, now_ms: u64) -> bool {
     cal.local_date(now_ms) <= until
 }
 
-fn spawn_call(svc: Arc<Service>, t: Tenant, check: Check, done: mpsc::UnboundedSender<u64>) {
+fn spawn_call(
+    svc: Arc<Service>,
+    t: Tenant,
+    check: Check,
+    done: mpsc::UnboundedSender<(u64, CheckId)>,
+) {
     tokio::spawn(async move {
         let tenant = t.id;
         let result = async {
@@ -578,7 +625,7 @@ fn spawn_call(svc: Arc<Service>, t: Tenant, check: Check, done: mpsc::UnboundedS
             // The check stays in flight and is recovered at the next start.
             error!(check = %check.id, error = %e, "could not store the attempt");
         }
-        let _ = done.send(tenant);
+        let _ = done.send((tenant, check.id));
     });
 }
 
@@ -1023,5 +1070,42 @@ mod tests {
             .unwrap()
             .iter()
             .all(|i| i.subscriber_id == here.id || i.outcome == Outcome::NotAttempted));
+    }
+
+    /// A check left dialling with no call holding it (its call task died):
+    /// when its lease runs out it is re-queued and called while genki
+    /// runs, not at the next start.
+    #[tokio::test(start_paused = true)]
+    async fn an_expired_lease_with_no_call_is_requeued_at_run_time() {
+        let clock = Arc::new(crate::clock::ShiftedClock::starting_at(jst(
+            "2026-11-24T10:00",
+        )));
+        let placer = Arc::new(FakePlacer::new(Some(Outcome::Fine), Duration::from_secs(1)));
+        let svc = service_with(clock.clone(), placer.clone());
+        let ids = due_now(&svc, 1, None);
+        // Claimed by this node with a 60 s lease, and then nobody calls.
+        let lease = clock.now_ms() + 60_000;
+        svc.store
+            .claim(&ids[0], &svc.owner, lease)
+            .unwrap()
+            .unwrap();
+        let (stop, rx) = watch::channel(false);
+        let run = tokio::spawn(run(svc.clone(), 2.0, 10, rx, Duration::from_secs(10)));
+        tokio::time::sleep(Duration::from_secs(50)).await;
+        assert!(placer.placed().is_empty(), "the lease still holds");
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        stop.send(true).unwrap();
+        run.await.unwrap();
+        assert_eq!(placer.placed().len(), 1, "called once the lease ran out");
+        let c = svc.store.check(&ids[0]).unwrap().unwrap();
+        assert_eq!(c.outcome, Some(Outcome::Fine));
+        let reasons: Vec<EndReason> = svc
+            .store
+            .attempts(&ids[0])
+            .unwrap()
+            .into_iter()
+            .map(|a| a.end_reason)
+            .collect();
+        assert_eq!(reasons, [EndReason::Interrupted, EndReason::ScriptDone]);
     }
 }
