@@ -19,7 +19,7 @@
 use crate::kv::Batch;
 use serde::{Deserialize, Serialize};
 
-use crate::records::{decode, encode, CheckId, Outcome};
+use crate::records::{encode, CheckId, Outcome};
 use crate::store::{be, cat, cf, Store};
 use crate::vocab::{EventKind, WatcherAnswer};
 use crate::StoreError;
@@ -391,10 +391,10 @@ impl Store {
 
     /// Outcomes not yet applied by the alert engine, in check order.
     pub fn alert_inbox(&self, limit: usize) -> Result<Vec<AlertInput>, StoreError> {
-        self.scan(cf::ALERT_INBOX, &[], &[], limit)?
-            .iter()
-            .map(|(_, v)| decode(cf::ALERT_INBOX, v))
-            .collect()
+        self.decode_all(
+            cf::ALERT_INBOX,
+            self.scan(cf::ALERT_INBOX, &[], &[], limit)?,
+        )
     }
 
     /// Cases whose tier deadline is at or before `now_ms`.

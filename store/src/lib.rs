@@ -107,4 +107,63 @@ mod tests {
         assert!(s.writes_ok());
         assert_eq!(s.tenant(t.id).unwrap().unwrap().name, "t");
     }
+
+    /// Undecodable bytes in a tenant, a due check and an alert input (the
+    /// index entry of a check, too): each is moved aside and counted, and
+    /// every other tenant, check and input is still read.
+    #[test]
+    fn poison_records_are_quarantined_and_the_rest_is_read() {
+        use crate::kv::{Batch, Kv};
+        use crate::store::cf;
+        use crate::{Check, CheckId, Next, Outcome, Tenant};
+        let kv = Arc::new(MemKv::new());
+        let s = Store::new(kv.clone());
+        let good = s.create_tenant(Tenant::with_defaults("good", 0)).unwrap();
+        let ok = CheckId::one_off(1, 5);
+        let bad = CheckId::one_off(2, 5);
+        s.create_check(&Check::pending(ok, good.id, 5, 5)).unwrap();
+        s.create_check(&Check::pending(bad, good.id, 5, 5)).unwrap();
+        let done = CheckId::one_off(3, 5);
+        s.create_check(&Check::pending(done, good.id, 5, 5))
+            .unwrap();
+        s.settle_pending(
+            &done,
+            Next::Final {
+                outcome: Outcome::Missed,
+                cause: None,
+            },
+            6,
+        )
+        .unwrap();
+        let mut b = Batch::default();
+        b.put(cf::TENANTS, 99u64.to_be_bytes(), b"\x01{not json");
+        b.put(cf::CHECKS, bad.key(), [9u8, 1, 2]); // a format from the future
+        b.put(cf::ALERT_INBOX, CheckId::one_off(4, 5).key(), b"\x01[]");
+        b.put(cf::DUE, [0u8; 3], b""); // a malformed index key
+        kv.write(b).unwrap();
+        assert_eq!(
+            s.tenants().unwrap().len(),
+            1,
+            "the good tenant is still planned"
+        );
+        let due = s.due(u64::MAX, 10).unwrap();
+        assert_eq!(due.iter().map(|c| c.id).collect::<Vec<_>>(), vec![ok]);
+        assert_eq!(
+            s.alert_inbox(10).unwrap().len(),
+            1,
+            "the good input is still applied"
+        );
+        assert_eq!(s.quarantined(), 3);
+        assert!(
+            s.due(u64::MAX, 10).unwrap().len() == 1,
+            "and stays out of the way"
+        );
+        let mut kept = 0;
+        kv.scan(cf::QUARANTINE, &[], &mut |_, _| {
+            kept += 1;
+            true
+        })
+        .unwrap();
+        assert_eq!(kept, 3, "nothing is lost: the bytes are kept aside");
+    }
 }

@@ -123,6 +123,8 @@ seam! {
         fn write_failures(&self) -> u64;
         /// One small synced write, to find out whether writes work again.
         fn probe_write(&self) -> Result<(), StoreError>;
+        /// Undecodable records moved aside since the start.
+        fn quarantined(&self) -> u64;
     }
 }
 

@@ -79,7 +79,10 @@ pub mod cf {
     pub const OUTBOX_DUE: &str = "outbox_due";
     /// case_id | notification_id → ().
     pub const CASE_NOTIFICATIONS: &str = "case_notifications";
-    pub const ALL: [&str; 24] = [
+    /// cf name | 0 | original key → the undecodable bytes, moved aside.
+    pub const QUARANTINE: &str = "quarantine";
+    pub const ALL: [&str; 25] = [
+        QUARANTINE,
         META,
         TENANTS,
         TOKENS,
@@ -143,6 +146,7 @@ pub struct Store {
     /// The last write failed (cleared by the next that succeeds).
     writes_failing: std::sync::atomic::AtomicBool,
     write_failures: std::sync::atomic::AtomicU64,
+    quarantined: std::sync::atomic::AtomicU64,
 }
 
 /// A raw key and value read from a column family.
@@ -168,6 +172,7 @@ impl Store {
             stripes: (0..64).map(|_| Mutex::new(())).collect(),
             writes_failing: std::sync::atomic::AtomicBool::new(false),
             write_failures: std::sync::atomic::AtomicU64::new(0),
+            quarantined: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -218,9 +223,53 @@ impl Store {
         key: &[u8],
     ) -> Result<Option<T>, StoreError> {
         match self.kv.get(name, key)? {
-            Some(v) => Ok(Some(decode(name, &v)?)),
+            Some(v) => self.decode_or_quarantine(name, key, &v),
             None => Ok(None),
         }
+    }
+
+    /// Decode a record; one that cannot be decoded (corruption, or a
+    /// format from a newer release after a rollback) is moved aside to
+    /// [`cf::QUARANTINE`], counted, and read as absent, so that one bad
+    /// record never stops planning, dispatch, alerts or a start for all.
+    pub(crate) fn decode_or_quarantine<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &'static str,
+        key: &[u8],
+        bytes: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        match decode(name, bytes) {
+            Ok(v) => Ok(Some(v)),
+            Err(e @ (StoreError::Corrupt { .. } | StoreError::UnknownFormat { .. })) => {
+                let mut b = Batch::default();
+                b.put(cf::QUARANTINE, cat(&[name.as_bytes(), &[0], key]), bytes);
+                b.delete(name, key);
+                self.write(b)?;
+                let _ = e;
+                self.quarantined
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Decode scanned records, moving undecodable ones aside.
+    pub(crate) fn decode_all<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &'static str,
+        rows: Vec<KeyValue>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, v) in rows {
+            out.extend(self.decode_or_quarantine(name, &k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Records moved to quarantine since the start.
+    pub fn quarantined(&self) -> u64 {
+        self.quarantined.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn write(&self, batch: Batch) -> Result<(), StoreError> {
@@ -313,10 +362,7 @@ impl Store {
     }
 
     pub fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        self.scan(cf::TENANTS, &[], &[], usize::MAX)?
-            .iter()
-            .map(|(_, v)| decode(cf::TENANTS, v))
-            .collect()
+        self.decode_all(cf::TENANTS, self.scan(cf::TENANTS, &[], &[], usize::MAX)?)
     }
 
     /// Store a token's hash for a tenant (0: operator).
@@ -519,25 +565,43 @@ impl Store {
         let quiet = self.due_inflight.load(Ordering::SeqCst) == 0;
         let floor = be(self.due_floor.load(Ordering::SeqCst));
         let mut ids = Vec::new();
+        // Index entries that name no readable check: removed, so that one
+        // bad entry never holds up every check behind it.
+        let mut stale: Vec<Vec<u8>> = Vec::new();
         let mut first: Option<u64> = None;
         self.kv.scan(cf::DUE, &floor, &mut |k, _| {
-            if ids.len() >= limit || k.len() != 25 {
-                first.get_or_insert(0);
+            if ids.len() >= limit {
                 return false;
             }
+            let id = (k.len() == 25)
+                .then(|| CheckId::from_key(&k[8..]))
+                .flatten();
+            let Some(id) = id else {
+                first.get_or_insert(0);
+                stale.push(k.to_vec());
+                return true;
+            };
             let at = u64::from_be_bytes(k[..8].try_into().expect("8 bytes"));
             first.get_or_insert(at);
             if at > now_ms {
                 return false;
             }
-            ids.extend(CheckId::from_key(&k[8..]));
+            ids.push((k.to_vec(), id));
             true
         })?;
         let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(c) = self.check(&id)? {
-                out.push(c);
+        for (k, id) in ids {
+            match self.check(&id)? {
+                Some(c) => out.push(c),
+                None => stale.push(k),
             }
+        }
+        if !stale.is_empty() {
+            let mut b = Batch::default();
+            for k in &stale {
+                b.delete(cf::DUE, k);
+            }
+            self.write(b)?;
         }
         // Nothing live lies below the first key seen (or anywhere, if none).
         self.raise_due_floor(gen, quiet, first.unwrap_or(u64::MAX));
@@ -713,10 +777,10 @@ impl Store {
 
     pub fn attempts(&self, id: &CheckId) -> Result<Vec<Attempt>, StoreError> {
         let key = id.key();
-        self.scan(cf::ATTEMPTS, &key, &key, usize::MAX)?
-            .iter()
-            .map(|(_, v)| decode(cf::ATTEMPTS, v))
-            .collect()
+        self.decode_all(
+            cf::ATTEMPTS,
+            self.scan(cf::ATTEMPTS, &key, &key, usize::MAX)?,
+        )
     }
 
     /// Final outcomes of a tenant finished in [from_ms, to_ms), in time order.

@@ -67,9 +67,12 @@ pub(crate) async fn metrics(State(api): S) -> Response {
         "# HELP genki_storage_writes_ok 1 when storage accepts writes, 0 while they fail (no call is started then).\n\
          # TYPE genki_storage_writes_ok gauge\ngenki_storage_writes_ok {}\n\
          # HELP genki_storage_write_failures_total Writes storage refused.\n\
-         # TYPE genki_storage_write_failures_total counter\ngenki_storage_write_failures_total {}\n",
+         # TYPE genki_storage_write_failures_total counter\ngenki_storage_write_failures_total {}\n\
+         # HELP genki_storage_quarantined_total Undecodable records moved aside (never read again; kept in the quarantine column family).\n\
+         # TYPE genki_storage_quarantined_total counter\ngenki_storage_quarantined_total {}\n",
         u8::from(api.svc.store.writes_ok()),
-        api.svc.store.write_failures()
+        api.svc.store.write_failures(),
+        api.svc.store.quarantined()
     ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -605,6 +605,9 @@ fn spawn_call(
                         .finish_attempt(&check.id, &r.attempt, next.clone(), end_ms)
                 }) {
                     Ok(c) => break c,
+                    // Only a refused write is worth waiting out; a check
+                    // that is gone (quarantined) cannot take the attempt.
+                    Err(e) if !matches!(e, StoreError::Db(_)) => return Err(e),
                     Err(e) => {
                         error!(check = %check.id, error = %e, "could not store the attempt; trying again");
                         tokio::time::sleep(backoff).await;
