@@ -439,6 +439,8 @@ fn dispatch(
         }
     }
     let mut retry_at: Option<Instant> = None;
+    // People on a call now (one call at a time per person).
+    let mut busy: HashSet<u64> = running.iter().map(|r| r.subscriber_id).collect();
     // Round-robin over tenants: one call each per turn.
     loop {
         let mut progressed = false;
@@ -458,6 +460,13 @@ fn dispatch(
                     progressed = true;
                     continue;
                 }
+            }
+            // One call at a time per person: a slot coming due while a
+            // retry (or a one-off) is still on the line waits for it,
+            // instead of finding the line busy and ending missed.
+            if busy.contains(&check.id.subscriber_id) {
+                queue.pop_front();
+                continue;
             }
             match admission.try_admit(*tid, monotonic()) {
                 Ok(()) => {
@@ -484,6 +493,7 @@ fn dispatch(
                         .scheduler_lag
                         .record_us(now_ms.saturating_sub(claimed.due_at_ms) * 1000);
                     running.insert(claimed.id);
+                    busy.insert(claimed.id.subscriber_id);
                     spawn_call(svc.clone(), t.clone(), claimed, done_tx.clone());
                 }
                 Err(Refusal::RateUntil(at)) => {
@@ -1110,5 +1120,48 @@ mod tests {
             .map(|a| a.end_reason)
             .collect();
         assert_eq!(reasons, [EndReason::Interrupted, EndReason::ScriptDone]);
+    }
+
+    /// Two checks of one person due together (a slot and a one-off): one
+    /// call, then the other after it ends — never two at once.
+    #[tokio::test(start_paused = true)]
+    async fn one_call_at_a_time_per_person() {
+        let clock = Arc::new(crate::clock::ShiftedClock::starting_at(jst(
+            "2026-11-24T10:00",
+        )));
+        let placer = Arc::new(FakePlacer::new(
+            Some(Outcome::Fine),
+            Duration::from_secs(20),
+        ));
+        let svc = service_with(clock.clone(), placer.clone());
+        let first = due_now(&svc, 1, None)[0];
+        let now = clock.now_ms();
+        let t = svc.store.check(&first).unwrap().unwrap().tenant_id;
+        let second = CheckId::one_off(first.subscriber_id, now + 1);
+        svc.store
+            .create_check(&Check::pending(second, t, now, now))
+            .unwrap();
+        let (stop, rx) = watch::channel(false);
+        let start = tokio::time::Instant::now();
+        let run = tokio::spawn(run(svc.clone(), 10.0, 10, rx, Duration::from_secs(30)));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        stop.send(true).unwrap();
+        run.await.unwrap();
+        let at: Vec<u64> = placer
+            .placed()
+            .iter()
+            .map(|(_, t)| (*t - start).as_secs())
+            .collect();
+        assert_eq!(at.len(), 2, "both checks called: {at:?}");
+        assert!(
+            at[1] >= at[0] + 20,
+            "the second call waited for the first: {at:?}"
+        );
+        for id in [first, second] {
+            assert_eq!(
+                svc.store.check(&id).unwrap().unwrap().outcome,
+                Some(Outcome::Fine)
+            );
+        }
     }
 }
