@@ -166,4 +166,41 @@ mod tests {
         .unwrap();
         assert_eq!(kept, 3, "nothing is lost: the bytes are kept aside");
     }
+
+    /// The due-floor race, made deterministic: a check inserted (due
+    /// below the floor) between a scan's generation check and its raise of
+    /// the floor is still dispatched, without a restart.
+    #[test]
+    fn an_insert_racing_the_floor_raise_is_still_found() {
+        use crate::{Check, CheckId};
+        use std::sync::Barrier;
+        let s = Arc::new(Store::in_memory());
+        let late = CheckId::one_off(1, 1000);
+        s.create_check(&Check::pending(late, 1, 1000, 0)).unwrap();
+        let paused = Arc::new(Barrier::new(2));
+        let resume = Arc::new(Barrier::new(2));
+        let (p, r) = (paused.clone(), resume.clone());
+        *s.raise_hook.lock().unwrap() = Some(Arc::new(move || {
+            p.wait();
+            r.wait();
+        }));
+        // A scan at 500 finds nothing due and raises the floor to 1000…
+        let scanner = {
+            let s = s.clone();
+            std::thread::spawn(move || s.due(500, 10).unwrap())
+        };
+        paused.wait();
+        // …while a check due at 10 is inserted between its check and its raise.
+        *s.raise_hook.lock().unwrap() = None;
+        let early = CheckId::one_off(2, 10);
+        s.create_check(&Check::pending(early, 1, 10, 0)).unwrap();
+        resume.wait();
+        assert!(scanner.join().unwrap().is_empty());
+        let due: Vec<CheckId> = s.due(u64::MAX, 10).unwrap().iter().map(|c| c.id).collect();
+        assert_eq!(
+            due,
+            vec![early, late],
+            "the early check is not hidden below the floor"
+        );
+    }
 }

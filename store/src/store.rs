@@ -147,6 +147,9 @@ pub struct Store {
     writes_failing: std::sync::atomic::AtomicBool,
     write_failures: std::sync::atomic::AtomicU64,
     quarantined: std::sync::atomic::AtomicU64,
+    /// Test hook run between the generation check and the floor's raise.
+    #[cfg(test)]
+    pub(crate) raise_hook: Mutex<Option<std::sync::Arc<dyn Fn() + Send + Sync>>>,
 }
 
 /// A raw key and value read from a column family.
@@ -173,6 +176,8 @@ impl Store {
             writes_failing: std::sync::atomic::AtomicBool::new(false),
             write_failures: std::sync::atomic::AtomicU64::new(0),
             quarantined: std::sync::atomic::AtomicU64::new(0),
+            #[cfg(test)]
+            raise_hook: Mutex::new(None),
         }
     }
 
@@ -491,10 +496,29 @@ impl Store {
 
     /// Raise the due floor to `to` if no insert was in flight when the scan
     /// began (`quiet`) and none began since (`gen` unchanged).
+    ///
+    /// An insert can begin between the comparison and the raise (it bumps
+    /// the generation, then lowers the floor to its key): if the
+    /// generation moved once the floor is raised, the raise is undone, so
+    /// the insert's key is never left below the floor until a restart.
     fn raise_due_floor(&self, gen: u64, quiet: bool, to: u64) {
         use std::sync::atomic::Ordering;
         if quiet && self.due_gen.load(Ordering::SeqCst) == gen {
-            self.due_floor.fetch_max(to, Ordering::SeqCst);
+            #[cfg(test)]
+            {
+                let hook = self
+                    .raise_hook
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                if let Some(hook) = hook {
+                    hook();
+                }
+            }
+            let before = self.due_floor.fetch_max(to, Ordering::SeqCst);
+            if self.due_gen.load(Ordering::SeqCst) != gen {
+                self.due_floor.fetch_min(before, Ordering::SeqCst);
+            }
         }
     }
 
