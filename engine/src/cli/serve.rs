@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -153,7 +152,7 @@ pub async fn run(
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut endpoint = Endpoint::spawn(sip, metrics.clone(), shutdown_rx.clone())?;
     endpoint.local_addr = std::net::SocketAddr::new(ip, bound.port());
-    let sip_up = Arc::new(AtomicBool::new(true));
+    let sip_up = endpoint.alive();
 
     let t1 = Duration::from_millis(cfg.sip.t1_ms);
     let rtp_ports = net::parse_port_range(&cfg.sip.rtp_ports)?;

@@ -34,6 +34,16 @@ enum Cmd {
 pub struct Endpoint {
     tx: mpsc::UnboundedSender<Cmd>,
     pub local_addr: SocketAddr,
+    alive: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Marks the endpoint task gone when it ends, even by a panic.
+struct AliveGuard(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Why a call could not be started.
@@ -55,8 +65,23 @@ impl Endpoint {
     ) -> std::io::Result<Endpoint> {
         let local_addr = sock.local_addr()?;
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(sock, rx, metrics, shutdown));
-        Ok(Endpoint { tx, local_addr })
+        let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let guard = AliveGuard(alive.clone());
+        tokio::spawn(async move {
+            let _guard = guard;
+            run(sock, rx, metrics, shutdown).await
+        });
+        Ok(Endpoint {
+            tx,
+            local_addr,
+            alive,
+        })
+    }
+
+    /// The endpoint task is running (false once it has stopped, or died):
+    /// `/healthz` reports SIP down then.
+    pub fn alive(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.alive.clone()
     }
 
     /// Start a call; its events arrive on the returned channel, the last one `Ended`.
@@ -204,5 +229,29 @@ fn icmp(sock: &UdpSocket, ep: &mut SipEndpoint, sent_to: Option<SocketAddr>) {
         if n > 0 {
             warn!(?dests, calls = n, "first hop unreachable (ICMP)");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `/healthz` reads this: the flag falls when the task ends.
+    #[tokio::test]
+    async fn alive_until_the_task_ends() {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (stop, rx) = watch::channel(false);
+        let ep = Endpoint::spawn(sock, Arc::new(Metrics::default()), rx).unwrap();
+        let alive = ep.alive();
+        assert!(alive.load(std::sync::atomic::Ordering::SeqCst));
+        stop.send(true).unwrap();
+        drop(ep);
+        for _ in 0..100 {
+            if !alive.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the endpoint task did not report its end");
     }
 }
