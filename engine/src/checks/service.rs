@@ -28,7 +28,8 @@ use crate::telephony::context::CallContext;
 
 /// How long a claim is held before another owner may take the check over.
 pub const LEASE: Duration = Duration::from_secs(600);
-/// A check interrupted this many times (crashes mid-call) ends as missed.
+/// A check interrupted this many times (genki died mid-call) ends
+/// `not_attempted`: genki's fault, never an alert about the person.
 pub const MAX_INTERRUPTIONS: u32 = 3;
 
 /// Shared state of the service (the API holds it too).
@@ -125,9 +126,12 @@ impl Service {
                 .filter(|a| a.end_reason == EndReason::Interrupted)
                 .count() as u32
                 + 1;
+            // Interrupted again and again is genki's fault, never the
+            // person's silence: it ends not_attempted (no alert to the
+            // watchers; coordinators see it among those not yet fine).
             let next = if interrupted >= MAX_INTERRUPTIONS {
                 Next::Final {
-                    outcome: Outcome::Missed,
+                    outcome: Outcome::NotAttempted,
                     cause: Some(Cause::Interrupted),
                 }
             } else {
@@ -1163,5 +1167,27 @@ mod tests {
                 Some(Outcome::Fine)
             );
         }
+    }
+
+    /// A check genki keeps interrupting (it died mid-call three times)
+    /// ends not_attempted, which never alerts the person's watchers.
+    #[test]
+    fn a_check_interrupted_again_and_again_is_not_the_persons_silence() {
+        let clock = Arc::new(ManualClock::at(jst("2026-11-24T10:00")));
+        let svc = service_with(
+            clock.clone(),
+            Arc::new(FakePlacer::new(None, Duration::ZERO)),
+        );
+        let id = due_now(&svc, 1, None)[0];
+        for round in 1..=MAX_INTERRUPTIONS {
+            svc.store.claim(&id, &svc.owner, u64::MAX).unwrap().unwrap();
+            assert_eq!(svc.recover().unwrap(), 1, "round {round}");
+        }
+        let c = svc.store.check(&id).unwrap().unwrap();
+        assert_eq!(c.status, CheckStatus::Done);
+        assert_eq!(c.outcome, Some(Outcome::NotAttempted));
+        assert_eq!(c.last_cause, Some(Cause::Interrupted));
+        let inbox = svc.store.alert_inbox(10).unwrap();
+        assert!(inbox.iter().all(|i| i.outcome == Outcome::NotAttempted));
     }
 }
