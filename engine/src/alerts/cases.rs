@@ -1030,8 +1030,8 @@ mod tests {
             .is_empty());
     }
 
-    /// A person deleted while their check was pending ends missed
-    /// (subscriber_deleted); that outcome never opens a case.
+    /// An outcome that arrives for a person deleted meanwhile (a call that
+    /// was already under way) never opens a case.
     #[test]
     fn a_deleted_subscriber_never_opens_a_case() {
         let w = world("2026-11-24T10:00");
