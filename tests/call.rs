@@ -102,7 +102,8 @@ fn busy_not_found_and_unavailable_are_final_outcomes() {
     for (beh, status, reason, cause) in [
         ("busy", 486, "rejected:486", "busy"),
         ("not-found", 404, "rejected:404", "failed"),
-        ("unavailable", 503, "rejected:503", "failed"),
+        // The carrier's fault, not the person's (held by the daemon).
+        ("unavailable", 503, "rejected:503", "carrier"),
     ] {
         let port = free_port();
         let ph = phones(port, &["--behaviour", beh]);
@@ -258,7 +259,7 @@ fn unreachable_first_hop_fails_fast() {
     let r = call_phones(port, &[]);
     assert_eq!(r.code, 3);
     assert_eq!(r.report["end_reason"], "unreachable");
-    assert_eq!(r.report["cause"], "failed");
+    assert_eq!(r.report["cause"], "carrier");
     assert!(r.report["ring_ms"].as_u64().unwrap() < 1000);
 }
 

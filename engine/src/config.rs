@@ -22,6 +22,7 @@ pub struct Config {
     pub trunk: Trunk,
     pub scheduler: Scheduler,
     pub alerts: Alerts,
+    pub operator: Operator,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -129,6 +130,26 @@ pub struct Trunk {
     pub max_calls: u32,
     /// Which RTP sources calls through the proxy accept (`off`, `host`, `any`).
     pub rtp_latching: RtpLatching,
+    /// Carrier faults (5xx, no response, unreachable, credentials refused)
+    /// among the last 20 calls (within 2 minutes, and at least half of
+    /// them) that open the trunk's circuit: dialling stops, checks are
+    /// held, the operator is told. 0 never opens it.
+    pub circuit_faults: u32,
+    /// Seconds the circuit first stays open before probing (doubles while
+    /// probes fail, at most 600; a longer `Retry-After` is honoured).
+    pub circuit_open_s: u64,
+}
+
+/// Where genki tells the operator about its own faults (the carrier
+/// failing, storage refusing writes) — never the watchers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Operator {
+    /// URL notices are POSTed to (signed like watcher webhooks); empty:
+    /// notices are only logged and counted (`genki_operator_notices_total`).
+    pub webhook: String,
+    /// Secret of the notices' `Genki-Signature`.
+    pub webhook_secret: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -195,6 +216,8 @@ impl Default for Config {
                 cps: 10.0,
                 max_calls: 200,
                 rtp_latching: RtpLatching::Host,
+                circuit_faults: 5,
+                circuit_open_s: 30,
             },
             scheduler: Scheduler {
                 tick_ms: 500,
@@ -212,6 +235,10 @@ impl Default for Config {
                 backoff_s: 60,
                 webhook_timeout_s: 10,
                 parallel: 16,
+            },
+            operator: Operator {
+                webhook: String::new(),
+                webhook_secret: String::new(),
             },
         }
     }
@@ -245,6 +272,11 @@ impl Default for Scheduler {
 impl Default for Alerts {
     fn default() -> Self {
         Config::default().alerts
+    }
+}
+impl Default for Operator {
+    fn default() -> Self {
+        Config::default().operator
     }
 }
 
@@ -408,6 +440,22 @@ impl Config {
         }
         if !(self.trunk.cps > 0.0 && self.trunk.cps <= 10_000.0) {
             return Err("trunk.cps: must be above 0 and at most 10000".into());
+        }
+        if self.trunk.circuit_open_s == 0 || self.trunk.circuit_open_s > 600 {
+            return Err("trunk.circuit_open_s: must be 1–600".into());
+        }
+        let hook = &self.operator.webhook;
+        if !(hook.is_empty() || hook.starts_with("http://") || hook.starts_with("https://")) {
+            return Err(format!(
+                "operator.webhook: {:?} is not an http(s) URL",
+                self.operator.webhook
+            ));
+        }
+        if !self.operator.webhook.is_empty() && self.operator.webhook_secret.len() < 16 {
+            return Err(
+                "operator.webhook_secret: at least 16 characters (receivers check the signature)"
+                    .into(),
+            );
         }
         if self.trunk.max_calls == 0 {
             return Err("trunk.max_calls: must be at least 1".into());

@@ -11,10 +11,11 @@
 //! - [`alerts`]: alert cases, the ladder, the outbox and its channels;
 //! - [`api`]: the admin HTTP API, one file per resource;
 //! - [`cli`]: `genki call`, `genki demo` and the wiring of `genki serve`;
-//! - [`config`], read by `cli`; [`clock`], [`metrics`] and [`rt`], used by all.
+//! - [`config`], read by `cli`; [`clock`], [`metrics`], [`notices`] (to the
+//!   operator) and [`rt`], used by all.
 //!
 //! Dependency rule: folders import downwards only — cli → api → alerts →
-//! checks → telephony → (clock, metrics, rt) — never back up, with no import
+//! checks → telephony → (clock, metrics, notices, rt) — never back up, with no import
 //! circle inside a folder either (farm-studio look engine/src); the crate
 //! may depend on genki-sip, genki-media, genki-udp and genki-storage, never
 //! on genki-loadtest.
@@ -26,5 +27,6 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod metrics;
+pub mod notices;
 pub mod rt;
 pub mod telephony;

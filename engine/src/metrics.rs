@@ -38,6 +38,9 @@ impl Gauge {
     pub fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
     }
+    pub fn set(&self, v: i64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
 }
 
 /// A latency histogram in microseconds (1 µs – 1 h by default, 3 significant digits).
@@ -152,6 +155,12 @@ pub struct Metrics {
     /// Notification results by channel (phone, email, webhook) and result
     /// (delivered, failed, given_up).
     pub notifications: [[Counter; 3]; 3],
+    /// The trunk's circuit: 0 closed, 1 probing, 2 open.
+    pub trunk_circuit: Gauge,
+    /// Times the circuit opened from closed (outages).
+    pub trunk_circuit_opened: Counter,
+    /// Attempts the carrier failed that did not count against the person.
+    pub attempts_held: Counter,
 }
 
 const CHANNELS: [&str; 3] = ["phone", "email", "webhook"];
@@ -192,6 +201,9 @@ impl Default for Metrics {
             alert_escalations: Counter::default(),
             time_to_ack: Latency::up_to_us(30 * 86_400 * 1_000_000),
             notifications: Default::default(),
+            trunk_circuit: Gauge::default(),
+            trunk_circuit_opened: Counter::default(),
+            attempts_held: Counter::default(),
         }
     }
 }
@@ -350,6 +362,17 @@ impl Metrics {
             "Notification deliveries by channel and result.",
             &refs,
         );
+        c(
+            "genki_trunk_circuit_opened_total",
+            "Times the trunk's circuit opened: the carrier failed most recent calls, dialling stopped (an outage).",
+            &[("", self.trunk_circuit_opened.get())],
+        );
+        c(
+            "genki_attempts_held_total",
+            "Attempts the carrier failed that were held: retried without counting against the person.",
+            &[("", self.attempts_held.get())],
+        );
+        let _ = writeln!(o, "# HELP genki_trunk_circuit The trunk's circuit: 0 closed (dialling), 1 probing, 2 open (carrier failing, checks held).\n# TYPE genki_trunk_circuit gauge\ngenki_trunk_circuit {}", self.trunk_circuit.get());
         let _ = writeln!(o, "# HELP genki_alerts_open Alert cases open or acknowledged, not yet resolved.\n# TYPE genki_alerts_open gauge\ngenki_alerts_open {}", self.alerts_open.get());
         let _ = writeln!(o, "# HELP genki_active_calls Calls in progress.\n# TYPE genki_active_calls gauge\ngenki_active_calls {}", self.active_calls.get());
         self.scheduler_lag.render(

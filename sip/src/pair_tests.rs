@@ -203,6 +203,31 @@ fn busy_is_a_final_outcome_and_acked() {
 }
 
 #[test]
+fn a_503_with_retry_after_says_how_long_before_it_ends() {
+    let mut p = Pair::new(cfg(), |u, _, now| {
+        u.respond(
+            503,
+            &[("Retry-After", "120 (maintenance);duration=3600")],
+            None,
+            now,
+        )
+    });
+    p.run(Duration::from_secs(120), |_| {});
+    let events: Vec<&UacEvent> = p.uac_events.iter().map(|(_, e)| e).collect();
+    assert_eq!(
+        events[..],
+        [
+            &UacEvent::RetryAfter { seconds: 120 },
+            &UacEvent::Ended {
+                end: CallEnd::Rejected { status: 503 }
+            }
+        ]
+    );
+    assert_eq!(crate::uac::retry_after("  30"), Some(30));
+    assert_eq!(crate::uac::retry_after("soon"), None);
+}
+
+#[test]
 fn ring_timeout_sends_cancel_and_ends_on_487() {
     let mut c = cfg();
     c.ring_timeout = Duration::from_secs(5);

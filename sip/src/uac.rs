@@ -65,6 +65,15 @@ pub enum CallEnd {
     RemoteBye,
 }
 
+/// The delta-seconds of a `Retry-After` value (RFC 3261 §20.33:
+/// `delta-seconds [ comment ] *( SEMI retry-param )`); None when it does
+/// not start with a number.
+pub fn retry_after(value: &str) -> Option<u32> {
+    let v = value.trim_start();
+    let end = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    v[..end].parse().ok()
+}
+
 /// What happened, in order, for the call's user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UacEvent {
@@ -74,6 +83,10 @@ pub enum UacEvent {
     Answered { sdp: Vec<u8> },
     /// The callee sent an INFO in the dialog (already answered 200).
     Info { content_type: String, body: Vec<u8> },
+    /// The final response that ended the call asked not to be retried for
+    /// this long (`Retry-After`, RFC 3261 §20.33; a 503's way of saying
+    /// how long the service is down). Comes just before `Ended`.
+    RetryAfter { seconds: u32 },
     /// The call is over; nothing more will be sent except retransmissions
     /// of final messages that the owner may still deliver.
     Ended { end: CallEnd },
@@ -499,6 +512,9 @@ impl UacCall {
                     401 | 407 => self.on_challenge(*msg, status, now),
                     _ => {
                         self.final_status = Some(status);
+                        if let Some(seconds) = msg.header("Retry-After").and_then(retry_after) {
+                            self.events.push_back(UacEvent::RetryAfter { seconds });
+                        }
                         if self.cancel_deadline.is_some() {
                             self.end(CallEnd::Cancelled);
                         } else {

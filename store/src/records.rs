@@ -367,6 +367,11 @@ pub struct Attempt {
     pub end_reason: EndReason,
     /// The outcome this attempt produced, if it produced one.
     pub outcome: Option<Outcome>,
+    /// The carrier failed this attempt while it was failing for everyone
+    /// (or for the first time on this check): the attempt does not count
+    /// against the person's retries. Absent (false) in older records.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
 }
 
 #[cfg(test)]

@@ -44,9 +44,15 @@ pub enum Cause {
     NoAnswer,
     /// 486 Busy Here or 600 Busy Everywhere.
     Busy,
-    /// Anything else that is not the person's doing: a rejection, auth
-    /// failure, Timer B, an unreachable hop, a media fault of genki's.
+    /// Anything else that is not the person's doing: a rejection, a media
+    /// fault of genki's, an isolated carrier fault that repeated.
     Failed,
+    /// The carrier failed (5xx from the trunk, no response at all, an
+    /// unreachable first hop, trunk credentials refused): the call never
+    /// reached the person's phone. Such an attempt is held — it does not
+    /// count against the person's retries — and a check the carrier kept
+    /// from being called ends `not_attempted`, never an alert.
+    Carrier,
     /// Answered, but no key before the script ended or the line dropped.
     NoInput,
     /// genki stopped mid-call; the check was dialled again after restart.
@@ -67,6 +73,7 @@ impl Cause {
             Cause::NoAnswer => "no_answer",
             Cause::Busy => "busy",
             Cause::Failed => "failed",
+            Cause::Carrier => "carrier",
             Cause::NoInput => "no_input",
             Cause::Interrupted => "interrupted",
             Cause::OutsideWindow => "outside_window",
@@ -84,6 +91,7 @@ impl FromStr for Cause {
             "no_answer" => Cause::NoAnswer,
             "busy" => Cause::Busy,
             "failed" => Cause::Failed,
+            "carrier" => Cause::Carrier,
             "no_input" => Cause::NoInput,
             "interrupted" => Cause::Interrupted,
             "outside_window" => Cause::OutsideWindow,
@@ -166,6 +174,24 @@ impl EndReason {
                 | EndReason::MaxCallLength
                 | EndReason::NoCommonCodec
                 | EndReason::Interrupted
+        )
+    }
+}
+
+impl EndReason {
+    /// True when the path to the person failed, not the person: a 500,
+    /// 502, 503 or 504 (RFC 3261 §21.5: the server, a gateway, or the
+    /// service failed), no response at all to the INVITE (Timer B,
+    /// §17.1.1.2), an ICMP error from the first hop (§8.1.3.1), or trunk
+    /// credentials refused (§22). A 408 or 480 is the far end's answer
+    /// (nobody picked up) and stays the person's.
+    pub fn is_carrier_fault(&self) -> bool {
+        matches!(
+            self,
+            EndReason::Rejected(500 | 502 | 503 | 504)
+                | EndReason::Timeout
+                | EndReason::Unreachable
+                | EndReason::AuthFailed(_)
         )
     }
 }

@@ -13,19 +13,25 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::common::*;
 
-/// What is up: storage, the SIP socket, every media worker.
+/// What is up: storage, the SIP socket, every media worker; and the
+/// carrier as genki sees it.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Health {
     storage: bool,
     sip: bool,
     media: bool,
+    /// The trunk's circuit: `closed` (calls go out), `open` (the carrier
+    /// is failing: nobody is dialled, checks are held, the operator was
+    /// told), `probing` (a few calls test whether it recovered). Not a
+    /// fault of this node, so it does not make the status 503.
+    trunk: &'static str,
 }
 
 #[utoipa::path(
     get,
     path = "/healthz",
     tag = "system",
-    summary = "200 when storage, SIP and every media worker are up; 503 otherwise",
+    summary = "200 when storage, SIP and every media worker are up; 503 otherwise. `trunk` says whether the carrier is taking calls",
     responses(
         (status = 200, body = Health),
         (status = 503, body = Health),
@@ -49,6 +55,7 @@ pub(crate) async fn healthz(State(api): S) -> Response {
             storage,
             sip,
             media,
+            trunk: api.svc.circuit().state().as_str(),
         },
     )
 }
@@ -69,10 +76,13 @@ pub(crate) async fn metrics(State(api): S) -> Response {
          # HELP genki_storage_write_failures_total Writes storage refused.\n\
          # TYPE genki_storage_write_failures_total counter\ngenki_storage_write_failures_total {}\n\
          # HELP genki_storage_quarantined_total Undecodable records moved aside (never read again; kept in the quarantine column family).\n\
-         # TYPE genki_storage_quarantined_total counter\ngenki_storage_quarantined_total {}\n",
+         # TYPE genki_storage_quarantined_total counter\ngenki_storage_quarantined_total {}\n\
+         # HELP genki_operator_notices_total Notices raised for the operator (trunk down or recovered, storage failing or recovered).\n\
+         # TYPE genki_operator_notices_total counter\ngenki_operator_notices_total {}\n",
         u8::from(api.svc.store.writes_ok()),
         api.svc.store.write_failures(),
-        api.svc.store.quarantined()
+        api.svc.store.quarantined(),
+        api.svc.notices.raised.get()
     ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

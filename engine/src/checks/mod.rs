@@ -2,11 +2,13 @@
 //!
 //! The schedule and calendar ([`schedule`], [`holidays`]), the planner,
 //! due loop, retries and recovery ([`service`]), the dialer's rate and
-//! concurrency limits ([`dialer`]) and the watch script with its sans-IO
-//! runner ([`script`]).
+//! concurrency limits ([`dialer`]), the trunk's circuit breaker that holds
+//! checks through a carrier outage ([`trunk`]) and the watch script with
+//! its sans-IO runner ([`script`]).
 //!
 //! Dependency rule: may depend on [`crate::telephony`] (to place a call),
-//! genki-storage, [`crate::metrics`], [`crate::clock`]; never on `alerts`,
+//! genki-storage, [`crate::metrics`], [`crate::clock`], [`crate::notices`]
+//! (to tell the operator); never on `alerts`,
 //! `api` or `cli` (the alert worker is woken through a `Notify` it is given).
 
 pub mod dialer;
@@ -14,3 +16,4 @@ pub mod holidays;
 pub mod schedule;
 pub mod script;
 pub mod service;
+pub mod trunk;

@@ -21,8 +21,10 @@ use tracing::{debug, error, info, warn};
 use crate::checks::dialer::{Admission, Refusal};
 use crate::checks::schedule::{Calendar, SlotCache};
 use crate::checks::script::{Action, Flow, Script};
+use crate::checks::trunk::{self, Circuit, Signal, Transition};
 use crate::clock::{monotonic, Clock};
 use crate::metrics::Metrics;
+use crate::notices::{Notice, Notices};
 use crate::telephony::call::CallResult;
 use crate::telephony::context::CallContext;
 
@@ -46,7 +48,16 @@ pub struct Service {
     pub owner: String,
     pub plan_days: u32,
     pub tick: Duration,
+    /// The trunk's circuit breaker: holds checks through a carrier outage.
+    pub trunk: std::sync::Mutex<Circuit>,
+    /// Where faults of the service itself are told to the operator.
+    pub notices: Notices,
 }
+
+/// Faults among recent calls that open the trunk's circuit by default.
+pub const CIRCUIT_FAULTS: usize = 5;
+/// How long the circuit first stays open by default.
+pub const CIRCUIT_OPEN: Duration = Duration::from_secs(30);
 
 impl Service {
     #[allow(clippy::too_many_arguments)]
@@ -69,7 +80,61 @@ impl Service {
             owner,
             plan_days,
             tick,
+            trunk: std::sync::Mutex::new(Circuit::new(CIRCUIT_FAULTS, CIRCUIT_OPEN, monotonic())),
+            notices: Notices::log_only(),
         }
+    }
+
+    /// The trunk's circuit (a poisoned lock is still a valid state: every
+    /// change to it is one assignment).
+    pub fn circuit(&self) -> std::sync::MutexGuard<'_, Circuit> {
+        self.trunk.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Record what a finished call says about the carrier, tell the
+    /// operator when the circuit opens or closes, and return the circuit's
+    /// state after it with when a held check should be tried again.
+    fn record_carrier(&self, r: &CallResult) -> (trunk::State, u64) {
+        let now = monotonic();
+        let signal = Signal::of(&r.attempt.end_reason, r.stats.retry_after);
+        let (transition, state, hold) = {
+            let mut c = self.circuit();
+            let t = c.record(signal, now);
+            (t, c.state(), c.hold_until(now))
+        };
+        let state_gauge = match state {
+            trunk::State::Closed => 0,
+            trunk::State::Probing => 1,
+            trunk::State::Open => 2,
+        };
+        self.metrics.trunk_circuit.set(state_gauge);
+        let at_ms = self.clock.now_ms();
+        match transition {
+            Some(Transition::Opened { faults, of, until }) => {
+                self.metrics.trunk_circuit_opened.inc();
+                self.notices.raise(
+                    at_ms,
+                    Notice::TrunkDown {
+                        faults,
+                        of,
+                        probe_in_s: until.saturating_duration_since(now).as_secs(),
+                    },
+                );
+            }
+            Some(Transition::Closed { since }) => {
+                // Held checks are due now: wake the due loop.
+                self.wake.notify_one();
+                self.notices.raise(
+                    at_ms,
+                    Notice::TrunkRecovered {
+                        down_s: now.saturating_duration_since(since).as_secs(),
+                    },
+                )
+            }
+            None => {}
+        }
+        let hold_ms = at_ms + hold.saturating_duration_since(now).as_millis() as u64;
+        (state, hold_ms)
     }
 
     /// The script a tenant's calls run.
@@ -231,17 +296,32 @@ impl Service {
     }
 
     /// What to do after an attempt, by the tenant's policy and calendar.
-    fn next_after(&self, t: &Tenant, check: &Check, r: &CallResult, now_ms: u64) -> Next {
+    /// `held` counts the check's earlier attempts the carrier failed
+    /// (they do not count against the person).
+    fn next_after(
+        &self,
+        t: &Tenant,
+        check: &Check,
+        r: &CallResult,
+        held: u32,
+        now_ms: u64,
+    ) -> Next {
         if let Some(o) = r.outcome {
             return Next::Final {
                 outcome: o,
                 cause: None,
             };
         }
-        let cause = r.cause.clone().unwrap_or(Cause::Failed);
+        let mut cause = r.cause.clone().unwrap_or(Cause::Failed);
+        // A carrier fault that repeats on this check while the trunk
+        // carries everyone else's calls is this line's: counted as failed.
+        if cause == Cause::Carrier {
+            cause = Cause::Failed;
+        }
+        let made = (check.attempts + 1).saturating_sub(held);
         let retry = Calendar::of(t)
             .ok()
-            .and_then(|cal| cal.retry_due(&t.retry, check.attempts + 1, &cause, now_ms));
+            .and_then(|cal| cal.retry_due(&t.retry, made, &cause, now_ms));
         match retry {
             Some(due_at_ms) => Next::Retry { due_at_ms, cause },
             None if cause == Cause::NoInput => Next::Final {
@@ -318,6 +398,7 @@ pub async fn run(
     // Checks a call task of this process holds (their leases are ours).
     let mut running: HashSet<CheckId> = HashSet::new();
     let mut last_lease_scan = monotonic();
+    let mut storage_failing = false;
     let mut active = 0usize;
     let mut last_plan: Option<Instant> = None;
     let mut tenant_limits: BTreeMap<u64, (Option<f64>, Option<u32>)> = BTreeMap::new();
@@ -351,7 +432,29 @@ pub async fn run(
         let mut wait = svc.tick;
         // While storage refuses writes nobody is dialled: a call whose
         // outcome cannot be stored must not start. Probe until it works.
-        if !svc.store.writes_ok() && crate::rt::blocking(|| svc.store.probe_write()).is_err() {
+        let refused = if svc.store.writes_ok() {
+            None
+        } else {
+            crate::rt::blocking(|| svc.store.probe_write()).err()
+        };
+        match (&refused, storage_failing) {
+            (Some(e), false) => {
+                storage_failing = true;
+                svc.notices.raise(
+                    svc.clock.now_ms(),
+                    Notice::StorageFailing {
+                        error: e.to_string(),
+                    },
+                );
+            }
+            (None, true) => {
+                storage_failing = false;
+                svc.notices
+                    .raise(svc.clock.now_ms(), Notice::StorageRecovered);
+            }
+            _ => {}
+        }
+        if refused.is_some() {
             tokio::select! {
                 Some((tenant, id)) = done_rx.recv() => {
                     admission.release(tenant);
@@ -379,9 +482,13 @@ pub async fn run(
             Ok(None) => {}
             Err(e) => error!(error = %e, "due scan failed"),
         }
-        if let Ok(Some(next)) = svc.store.next_due_ms() {
-            let ms = next.saturating_sub(svc.clock.now_ms());
-            wait = wait.min(Duration::from_millis(ms));
+        // While the circuit holds, past-due checks wait for it (and for
+        // the tick, which settles those whose window closes), not in a spin.
+        if svc.circuit().state() == trunk::State::Closed {
+            if let Ok(Some(next)) = svc.store.next_due_ms() {
+                let ms = next.saturating_sub(svc.clock.now_ms());
+                wait = wait.min(Duration::from_millis(ms));
+            }
         }
         tokio::select! {
             Some((tenant, id)) = done_rx.recv() => {
@@ -443,6 +550,9 @@ fn dispatch(
         }
     }
     let mut retry_at: Option<Instant> = None;
+    // Set once the trunk's circuit refuses: from then on this scan only
+    // settles checks whose window closed (held checks are not forgotten).
+    let mut circuit_holds = false;
     // People on a call now (one call at a time per person).
     let mut busy: HashSet<u64> = running.iter().map(|r| r.subscriber_id).collect();
     // Round-robin over tenants: one call each per turn.
@@ -472,6 +582,17 @@ fn dispatch(
                 queue.pop_front();
                 continue;
             }
+            if circuit_holds {
+                queue.pop_front();
+                progressed = true;
+                continue;
+            }
+            // The carrier is failing: nobody is dialled but a few probes.
+            if let Err(at) = svc.circuit().admit(monotonic()) {
+                circuit_holds = true;
+                retry_at = Some(retry_at.map_or(at, |r| r.min(at)));
+                continue;
+            }
             match admission.try_admit(*tid, monotonic()) {
                 Ok(()) => {
                     queue.pop_front();
@@ -481,12 +602,14 @@ fn dispatch(
                         Ok(Some(c)) => c,
                         Ok(None) => {
                             admission.release(*tid);
+                            svc.circuit().abandon();
                             continue;
                         }
                         // The slot goes back: a failing disk must not use
                         // up the concurrency limit for good.
                         Err(e) => {
                             admission.release(*tid);
+                            svc.circuit().abandon();
                             return Err(e);
                         }
                     };
@@ -501,9 +624,12 @@ fn dispatch(
                     spawn_call(svc.clone(), t.clone(), claimed, done_tx.clone());
                 }
                 Err(Refusal::RateUntil(at)) => {
+                    svc.circuit().abandon();
                     retry_at = Some(retry_at.map_or(at, |r| r.min(at)));
                 }
-                Err(Refusal::Concurrency) => {}
+                Err(Refusal::Concurrency) => {
+                    svc.circuit().abandon();
+                }
             }
         }
         if !progressed {
@@ -529,15 +655,45 @@ fn reschedule_outside_window(
             due_at_ms: at,
             cause: c.last_cause.clone().unwrap_or(Cause::OutsideWindow),
         },
-        None => Next::Final {
-            outcome: Outcome::Missed,
-            cause: Some(Cause::OutsideWindow),
-        },
+        None => final_at_window_close(svc, c)?,
     };
     if let Some(done) = svc.store.settle_pending(&c.id, next, now_ms)? {
         svc.count_final(&done);
     }
     Ok(())
+}
+
+/// How a check ends when its window closed before it could be dialled
+/// again. Missed (an alert) only when the person was really tried: the
+/// carrier keeping genki from calling (the circuit is not closed, or the
+/// last attempt was held) ends `not_attempted` cause `carrier`; a check
+/// no call ever reached the person for (genki was behind, or only
+/// interrupted) ends `not_attempted` cause `outside_window`.
+fn final_at_window_close(svc: &Service, c: &Check) -> Result<Next, StoreError> {
+    let carrier =
+        c.last_cause == Some(Cause::Carrier) || svc.circuit().state() != trunk::State::Closed;
+    let reached = c.attempts > 0
+        && svc
+            .store
+            .attempts(&c.id)?
+            .iter()
+            .any(|a| !a.held && a.end_reason != EndReason::Interrupted);
+    Ok(if carrier {
+        Next::Final {
+            outcome: Outcome::NotAttempted,
+            cause: Some(Cause::Carrier),
+        }
+    } else if !reached {
+        Next::Final {
+            outcome: Outcome::NotAttempted,
+            cause: Some(Cause::OutsideWindow),
+        }
+    } else {
+        Next::Final {
+            outcome: Outcome::Missed,
+            cause: Some(Cause::OutsideWindow),
+        }
+    })
 }
 
 /// Whether the person is paused (`paused_until`, set by the API or by a
@@ -603,7 +759,39 @@ fn spawn_call(
                 .place(&to, check.attempts + 1, now, &mut flow, &prompts)
                 .await;
             let end_ms = svc.clock.now_ms();
-            let next = svc.next_after(&t, &check, &r, end_ms);
+            let (circuit, hold_ms) = svc.record_carrier(&r);
+            let mut attempt = r.attempt.clone();
+            let next = if r.outcome.is_none() && r.cause.as_ref() == Some(&Cause::Carrier) {
+                // The carrier failed. Held (not counted against the person)
+                // while it fails for everyone, and the first time on this
+                // check (it may be the start of an outage); counted as this
+                // line's failure when it repeats on a healthy trunk.
+                let earlier = if check.attempts == 0 {
+                    Vec::new()
+                } else {
+                    crate::rt::blocking(|| svc.store.attempts(&check.id))?
+                };
+                let held = earlier.iter().filter(|a| a.held).count() as u32;
+                let first = !earlier.iter().any(|a| a.end_reason.is_carrier_fault());
+                if circuit != trunk::State::Closed || first {
+                    attempt.held = true;
+                    svc.metrics.attempts_held.inc();
+                    Next::Retry {
+                        due_at_ms: hold_ms,
+                        cause: Cause::Carrier,
+                    }
+                } else {
+                    svc.next_after(&t, &check, &r, held, end_ms)
+                }
+            } else if r.outcome.is_none() && check.attempts > 0 {
+                let held = crate::rt::blocking(|| svc.store.attempts(&check.id))?
+                    .iter()
+                    .filter(|a| a.held)
+                    .count() as u32;
+                svc.next_after(&t, &check, &r, held, end_ms)
+            } else {
+                svc.next_after(&t, &check, &r, 0, end_ms)
+            };
             if matches!(next, Next::Retry { .. }) {
                 svc.metrics.retries_scheduled.inc();
             }
@@ -616,7 +804,7 @@ fn spawn_call(
             let c = loop {
                 match crate::rt::blocking(|| {
                     svc.store
-                        .finish_attempt(&check.id, &r.attempt, next.clone(), end_ms)
+                        .finish_attempt(&check.id, &attempt, next.clone(), end_ms)
                 }) {
                     Ok(c) => break c,
                     // Only a refused write is worth waiting out; a check
@@ -773,14 +961,14 @@ mod tests {
         };
         let late = jst("2026-11-24T19:50");
         assert_eq!(
-            svc.next_after(&t, &c, &r, late),
+            svc.next_after(&t, &c, &r, 0, late),
             Next::Final {
                 outcome: Outcome::Missed,
                 cause: Some(Cause::Busy)
             }
         );
         assert_eq!(
-            svc.next_after(&t, &c, &r, jst("2026-11-24T10:00")),
+            svc.next_after(&t, &c, &r, 0, jst("2026-11-24T10:00")),
             Next::Retry {
                 due_at_ms: jst("2026-11-24T10:15"),
                 cause: Cause::Busy
@@ -791,7 +979,7 @@ mod tests {
             ..r.clone()
         };
         assert_eq!(
-            svc.next_after(&t, &c, &answered_silent, jst("2026-11-24T10:00")),
+            svc.next_after(&t, &c, &answered_silent, 0, jst("2026-11-24T10:00")),
             Next::Final {
                 outcome: Outcome::NoResponse,
                 cause: Some(Cause::NoInput)
@@ -866,6 +1054,129 @@ mod tests {
             let c = svc.store.check(&id).unwrap().unwrap();
             assert_eq!(c.outcome, Some(Outcome::Fine), "{id}");
         }
+    }
+
+    /// A carrier answering 503 to everything for a minute, with a tenant
+    /// that tries each person once: the trunk's circuit opens after a few
+    /// faults, nobody is dialled but probes, no check ends (no `missed`,
+    /// so no alert case), the operator is told once; when the carrier
+    /// recovers a probe closes the circuit and every held check is called
+    /// and ends fine.
+    #[tokio::test(start_paused = true)]
+    async fn a_carrier_outage_holds_every_check_and_calls_them_after() {
+        let clock = Arc::new(crate::clock::ShiftedClock::starting_at(jst(
+            "2026-11-24T10:00",
+        )));
+        let placer = Arc::new(FakePlacer::new(Some(Outcome::Fine), Duration::from_secs(1)));
+        placer.set_failing(Some(EndReason::Rejected(503)));
+        let svc = service_with(clock, placer.clone());
+        let ids = due_now(&svc, 30, None);
+        let mut t = svc.store.tenants().unwrap().remove(0);
+        t.retry.max_attempts = 1;
+        svc.store.put_tenant(&t).unwrap();
+        let (stop, rx) = watch::channel(false);
+        let run = tokio::spawn(run(svc.clone(), 10.0, 100, rx, Duration::from_secs(10)));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_ne!(svc.circuit().state(), trunk::State::Closed);
+        let during = placer.placed().len();
+        // Five faults open it; the calls of its first second were already
+        // admitted; then a few probes (two at a time, backing off).
+        assert!(during <= 20, "{during} calls placed during the outage");
+        for id in &ids {
+            let c = svc.store.check(id).unwrap().unwrap();
+            assert_eq!(c.status, CheckStatus::Pending, "held, not ended: {c:?}");
+        }
+        assert_eq!(svc.metrics.trunk_circuit_opened.get(), 1);
+        assert_eq!(svc.notices.raised.get(), 1, "one notice: trunk down");
+        placer.set_failing(None);
+        for _ in 0..1200 {
+            let done = ids
+                .iter()
+                .filter(|id| svc.store.check(id).unwrap().unwrap().status == CheckStatus::Done)
+                .count();
+            if done == ids.len() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stop.send(true).unwrap();
+        run.await.unwrap();
+        for id in &ids {
+            let c = svc.store.check(id).unwrap().unwrap();
+            assert_eq!(c.outcome, Some(Outcome::Fine), "{c:?}");
+            let held = svc
+                .store
+                .attempts(id)
+                .unwrap()
+                .iter()
+                .filter(|a| a.held)
+                .count();
+            assert_eq!(
+                held as u32 + 1,
+                c.attempts,
+                "every failed attempt held: {c:?}"
+            );
+        }
+        assert_eq!(svc.circuit().state(), trunk::State::Closed);
+        assert_eq!(svc.notices.raised.get(), 2, "trunk down, then recovered");
+        assert_eq!(svc.metrics.outcome_missed.get(), 0);
+    }
+
+    /// The window closes while the carrier is still failing: the held
+    /// checks end `not_attempted` cause `carrier` (the operator's, never
+    /// an alert). A check nobody could dial before its window closed ends
+    /// `not_attempted` too, not `missed`.
+    #[tokio::test(start_paused = true)]
+    async fn checks_the_carrier_kept_from_calling_end_not_attempted_at_window_close() {
+        let clock = Arc::new(crate::clock::ShiftedClock::starting_at(jst(
+            "2026-11-24T19:58",
+        )));
+        let placer = Arc::new(FakePlacer::new(Some(Outcome::Fine), Duration::from_secs(1)));
+        placer.set_failing(Some(EndReason::Timeout));
+        let svc = service_with(clock, placer.clone());
+        let mut t = Tenant::with_defaults("t", 0);
+        t.window_end = "20:00".into();
+        let t = svc.store.create_tenant(t).unwrap();
+        let now = svc.clock.now_ms();
+        let mut ids = Vec::new();
+        for i in 0..10 {
+            let sub = svc
+                .store
+                .create_subscriber(Subscriber {
+                    id: 0,
+                    tenant_id: t.id,
+                    name: format!("p{i}"),
+                    phone: format!("10{i}"),
+                    schedule: None,
+                    paused_until: None,
+                    notes: String::new(),
+                    created_at_ms: 0,
+                })
+                .unwrap();
+            let id = CheckId::scheduled(sub.id, now / 1000);
+            svc.store
+                .create_check(&Check::pending(id, t.id, now, now))
+                .unwrap();
+            ids.push(id);
+        }
+        let (stop, rx) = watch::channel(false);
+        let run = tokio::spawn(run(svc.clone(), 10.0, 100, rx, Duration::from_secs(10)));
+        tokio::time::sleep(Duration::from_secs(240)).await;
+        stop.send(true).unwrap();
+        run.await.unwrap();
+        for id in &ids {
+            let c = svc.store.check(id).unwrap().unwrap();
+            assert_eq!(
+                (c.status, c.outcome, c.last_cause.clone()),
+                (
+                    CheckStatus::Done,
+                    Some(Outcome::NotAttempted),
+                    Some(Cause::Carrier)
+                ),
+                "{c:?}"
+            );
+        }
+        assert_eq!(svc.metrics.outcome_missed.get(), 0);
     }
 
     /// A tenant's own rate applies beside the trunk's: at 1 call per

@@ -16,9 +16,11 @@ use crate::alerts::cases::{Alerts, RetryRule};
 use crate::alerts::notify::{Notifier, Smtp};
 use crate::api::{self, Api};
 use crate::checks::service::{self, Service};
+use crate::checks::trunk::Circuit;
 use crate::clock::{Clock, ShiftedClock, SystemClock};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::notices::Notices;
 use crate::telephony::call::CallSetup;
 use crate::telephony::context::CallContext;
 use crate::telephony::endpoint::Endpoint;
@@ -224,15 +226,23 @@ pub async fn run(
         store.clone(),
         Arc::new(defaults),
     ));
-    let svc = Arc::new(Service::new(
+    let mut svc = Service::new(
         store.clone(),
         metrics.clone(),
         clock,
         calls.clone(),
-        owner,
+        owner.clone(),
         cfg.scheduler.plan_days,
         Duration::from_millis(cfg.scheduler.tick_ms),
+    );
+    svc.trunk = std::sync::Mutex::new(Circuit::new(
+        cfg.trunk.circuit_faults as usize,
+        Duration::from_secs(cfg.trunk.circuit_open_s),
+        crate::clock::monotonic(),
     ));
+    let (notices, notices_rx) = Notices::channel();
+    svc.notices = notices;
+    let svc = Arc::new(svc);
     let alerts = Arc::new(Alerts::new(
         store.clone(),
         metrics.clone(),
@@ -298,6 +308,19 @@ pub async fn run(
         info!("stopping");
         let _ = shutdown_tx.send(true);
     });
+    if cfg.operator.webhook.is_empty() {
+        warn!("no [operator] webhook: operator notices (trunk down, storage failing) are only logged and counted");
+    }
+    tokio::spawn(crate::alerts::operator::run(
+        notices_rx,
+        notifier.http.clone(),
+        (!cfg.operator.webhook.is_empty()).then(|| crate::alerts::operator::Target {
+            url: cfg.operator.webhook.clone(),
+            secret: cfg.operator.webhook_secret.clone(),
+            timeout: Duration::from_secs(cfg.alerts.webhook_timeout_s),
+            node: owner,
+        }),
+    ));
     let alert_worker = tokio::spawn(crate::alerts::cases::run(
         alerts,
         notifier,

@@ -159,6 +159,8 @@ pub struct CallStats {
     pub wakeups: u64,
     /// The call's RTP counters, when media ran.
     pub rtp: Option<StreamStats>,
+    /// How long the final response asked genki to wait (`Retry-After`).
+    pub retry_after: Option<Duration>,
 }
 
 /// How a call ended, as [`conclude`] needs it.
@@ -198,6 +200,9 @@ pub fn conclude(e: &Ending) -> (EndReason, Option<Outcome>, Option<Cause>) {
         (true, Some(o)) => (Some(o), None),
         // Answered, but the line dropped before the script gave an outcome.
         (true, None) => (None, Some(Cause::NoInput)),
+        // The carrier failed before anyone's phone rang (5xx, no response,
+        // an unreachable hop, trunk credentials): the path's fault.
+        (false, _) if reason.is_carrier_fault() => (None, Some(Cause::Carrier)),
         (false, _) => (
             None,
             Some(match e.sip {
@@ -369,6 +374,9 @@ pub async fn run_call(
         tokio::select! {
             ev = events.recv() => match ev {
                 Some(UacEvent::Progress { .. }) => {}
+                Some(UacEvent::RetryAfter { seconds }) => {
+                    stats.retry_after = Some(Duration::from_secs(u64::from(seconds)));
+                }
                 Some(UacEvent::Answered { sdp }) => {
                     answered_at = Some(Instant::now());
                     attempt.answered = true;
@@ -554,10 +562,15 @@ mod tests {
             (
                 CallEnd::AuthFailed { status: 407 },
                 EndReason::AuthFailed(407),
-                Cause::Failed,
+                Cause::Carrier,
             ),
-            (CallEnd::Timeout, EndReason::Timeout, Cause::Failed),
-            (CallEnd::Unreachable, EndReason::Unreachable, Cause::Failed),
+            (
+                CallEnd::Rejected { status: 503 },
+                EndReason::Rejected(503),
+                Cause::Carrier,
+            ),
+            (CallEnd::Timeout, EndReason::Timeout, Cause::Carrier),
+            (CallEnd::Unreachable, EndReason::Unreachable, Cause::Carrier),
         ] {
             assert_eq!(
                 conclude(&ending(end.clone(), false)),
@@ -611,6 +624,9 @@ pub mod testing {
         pub outcome: Option<Outcome>,
         pub talk: Duration,
         placed: Mutex<Vec<(String, tokio::time::Instant)>>,
+        /// While set, every call ends this way at once, unanswered (a
+        /// carrier answering 503, or not at all).
+        failing: Mutex<Option<EndReason>>,
     }
 
     impl FakePlacer {
@@ -619,7 +635,12 @@ pub mod testing {
                 outcome,
                 talk,
                 placed: Mutex::new(vec![]),
+                failing: Mutex::new(None),
             }
+        }
+        /// Make every call end `reason` (None: normal again).
+        pub fn set_failing(&self, reason: Option<EndReason>) {
+            *self.failing.lock().unwrap() = reason;
         }
         /// Who was called, and when.
         pub fn placed(&self) -> Vec<(String, tokio::time::Instant)> {
@@ -641,6 +662,32 @@ pub mod testing {
                     .lock()
                     .unwrap()
                     .push((to.to_string(), tokio::time::Instant::now()));
+                let failing = self.failing.lock().unwrap().clone();
+                if let Some(reason) = failing {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let (end_reason, outcome, cause) = conclude(&Ending {
+                        sip: match reason {
+                            EndReason::Timeout => CallEnd::Timeout,
+                            EndReason::Rejected(status) => CallEnd::Rejected { status },
+                            _ => CallEnd::Unreachable,
+                        },
+                        answered: false,
+                        outcome: None,
+                        script_done: false,
+                        fault: None,
+                    });
+                    return CallResult {
+                        attempt: Attempt {
+                            n,
+                            started_at_ms,
+                            end_reason,
+                            ..Default::default()
+                        },
+                        outcome,
+                        cause,
+                        stats: CallStats::default(),
+                    };
+                }
                 tokio::time::sleep(self.talk).await;
                 let answered = self.outcome.is_some();
                 CallResult {

@@ -1,0 +1,209 @@
+//! End-to-end: when things go wrong (issue 11's acceptance), through the
+//! real `genki serve` and simulated phones, webhook receivers as peers.
+//!
+//! - A carrier answering 503 to every INVITE: the trunk's circuit opens,
+//!   nobody is dialled but probes, the operator is told once (signed
+//!   webhook), no person's check ends and no alert case opens; when the
+//!   carrier recovers every held check is called and ends fine.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+/// A Tuesday morning in Tokyo that is not a holiday.
+const CLOCK: &str = "2026-11-24T10:00:00+09:00";
+const SECRET: &str = "operator-secret-0123";
+const W_SECRET: &str = "watcher-secret-0123";
+
+/// Phones on `port` that take `calls` calls with `args`, then exit; their
+/// per-call records go to a file (a pipe nobody reads would fill and stall
+/// them).
+fn phones_for(dir: &std::path::Path, port: u16, calls: u64, args: &[&str]) -> (Child, PathBuf) {
+    let out = dir.join(format!("phones-{port}-{}.jsonl", args.join("_")));
+    let child = Command::new(loadtest())
+        .args(["phones", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--calls",
+            &calls.to_string(),
+            "--max-seconds",
+            "180",
+            "--json",
+        ])
+        .args(["--rtp-base", &(40000 + (port % 1000) * 20).to_string()])
+        .args(args)
+        .stdout(Stdio::from(std::fs::File::create(&out).unwrap()))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start genki-loadtest phones");
+    std::thread::sleep(Duration::from_millis(300));
+    (child, out)
+}
+
+/// Wait for phones to exit (at most `limit`, then stop them) and read
+/// their per-call records.
+fn records_of((mut child, out): (Child, PathBuf), limit: Duration) -> Vec<Value> {
+    let start = Instant::now();
+    while child.try_wait().ok().flatten().is_none() && start.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn kinds(records: &[Value], kind: &str) -> usize {
+    records.iter().filter(|r| r["type"] == kind).count()
+}
+
+#[test]
+fn a_carrier_outage_holds_every_check_tells_the_operator_once_and_no_watcher() {
+    let dir = temp_dir("faults-carrier");
+    let operator = Peer::start(
+        &dir,
+        "webhook",
+        true,
+        &["--secret", SECRET, "--max-seconds", "240"],
+    );
+    let watchers = Peer::start(
+        &dir,
+        "webhook",
+        true,
+        &["--secret", W_SECRET, "--max-seconds", "240"],
+    );
+    let port = free_port();
+    // The carrier: every INVITE answered 503 Service Unavailable.
+    let down = phones_for(&dir, port, 0, &["--behaviour", "unavailable"]);
+    let hook = format!("http://{}/operator", operator.addr);
+    let d = Daemon::start(
+        dir.clone(),
+        &[
+            ("GENKI_SIP_T1_MS", "100"),
+            ("GENKI_TRUNK_CPS", "20"),
+            ("GENKI_TRUNK_CIRCUIT_OPEN_S", "2"),
+            ("GENKI_OPERATOR_WEBHOOK", &hook),
+            ("GENKI_OPERATOR_WEBHOOK_SECRET", SECRET),
+        ],
+        &["--clock-start", CLOCK],
+    );
+    let http = d.http();
+    // The harshest policy for false alarms: one attempt per check.
+    let r = http.post(
+        "/v1/tenants",
+        &json!({"name": "outage", "window_start": "08:00", "window_end": "20:00",
+            "retry": {"max_attempts": 1, "spacing_minutes": 1, "retry_no_answer": false,
+            "retry_busy": false, "retry_failed": false, "retry_no_input": false,
+            "carry_to_next_window": false}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let tid = r.json()["id"].as_u64().unwrap();
+    let r = http.post(
+        &format!("/v1/tenants/{tid}/watchers"),
+        &json!({"name": "家族", "webhook_url": format!("http://{}/w", watchers.addr), "webhook_secret": W_SECRET}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let w = r.json()["id"].as_u64().unwrap();
+    let r = http.request(
+        "PUT",
+        &format!("/v1/tenants/{tid}/ladder"),
+        Some(
+            json!({"tiers": [{"watchers": [w], "deadline_s": 3600}]})
+                .to_string()
+                .as_bytes(),
+        ),
+        &[("Content-Type", "application/json")],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let n = 200;
+    let checks: Vec<String> = (0..n)
+        .map(|i| {
+            let r = http.post(
+                &format!("/v1/tenants/{tid}/subscribers"),
+                &json!({"name": format!("利用者{i}"), "phone": format!("sip:u{i}@127.0.0.1:{port}")}),
+            );
+            assert_eq!(r.status, 201, "{}", r.body);
+            check_now(&http, r.json()["id"].as_u64().unwrap())
+        })
+        .collect();
+
+    // The outage: the circuit opens, the operator hears once.
+    poll(&http, "/healthz", Duration::from_secs(20), |v| {
+        v["trunk"] != "closed"
+    });
+    let told = operator.wait_for("trunk_down", Duration::from_secs(20), |r| {
+        kinds(r, "trunk_down") >= 1
+    });
+    assert!(told.iter().all(|r| r["signature_ok"] == true), "{told:?}");
+    std::thread::sleep(Duration::from_secs(10));
+    let during: Vec<Value> = (0..n)
+        .map(|i| http.get(&format!("/v1/checks/{}", checks[i])).json())
+        .collect();
+    let ended: Vec<&Value> = during.iter().filter(|c| c["status"] == "done").collect();
+    assert!(ended.is_empty(), "no check ends in an outage: {ended:?}");
+    let held = metric(&http, "genki_attempts_held_total");
+    let attempts = metric(&http, "genki_attempts_total");
+    assert!(held >= 5, "held {held}");
+    assert!(
+        attempts < 60,
+        "{attempts} calls placed during the outage: only the first and probes"
+    );
+    assert_eq!(kinds(&operator.records(), "trunk_down"), 1);
+
+    // The carrier recovers: the phones answer and press 1.
+    let refused = records_of(down, Duration::ZERO);
+    assert!(
+        refused.iter().all(|r| r["final_status"] == 503),
+        "{refused:?}"
+    );
+    let up = phones_for(&dir, port, n as u64, &["--digit-delay-ms", "500"]);
+    let start = Instant::now();
+    for c in &checks {
+        let v = wait_done(&http, c, Duration::from_secs(120));
+        assert_eq!(v["outcome"], "fine", "{v}");
+        assert!(
+            v["attempts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .rev()
+                .skip(1)
+                .all(|a| a["held"] == true),
+            "every attempt before the answer was held: {v}"
+        );
+    }
+    eprintln!("all {n} fine {:?} after recovery", start.elapsed());
+    let ledger = records_of(up, Duration::from_secs(30));
+    let mut called: Vec<&str> = ledger.iter().filter_map(|r| r["callee"].as_str()).collect();
+    called.sort();
+    called.dedup();
+    assert_eq!(
+        (ledger.len(), called.len()),
+        (n, n),
+        "each person called once after recovery: {:?}",
+        &ledger[..ledger.len().min(3)]
+    );
+    operator.wait_for("trunk_recovered", Duration::from_secs(20), |r| {
+        kinds(r, "trunk_recovered") == 1
+    });
+    assert_eq!(
+        kinds(&operator.records(), "trunk_down"),
+        1,
+        "one outage, one notice"
+    );
+    // Nobody's watchers heard anything: no case, no webhook.
+    let cases = http
+        .get(&format!("/v1/tenants/{tid}/alerts?state=all"))
+        .json();
+    assert_eq!(cases["alerts"].as_array().map(Vec::len), Some(0), "{cases}");
+    assert!(watchers.records().is_empty(), "{:?}", watchers.records());
+    assert_eq!(metric(&http, "genki_trunk_circuit_opened_total"), 1);
+    assert_eq!(http.get("/healthz").json()["trunk"], "closed");
+}
