@@ -207,3 +207,54 @@ fn a_carrier_outage_holds_every_check_tells_the_operator_once_and_no_watcher() {
     assert_eq!(metric(&http, "genki_trunk_circuit_opened_total"), 1);
     assert_eq!(http.get("/healthz").json()["trunk"], "closed");
 }
+
+/// The outcome is stored at the key, before the acknowledgement plays: a
+/// SIGKILL while the call is still up does not call the person again.
+#[test]
+fn an_outcome_stored_at_the_key_survives_a_kill_before_the_call_ends() {
+    let dir = temp_dir("faults-key");
+    let port = free_port();
+    let phones = phones_for(
+        &dir,
+        port,
+        0,
+        &["--digit-delay-ms", "500", "--max-call-ms", "4000"],
+    );
+    let mut d = Daemon::start(
+        dir.clone(),
+        &[("GENKI_SIP_T1_MS", "100")],
+        &["--clock-start", CLOCK],
+    );
+    let http = d.http();
+    let r = http.post("/v1/tenants", &json!({"name": "key"}));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let tid = r.json()["id"].as_u64().unwrap();
+    let r = http.post(
+        &format!("/v1/tenants/{tid}/subscribers"),
+        &json!({"name": "鈴木 一郎", "phone": format!("sip:1001@127.0.0.1:{port}")}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let cid = check_now(&http, r.json()["id"].as_u64().unwrap());
+    let v = wait_done(&http, &cid, Duration::from_secs(30));
+    assert_eq!(v["outcome"], "fine", "{v}");
+    // The call is still up (the phone records a call when it ends).
+    let ended_before_kill = std::fs::read_to_string(&phones.1).unwrap_or_default();
+    d.kill9();
+    assert!(
+        ended_before_kill.is_empty(),
+        "the call had already ended: the test proves nothing: {ended_before_kill}"
+    );
+    d.spawn();
+    let http = d.http();
+    std::thread::sleep(Duration::from_secs(6));
+    let v = http.get(&format!("/v1/checks/{cid}")).json();
+    assert_eq!(
+        (v["status"].as_str(), v["outcome"].as_str()),
+        (Some("done"), Some("fine")),
+        "{v}"
+    );
+    assert_eq!(metric(&http, "genki_recovered_inflight_total"), 0);
+    let calls = records_of(phones, Duration::ZERO);
+    assert_eq!(calls.len(), 1, "called once: {calls:?}");
+    assert_eq!(calls[0]["digits_sent"], "1");
+}

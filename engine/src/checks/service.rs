@@ -708,6 +708,99 @@ pub fn is_paused(s: &Subscriber, t: &Tenant, now_ms: u64) -> bool {
     cal.local_date(now_ms) <= until
 }
 
+/// A dialogue that reports the moment its script reaches an outcome (the
+/// key that says "fine" or "needs contact"), so that the outcome is stored
+/// then — before the acknowledgement prompt plays and the line is hung up
+/// — and a crash in those seconds cannot call the person again.
+struct OutcomeTap<'a> {
+    flow: &'a mut Flow,
+    reached: Option<tokio::sync::oneshot::Sender<(Outcome, String)>>,
+}
+
+impl OutcomeTap<'_> {
+    fn tap(&mut self) {
+        if let Some(o) = self.flow.outcome() {
+            if let Some(tx) = self.reached.take() {
+                let _ = tx.send((o, self.flow.digits().to_string()));
+            }
+        }
+    }
+}
+
+impl crate::telephony::call::Dialogue for OutcomeTap<'_> {
+    fn start(&mut self, now: Instant) {
+        self.flow.start(now);
+        self.tap();
+    }
+    fn on_digit(&mut self, d: char, now: Instant) {
+        self.flow.on_digit(d, now);
+        self.tap();
+    }
+    fn on_play_finished(&mut self, now: Instant) {
+        self.flow.on_play_finished(now);
+        self.tap();
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        self.flow.handle_timeout(now);
+        self.tap();
+    }
+    fn poll_cmd(&mut self) -> Option<crate::telephony::call::FlowCmd> {
+        self.flow.poll_cmd()
+    }
+    fn has_cmd(&self) -> bool {
+        self.flow.has_cmd()
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.flow.poll_timeout()
+    }
+    fn outcome(&self) -> Option<Outcome> {
+        self.flow.outcome()
+    }
+    fn is_done(&self) -> bool {
+        self.flow.is_done()
+    }
+    fn digits(&self) -> &str {
+        self.flow.digits()
+    }
+}
+
+/// Store the outcome the call's script reached, as soon as it is reached,
+/// with the attempt as far as it went (answered, the keys; its end reason
+/// is empty until the call ends). None when the call ended without one,
+/// or storage refused it (then the call's end stores it, retrying).
+async fn store_early(
+    svc: Arc<Service>,
+    check: Check,
+    started_at_ms: u64,
+    reached: tokio::sync::oneshot::Receiver<(Outcome, String)>,
+) -> Option<Check> {
+    let (outcome, digits) = reached.await.ok()?;
+    let at = svc.clock.now_ms();
+    let attempt = Attempt {
+        n: check.attempts + 1,
+        started_at_ms,
+        answered: true,
+        digits,
+        outcome: Some(outcome),
+        ..Default::default()
+    };
+    let next = Next::Final {
+        outcome,
+        cause: None,
+    };
+    match crate::rt::blocking(|| svc.store.finish_attempt(&check.id, &attempt, next, at)) {
+        Ok(c) => {
+            svc.count_final(&c);
+            debug!(check = %check.id, ?outcome, "outcome stored at the key");
+            Some(c)
+        }
+        Err(e) => {
+            warn!(check = %check.id, error = %e, "could not store the outcome at the key; stored at the call's end");
+            None
+        }
+    }
+}
+
 fn spawn_call(
     svc: Arc<Service>,
     t: Tenant,
@@ -753,11 +846,21 @@ fn spawn_call(
             let to = svc.calls.dial_uri(&sub.phone);
             svc.metrics.attempts.inc();
             let mut flow = Flow::new(script);
+            let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
+            let early = tokio::spawn(store_early(svc.clone(), check.clone(), now, reached_rx));
+            let mut tap = OutcomeTap {
+                flow: &mut flow,
+                reached: Some(reached_tx),
+            };
             let r = svc
                 .calls
                 .placer
-                .place(&to, check.attempts + 1, now, &mut flow, &prompts)
+                .place(&to, check.attempts + 1, now, &mut tap, &prompts)
                 .await;
+            drop(tap);
+            // The outcome already stored at the key: the end only adds the
+            // whole attempt (the store keeps the first outcome).
+            let stored_early = matches!(early.await, Ok(Some(_)));
             let end_ms = svc.clock.now_ms();
             let (circuit, hold_ms) = svc.record_carrier(&r);
             let mut attempt = r.attempt.clone();
@@ -820,7 +923,9 @@ fn spawn_call(
             svc.metrics
                 .storage_write
                 .record_us(started.elapsed().as_micros() as u64);
-            svc.count_final(&c);
+            if !stored_early {
+                svc.count_final(&c);
+            }
             svc.apply_actions(&sub, flow.actions(), end_ms, &t);
             debug!(check = %check.id, status = ?c.status, outcome = ?c.outcome, "attempt stored");
             Ok(())
@@ -1177,6 +1282,50 @@ mod tests {
             );
         }
         assert_eq!(svc.metrics.outcome_missed.get(), 0);
+    }
+
+    /// The outcome is stored when the key is pressed, while the call still
+    /// plays its acknowledgement: a crash then cannot call the person
+    /// again. The call's end adds the whole attempt and counts nothing twice.
+    #[tokio::test(start_paused = true)]
+    async fn the_outcome_is_stored_at_the_key_not_at_the_end_of_the_call() {
+        let clock = Arc::new(crate::clock::ShiftedClock::starting_at(jst(
+            "2026-11-24T10:00",
+        )));
+        let placer = Arc::new(FakePlacer::new(None, Duration::from_secs(10)));
+        placer.set_press(Some('2'));
+        let svc = service_with(clock, placer.clone());
+        let ids = due_now(&svc, 1, None);
+        let (stop, rx) = watch::channel(false);
+        let run = tokio::spawn(run(svc.clone(), 10.0, 100, rx, Duration::from_secs(30)));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let c = svc.store.check(&ids[0]).unwrap().unwrap();
+        assert_eq!(
+            (c.status, c.outcome),
+            (CheckStatus::Done, Some(Outcome::NeedsContact)),
+            "stored at the key, the call still up"
+        );
+        assert!(
+            svc.store.inflight().unwrap().is_empty(),
+            "nothing to recover"
+        );
+        let a = &svc.store.attempts(&ids[0]).unwrap()[0];
+        assert_eq!(
+            (a.digits.as_str(), a.end_reason.to_string().as_str()),
+            ("2", "")
+        );
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        stop.send(true).unwrap();
+        run.await.unwrap();
+        let attempts = svc.store.attempts(&ids[0]).unwrap();
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(
+            attempts[0].end_reason,
+            EndReason::ScriptDone,
+            "the whole attempt"
+        );
+        assert_eq!(svc.metrics.outcome_needs_contact.get(), 1, "counted once");
+        assert_eq!(placer.placed().len(), 1);
     }
 
     /// A tenant's own rate applies beside the trunk's: at 1 call per

@@ -627,6 +627,9 @@ pub mod testing {
         /// While set, every call ends this way at once, unanswered (a
         /// carrier answering 503, or not at all).
         failing: Mutex<Option<EndReason>>,
+        /// When set, the callee presses this key as soon as the call is
+        /// answered and the dialogue decides the outcome.
+        press: Mutex<Option<char>>,
     }
 
     impl FakePlacer {
@@ -636,7 +639,12 @@ pub mod testing {
                 talk,
                 placed: Mutex::new(vec![]),
                 failing: Mutex::new(None),
+                press: Mutex::new(None),
             }
+        }
+        /// The callee presses `key` at once (the dialogue decides).
+        pub fn set_press(&self, key: Option<char>) {
+            *self.press.lock().unwrap() = key;
         }
         /// Make every call end `reason` (None: normal again).
         pub fn set_failing(&self, reason: Option<EndReason>) {
@@ -654,7 +662,7 @@ pub mod testing {
             to: &'a str,
             n: u32,
             started_at_ms: u64,
-            _dialogue: &'a mut dyn Dialogue,
+            dialogue: &'a mut dyn Dialogue,
             _prompts: &'a HashMap<String, Prompt>,
         ) -> CallFuture<'a> {
             Box::pin(async move {
@@ -688,8 +696,16 @@ pub mod testing {
                         stats: CallStats::default(),
                     };
                 }
+                let press = *self.press.lock().unwrap();
+                let mut outcome = self.outcome;
+                if let Some(key) = press {
+                    let now = std::time::Instant::now();
+                    dialogue.start(now);
+                    dialogue.on_digit(key, now);
+                    outcome = dialogue.outcome();
+                }
                 tokio::time::sleep(self.talk).await;
-                let answered = self.outcome.is_some();
+                let answered = outcome.is_some();
                 CallResult {
                     attempt: Attempt {
                         n,
@@ -701,10 +717,11 @@ pub mod testing {
                         } else {
                             EndReason::NoAnswer
                         },
-                        outcome: self.outcome,
+                        digits: press.map(String::from).unwrap_or_default(),
+                        outcome,
                         ..Default::default()
                     },
-                    outcome: self.outcome,
+                    outcome,
                     cause: (!answered).then_some(Cause::NoAnswer),
                     stats: CallStats::default(),
                 }
