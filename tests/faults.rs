@@ -258,3 +258,107 @@ fn an_outcome_stored_at_the_key_survives_a_kill_before_the_call_ends() {
     assert_eq!(calls.len(), 1, "called once: {calls:?}");
     assert_eq!(calls[0]["digits_sent"], "1");
 }
+
+/// `genki backup` while a round of 300 calls runs: the backup opens as a
+/// data directory of its own, every outcome stored before it is there, and
+/// a daemon started on it runs (and calls).
+#[test]
+fn a_backup_taken_during_a_round_restores_every_outcome_stored_before_it() {
+    let dir = temp_dir("faults-backup");
+    let port = free_port();
+    let phones = phones_for(&dir, port, 0, &["--digit-delay-ms", "1500"]);
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let d = Daemon::start(
+        dir.join("data"),
+        &[("GENKI_SIP_T1_MS", "100"), ("GENKI_TRUNK_CPS", "30")],
+        &["--clock-start", CLOCK],
+    );
+    let http = d.http();
+    let r = http.post("/v1/tenants", &json!({"name": "backup"}));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let tid = r.json()["id"].as_u64().unwrap();
+    let n = 300;
+    let mut subs = Vec::new();
+    for i in 0..n {
+        let r = http.post(
+            &format!("/v1/tenants/{tid}/subscribers"),
+            &json!({"name": format!("利用者{i}"), "phone": format!("sip:b{i}@127.0.0.1:{port}")}),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        let sid = r.json()["id"].as_u64().unwrap();
+        check_now(&http, sid);
+        subs.push(sid);
+    }
+    let outcomes = |http: &Http| -> Vec<Value> {
+        http.get(&format!("/v1/tenants/{tid}/outcomes?from=0"))
+            .json()["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    poll(
+        &http,
+        &format!("/v1/tenants/{tid}/outcomes?from=0"),
+        Duration::from_secs(60),
+        |v| v["items"].as_array().is_some_and(|a| a.len() >= 60),
+    );
+    let before = outcomes(&http);
+    let backup = dir.join("backup");
+    let out = Command::new(genki())
+        .arg("backup")
+        .arg(&backup)
+        .args(["--api", &format!("http://{}", d.api)])
+        .arg("--token-file")
+        .arg(dir.join("data").join("operator-token"))
+        .output()
+        .expect("run genki backup");
+    let after = outcomes(&http);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        after.len() < n,
+        "the backup was taken during the round: {} of {n} done after it",
+        after.len()
+    );
+    // A second backup into the same directory is refused.
+    let again = http.post("/v1/backup", &json!({"dir": backup}));
+    assert_eq!(again.status, 409, "{}", again.body);
+    let rel = http.post("/v1/backup", &json!({"dir": "relative/dir"}));
+    assert_eq!(rel.status, 422, "{}", rel.body);
+
+    // Restore: a new data directory from the backup, a new daemon on it.
+    let restored = dir.join("restored");
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(&backup)
+        .arg(&restored)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let d2 = Daemon::start(
+        restored,
+        &[("GENKI_SIP_T1_MS", "100")],
+        &["--clock-start", CLOCK],
+    );
+    let http2 = d2.http();
+    for o in &before {
+        let id = o["check_id"].as_str().unwrap();
+        let v = http2.get(&format!("/v1/checks/{id}")).json();
+        assert_eq!(
+            (v["status"].as_str(), &v["outcome"]),
+            (Some("done"), &o["outcome"]),
+            "{id} after restore: {v}"
+        );
+    }
+    assert_eq!(http2.get("/healthz").status, 200);
+    // The restored daemon runs: a new check on it is called and ends.
+    let cid = check_now(&http2, subs[0]);
+    let v = wait_done(&http2, &cid, Duration::from_secs(60));
+    assert_eq!(v["outcome"], "fine", "{v}");
+    drop(d2);
+    drop(d);
+    records_of(phones, Duration::ZERO);
+}

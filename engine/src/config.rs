@@ -297,7 +297,7 @@ pub enum ConfigError {
 pub const OTHER_VARIABLES: &[&str] = &[
     "GENKI_LOG",          // log filter of every command
     "GENKI_SIP_PASSWORD", // `genki call --password`
-    "GENKI_TOKEN",        // `genki-loadtest run --token`
+    "GENKI_TOKEN",        // `genki-loadtest run --token`, `genki backup --token`
     "GENKI_BIN_DIR",      // scripts/loadtest: prebuilt binaries
     "GENKI_BIN",          // scripts/measure-*.py: prebuilt binaries
 ];

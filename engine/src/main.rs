@@ -1,5 +1,6 @@
-//! The `genki` command: `genki call` places one watch call and prints what
-//! happened. See README.md for every flag.
+//! The `genki` command: `genki serve` (the daemon), `genki call` (one
+//! watch call, printed), `genki demo`, `genki backup`. See README.md for
+//! every flag.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -41,6 +42,25 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         subscribers: usize,
     },
+    /// Back up a running daemon's database into a new directory, without
+    /// stopping it (through its admin API; README "Backup and restore").
+    Backup(BackupArgs),
+}
+
+#[derive(clap::Args)]
+struct BackupArgs {
+    /// The new directory to write (it must not exist; its parent must).
+    /// On the daemon's machine: the daemon writes it.
+    dir: PathBuf,
+    /// The daemon's admin API.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    api: String,
+    /// File holding the operator token (written by `genki serve`).
+    #[arg(long, default_value = "./genki-data/operator-token")]
+    token_file: PathBuf,
+    /// The operator token itself (instead of --token-file).
+    #[arg(long, env = "GENKI_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -234,6 +254,52 @@ async fn demo(n: usize) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+async fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
+    let dir = std::path::absolute(&args.dir)
+        .with_context(|| format!("cannot make {} absolute", args.dir.display()))?;
+    let token = match args.token {
+        Some(t) => t,
+        None => std::fs::read_to_string(&args.token_file)
+            .with_context(|| {
+                format!(
+                    "cannot read the operator token from {} (give --token-file or GENKI_TOKEN)",
+                    args.token_file.display()
+                )
+            })?
+            .trim()
+            .to_string(),
+    };
+    let url = format!("{}/v1/backup", args.api.trim_end_matches('/'));
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(token)
+        .header("Content-Type", "application/json")
+        .body(serde_json::json!({"dir": dir}).to_string())
+        .timeout(Duration::from_secs(3600))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the daemon at {url}"))?;
+    let status = resp.status();
+    let body: serde_json::Value = resp
+        .bytes()
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    if !status.is_success() {
+        anyhow::bail!(
+            "the daemon refused the backup ({status}): {}",
+            body["error"]["message"].as_str().unwrap_or("no message")
+        );
+    }
+    println!(
+        "backup written to {} in {} ms (restore: start genki with storage.path = that directory)",
+        body["dir"].as_str().unwrap_or(""),
+        body["took_ms"]
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let env: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| k.starts_with("GENKI_"))
@@ -281,6 +347,13 @@ fn main() -> ExitCode {
         Command::Demo { subscribers } => {
             report(multi_thread().and_then(|rt| rt.block_on(demo(subscribers))))
         }
+        Command::Backup(args) => report(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(backup(args))),
+        ),
         Command::Call(args) => report(
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()

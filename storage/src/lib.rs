@@ -97,6 +97,15 @@ impl Kv for RocksKv {
         }
         Ok(())
     }
+
+    /// RocksDB's checkpoint: hard links to the immutable SST files (copies
+    /// across file systems), a copy of the manifest and WAL, all consistent
+    /// at one sequence number while writes go on.
+    fn checkpoint(&self, dir: &Path) -> Result<(), StoreError> {
+        rocksdb::checkpoint::Checkpoint::new(&self.db)
+            .and_then(|c| c.create_checkpoint(dir))
+            .map_err(db_err)
+    }
 }
 
 /// Open (or create) genki's database in `path`.

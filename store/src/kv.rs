@@ -76,6 +76,15 @@ pub trait Kv: Send + Sync {
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Write a consistent copy of everything written so far into `dir`
+    /// (which must not exist) while writes go on: a backup that opens as a
+    /// database of its own.
+    fn checkpoint(&self, dir: &std::path::Path) -> Result<(), StoreError> {
+        let _ = dir;
+        Err(StoreError::Unsupported(
+            "this storage engine keeps nothing on disk to back up",
+        ))
+    }
 }
 
 /// An engine in memory: `BTreeMap`s behind one lock. Durable for as long

@@ -58,6 +58,9 @@ pub enum StoreError {
     /// The record an operation needs does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The engine cannot do this.
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 #[cfg(test)]

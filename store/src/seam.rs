@@ -117,6 +117,8 @@ seam! {
         fn delete_ladder(&self, of: LadderOf) -> Result<(), StoreError>;
         /// Make everything cheap to reopen (a clean shutdown).
         fn flush(&self) -> Result<(), StoreError>;
+        /// A consistent copy of the database in `dir` (a backup).
+        fn checkpoint(&self, dir: &std::path::Path) -> Result<(), StoreError>;
         /// False while writes fail (from a failed write until one succeeds).
         fn writes_ok(&self) -> bool;
         /// Writes that failed since the start.

@@ -896,4 +896,10 @@ impl Store {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.kv.flush()
     }
+
+    /// A consistent copy of the database in `dir` (which must not exist),
+    /// taken while genki runs ([`Kv::checkpoint`]).
+    pub fn checkpoint(&self, dir: &std::path::Path) -> Result<(), StoreError> {
+        self.kv.checkpoint(dir)
+    }
 }

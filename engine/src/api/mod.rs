@@ -35,6 +35,7 @@ fn routes() -> Vec<Route> {
         ("/healthz", &["get"], get(system::healthz)),
         ("/metrics", &["get"], get(system::metrics)),
         ("/v1/openapi.json", &["get"], get(system::openapi_doc)),
+        ("/v1/backup", &["post"], post(system::backup)),
         ("/v1/tenants", &["post"], post(tenants::create_tenant)),
         (
             "/v1/tenants/{id}",

@@ -1,5 +1,6 @@
-//! `GET /healthz`, `GET /metrics`, `GET /v1/openapi.json`, and the JSON
-//! 404 for every other path.
+//! `GET /healthz`, `GET /metrics`, `GET /v1/openapi.json`, `POST
+//! /v1/backup` (a consistent copy of the database while genki runs), and
+//! the JSON 404 for every other path.
 //!
 //! Depends on: [`super::common`], [`crate::metrics`].
 
@@ -98,6 +99,100 @@ pub(crate) async fn openapi_doc() -> Response {
     axum::Json(openapi()).into_response()
 }
 
+/// Where to write a backup.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BackupRequest {
+    /// An absolute path on the daemon's machine that does not exist yet;
+    /// its parent must. Becomes a data directory (`<dir>/db`).
+    dir: String,
+}
+
+/// A backup written.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct BackupDone {
+    dir: String,
+    /// The database inside it.
+    db: String,
+    took_ms: u64,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/backup",
+    tag = "system",
+    summary = "Write a consistent backup of the database while genki runs (operator only)",
+    description = "A RocksDB checkpoint at one point in time, taken while calls go on: `<dir>/db` and a `backup.json` describing it. `<dir>` is a data directory: to restore, stop genki and start it with `storage.path = <dir>` (or copy `<dir>` into place). 409 if `<dir>` exists, 422 if it is not absolute or its parent does not exist.",
+    request_body = BackupRequest,
+    responses((status = 201, body = BackupDone), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
+pub(crate) async fn backup(
+    State(api): S,
+    who: Caller,
+    StrictJson(req): StrictJson<BackupRequest>,
+) -> R<Response> {
+    if who != Caller::Operator {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only the operator takes backups",
+        ));
+    }
+    let dir = std::path::PathBuf::from(&req.dir);
+    if !dir.is_absolute() {
+        return Err(ApiError::bad(
+            "dir",
+            "an absolute path on the daemon's machine",
+        ));
+    }
+    if !dir.parent().is_some_and(|p| p.is_dir()) {
+        return Err(ApiError::bad("dir", "its parent directory does not exist"));
+    }
+    let started = std::time::Instant::now();
+    // create_dir, not create_dir_all: an existing directory is refused
+    // (a backup never overwrites anything).
+    if let Err(e) = std::fs::create_dir(&dir) {
+        return Err(if e.kind() == std::io::ErrorKind::AlreadyExists {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "exists",
+                "dir already exists; choose a new one",
+            )
+        } else {
+            ApiError::bad("dir", format!("cannot create it: {e}"))
+        });
+    }
+    let db = dir.join("db");
+    let store = api.svc.store.clone();
+    let taken = crate::rt::blocking(|| store.checkpoint(&db));
+    if let Err(e) = taken {
+        tracing::error!(dir = %dir.display(), error = %e, "backup failed");
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "backup_failed",
+            format!("the backup could not be written: {e}"),
+        ));
+    }
+    let meta = serde_json::json!({
+        "genki": env!("CARGO_PKG_VERSION"),
+        "taken_at_ms": now_ms(&api),
+        "restore": "stop genki; start it with storage.path set to this directory (or copy it into place)",
+    });
+    let _ = std::fs::write(dir.join("backup.json"), format!("{meta:#}\n"));
+    let took_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(dir = %dir.display(), took_ms, "backup written");
+    Ok(reply(
+        StatusCode::CREATED,
+        &BackupDone {
+            dir: dir.display().to_string(),
+            db: db.display().to_string(),
+            took_ms,
+        },
+    ))
+}
+
 pub(crate) async fn fallback() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -115,6 +210,7 @@ pub(crate) async fn fallback() -> ApiError {
         healthz,
         metrics,
         openapi_doc,
+        backup,
         super::tenants::create_tenant,
         super::tenants::get_tenant,
         super::tenants::patch_tenant,
