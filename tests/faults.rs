@@ -5,6 +5,11 @@
 //!   nobody is dialled but probes, the operator is told once (signed
 //!   webhook), no person's check ends and no alert case opens; when the
 //!   carrier recovers every held check is called and ends fine.
+//! - Storage refusing writes for 10 s mid-round (the daemon's hidden
+//!   `--fail-writes-while` failpoint): no INVITE meanwhile, `/healthz` 503
+//!   within 2 s, the operator told; every check ends once, without a restart.
+//! - An outcome stored at the key survives a SIGKILL before the call ends.
+//! - `genki backup` during a round, restored into a new data directory.
 
 mod common;
 
@@ -44,20 +49,26 @@ fn phones_for(dir: &std::path::Path, port: u16, calls: u64, args: &[&str]) -> (C
     (child, out)
 }
 
-/// Wait for phones to exit (at most `limit`, then stop them) and read
-/// their per-call records.
-fn records_of((mut child, out): (Child, PathBuf), limit: Duration) -> Vec<Value> {
+/// Wait until the phones have recorded `want` calls (or exited, or
+/// `limit` passed), stop them, and read their per-call records.
+fn records_of((mut child, out): (Child, PathBuf), want: usize, limit: Duration) -> Vec<Value> {
+    let read = |out: &PathBuf| -> Vec<Value> {
+        std::fs::read_to_string(out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
     let start = Instant::now();
-    while child.try_wait().ok().flatten().is_none() && start.elapsed() < limit {
+    while child.try_wait().ok().flatten().is_none()
+        && read(&out).len() < want
+        && start.elapsed() < limit
+    {
         std::thread::sleep(Duration::from_millis(100));
     }
     let _ = child.kill();
     let _ = child.wait();
-    std::fs::read_to_string(out)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    read(&out)
 }
 
 fn kinds(records: &[Value], kind: &str) -> usize {
@@ -158,7 +169,7 @@ fn a_carrier_outage_holds_every_check_tells_the_operator_once_and_no_watcher() {
     assert_eq!(kinds(&operator.records(), "trunk_down"), 1);
 
     // The carrier recovers: the phones answer and press 1.
-    let refused = records_of(down, Duration::ZERO);
+    let refused = records_of(down, 0, Duration::ZERO);
     assert!(
         refused.iter().all(|r| r["final_status"] == 503),
         "{refused:?}"
@@ -180,7 +191,7 @@ fn a_carrier_outage_holds_every_check_tells_the_operator_once_and_no_watcher() {
         );
     }
     eprintln!("all {n} fine {:?} after recovery", start.elapsed());
-    let ledger = records_of(up, Duration::from_secs(30));
+    let ledger = records_of(up, n, Duration::from_secs(30));
     let mut called: Vec<&str> = ledger.iter().filter_map(|r| r["callee"].as_str()).collect();
     called.sort();
     called.dedup();
@@ -254,7 +265,8 @@ fn an_outcome_stored_at_the_key_survives_a_kill_before_the_call_ends() {
         "{v}"
     );
     assert_eq!(metric(&http, "genki_recovered_inflight_total"), 0);
-    let calls = records_of(phones, Duration::ZERO);
+    // Wait for a second call that must not come.
+    let calls = records_of(phones, 2, Duration::from_secs(8));
     assert_eq!(calls.len(), 1, "called once: {calls:?}");
     assert_eq!(calls[0]["digits_sent"], "1");
 }
@@ -360,5 +372,118 @@ fn a_backup_taken_during_a_round_restores_every_outcome_stored_before_it() {
     assert_eq!(v["outcome"], "fine", "{v}");
     drop(d2);
     drop(d);
-    records_of(phones, Duration::ZERO);
+    records_of(phones, 0, Duration::ZERO);
+}
+
+/// Storage refuses every write for 10 s in the middle of a 200-call round
+/// (the daemon's failpoint, as a full disk would): no INVITE while it does,
+/// `/healthz` 503 within 2 s, the operator told; then, without a restart,
+/// every check ends with exactly one outcome matching the phones' ledger.
+#[test]
+fn ten_seconds_of_failing_writes_mid_round_lose_nothing_and_dial_nobody() {
+    let dir = temp_dir("faults-disk");
+    let operator = Peer::start(
+        &dir,
+        "webhook",
+        true,
+        &["--secret", SECRET, "--max-seconds", "240"],
+    );
+    let port = free_port();
+    let phones = phones_for(&dir, port, 0, &["--digit-delay-ms", "1000"]);
+    let trigger = dir.join("disk-full");
+    let hook = format!("http://{}/operator", operator.addr);
+    let d = Daemon::start(
+        dir.clone(),
+        &[
+            ("GENKI_SIP_T1_MS", "100"),
+            ("GENKI_TRUNK_CPS", "20"),
+            ("GENKI_OPERATOR_WEBHOOK", &hook),
+            ("GENKI_OPERATOR_WEBHOOK_SECRET", SECRET),
+        ],
+        &[
+            "--clock-start",
+            CLOCK,
+            "--fail-writes-while",
+            trigger.to_str().unwrap(),
+        ],
+    );
+    let http = d.http();
+    let r = http.post("/v1/tenants", &json!({"name": "disk"}));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let tid = r.json()["id"].as_u64().unwrap();
+    let n = 200;
+    let mut checks = Vec::new();
+    for i in 0..n {
+        let r = http.post(
+            &format!("/v1/tenants/{tid}/subscribers"),
+            &json!({"name": format!("利用者{i}"), "phone": format!("sip:d{i}@127.0.0.1:{port}")}),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        checks.push(check_now(&http, r.json()["id"].as_u64().unwrap()));
+    }
+    poll(
+        &http,
+        &format!("/v1/tenants/{tid}/outcomes?from=0"),
+        Duration::from_secs(60),
+        |v| v["items"].as_array().is_some_and(|a| a.len() >= 30),
+    );
+    let wall_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
+    std::fs::write(&trigger, b"").unwrap();
+    let failing_from = wall_ms();
+    let start = Instant::now();
+    loop {
+        if http.get("/healthz").status == 503 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "/healthz still 200 {:?} after writes began to fail",
+            start.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let unhealthy_after = start.elapsed();
+    std::thread::sleep(Duration::from_secs(10) - unhealthy_after);
+    let failing_to = wall_ms();
+    std::fs::remove_file(&trigger).unwrap();
+    for c in &checks {
+        let v = wait_done(&http, c, Duration::from_secs(120));
+        assert_eq!(v["outcome"], "fine", "{v}");
+    }
+    assert_eq!(http.get("/healthz").status, 200);
+    let ledger = records_of(phones, n, Duration::from_secs(30));
+    let mut called: Vec<&str> = ledger.iter().filter_map(|r| r["callee"].as_str()).collect();
+    called.sort();
+    called.dedup();
+    assert_eq!(
+        (ledger.len(), called.len()),
+        (n, n),
+        "each person called exactly once"
+    );
+    let dialled_while_failing: Vec<u64> = ledger
+        .iter()
+        .filter_map(|r| r["invite_at_ms"].as_u64())
+        .filter(|t| *t > failing_from + 200 && *t < failing_to)
+        .collect();
+    assert!(
+        dialled_while_failing.is_empty(),
+        "INVITEs while writes failed: {dialled_while_failing:?}"
+    );
+    assert!(
+        ledger
+            .iter()
+            .any(|r| r["invite_at_ms"].as_u64() > Some(failing_to)),
+        "the round went on after the fault"
+    );
+    let told = operator.wait_for("storage notices", Duration::from_secs(20), |r| {
+        kinds(r, "storage_failing") == 1 && kinds(r, "storage_recovered") == 1
+    });
+    assert!(told.iter().all(|r| r["signature_ok"] == true));
+    assert!(metric(&http, "genki_storage_write_failures_total") > 0);
+    eprintln!("unhealthy {unhealthy_after:?} after the fault began");
 }

@@ -75,6 +75,10 @@ struct ServeArgs {
     /// calendars and windows; never in production.
     #[arg(long, hide = true)]
     clock_start: Option<String>,
+    /// Storage writes fail while this file exists (a failpoint for tests
+    /// of a full or failing disk through the real binary); never in production.
+    #[arg(long, hide = true)]
+    fail_writes_while: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -318,7 +322,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("--clock-start {s:?}: {e}"))
         })
         .transpose()?;
-    multi_thread()?.block_on(genki_engine::cli::serve::serve(cfg, clock_start))?;
+    let hooks = genki_engine::cli::serve::Hooks {
+        clock_start_ms: clock_start,
+        fail_writes_while: args.fail_writes_while,
+    };
+    multi_thread()?.block_on(genki_engine::cli::serve::serve(cfg, hooks))?;
     Ok(ExitCode::SUCCESS)
 }
 

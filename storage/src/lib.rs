@@ -113,6 +113,16 @@ pub fn open(path: &Path) -> Result<Store, StoreError> {
     Ok(Store::new(Arc::new(RocksKv::open(path)?)))
 }
 
+/// Open genki's database in `path` with a failpoint: writes fail while
+/// `trigger` exists (tests of storage faults through the real binary).
+pub fn open_failing_while(path: &Path, trigger: &Path) -> Result<Store, StoreError> {
+    let kv = Arc::new(RocksKv::open(path)?);
+    Ok(Store::new(Arc::new(FaultyKv::over(
+        kv,
+        Some(trigger.to_path_buf()),
+    ))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

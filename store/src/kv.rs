@@ -162,19 +162,40 @@ impl Kv for MemKv {
 
 /// Fault injection for tests (a failpoint on the write path): an engine
 /// whose writes fail with an IO error while [`FaultyKv::set_failing`] is
-/// on, as a full disk (ENOSPC) or a dying one (EIO) would; reads go on.
-#[derive(Debug, Default)]
+/// on, or while a trigger file exists (the daemon's hidden
+/// `--fail-writes-while <file>`, for tests through the real binary), as a
+/// full disk (ENOSPC) or a dying one (EIO) would; reads go on.
 pub struct FaultyKv {
-    inner: MemKv,
+    inner: std::sync::Arc<dyn Kv>,
     failing: std::sync::atomic::AtomicBool,
+    trigger: Option<std::path::PathBuf>,
+}
+
+impl Default for FaultyKv {
+    fn default() -> Self {
+        FaultyKv::over(std::sync::Arc::new(MemKv::new()), None)
+    }
 }
 
 impl FaultyKv {
+    /// Over an engine in memory.
     pub fn new() -> FaultyKv {
         FaultyKv::default()
     }
+    /// Over `inner`; writes also fail while `trigger` exists.
+    pub fn over(inner: std::sync::Arc<dyn Kv>, trigger: Option<std::path::PathBuf>) -> FaultyKv {
+        FaultyKv {
+            inner,
+            failing: Default::default(),
+            trigger,
+        }
+    }
     pub fn set_failing(&self, on: bool) {
         self.failing.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn fails(&self) -> bool {
+        self.failing.load(std::sync::atomic::Ordering::SeqCst)
+            || self.trigger.as_deref().is_some_and(|p| p.exists())
     }
 }
 
@@ -183,10 +204,16 @@ impl Kv for FaultyKv {
         self.inner.get(cf, key)
     }
     fn write(&self, batch: Batch) -> Result<(), StoreError> {
-        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+        if self.fails() {
             return Err(StoreError::Db("No space left on device (injected)".into()));
         }
         self.inner.write(batch)
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush()
+    }
+    fn checkpoint(&self, dir: &std::path::Path) -> Result<(), StoreError> {
+        self.inner.checkpoint(dir)
     }
     fn scan(
         &self,

@@ -238,9 +238,13 @@ pub async fn run(n: usize) -> Result<Value, DemoError> {
     cfg.trunk.cps = 20.0;
     cfg.trunk.max_calls = 100;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(crate::cli::serve::serve_until(cfg, None, async move {
-        let _ = stop_rx.await;
-    }));
+    let daemon = tokio::spawn(crate::cli::serve::serve_until(
+        cfg,
+        Default::default(),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
 
     // Wait for the API.
     let started = Instant::now();

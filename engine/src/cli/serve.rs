@@ -81,9 +81,19 @@ fn operator_token(dir: &Path) -> Result<String, ServeError> {
     Ok(token)
 }
 
-/// Run the daemon until SIGTERM/SIGINT; `clock_start_ms` shifts the clock (tests).
-pub async fn serve(cfg: Config, clock_start_ms: Option<u64>) -> Result<(), ServeError> {
-    serve_until(cfg, clock_start_ms, wait_for_signal()).await
+/// What tests may change in a daemon started through the real binary
+/// (hidden flags of `genki serve`; never used in production).
+#[derive(Debug, Clone, Default)]
+pub struct Hooks {
+    /// Run the clock from this unix ms instead of now.
+    pub clock_start_ms: Option<u64>,
+    /// Storage writes fail while this file exists (a full or failing disk).
+    pub fail_writes_while: Option<PathBuf>,
+}
+
+/// Run the daemon until SIGTERM/SIGINT.
+pub async fn serve(cfg: Config, hooks: Hooks) -> Result<(), ServeError> {
+    serve_until(cfg, hooks, wait_for_signal()).await
 }
 
 /// The sockets the daemon serves on, bound by its caller: `genki serve`
@@ -99,7 +109,7 @@ pub struct Sockets {
 /// on the configured addresses.
 pub async fn serve_until(
     cfg: Config,
-    clock_start_ms: Option<u64>,
+    hooks: Hooks,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let sip = net::bind_udp(cfg.sip.bind).await?;
@@ -109,11 +119,18 @@ pub async fn serve_until(
             addr: cfg.api.listen,
             error,
         })?;
-    let clock: Arc<dyn Clock> = match clock_start_ms {
+    let clock: Arc<dyn Clock> = match hooks.clock_start_ms {
         Some(ms) => Arc::new(ShiftedClock::starting_at(ms)),
         None => Arc::new(SystemClock),
     };
-    run(cfg, Sockets { sip, api }, stop, clock).await
+    run(
+        cfg,
+        Sockets { sip, api },
+        stop,
+        clock,
+        hooks.fail_writes_while,
+    )
+    .await
 }
 
 /// The daemon on sockets it is given, with a given clock, until `stop`
@@ -124,6 +141,7 @@ pub async fn run(
     sockets: Sockets,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
     clock: Arc<dyn Clock>,
+    fail_writes_while: Option<PathBuf>,
 ) -> Result<(), ServeError> {
     let Sockets { sip, api: listener } = sockets;
     let api_addr = listener.local_addr()?;
@@ -131,7 +149,14 @@ pub async fn run(
         path: cfg.storage.path.display().to_string(),
         error,
     })?;
-    let store = Arc::new(genki_storage::open(&cfg.storage.path.join("db"))?);
+    let db = cfg.storage.path.join("db");
+    let store = Arc::new(match &fail_writes_while {
+        Some(trigger) => {
+            warn!(trigger = %trigger.display(), "test failpoint: storage writes fail while this file exists");
+            genki_storage::open_failing_while(&db, trigger)?
+        }
+        None => genki_storage::open(&db)?,
+    });
     let token = if cfg.api.operator_token.is_empty() {
         operator_token(&cfg.storage.path)?
     } else {
@@ -398,6 +423,7 @@ mod tests {
                 let _ = stop_rx.await;
             },
             Arc::new(SystemClock),
+            None,
         ));
         let body = tokio::task::spawn_blocking(move || {
             let mut s = std::net::TcpStream::connect(addr).unwrap();
