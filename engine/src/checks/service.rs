@@ -566,11 +566,24 @@ fn dispatch(
                 queue.pop_front();
                 continue;
             };
-            // Outside the calling window: move to the next opening the same day, or end as missed.
+            // Outside the calling window: move to the next opening the same day, or end.
             if let Ok(cal) = Calendar::of(t) {
-                if !cal.in_window(now_ms) {
+                // A scheduled slot whose day is over (genki was down, or
+                // far behind): ended, not called days late beside the
+                // person's checks of today.
+                let stale = check.id.kind == CheckKind::Scheduled
+                    && cal.local_date(check.due_at_ms) < cal.local_date(now_ms);
+                if stale || !cal.in_window(now_ms) {
                     queue.pop_front();
-                    reschedule_outside_window(svc, &cal, &check, now_ms)?;
+                    if stale {
+                        let next = final_at_window_close(svc, &check)?;
+                        if let Some(done) = svc.store.settle_pending(&check.id, next, now_ms)? {
+                            warn!(check = %check.id, "a slot of a past day was never called; ended not_attempted");
+                            svc.count_final(&done);
+                        }
+                    } else {
+                        reschedule_outside_window(svc, &cal, &check, now_ms)?;
+                    }
                     progressed = true;
                     continue;
                 }
@@ -1326,6 +1339,61 @@ mod tests {
         );
         assert_eq!(svc.metrics.outcome_needs_contact.get(), 1, "counted once");
         assert_eq!(placer.placed().len(), 1);
+    }
+
+    /// genki was down for two days: the slots of those days are not called
+    /// days late (the person gets today's call, once); they end
+    /// `not_attempted`, cause `outside_window`, never an alert.
+    #[tokio::test(start_paused = true)]
+    async fn slots_of_past_days_are_ended_not_called_days_late() {
+        let clock = Arc::new(crate::clock::ShiftedClock::starting_at(jst(
+            "2026-11-26T10:00",
+        )));
+        let placer = Arc::new(FakePlacer::new(Some(Outcome::Fine), Duration::from_secs(1)));
+        let svc = service_with(clock, placer.clone());
+        let t = svc
+            .store
+            .create_tenant(Tenant::with_defaults("t", 0))
+            .unwrap();
+        let sub = svc
+            .store
+            .create_subscriber(Subscriber {
+                id: 0,
+                tenant_id: t.id,
+                name: "p".into(),
+                phone: "100".into(),
+                schedule: None,
+                paused_until: None,
+                notes: String::new(),
+                created_at_ms: 0,
+            })
+            .unwrap();
+        let mut ids = Vec::new();
+        for day in ["2026-11-24T10:00", "2026-11-25T10:00", "2026-11-26T10:00"] {
+            let at = jst(day);
+            let id = CheckId::scheduled(sub.id, at / 1000);
+            svc.store
+                .create_check(&Check::pending(id, t.id, at, at - 86_400_000))
+                .unwrap();
+            ids.push(id);
+        }
+        let (stop, rx) = watch::channel(false);
+        let run = tokio::spawn(run(svc.clone(), 10.0, 100, rx, Duration::from_secs(10)));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        stop.send(true).unwrap();
+        run.await.unwrap();
+        assert_eq!(placer.placed().len(), 1, "only today's slot is called");
+        for id in &ids[..2] {
+            let c = svc.store.check(id).unwrap().unwrap();
+            assert_eq!(
+                (c.outcome, c.last_cause),
+                (Some(Outcome::NotAttempted), Some(Cause::OutsideWindow)),
+                "{id}"
+            );
+        }
+        let today = svc.store.check(&ids[2]).unwrap().unwrap();
+        assert_eq!(today.outcome, Some(Outcome::Fine));
+        assert_eq!(svc.metrics.outcome_missed.get(), 0);
     }
 
     /// A tenant's own rate applies beside the trunk's: at 1 call per
