@@ -10,6 +10,8 @@
 //!   within 2 s, the operator told; every check ends once, without a restart.
 //! - An outcome stored at the key survives a SIGKILL before the call ends.
 //! - `genki backup` during a round, restored into a new data directory.
+//! - Undecodable records planted in a tenant, a due check and an inbox
+//!   entry: quarantined and counted; other tenants called, alerts delivered.
 
 mod common;
 
@@ -486,4 +488,126 @@ fn ten_seconds_of_failing_writes_mid_round_lose_nothing_and_dial_nobody() {
     assert!(told.iter().all(|r| r["signature_ok"] == true));
     assert!(metric(&http, "genki_storage_write_failures_total") > 0);
     eprintln!("unhealthy {unhealthy_after:?} after the fault began");
+}
+
+/// Undecodable bytes planted (genki stopped) in a tenant, a due check and
+/// an alert-inbox entry: genki starts, the other tenant's people are
+/// called, its alerts delivered, the three records counted and moved
+/// aside, and it starts again after that.
+#[test]
+fn undecodable_records_are_quarantined_and_everything_else_goes_on() {
+    use genki_storage::kv::{Batch, Kv};
+    use genki_storage::store::cf;
+    use genki_storage::{CheckId, RocksKv};
+
+    let dir = temp_dir("faults-poison");
+    let hook = Peer::start(
+        &dir,
+        "webhook",
+        true,
+        &["--secret", W_SECRET, "--max-seconds", "240"],
+    );
+    let fine_port = free_port();
+    let fine = phones_for(&dir, fine_port, 0, &["--digit-delay-ms", "500"]);
+    let busy_port = free_port();
+    let busy = phones_for(&dir, busy_port, 0, &["--behaviour", "busy"]);
+    let env = [("GENKI_SIP_T1_MS", "100")];
+    let mut d = Daemon::start(dir.clone(), &env, &["--clock-start", CLOCK]);
+    let http = d.http();
+    let tenant = |name: &str| {
+        let r = http.post(
+            "/v1/tenants",
+            &json!({"name": name, "retry": {"max_attempts": 1, "spacing_minutes": 1, "retry_no_answer": false,
+                "retry_busy": false, "retry_failed": false, "retry_no_input": false, "carry_to_next_window": false}}),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.json()["id"].as_u64().unwrap()
+    };
+    let victim = tenant("壊れる市");
+    let healthy = tenant("元気町");
+    let enrol = |tid: u64, phone: String| {
+        let r = http.post(
+            &format!("/v1/tenants/{tid}/subscribers"),
+            &json!({"name": "利用者", "phone": phone}),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.json()["id"].as_u64().unwrap()
+    };
+    let answers = enrol(healthy, format!("sip:a@127.0.0.1:{fine_port}"));
+    let is_busy = enrol(healthy, format!("sip:b@127.0.0.1:{busy_port}"));
+    let r = http.post(
+        &format!("/v1/tenants/{healthy}/watchers"),
+        &json!({"name": "家族", "webhook_url": format!("http://{}/w", hook.addr), "webhook_secret": W_SECRET}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let w = r.json()["id"].as_u64().unwrap();
+    let r = http.request(
+        "PUT",
+        &format!("/v1/tenants/{healthy}/ladder"),
+        Some(
+            json!({"tiers": [{"watchers": [w], "deadline_s": 3600}]})
+                .to_string()
+                .as_bytes(),
+        ),
+        &[("Content-Type", "application/json")],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (code, _) = d.terminate();
+    assert_eq!(code, 0);
+
+    // Garbage where a tenant, a due check and an inbox entry are read.
+    {
+        let kv = RocksKv::open(&dir.join("db")).expect("open the stopped daemon's database");
+        let due_at = 1_795_482_000_000u64; // 2026-11-24 10:00 JST
+        let bad_check = CheckId::one_off(answers, due_at).key();
+        let mut b = Batch::default();
+        b.put(cf::TENANTS, victim.to_be_bytes(), b"\x01{\"id\": broken");
+        b.put(cf::CHECKS, bad_check, b"\x07 a newer release's format");
+        b.put(
+            cf::DUE,
+            [&due_at.to_be_bytes()[..], &bad_check].concat(),
+            b"",
+        );
+        b.put(
+            cf::ALERT_INBOX,
+            CheckId::one_off(is_busy, due_at).key(),
+            b"\x01[not an alert",
+        );
+        kv.write(b).expect("plant");
+        kv.flush().unwrap();
+    }
+
+    d.spawn();
+    let http = d.http();
+    let v = wait_done(&http, &check_now(&http, answers), Duration::from_secs(30));
+    assert_eq!(v["outcome"], "fine", "the other tenant is called: {v}");
+    let v = wait_done(&http, &check_now(&http, is_busy), Duration::from_secs(30));
+    assert_eq!(v["outcome"], "missed", "{v}");
+    hook.wait_for("the other alert", Duration::from_secs(30), |r| {
+        r.iter()
+            .any(|e| e["subscriber_id"].as_u64() == Some(is_busy) && e["signature_ok"] == true)
+    });
+    let start = Instant::now();
+    while metric(&http, "genki_storage_quarantined_total") < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "quarantined {}",
+            metric(&http, "genki_storage_quarantined_total")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(http.get("/healthz").status, 200);
+    assert_eq!(
+        http.get(&format!("/v1/tenants/{victim}")).status,
+        404,
+        "the broken tenant is moved aside"
+    );
+    // And genki starts again with them moved aside.
+    let (code, _) = d.terminate();
+    assert_eq!(code, 0);
+    d.spawn();
+    assert_eq!(d.http().get("/healthz").status, 200);
+    drop(d);
+    records_of(fine, 0, Duration::ZERO);
+    records_of(busy, 0, Duration::ZERO);
 }
