@@ -12,6 +12,8 @@
 //! - `genki backup` during a round, restored into a new data directory.
 //! - Undecodable records planted in a tenant, a due check and an inbox
 //!   entry: quarantined and counted; other tenants called, alerts delivered.
+//! - Two SIGKILLs in a row (the second during recovery) mid a 500-call
+//!   round with a behaviour mix: one right outcome per check.
 
 mod common;
 
@@ -610,4 +612,107 @@ fn undecodable_records_are_quarantined_and_everything_else_goes_on() {
     drop(d);
     records_of(fine, 0, Duration::ZERO);
     records_of(busy, 0, Duration::ZERO);
+}
+
+/// A SIGKILL in the middle of a 500-call round with a behaviour mix, and
+/// another during the recovery that follows: every check ends with exactly
+/// one final outcome, the one its phone's behaviour calls for.
+#[test]
+fn two_sigkills_in_a_row_mid_round_leave_every_check_one_right_outcome() {
+    let dir = temp_dir("faults-kill2");
+    // (phones flags, expected outcome), 100 people each.
+    let mix: [(&[&str], &str); 5] = [
+        (&["--digit-delay-ms", "800"], "fine"),
+        (
+            &["--digits", "2", "--digit-delay-ms", "800"],
+            "needs_contact",
+        ),
+        (&["--behaviour", "busy"], "missed"),
+        (&["--behaviour", "no-answer"], "missed"),
+        (&["--digits", ""], "no_response"),
+    ];
+    let pops: Vec<(u16, (Child, PathBuf))> = mix
+        .iter()
+        .map(|(args, _)| {
+            let port = free_port();
+            let mut a = args.to_vec();
+            a.extend(["--max-call-ms", "30000"]);
+            (port, phones_for(&dir, port, 0, &a))
+        })
+        .collect();
+    let env = [
+        ("GENKI_SIP_T1_MS", "100"),
+        ("GENKI_SIP_RING_TIMEOUT_S", "3"),
+        ("GENKI_TRUNK_CPS", "100"),
+        ("GENKI_TRUNK_MAX_CALLS", "600"),
+        ("GENKI_SIP_RTP_PORTS", "38000-39999"),
+    ];
+    let mut d = Daemon::start(dir.clone(), &env, &["--clock-start", CLOCK]);
+    let http = d.http();
+    let r = http.post(
+        "/v1/tenants",
+        &json!({"name": "kill", "retry": {"max_attempts": 1, "spacing_minutes": 1, "retry_no_answer": false,
+            "retry_busy": false, "retry_failed": false, "retry_no_input": false, "carry_to_next_window": false}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let tid = r.json()["id"].as_u64().unwrap();
+    let mut checks: Vec<(String, &str)> = Vec::new();
+    for (k, (port, _)) in pops.iter().enumerate() {
+        for i in 0..100 {
+            let r = http.post(
+                &format!("/v1/tenants/{tid}/subscribers"),
+                &json!({"name": format!("利用者{k}-{i}"), "phone": format!("sip:k{k}x{i}@127.0.0.1:{port}")}),
+            );
+            assert_eq!(r.status, 201, "{}", r.body);
+            checks.push((check_now(&http, r.json()["id"].as_u64().unwrap()), mix[k].1));
+        }
+    }
+    let wait_active = |http: &Http, n: u64, what: &str| {
+        let start = Instant::now();
+        while metric(http, "genki_active_calls") < n {
+            assert!(start.elapsed() < Duration::from_secs(30), "{what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_active(&http, 150, "the round did not start");
+    d.kill9();
+    d.spawn();
+    let http = d.http();
+    // Recovery re-queues what was in flight and dials it again: kill now.
+    wait_active(&http, 20, "recovery did not dial");
+    let recovered_first = metric(&http, "genki_recovered_inflight_total");
+    d.kill9();
+    d.spawn();
+    let http = d.http();
+    for (c, want) in &checks {
+        let v = wait_done(&http, c, Duration::from_secs(180));
+        assert_eq!(v["outcome"], *want, "{v}");
+    }
+    let items = http
+        .get(&format!("/v1/tenants/{tid}/outcomes?from=0"))
+        .json()["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let mut ids: Vec<&str> = items
+        .iter()
+        .filter_map(|i| i["check_id"].as_str())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        (items.len(), ids.len()),
+        (500, 500),
+        "one outcome row per check"
+    );
+    let recovered_second = metric(&http, "genki_recovered_inflight_total");
+    eprintln!(
+        "recovered {recovered_first} after the first kill, {recovered_second} after the second"
+    );
+    assert!(recovered_first > 0 && recovered_second > 0);
+    let (code, _) = d.terminate();
+    assert_eq!(code, 0);
+    for (_, p) in pops {
+        records_of(p, 0, Duration::ZERO);
+    }
 }

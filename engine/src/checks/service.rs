@@ -296,8 +296,8 @@ impl Service {
     }
 
     /// What to do after an attempt, by the tenant's policy and calendar.
-    /// `held` counts the check's earlier attempts the carrier failed
-    /// (they do not count against the person).
+    /// `held` counts the check's earlier attempts that do not count
+    /// against the person ([`not_counted`]).
     fn next_after(
         &self,
         t: &Tenant,
@@ -721,6 +721,13 @@ pub fn is_paused(s: &Subscriber, t: &Tenant, now_ms: u64) -> bool {
     cal.local_date(now_ms) <= until
 }
 
+/// An attempt that does not count against the person's retries: one the
+/// carrier failed (held), or one genki itself cut short by stopping
+/// (interrupted; those are bounded by [`MAX_INTERRUPTIONS`] instead).
+fn not_counted(a: &Attempt) -> bool {
+    a.held || a.end_reason == EndReason::Interrupted
+}
+
 /// A dialogue that reports the moment its script reaches an outcome (the
 /// key that says "fine" or "needs contact"), so that the outcome is stored
 /// then — before the acknowledgement prompt plays and the line is hung up
@@ -887,7 +894,7 @@ fn spawn_call(
                 } else {
                     crate::rt::blocking(|| svc.store.attempts(&check.id))?
                 };
-                let held = earlier.iter().filter(|a| a.held).count() as u32;
+                let held = earlier.iter().filter(|a| not_counted(a)).count() as u32;
                 let first = !earlier.iter().any(|a| a.end_reason.is_carrier_fault());
                 if circuit != trunk::State::Closed || first {
                     attempt.held = true;
@@ -902,7 +909,7 @@ fn spawn_call(
             } else if r.outcome.is_none() && check.attempts > 0 {
                 let held = crate::rt::blocking(|| svc.store.attempts(&check.id))?
                     .iter()
-                    .filter(|a| a.held)
+                    .filter(|a| not_counted(a))
                     .count() as u32;
                 svc.next_after(&t, &check, &r, held, end_ms)
             } else {
