@@ -716,3 +716,196 @@ fn two_sigkills_in_a_row_mid_round_leave_every_check_one_right_outcome() {
         records_of(p, 0, Duration::ZERO);
     }
 }
+
+/// 500 calls of the load driver's behaviour mix through 10 % random loss of
+/// every UDP datagram (SIP and RTP, both ways), inside a network namespace
+/// this test creates (`unshare -rn`, an nftables rule on loopback's input;
+/// this kernel kind has no sch_netem, so there is no delay or jitter):
+/// the ledger holds — every stored outcome is what the phone did.
+#[test]
+fn five_hundred_calls_through_ten_percent_loss_match_the_ledger() {
+    let dir = temp_dir("faults-loss");
+    let bin_dir = genki().parent().unwrap().to_path_buf();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = dir.join("report.json");
+    let script = r#"set -e
+ip link set lo up
+nft add table inet impair
+nft add chain inet impair lossy '{ type filter hook input priority 0; }'
+nft add rule inet impair lossy meta l4proto udp numgen random mod 10 0 counter drop
+scripts/loadtest 500 --seed 11 --max-seconds 400 > "$LOG" 2>&1 || echo "loadtest exit $?" >> "$LOG"
+nft list ruleset >> "$LOG"
+"#;
+    let log = dir.join("loadtest.log");
+    let child = Command::new("unshare")
+        .args(["-rn", "sh", "-c", script])
+        .current_dir(&root)
+        .env("GENKI_BIN_DIR", &bin_dir)
+        .env("PROFILE", "debug")
+        .env("CPS", "100")
+        .env("RING_S", "5")
+        .env("OUT", &out)
+        .env("LOG", &log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("unshare (util-linux) creates the test's network namespace");
+    let status = wait_bounded(child, Duration::from_secs(600));
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        status.status.success(),
+        "the namespace could not be set up: {}\n{log_text}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("no report ({e}):\n{log_text}"));
+    eprintln!("{log_text}");
+    assert_eq!(r["calls"], 500, "{r}");
+    assert_eq!(r["ledger"]["ok"], true, "{}", r["ledger"]);
+    // The loss was real: SIP was retransmitted and RTP arrived with gaps.
+    assert!(
+        r["sip_retransmissions"]["genki_sent"].as_f64() > Some(10.0),
+        "{}",
+        r["sip_retransmissions"]
+    );
+    let dropped: u64 = log_text
+        .lines()
+        .find_map(|l| l.split("packets ").nth(1)?.split(' ').next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(dropped > 10_000, "datagrams dropped: {dropped}\n{log_text}");
+}
+
+/// Plan two days × two slots for four people, then delete one, pause
+/// another through the API, and let a third press 8 (`pause_days:7`) on
+/// the first call; the calendar runs a minute per second and jumps over
+/// three days across a restart: zero calls to those three after, zero
+/// cases, zero notifications; the fourth is called at every slot.
+#[test]
+fn deleted_and_paused_people_get_no_call_and_no_alert_over_three_days() {
+    let dir = temp_dir("faults-lifecycle");
+    let hook = Peer::start(
+        &dir,
+        "webhook",
+        true,
+        &["--secret", W_SECRET, "--max-seconds", "240"],
+    );
+    // A deleted, B paused by the API, C presses 8, D presses 1.
+    let keys = ["1", "1", "8", "1"];
+    let pops: Vec<(u16, (Child, PathBuf))> = keys
+        .iter()
+        .map(|k| {
+            let port = free_port();
+            (
+                port,
+                phones_for(&dir, port, 0, &["--digits", k, "--digit-delay-ms", "500"]),
+            )
+        })
+        .collect();
+    let env = [
+        ("GENKI_SIP_T1_MS", "100"),
+        ("GENKI_SCHEDULER_TICK_MS", "100"),
+    ];
+    let fast = |at: &str| -> Vec<String> {
+        ["--clock-start", at, "--clock-rate", "60"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let mut d = Daemon::start(
+        dir.clone(),
+        &env,
+        &["--clock-start", "2026-11-24T09:00:00+09:00"],
+    );
+    let http = d.http();
+    let r = http.post(
+        "/v1/tenants",
+        &json!({"name": "lifecycle", "retry": {"max_attempts": 1, "spacing_minutes": 1, "retry_no_answer": false,
+            "retry_busy": false, "retry_failed": false, "retry_no_input": false, "carry_to_next_window": false},
+            "script": {"start": "ask", "nodes": {
+                "ask": {"play": ["greeting"], "gather": {"max_digits": 1, "timeout_s": 3, "max_plays": 1},
+                        "on": {"1": "ok", "8": "away", "timeout": "silent"}},
+                "ok": {"play": ["thanks"], "outcome": "fine", "hangup": true},
+                "away": {"play": ["thanks"], "outcome": "fine", "action": "pause_days:7", "hangup": true},
+                "silent": {"outcome": "no_response", "hangup": true}}}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let tid = r.json()["id"].as_u64().unwrap();
+    let r = http.post(
+        &format!("/v1/tenants/{tid}/watchers"),
+        &json!({"name": "家族", "webhook_url": format!("http://{}/w", hook.addr), "webhook_secret": W_SECRET}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let w = r.json()["id"].as_u64().unwrap();
+    let r = http.request(
+        "PUT",
+        &format!("/v1/tenants/{tid}/ladder"),
+        Some(
+            json!({"tiers": [{"watchers": [w], "deadline_s": 3600}]})
+                .to_string()
+                .as_bytes(),
+        ),
+        &[("Content-Type", "application/json")],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let people: Vec<u64> = pops
+        .iter()
+        .enumerate()
+        .map(|(i, (port, _))| {
+            let r = http.post(
+                &format!("/v1/tenants/{tid}/subscribers"),
+                &json!({"name": format!("利用者{i}"), "phone": format!("sip:p{i}@127.0.0.1:{port}"),
+                    "schedule": {"days": [1, 2, 3, 4, 5, 6, 7], "times": ["10:00", "10:01"]}}),
+            );
+            assert_eq!(r.status, 201, "{}", r.body);
+            r.json()["id"].as_u64().unwrap()
+        })
+        .collect();
+    // Restart so that the planner plans them now (Tuesday and Wednesday,
+    // two slots each), the calendar running a minute per second from 09:50.
+    d.terminate();
+    d.args = fast("2026-11-24T09:50:00+09:00");
+    d.spawn();
+    let http = d.http();
+    let start = Instant::now();
+    while metric(&http, "genki_checks_planned_total") < 16 {
+        assert!(start.elapsed() < Duration::from_secs(5), "not planned");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r = http.request(
+        "DELETE",
+        &format!("/v1/subscribers/{}", people[0]),
+        None,
+        &[],
+    );
+    assert!(r.status == 200 || r.status == 204, "{}", r.body);
+    let r = http.patch(
+        &format!("/v1/subscribers/{}", people[1]),
+        &json!({"paused_until": "2026-11-30"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Tuesday 10:00 and 10:01 (10 and 11 s from the start).
+    std::thread::sleep(Duration::from_secs(25));
+    d.terminate();
+    // Friday: Wednesday's slots are over; Friday and Saturday are planned.
+    d.args = fast("2026-11-27T09:50:00+09:00");
+    d.spawn();
+    let http = d.http();
+    std::thread::sleep(Duration::from_secs(25));
+    let cases = http
+        .get(&format!("/v1/tenants/{tid}/alerts?state=all"))
+        .json();
+    assert_eq!(cases["alerts"].as_array().map(Vec::len), Some(0), "{cases}");
+    d.terminate();
+    let calls: Vec<Vec<Value>> = pops
+        .into_iter()
+        .map(|(_, p)| records_of(p, 0, Duration::ZERO))
+        .collect();
+    let n: Vec<usize> = calls.iter().map(Vec::len).collect();
+    assert_eq!(
+        n,
+        [0, 0, 1, 4],
+        "calls to (deleted, paused, pressed 8, control)"
+    );
+    assert_eq!(calls[2][0]["digits_sent"], "8");
+    assert!(hook.records().is_empty(), "{:?}", hook.records());
+}

@@ -131,7 +131,8 @@ fn one_sipp_answers_300_concurrent_checks_and_a_kill_loses_none() {
     assert_eq!(unique.len(), 2 * N);
     let fine = items.iter().filter(|i| i["outcome"] == "fine").count();
     assert_eq!(fine, 2 * N, "sipp pressed 1 on every call");
-    assert!(metric(&http, "genki_recovered_inflight_total") > 0);
+    // (Calls past their key at the kill have their outcome stored already
+    // and are not recovered; tests/faults.rs kills calls before their key.)
     let (code, _) = d.terminate();
     assert_eq!(code, 0);
     std::fs::remove_dir_all(&dir).ok();

@@ -75,6 +75,10 @@ struct ServeArgs {
     /// calendars and windows; never in production.
     #[arg(long, hide = true)]
     clock_start: Option<String>,
+    /// With --clock-start: the calendar runs this many times faster than
+    /// real time (calls keep real time). For tests of days; never in production.
+    #[arg(long, hide = true, requires = "clock_start", default_value_t = 1)]
+    clock_rate: u64,
     /// Storage writes fail while this file exists (a failpoint for tests
     /// of a full or failing disk through the real binary); never in production.
     #[arg(long, hide = true)]
@@ -324,6 +328,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let hooks = genki_engine::cli::serve::Hooks {
         clock_start_ms: clock_start,
+        clock_rate: args.clock_rate,
         fail_writes_while: args.fail_writes_while,
     };
     multi_thread()?.block_on(genki_engine::cli::serve::serve(cfg, hooks))?;

@@ -734,35 +734,21 @@ fn not_counted(a: &Attempt) -> bool {
 /// — and a crash in those seconds cannot call the person again.
 struct OutcomeTap<'a> {
     flow: &'a mut Flow,
-    reached: Option<tokio::sync::oneshot::Sender<(Outcome, String)>>,
-}
-
-impl OutcomeTap<'_> {
-    fn tap(&mut self) {
-        if let Some(o) = self.flow.outcome() {
-            if let Some(tx) = self.reached.take() {
-                let _ = tx.send((o, self.flow.digits().to_string()));
-            }
-        }
-    }
+    reached: Option<tokio::sync::oneshot::Sender<Attempt>>,
 }
 
 impl crate::telephony::call::Dialogue for OutcomeTap<'_> {
     fn start(&mut self, now: Instant) {
         self.flow.start(now);
-        self.tap();
     }
     fn on_digit(&mut self, d: char, now: Instant) {
         self.flow.on_digit(d, now);
-        self.tap();
     }
     fn on_play_finished(&mut self, now: Instant) {
         self.flow.on_play_finished(now);
-        self.tap();
     }
     fn handle_timeout(&mut self, now: Instant) {
         self.flow.handle_timeout(now);
-        self.tap();
     }
     fn poll_cmd(&mut self) -> Option<crate::telephony::call::FlowCmd> {
         self.flow.poll_cmd()
@@ -782,6 +768,11 @@ impl crate::telephony::call::Dialogue for OutcomeTap<'_> {
     fn digits(&self) -> &str {
         self.flow.digits()
     }
+    fn reached(&mut self, attempt: &Attempt) {
+        if let Some(tx) = self.reached.take() {
+            let _ = tx.send(attempt.clone());
+        }
+    }
 }
 
 /// Store the outcome the call's script reached, as soon as it is reached,
@@ -791,19 +782,11 @@ impl crate::telephony::call::Dialogue for OutcomeTap<'_> {
 async fn store_early(
     svc: Arc<Service>,
     check: Check,
-    started_at_ms: u64,
-    reached: tokio::sync::oneshot::Receiver<(Outcome, String)>,
+    reached: tokio::sync::oneshot::Receiver<Attempt>,
 ) -> Option<Check> {
-    let (outcome, digits) = reached.await.ok()?;
+    let attempt = reached.await.ok()?;
+    let outcome = attempt.outcome?;
     let at = svc.clock.now_ms();
-    let attempt = Attempt {
-        n: check.attempts + 1,
-        started_at_ms,
-        answered: true,
-        digits,
-        outcome: Some(outcome),
-        ..Default::default()
-    };
     let next = Next::Final {
         outcome,
         cause: None,
@@ -867,7 +850,7 @@ fn spawn_call(
             svc.metrics.attempts.inc();
             let mut flow = Flow::new(script);
             let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
-            let early = tokio::spawn(store_early(svc.clone(), check.clone(), now, reached_rx));
+            let early = tokio::spawn(store_early(svc.clone(), check.clone(), reached_rx));
             let mut tap = OutcomeTap {
                 flow: &mut flow,
                 reached: Some(reached_tx),

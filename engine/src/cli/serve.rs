@@ -87,6 +87,8 @@ fn operator_token(dir: &Path) -> Result<String, ServeError> {
 pub struct Hooks {
     /// Run the clock from this unix ms instead of now.
     pub clock_start_ms: Option<u64>,
+    /// With `clock_start_ms`: calendar milliseconds per real one (0 or 1: real speed).
+    pub clock_rate: u64,
     /// Storage writes fail while this file exists (a full or failing disk).
     pub fail_writes_while: Option<PathBuf>,
 }
@@ -120,7 +122,7 @@ pub async fn serve_until(
             error,
         })?;
     let clock: Arc<dyn Clock> = match hooks.clock_start_ms {
-        Some(ms) => Arc::new(ShiftedClock::starting_at(ms)),
+        Some(ms) => Arc::new(ShiftedClock::fast(ms, hooks.clock_rate)),
         None => Arc::new(SystemClock),
     };
     run(

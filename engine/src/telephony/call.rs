@@ -67,6 +67,13 @@ pub trait Dialogue: Send {
     fn is_done(&self) -> bool;
     /// Every key pressed, in order.
     fn digits(&self) -> &str;
+    /// The dialogue reached its outcome; `attempt` is the call so far
+    /// (answered, its keys and their transport, the outcome; no end reason
+    /// yet). Called once, so that the outcome can be stored at the key
+    /// rather than when the call ends.
+    fn reached(&mut self, attempt: &Attempt) {
+        let _ = attempt;
+    }
 }
 
 /// A call being placed, as a boxed future (a trait object's method).
@@ -326,9 +333,21 @@ pub async fn run_call(
     let limit = start + setup.max_call;
     let give_up = limit + setup.timers.t1 * 64 + Duration::from_secs(1);
     let mut stats = CallStats::default();
+    let mut reached = false;
     let end = loop {
         stats.wakeups += 1;
         let now = Instant::now();
+        if !reached && failure.is_none() && flow.outcome().is_some() {
+            reached = true;
+            let mut so_far = attempt.clone();
+            so_far.digits = flow.digits().to_string();
+            so_far.outcome = flow.outcome();
+            so_far.sip_status = Some(200);
+            so_far.talk_ms = answered_at
+                .map(|a| (now - a).as_millis() as u64)
+                .unwrap_or(0);
+            flow.reached(&so_far);
+        }
         // Flow commands.
         while let Some(cmd) = flow.poll_cmd() {
             match cmd {
@@ -703,6 +722,14 @@ pub mod testing {
                     dialogue.start(now);
                     dialogue.on_digit(key, now);
                     outcome = dialogue.outcome();
+                    dialogue.reached(&Attempt {
+                        n,
+                        started_at_ms,
+                        answered: true,
+                        digits: key.to_string(),
+                        outcome,
+                        ..Default::default()
+                    });
                 }
                 tokio::time::sleep(self.talk).await;
                 let answered = outcome.is_some();
