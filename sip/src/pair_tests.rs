@@ -202,6 +202,35 @@ fn busy_is_a_final_outcome_and_acked() {
     assert_eq!(p.uac.final_status, Some(486));
 }
 
+/// Found under 10 % loss: the callee's 100 Trying arrives, its 180 is
+/// lost, and nothing else comes while it rings. The 100 stopped Timer B;
+/// a CANCEL held back "until a provisional" waited for ever (the call hung
+/// until genki's hard limit). A 100 is a provisional: CANCEL at the ring
+/// timeout, the call ends cancelled.
+#[test]
+fn a_lost_180_after_a_100_still_lets_the_ring_timeout_cancel() {
+    let mut c = cfg();
+    c.ring_timeout = Duration::from_secs(5);
+    let mut p = Pair::new(c, |u, _, now| {
+        u.respond(100, &[], None, now);
+        u.respond(180, &[], None, now);
+    });
+    p.drop = Box::new(|m, to_uas| !to_uas && m.status() == Some(180));
+    p.run(Duration::from_secs(120), |_| {});
+    assert_eq!(p.ended(), Some(CallEnd::Cancelled), "{:?}", p.log);
+    assert!(
+        p.log.iter().any(|l| l.starts_with("> CANCEL")),
+        "{:?}",
+        p.log
+    );
+    let (t, _) = p
+        .uac_events
+        .iter()
+        .find(|(_, e)| matches!(e, UacEvent::Ended { .. }))
+        .unwrap();
+    assert!(*t < Duration::from_secs(6), "ended after {t:?}");
+}
+
 #[test]
 fn a_503_with_retry_after_says_how_long_before_it_ends() {
     let mut p = Pair::new(cfg(), |u, _, now| {

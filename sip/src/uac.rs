@@ -121,6 +121,10 @@ pub struct UacCall {
     cancel_tx: Option<ClientNonInvite>,
     /// CANCEL wanted before any provisional arrived (§9.1: wait for one).
     cancel_pending: bool,
+    /// A provisional response arrived, 100 Trying included: CANCEL may be
+    /// sent (§9.1). (A 100 stops the INVITE's Timer B, §17.1.1.2, so a
+    /// CANCEL held back for a 180 that was lost would wait for ever.)
+    provisional: bool,
     /// §9.1: if no final response arrives 64·T1 after CANCEL, give up.
     cancel_deadline: Option<Instant>,
     ring_deadline: Option<Instant>,
@@ -162,6 +166,7 @@ impl UacCall {
             ack: None,
             cancel_tx: None,
             cancel_pending: false,
+            provisional: false,
             cancel_deadline: None,
             ring_deadline: None,
             bye_tx: None,
@@ -254,7 +259,7 @@ impl UacCall {
         if self.cancel_tx.is_some() || self.cancel_deadline.is_some() {
             return;
         }
-        if self.state == State::Calling {
+        if self.state == State::Calling && !self.provisional {
             self.cancel_pending = true;
             return;
         }
@@ -498,8 +503,14 @@ impl UacCall {
             TxEvent::Response(msg) => {
                 let status = msg.status().unwrap_or(0);
                 match status {
-                    100 => {}
+                    100 => {
+                        self.provisional = true;
+                        if self.cancel_pending {
+                            self.send_cancel(now);
+                        }
+                    }
                     101..=199 => {
+                        self.provisional = true;
                         if self.state == State::Calling {
                             self.state = State::Early;
                         }
