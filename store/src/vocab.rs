@@ -63,6 +63,9 @@ pub enum Cause {
     SubscriberDeleted,
     /// The person is paused (away): the check was not called.
     Paused,
+    /// The person's schedule changed after the check was planned and no
+    /// longer has its slot: the check was not called.
+    Rescheduled,
     /// A word this release does not know (kept verbatim).
     Other(String),
 }
@@ -79,6 +82,7 @@ impl Cause {
             Cause::OutsideWindow => "outside_window",
             Cause::SubscriberDeleted => "subscriber_deleted",
             Cause::Paused => "paused",
+            Cause::Rescheduled => "rescheduled",
             Cause::Other(s) => s,
         }
     }
@@ -97,6 +101,7 @@ impl FromStr for Cause {
             "outside_window" => Cause::OutsideWindow,
             "subscriber_deleted" => Cause::SubscriberDeleted,
             "paused" => Cause::Paused,
+            "rescheduled" => Cause::Rescheduled,
             other => Cause::Other(other.to_string()),
         })
     }
@@ -150,6 +155,8 @@ pub enum EndReason {
     SubscriberDeleted,
     /// The person was paused before the call; nothing was dialled.
     Paused,
+    /// The person's schedule no longer has the slot; nothing was dialled.
+    Rescheduled,
     /// A word this release does not know (kept verbatim).
     Other(String),
 }
@@ -217,6 +224,7 @@ impl fmt::Display for EndReason {
             EndReason::InvalidTarget => "invalid_target",
             EndReason::SubscriberDeleted => "subscriber_deleted",
             EndReason::Paused => "paused",
+            EndReason::Rescheduled => "rescheduled",
             EndReason::Other(s) => s,
         };
         f.write_str(s)
@@ -244,6 +252,7 @@ impl FromStr for EndReason {
             "invalid_target" => EndReason::InvalidTarget,
             "subscriber_deleted" => EndReason::SubscriberDeleted,
             "paused" => EndReason::Paused,
+            "rescheduled" => EndReason::Rescheduled,
             other => match other.split_once(':') {
                 Some(("rejected", c)) if status(c).is_some() => {
                     EndReason::Rejected(status(c).unwrap_or_default())

@@ -709,6 +709,32 @@ fn final_at_window_close(svc: &Service, c: &Check) -> Result<Next, StoreError> {
     })
 }
 
+/// Whether a scheduled check's slot is still in the person's schedule (it
+/// may have changed since the check was planned; the planner adds the new
+/// slots, and a slot that is gone must not be called as well). One-off
+/// checks always are.
+pub fn still_scheduled(s: &Subscriber, t: &Tenant, id: &CheckId) -> bool {
+    if id.kind != CheckKind::Scheduled {
+        return true;
+    }
+    let Ok(cal) = Calendar::of(t) else {
+        return true;
+    };
+    let date = cal.local_date(id.slot * 1000);
+    // Only the schedule decides here; a pause is its own cause.
+    let unpaused = Subscriber {
+        paused_until: None,
+        ..s.clone()
+    };
+    cal.slots_with(
+        &unpaused,
+        date,
+        crate::checks::holidays::is_holiday(date),
+        &mut SlotCache::default(),
+    )
+    .contains(&id.slot)
+}
+
 /// Whether the person is paused (`paused_until`, set by the API or by a
 /// `pause_days` key) on the tenant's local date at `now_ms`.
 pub fn is_paused(s: &Subscriber, t: &Tenant, now_ms: u64) -> bool {
@@ -820,6 +846,9 @@ fn spawn_call(
             let skip = match &sub {
                 None => Some((EndReason::SubscriberDeleted, Cause::SubscriberDeleted)),
                 Some(s) if is_paused(s, &t, now) => Some((EndReason::Paused, Cause::Paused)),
+                Some(s) if !still_scheduled(s, &t, &check.id) => {
+                    Some((EndReason::Rescheduled, Cause::Rescheduled))
+                }
                 Some(_) => None,
             };
             if let Some((end_reason, cause)) = skip {
@@ -1255,7 +1284,10 @@ mod tests {
                     tenant_id: t.id,
                     name: format!("p{i}"),
                     phone: format!("10{i}"),
-                    schedule: None,
+                    schedule: Some(Schedule {
+                        days: (1..=7).collect(),
+                        times: vec!["19:58".into()],
+                    }),
                     paused_until: None,
                     notes: String::new(),
                     created_at_ms: 0,
@@ -1352,7 +1384,10 @@ mod tests {
                 tenant_id: t.id,
                 name: "p".into(),
                 phone: "100".into(),
-                schedule: None,
+                schedule: Some(Schedule {
+                    days: (1..=7).collect(),
+                    times: vec!["10:00".into()],
+                }),
                 paused_until: None,
                 notes: String::new(),
                 created_at_ms: 0,
@@ -1384,6 +1419,70 @@ mod tests {
         let today = svc.store.check(&ids[2]).unwrap().unwrap();
         assert_eq!(today.outcome, Some(Outcome::Fine));
         assert_eq!(svc.metrics.outcome_missed.get(), 0);
+    }
+
+    /// A person's schedule changes after their checks were planned: the
+    /// old slot is not called (`not_attempted`, cause `rescheduled`), the
+    /// new one is, once.
+    #[tokio::test(start_paused = true)]
+    async fn a_changed_schedule_moves_the_planned_call() {
+        let clock = Arc::new(crate::clock::ShiftedClock::starting_at(jst(
+            "2026-11-24T09:50",
+        )));
+        let placer = Arc::new(FakePlacer::new(Some(Outcome::Fine), Duration::from_secs(1)));
+        let svc = service_ticking(
+            clock,
+            placer.clone(),
+            Arc::new(Store::in_memory()),
+            Duration::from_secs(5),
+        );
+        let t = svc
+            .store
+            .create_tenant(Tenant::with_defaults("t", 0))
+            .unwrap();
+        let mut sub = svc
+            .store
+            .create_subscriber(Subscriber {
+                id: 0,
+                tenant_id: t.id,
+                name: "p".into(),
+                phone: "100".into(),
+                schedule: Some(Schedule {
+                    days: (1..=7).collect(),
+                    times: vec!["10:00".into()],
+                }),
+                paused_until: None,
+                notes: String::new(),
+                created_at_ms: 0,
+            })
+            .unwrap();
+        svc.plan().unwrap();
+        sub.schedule = Some(Schedule {
+            days: (1..=7).collect(),
+            times: vec!["10:20".into()],
+        });
+        svc.store.put_subscriber(&sub).unwrap();
+        let (stop, rx) = watch::channel(false);
+        let run = tokio::spawn(run(svc.clone(), 10.0, 100, rx, Duration::from_secs(10)));
+        tokio::time::sleep(Duration::from_secs(40 * 60)).await;
+        stop.send(true).unwrap();
+        run.await.unwrap();
+        assert_eq!(placer.placed().len(), 1, "called once, at the new time");
+        let old = svc
+            .store
+            .check(&CheckId::scheduled(sub.id, jst("2026-11-24T10:00") / 1000))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (old.outcome, old.last_cause),
+            (Some(Outcome::NotAttempted), Some(Cause::Rescheduled))
+        );
+        let new = svc
+            .store
+            .check(&CheckId::scheduled(sub.id, jst("2026-11-24T10:20") / 1000))
+            .unwrap()
+            .unwrap();
+        assert_eq!(new.outcome, Some(Outcome::Fine));
     }
 
     /// A tenant's own rate applies beside the trunk's: at 1 call per

@@ -66,6 +66,7 @@ impl Signal {
                     | EndReason::InvalidTarget
                     | EndReason::SubscriberDeleted
                     | EndReason::Paused
+                    | EndReason::Rescheduled
                     | EndReason::Other(_)
             )
         {
