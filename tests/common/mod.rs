@@ -323,16 +323,8 @@ impl Daemon {
         self.child = Some(child);
         let start = Instant::now();
         loop {
-            if let Ok(s) = std::net::TcpStream::connect(&self.api) {
-                drop(s);
-                let r = Http {
-                    addr: self.api.clone(),
-                    token: String::new(),
-                }
-                .get("/healthz");
-                if r.status == 200 {
-                    break;
-                }
+            if healthz_ok(&self.api) {
+                break;
             }
             if let Some(c) = self.child.as_mut() {
                 if let Ok(Some(status)) = c.try_wait() {
@@ -394,6 +386,26 @@ impl Drop for Daemon {
             let _ = c.wait();
         }
     }
+}
+
+/// Whether `GET /healthz` at `addr` answers 200 now. Any error is "not
+/// yet": while nothing listens, a connect from an ephemeral port equal to
+/// the target port connects the socket to itself (TCP simultaneous open)
+/// and then resets — seen once in CI; such a connection is dropped.
+fn healthz_ok(addr: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    if s.local_addr().ok() == s.peer_addr().ok() {
+        return false;
+    }
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let req = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut raw = Vec::new();
+    s.write_all(req.as_bytes()).is_ok()
+        && s.read_to_end(&mut raw).is_ok()
+        && raw.starts_with(b"HTTP/1.1 200")
 }
 
 pub fn free_tcp_port() -> u16 {
@@ -470,7 +482,11 @@ impl Peer {
         let start = Instant::now();
         // Wait until it listens (TCP) or give it a moment (UDP).
         if tcp {
-            while std::net::TcpStream::connect(&addr).is_err() {
+            // (A connection to itself, TCP simultaneous open while nothing
+            // listens yet, is not the peer.)
+            while std::net::TcpStream::connect(&addr)
+                .map_or(true, |c| c.local_addr().ok() == c.peer_addr().ok())
+            {
                 assert!(
                     start.elapsed() < Duration::from_secs(10),
                     "{sub} did not listen"
