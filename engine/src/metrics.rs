@@ -125,6 +125,8 @@ pub struct Metrics {
     pub checks_planned: Counter,
     pub sip_retransmissions: Counter,
     pub malformed_sip: Counter,
+    /// SIP messages with a live call's Call-ID refused as not from its peer.
+    pub spoofed_sip: Counter,
     pub rtp_sent: Counter,
     pub rtp_received: Counter,
     pub rtp_malformed: Counter,
@@ -181,6 +183,7 @@ impl Default for Metrics {
             checks_planned: Counter::default(),
             sip_retransmissions: Counter::default(),
             malformed_sip: Counter::default(),
+            spoofed_sip: Counter::default(),
             rtp_sent: Counter::default(),
             rtp_received: Counter::default(),
             rtp_malformed: Counter::default(),
@@ -281,6 +284,11 @@ impl Metrics {
             "genki_sip_malformed_total",
             "Malformed SIP datagrams dropped.",
             &[("", self.malformed_sip.get())],
+        );
+        c(
+            "genki_sip_spoofed_total",
+            "SIP messages carrying a live call's Call-ID refused as not from the call's peer (another source, or another branch).",
+            &[("", self.spoofed_sip.get())],
         );
         c(
             "genki_rtp_packets_total",

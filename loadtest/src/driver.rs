@@ -344,6 +344,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Value> {
         max_call_ms: 120_000,
         calls: cfg.calls as u64,
         max_seconds: cfg.max_seconds,
+        leak_to: None,
         json: false,
         rtp_base: cfg.rtp_base,
         mix: Mix(Some(Arc::new(move |user: &str| lookup.get(user).cloned()))),

@@ -139,6 +139,10 @@ pub struct PhoneConfig {
     /// Exit after this many seconds whatever happens.
     #[arg(long, default_value_t = 300)]
     pub max_seconds: u64,
+    /// Copy every SIP datagram received to this UDP address (an
+    /// eavesdropper on the path, for tests of spoofed messages).
+    #[arg(long)]
+    pub leak_to: Option<SocketAddr>,
     /// Print one JSON line per finished call on stdout.
     #[arg(long)]
     pub json: bool,
@@ -474,6 +478,9 @@ pub async fn run(cfg: PhoneConfig) -> anyhow::Result<PhonesReport> {
             r = sock.recv_from(&mut buf) => {
                 let Ok((n, src)) = r else { continue };
                 let now = Instant::now();
+                if let Some(to) = cfg.leak_to {
+                    let _ = sock.send_to(&buf[..n], to).await;
+                }
                 let msg = match Message::parse(&buf[..n]) {
                     Ok(m) => m,
                     Err(e) => {

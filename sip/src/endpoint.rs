@@ -45,6 +45,10 @@ pub struct EndpointStats {
     pub stateless_replies: u64,
     /// SIP retransmissions of every call that has ended.
     pub retransmissions: u64,
+    /// Messages carrying a live call's Call-ID that the call refused: from
+    /// a source it never sent to, or a response on another branch (spoofs,
+    /// or a peer that answers from another port than it was sent to).
+    pub spoofed: u64,
 }
 
 struct Slot {
@@ -129,7 +133,9 @@ impl Endpoint {
         };
         if let Some(slot) = self.calls.get_mut(&msg.call_id) {
             let id = msg.call_id.clone();
-            slot.uac.handle_message(msg, src, now);
+            if !slot.uac.handle_message(msg, src, now) {
+                self.stats.spoofed += 1;
+            }
             self.service(&id, now);
         } else if let Some(reply) = stateless_reply(&msg) {
             self.stats.stateless_replies += 1;

@@ -125,6 +125,10 @@ pub struct UacCall {
     /// sent (§9.1). (A 100 stops the INVITE's Timer B, §17.1.1.2, so a
     /// CANCEL held back for a 180 that was lost would wait for ever.)
     provisional: bool,
+    /// The CANCEL (sent or pending) is the ring timeout's, not a hang-up:
+    /// a 2xx that crosses it is the person picking up just then, and is
+    /// taken (the call goes on) rather than hung up.
+    cancel_for_ring_timeout: bool,
     /// §9.1: if no final response arrives 64·T1 after CANCEL, give up.
     cancel_deadline: Option<Instant>,
     ring_deadline: Option<Instant>,
@@ -167,6 +171,7 @@ impl UacCall {
             cancel_tx: None,
             cancel_pending: false,
             provisional: false,
+            cancel_for_ring_timeout: false,
             cancel_deadline: None,
             ring_deadline: None,
             bye_tx: None,
@@ -247,6 +252,7 @@ impl UacCall {
 
     /// Hang up: BYE when answered, CANCEL while ringing (§9.1, §15.1.1).
     pub fn hangup(&mut self, now: Instant) {
+        self.cancel_for_ring_timeout = false;
         match self.state {
             State::Calling | State::Early => self.cancel(now),
             State::Confirmed => self.send_bye(CallEnd::LocalBye, now),
@@ -316,13 +322,46 @@ impl UacCall {
     }
 
     /// A datagram for this call (its Call-ID matched), from `source`.
-    pub fn handle_message(&mut self, msg: Message, source: SocketAddr, now: Instant) {
+    /// Returns false when it was refused as not from the call's peer: a
+    /// source the call never sent to, or a response to an INVITE that
+    /// is not ours (another branch). A Call-ID is not a secret (it travels
+    /// in clear through every hop); a stranger who learns it must not
+    /// answer, key or end the call.
+    pub fn handle_message(&mut self, msg: Message, source: SocketAddr, now: Instant) -> bool {
+        if !self.is_from_peer(source) {
+            return false;
+        }
         if msg.is_request() {
             self.handle_request(msg, source, now);
         } else {
+            // §17.1.3: a response belongs to the client transaction whose
+            // branch its top Via carries. A 2xx on another branch is not
+            // an answer to our INVITE (a retransmission of our own 2xx
+            // keeps our branch).
+            if msg.cseq_method == Method::Invite
+                && msg.branch.as_deref() != Some(self.invite_branch.as_str())
+            {
+                // A final response of an earlier INVITE of ours (before a
+                // digest retry) may still be retransmitted: dropped. A 2xx
+                // there is nobody's answer: refused.
+                return !msg.status().is_some_and(|s| (200..300).contains(&s));
+            }
             self.handle_response(msg, now);
         }
         self.flush(now);
+        true
+    }
+
+    /// Whether `source` is where this call's peer speaks from: the first hop
+    /// its INVITE went to (responses come back from where the request was
+    /// sent, RFC 3581 §4 / RFC 3261 §18.2.2), or the dialog's next hop
+    /// (its route or remote target, where in-dialog requests go and come from).
+    fn is_from_peer(&self, source: SocketAddr) -> bool {
+        source == self.cfg.next_hop
+            || self
+                .dialog
+                .as_ref()
+                .is_some_and(|d| d.next_hop(self.cfg.next_hop) == source)
     }
 
     fn handle_response(&mut self, msg: Message, now: Instant) {
@@ -455,7 +494,14 @@ impl UacCall {
         self.ack = Some(ack);
         self.dialog = Some(d);
         self.final_status = msg.status();
-        if self.cancel_deadline.is_some() || self.cancel_pending {
+        if (self.cancel_deadline.is_some() || self.cancel_pending) && self.cancel_for_ring_timeout {
+            // The person picked up just as the ring timeout's CANCEL left
+            // (or the answer was lost and its retransmission came after
+            // it): they are on the line, so the call goes on (§9.1 leaves
+            // the UAC free to keep a call its CANCEL crossed).
+            self.cancel_deadline = None;
+            self.cancel_pending = false;
+        } else if self.cancel_deadline.is_some() || self.cancel_pending {
             // The answer crossed our CANCEL: hang up at once, it was not answered in time.
             self.cancel_deadline = None;
             self.state = State::Confirmed;
@@ -600,6 +646,7 @@ impl UacCall {
         if self.ring_deadline.is_some_and(|t| now >= t) {
             self.ring_deadline = None;
             self.cancel(now);
+            self.cancel_for_ring_timeout = true;
         }
         if self.cancel_deadline.is_some_and(|t| now >= t) && self.state != State::Confirmed {
             self.cancel_deadline = None;

@@ -168,6 +168,7 @@ async fn run(
         flush(&sock, &mut ep, &mut owners).await;
         let stats = ep.stats();
         metrics.malformed_sip.add(stats.malformed - seen.malformed);
+        metrics.spoofed_sip.add(stats.spoofed - seen.spoofed);
         metrics
             .sip_retransmissions
             .add(stats.retransmissions - seen.retransmissions);

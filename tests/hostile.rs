@@ -1,0 +1,204 @@
+//! End-to-end: hostile input (issue 12), through the real `genki serve`.
+//!
+//! - Spoofed answers: during a live call, from sockets that are not the
+//!   callee, a 200 OK with a wrong branch and one with the right branch, a
+//!   BYE and an INFO `Signal=1` with the dialog's tags, RFC 4733 "1" from a
+//!   third address and from the callee's host with an undeclared SSRC. The
+//!   stored outcome is what the real phone pressed, the person's open case
+//!   is not resolved, and each SIP spoof is counted.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use common::*;
+use genki_sip::message::Message;
+use serde_json::json;
+
+/// A Tuesday morning in Tokyo that is not a holiday.
+const CLOCK: &str = "2026-11-24T10:00:00+09:00";
+
+/// The next SIP message the eavesdropper sees whose first line starts with `start`.
+fn overhear(leak: &UdpSocket, start: &str) -> Message {
+    let mut buf = vec![0u8; 65536];
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < until, "never overheard {start}");
+        let Ok((n, _)) = leak.recv_from(&mut buf) else {
+            continue;
+        };
+        if buf[..n].starts_with(start.as_bytes()) {
+            return Message::parse(&buf[..n]).expect("SIP");
+        }
+    }
+}
+
+/// RFC 4733 "1" (three packets, the last with E) from `sock` to `to`.
+fn key_one(sock: &UdpSocket, to: (&str, u16), ssrc: u32, seq: u16) {
+    for (k, end) in [(0u16, false), (1, false), (2, true)] {
+        let mut p = vec![0x80, 101];
+        p.extend_from_slice(&seq.wrapping_add(k).to_be_bytes());
+        p.extend_from_slice(&(seq as u32 * 160).to_be_bytes());
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        p.extend_from_slice(&[1, if end { 0x80 | 10 } else { 10 }, 0x03, 0x20]);
+        let _ = sock.send_to(&p, to);
+    }
+}
+
+#[test]
+fn spoofed_answers_keys_and_byes_from_strangers_change_nothing() {
+    let dir = temp_dir("hostile-spoof");
+    let d = Daemon::start(
+        dir.clone(),
+        &[("GENKI_SIP_T1_MS", "100")],
+        &["--clock-start", CLOCK],
+    );
+    let http = d.http();
+    let r = http.post(
+        "/v1/tenants",
+        &json!({"name": "spoof", "retry": {"max_attempts": 1, "spacing_minutes": 1, "retry_no_answer": false,
+            "retry_busy": false, "retry_failed": false, "retry_no_input": false, "carry_to_next_window": false}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let tid = r.json()["id"].as_u64().unwrap();
+    let port = free_port();
+    let r = http.post(
+        &format!("/v1/tenants/{tid}/subscribers"),
+        &json!({"name": "高橋 和子", "phone": format!("sip:1001@127.0.0.1:{port}")}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let sid = r.json()["id"].as_u64().unwrap();
+
+    // First the line is busy: a missed check opens the person's case.
+    let busy = phones(port, &["--behaviour", "busy"]);
+    let v = wait_done(&http, &check_now(&http, sid), Duration::from_secs(30));
+    assert_eq!(v["outcome"], "missed", "{v}");
+    phone_records(busy);
+    let open_case = poll(
+        &http,
+        &format!("/v1/tenants/{tid}/alerts"),
+        Duration::from_secs(20),
+        |v| v["alerts"].as_array().is_some_and(|a| !a.is_empty()),
+    )["alerts"][0]["id"]
+        .as_u64()
+        .unwrap();
+
+    // Then the person answers late and presses 2; an eavesdropper on the
+    // path sees every SIP datagram the phone receives.
+    let leak = UdpSocket::bind("127.0.0.1:0").unwrap();
+    leak.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let leak_to = leak.local_addr().unwrap().to_string();
+    let phone = phones(
+        port,
+        &[
+            "--answer-delay-ms",
+            "2000",
+            "--digits",
+            "2",
+            "--digit-delay-ms",
+            "3000",
+            "--leak-to",
+            &leak_to,
+        ],
+    );
+    let cid = check_now(&http, sid);
+    let invite = overhear(&leak, "INVITE");
+    let genki = ("127.0.0.1", d.sip_port);
+    let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sdp = String::from_utf8_lossy(&invite.body).to_string();
+    let rtp_port: u16 = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .expect("genki's RTP port in its offer");
+    let h = |name: &str| invite.header(name).unwrap_or("").to_string();
+    let stranger_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let answer = |via: &str| {
+        let body = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n",
+            stranger_rtp.local_addr().unwrap().port()
+        );
+        format!(
+            "SIP/2.0 200 OK\r\nVia: {via}\r\nFrom: {}\r\nTo: {};tag=spoofer\r\nCall-ID: {}\r\n\
+             CSeq: {}\r\nContact: <sip:x@{}>\r\nContent-Type: application/sdp\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            h("From"),
+            h("To"),
+            invite.call_id,
+            h("CSeq"),
+            stranger.local_addr().unwrap(),
+            body.len()
+        )
+    };
+    // While it rings: a 200 on a forged branch, and one on the right
+    // branch, both from the stranger.
+    let forged = h("Via").replace("branch=", "branch=z9hG4bKforged");
+    stranger.send_to(answer(&forged).as_bytes(), genki).unwrap();
+    stranger
+        .send_to(answer(&h("Via")).as_bytes(), genki)
+        .unwrap();
+    // The real answer: genki's ACK carries the callee's tag.
+    let ack = overhear(&leak, "ACK");
+    let callee_tag = ack.to_tag.clone().expect("callee's tag");
+    let genki_from = ack.header("From").unwrap().to_string();
+    let in_dialog = |method: &str, cseq: u32, ctype: &str, body: &str| {
+        format!(
+            "{method} sip:genki@127.0.0.1:{} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bKspoof{cseq}\r\n\
+             From: <sip:1001@127.0.0.1:{port}>;tag={callee_tag}\r\nTo: {genki_from}\r\nCall-ID: {}\r\n\
+             CSeq: {cseq} {method}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n{body}",
+            d.sip_port,
+            stranger.local_addr().unwrap(),
+            invite.call_id,
+            body.len()
+        )
+    };
+    // Before the real key (3 s after the answer): INFO "1", RFC 4733 "1"
+    // from two strangers, then a BYE.
+    stranger
+        .send_to(
+            in_dialog(
+                "INFO",
+                20,
+                "application/dtmf-relay",
+                "Signal=1\r\nDuration=160\r\n",
+            )
+            .as_bytes(),
+            genki,
+        )
+        .unwrap();
+    let third = UdpSocket::bind("127.0.0.2:0").unwrap();
+    for i in 0..20u16 {
+        key_one(&third, ("127.0.0.1", rtp_port), 0x0bad_cafe, i * 3);
+        key_one(
+            &stranger_rtp,
+            ("127.0.0.1", rtp_port),
+            0x5eed_0000 + i as u32,
+            i * 3,
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stranger
+        .send_to(in_dialog("BYE", 21, "text/plain", "").as_bytes(), genki)
+        .unwrap();
+
+    let v = wait_done(&http, &cid, Duration::from_secs(30));
+    assert_eq!(v["outcome"], "needs_contact", "what the phone pressed: {v}");
+    assert_eq!(v["attempts"][0]["digits"], "2", "{v}");
+    let recs = phone_records(phone);
+    assert_eq!(recs[0]["digits_sent"], "2");
+    assert_eq!(
+        recs[0]["ended_by"], "remote_bye",
+        "genki hung up, not the spoof"
+    );
+    let case = http.get(&format!("/v1/alerts/{open_case}")).json();
+    assert_ne!(case["state"], "resolved", "{case}");
+    let spoofed = metric(&http, "genki_sip_spoofed_total");
+    assert!(spoofed >= 4, "spoofs counted: {spoofed}");
+    // (Strangers' RTP is not counted here: once the call latched to the
+    // phone, its socket is connected to it and the kernel drops datagrams
+    // from anyone else before genki reads them.)
+}
