@@ -28,7 +28,8 @@ hook_out = open(os.path.join(d, "hook.jsonl"), "w")
 hook = subprocess.Popen([f"{BIN}/genki-loadtest", "webhook", "--listen", hook_addr, "--secret", SECRET, "--max-seconds", "600"], stdout=hook_out, stderr=subprocess.DEVNULL)
 phones = subprocess.Popen([f"{BIN}/genki-loadtest", "phones", "--listen", phone_addr, "--behaviour", "busy", "--calls", "0", "--max-seconds", "600"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 env = dict(os.environ, GENKI_STORAGE_PATH=d, GENKI_API_LISTEN=API, GENKI_SIP_BIND=f"127.0.0.1:{port(socket.SOCK_DGRAM)}",
-           GENKI_TRUNK_CPS="200", GENKI_TRUNK_MAX_CALLS="500", GENKI_ALERTS_PARALLEL="16")
+           GENKI_TRUNK_CPS="200", GENKI_TRUNK_MAX_CALLS="500", GENKI_ALERTS_PARALLEL="16",
+           GENKI_ALERTS_WEBHOOK_ALLOW="127.0.0.0/8")
 daemon = subprocess.Popen([f"{BIN}/genki", "serve", "--clock-start", "2026-11-24T10:00:00+09:00"], env=env, stderr=subprocess.DEVNULL)
 try:
     for _ in range(300):

@@ -26,6 +26,8 @@ fn daemon(name: &str, password: &str) -> (Daemon, Http, u64) {
             ("GENKI_SIP_T1_MS", "100"),
             ("GENKI_TRUNK_USER", "alice"),
             ("GENKI_TRUNK_PASSWORD", password),
+            // The phones stand for the trunk: credentials go only there.
+            ("GENKI_TRUNK_DOMAIN", "127.0.0.1"),
         ],
         &["--clock-start", CLOCK],
     );

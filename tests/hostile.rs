@@ -6,6 +6,8 @@
 //!   third address and from the callee's host with an undeclared SSRC. The
 //!   stored outcome is what the real phone pressed, the person's open case
 //!   is not resolved, and each SIP spoof is counted.
+//! - The trunk's digest credentials never answer a challenge from a host a
+//!   tenant names as a phone (no proxy, the trunk's domain elsewhere).
 
 mod common;
 
@@ -201,4 +203,222 @@ fn spoofed_answers_keys_and_byes_from_strangers_change_nothing() {
     // (Strangers' RTP is not counted here: once the call latched to the
     // phone, its socket is connected to it and the kernel drops datagrams
     // from anyone else before genki reads them.)
+}
+
+/// A tenant names a phone at a host that challenges (no proxy configured,
+/// the trunk's domain elsewhere): genki never answers the challenge with
+/// the trunk's credentials.
+#[test]
+fn the_trunk_credentials_never_answer_a_challenge_from_elsewhere() {
+    let dir = temp_dir("hostile-creds");
+    let d = Daemon::start(
+        dir.clone(),
+        &[
+            ("GENKI_SIP_T1_MS", "100"),
+            ("GENKI_TRUNK_USER", "alice"),
+            ("GENKI_TRUNK_PASSWORD", "s3cret"),
+            ("GENKI_TRUNK_DOMAIN", "trunk.example.jp"),
+        ],
+        &["--clock-start", CLOCK],
+    );
+    let http = d.http();
+    let r = http.post("/v1/tenants", &json!({"name": "creds"}));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let tid = r.json()["id"].as_u64().unwrap();
+    let port = free_port();
+    // The phone challenges every INVITE; an eavesdropper sees what it gets.
+    let leak = UdpSocket::bind("127.0.0.1:0").unwrap();
+    leak.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let leak_to = leak.local_addr().unwrap().to_string();
+    let collector = KillOnDrop(phones(
+        port,
+        &["--auth", "alice:s3cret", "--leak-to", &leak_to],
+    ));
+    let r = http.post(
+        &format!("/v1/tenants/{tid}/subscribers"),
+        &json!({"name": "偽", "phone": format!("sip:x@127.0.0.1:{port}")}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let cid = check_now(&http, r.json()["id"].as_u64().unwrap());
+    let v = poll(
+        &http,
+        &format!("/v1/checks/{cid}"),
+        Duration::from_secs(30),
+        |v| v["attempts"].as_array().is_some_and(|a| !a.is_empty()),
+    );
+    assert_eq!(v["attempts"][0]["end_reason"], "auth_failed:401", "{v}");
+    // Everything the phone received, until a second past the attempt.
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        if let Ok((n, _)) = leak.recv_from(&mut buf) {
+            seen.push(String::from_utf8_lossy(&buf[..n]).to_string());
+        }
+    }
+    drop(collector);
+    assert!(
+        seen.iter().any(|m| m.starts_with("INVITE ")),
+        "the phone was called: {seen:?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|m| m.to_ascii_lowercase().contains("authorization:")),
+        "credentials were sent to a phone: {seen:?}"
+    );
+}
+
+/// Watchers' webhooks aimed at genki's own network: the admin API itself,
+/// the cloud metadata address, [::1], a name that resolves to loopback,
+/// and an allowed receiver that answers 307 towards loopback. Each is
+/// refused or not followed, and the timeline says so without the detail.
+#[test]
+fn webhooks_never_reach_genkis_own_network() {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let dir = temp_dir("hostile-ssrf");
+    // Where a followed redirect (or a loopback POST) would land.
+    let target = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target_port = target.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicU64::new(0));
+    let h = hits.clone();
+    std::thread::spawn(move || {
+        for s in target.incoming().flatten() {
+            h.fetch_add(1, Ordering::SeqCst);
+            drop(s);
+        }
+    });
+    // An allowed receiver that redirects (307 keeps the POST) to loopback.
+    let redirector = TcpListener::bind("127.0.0.3:0").unwrap();
+    let redirector_addr = redirector.local_addr().unwrap();
+    let redirected = Arc::new(AtomicU64::new(0));
+    let r2 = redirected.clone();
+    std::thread::spawn(move || {
+        for mut s in redirector.incoming().flatten() {
+            r2.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 8192];
+            let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{target_port}/stolen\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    let busy_port = free_port();
+    let busy = phones(busy_port, &["--behaviour", "busy"]);
+    let d = Daemon::start(
+        dir.clone(),
+        &[
+            ("GENKI_SIP_T1_MS", "100"),
+            ("GENKI_ALERTS_WEBHOOK_ALLOW", "127.0.0.3/32"),
+            ("GENKI_ALERTS_BACKOFF_S", "1"),
+            ("GENKI_ALERTS_MAX_TRIES", "2"),
+        ],
+        &["--clock-start", CLOCK],
+    );
+    let http = d.http();
+    let r = http.post(
+        "/v1/tenants",
+        &json!({"name": "ssrf", "retry": {"max_attempts": 1, "spacing_minutes": 1, "retry_no_answer": false,
+            "retry_busy": false, "retry_failed": false, "retry_no_input": false, "carry_to_next_window": false}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let tid = r.json()["id"].as_u64().unwrap();
+    let urls = [
+        format!("http://{}/v1/tenants", d.api),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        format!("http://[::1]:{target_port}/"),
+        format!("http://localhost:{target_port}/"),
+        format!("http://{redirector_addr}/hook"),
+    ];
+    let watchers: Vec<u64> = urls
+        .iter()
+        .enumerate()
+        .map(|(i, url)| {
+            let r = http.post(
+                &format!("/v1/tenants/{tid}/watchers"),
+                &json!({"name": format!("w{i}"), "webhook_url": url, "webhook_secret": "watcher-secret-0123"}),
+            );
+            assert_eq!(r.status, 201, "{url}: {}", r.body);
+            r.json()["id"].as_u64().unwrap()
+        })
+        .collect();
+    let r = http.request(
+        "PUT",
+        &format!("/v1/tenants/{tid}/ladder"),
+        Some(
+            json!({"tiers": [{"watchers": watchers, "deadline_s": 3600}]})
+                .to_string()
+                .as_bytes(),
+        ),
+        &[("Content-Type", "application/json")],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = http.post(
+        &format!("/v1/tenants/{tid}/subscribers"),
+        &json!({"name": "山本", "phone": format!("sip:b@127.0.0.1:{busy_port}")}),
+    );
+    let sid = r.json()["id"].as_u64().unwrap();
+    let v = wait_done(&http, &check_now(&http, sid), Duration::from_secs(30));
+    assert_eq!(v["outcome"], "missed", "{v}");
+    phone_records(busy);
+    let case_id = poll(
+        &http,
+        &format!("/v1/tenants/{tid}/alerts?state=open"),
+        Duration::from_secs(15),
+        |v| v["alerts"].as_array().is_some_and(|a| a.len() == 1),
+    )["alerts"][0]["id"]
+        .as_u64()
+        .unwrap();
+    let case = poll(
+        &http,
+        &format!("/v1/alerts/{case_id}"),
+        Duration::from_secs(60),
+        |v| {
+            v["notifications"]
+                .as_array()
+                .is_some_and(|ns| ns.len() == 5 && ns.iter().all(|n| n["state"] == "given_up"))
+        },
+    );
+    let errors: Vec<String> = case["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["last_error"].as_str().unwrap_or("").to_string())
+        .collect();
+    for e in &errors {
+        for detail in [
+            "127.0.0",
+            "169.254",
+            "::1",
+            "localhost",
+            "os error",
+            "tcp",
+            "refused",
+        ] {
+            assert!(!e.contains(detail), "internal detail {detail:?} in {e:?}");
+        }
+    }
+    assert_eq!(
+        errors.iter().filter(|e| e.contains("not allowed")).count(),
+        4,
+        "{errors:#?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("307") && e.contains("not followed")),
+        "{errors:#?}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing reached loopback");
+    assert!(
+        redirected.load(Ordering::SeqCst) >= 1,
+        "the allowed receiver was posted to"
+    );
 }

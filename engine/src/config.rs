@@ -184,6 +184,10 @@ pub struct Alerts {
     pub webhook_timeout_s: u64,
     /// Deliveries (calls, POSTs, e-mails) in progress at once.
     pub parallel: usize,
+    /// Networks (comma-separated CIDRs, e.g. `10.0.0.0/8,127.0.0.1/32`)
+    /// watchers' webhooks may reach although they are loopback, private,
+    /// link-local or multicast; empty: only public addresses.
+    pub webhook_allow: String,
 }
 
 impl Default for Config {
@@ -235,6 +239,7 @@ impl Default for Config {
                 backoff_s: 60,
                 webhook_timeout_s: 10,
                 parallel: 16,
+                webhook_allow: String::new(),
             },
             operator: Operator {
                 webhook: String::new(),
@@ -423,6 +428,21 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The networks of `[alerts] webhook_allow`.
+    pub fn webhook_allow(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.alerts
+            .webhook_allow
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("{s:?} is not a CIDR like 10.0.0.0/8 or an address"))
+            })
+            .collect()
+    }
+
     fn validate(&self) -> Result<(), String> {
         crate::telephony::net::parse_port_range(&self.sip.rtp_ports)
             .map_err(|e| format!("sip.rtp_ports: {e}"))?;
@@ -441,6 +461,8 @@ impl Config {
         if !(self.trunk.cps > 0.0 && self.trunk.cps <= 10_000.0) {
             return Err("trunk.cps: must be above 0 and at most 10000".into());
         }
+        self.webhook_allow()
+            .map_err(|e| format!("alerts.webhook_allow: {e}"))?;
         if self.trunk.circuit_open_s == 0 || self.trunk.circuit_open_s > 600 {
             return Err("trunk.circuit_open_s: must be 1–600".into());
         }

@@ -1420,6 +1420,7 @@ mod tests {
             calls,
             clock: clock.clone(),
             http: reqwest::Client::new(),
+            webhook_guard: Default::default(),
             webhook_timeout: Duration::from_secs(10),
             smtp: None,
         });

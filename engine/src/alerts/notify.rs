@@ -23,7 +23,9 @@ pub struct Notifier {
     /// Placing a watcher call: the same context as the due loop's calls.
     pub calls: Arc<CallContext>,
     pub clock: Arc<dyn Clock>,
+    /// Watchers' webhooks: a [`webhook::client`] over `webhook_guard`.
     pub http: reqwest::Client,
+    pub webhook_guard: std::sync::Arc<webhook::Guard>,
     pub webhook_timeout: Duration,
     pub smtp: Option<Smtp>,
 }
@@ -57,6 +59,7 @@ impl Notifier {
             Channel::Webhook => {
                 webhook::send(
                     &self.http,
+                    &self.webhook_guard,
                     self.webhook_timeout,
                     n,
                     &case,

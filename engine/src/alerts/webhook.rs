@@ -8,9 +8,21 @@
 //! `Idempotency-Key`) as the event's identity: delivery is at-least-once,
 //! and a retry after a timeout or a crash carries the same id and body.
 //!
-//! Depends on: reqwest (HTTP client), hmac/sha2, genki-store records,
-//! [`super::delivery`].
+//! A watcher's URL is a tenant's input: [`Guard`] keeps it from reaching
+//! genki's own network (the admin API on loopback, a cloud's metadata
+//! service at 169.254.169.254, private ranges) — checked on the resolved
+//! addresses at connect time (a resolver that filters them), so a name
+//! that resolves to a public address at validation and a private one at
+//! delivery (DNS rebinding) does not pass; redirects are not followed (a
+//! 307/308 would carry the POST and its signature elsewhere); and what a
+//! failure writes into the tenant-readable timeline says what kind of
+//! failure it was, never the internal detail (a port scanner otherwise).
+//!
+//! Depends on: reqwest (HTTP client), hmac/sha2, ipnet, genki-store
+//! records, [`super::delivery`].
 
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use genki_store::{AlertCase, Notification, Subscriber, Watcher};
@@ -24,6 +36,107 @@ use super::delivery::{failed, Delivery};
 pub const SIGNATURE_HEADER: &str = "Genki-Signature";
 /// Header carrying the event id (also sent as `Idempotency-Key`).
 pub const EVENT_HEADER: &str = "Genki-Event-Id";
+
+/// Whether genki refuses to post to `ip` unless the operator allows it:
+/// loopback, unspecified, private (RFC 1918, RFC 4193 ULA), shared
+/// (100.64/10), link-local (incl. 169.254.169.254), multicast, broadcast,
+/// documentation and "this network" addresses, IPv4-mapped ones too.
+pub fn forbidden(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v) => {
+            let o = v.octets();
+            v.is_loopback()
+                || v.is_private()
+                || v.is_link_local()
+                || v.is_unspecified()
+                || v.is_multicast()
+                || v.is_broadcast()
+                || v.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v) => {
+            let s = v.segments();
+            v.is_loopback()
+                || v.is_unspecified()
+                || v.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || v.to_ipv4_mapped().is_some_and(|m| forbidden(IpAddr::V4(m)))
+        }
+    }
+}
+
+/// Which addresses watchers' webhooks may reach: every public address,
+/// and the forbidden ones only inside the operator's `allow` list
+/// (`[alerts] webhook_allow`).
+#[derive(Debug, Default, Clone)]
+pub struct Guard {
+    pub allow: Vec<ipnet::IpNet>,
+}
+
+impl Guard {
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        !forbidden(ip) || self.allow.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// Resolves a webhook's host and keeps only the addresses the guard
+/// permits: the check happens at connect time, on what is connected to.
+struct GuardedResolver(Arc<Guard>);
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let guard = self.0.clone();
+        Box::pin(async move {
+            let all: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let ok: Vec<SocketAddr> = all.into_iter().filter(|a| guard.permits(a.ip())).collect();
+            if ok.is_empty() {
+                return Err(Box::new(NotAllowed) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(ok.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The webhook's host resolves only to addresses genki does not post to.
+#[derive(Debug)]
+struct NotAllowed;
+
+impl std::fmt::Display for NotAllowed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the address is not allowed")
+    }
+}
+
+impl std::error::Error for NotAllowed {}
+
+/// The HTTP client for watchers' webhooks: guarded resolution, no redirects.
+pub fn client(guard: Arc<Guard>) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!("genki/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(Arc::new(GuardedResolver(guard)))
+        .build()
+}
+
+/// Why a POST failed, in words safe for the tenant's timeline.
+fn describe(e: &reqwest::Error) -> &'static str {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<NotAllowed>() {
+            return "the webhook's address is not allowed (loopback, private, link-local or multicast)";
+        }
+        source = s.source();
+    }
+    if e.is_timeout() {
+        "the webhook did not answer in time"
+    } else if e.is_connect() {
+        "could not connect to the webhook"
+    } else {
+        "the webhook request failed"
+    }
+}
 
 /// `t=<t>,v1=<hex hmac>` over `"<t>.<body>"`.
 pub fn sign(secret: &[u8], t: u64, body: &[u8]) -> String {
@@ -71,9 +184,12 @@ pub fn event_body(
     })
 }
 
-/// POST the event to the watcher's URL; 2xx is delivered.
+/// POST the event to the watcher's URL; 2xx is delivered. `http` must be
+/// a [`client`] with the same `guard` (it checks names as they resolve;
+/// the guard here checks a URL that names an address directly).
 pub async fn send(
     http: &reqwest::Client,
+    guard: &Guard,
     timeout: Duration,
     n: &Notification,
     case: &AlertCase,
@@ -83,6 +199,19 @@ pub async fn send(
     let Some(url) = &w.webhook_url else {
         return failed("the watcher has no webhook URL", false);
     };
+    let literal = reqwest::Url::parse(url).ok().and_then(|u| {
+        u.host_str()?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .ok()
+    });
+    if literal.is_some_and(|ip| !guard.permits(ip)) {
+        return failed(
+            "the webhook's address is not allowed (loopback, private, link-local or multicast)",
+            false,
+        );
+    }
     let body = serde_json::to_vec(&event_body(n, case, w, sub)).expect("JSON");
     // Real wall-clock time, not the service clock (which tests shift):
     // the replay window compares it with the receiver's clock.
@@ -111,9 +240,16 @@ pub async fn send(
             let s = resp.status().as_u16();
             // 4xx other than timeout/too-early/rate-limit: the receiver refuses this event.
             let retry = !(400..500).contains(&s) || matches!(s, 408 | 425 | 429);
-            failed(format!("HTTP {s} from {url}"), retry)
+            if (300..400).contains(&s) {
+                return failed(format!("HTTP {s}: redirects are not followed"), false);
+            }
+            failed(format!("HTTP {s}"), retry)
         }
-        Err(e) => failed(format!("{url}: {e}"), true),
+        Err(e) => {
+            tracing::debug!(watcher = w.id, error = %e, "webhook delivery failed");
+            let not_allowed = describe(&e).contains("not allowed");
+            failed(describe(&e), !not_allowed)
+        }
     }
 }
 

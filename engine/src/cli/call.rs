@@ -227,6 +227,7 @@ pub async fn place_call(opts: CallOptions) -> Result<CallReport, CallError> {
             .unwrap_or_else(|| format!("sip:genki@{adv_ip}")),
         proxy: opts.proxy.as_ref().map(|_| next_hop),
         credentials: opts.credentials.clone(),
+        credentials_host: None,
         rtp_ip: adv_ip,
         media,
         ring_timeout: opts.ring_timeout,

@@ -214,6 +214,9 @@ pub async fn run(
         proxy,
         credentials: (!cfg.trunk.user.is_empty())
             .then(|| (cfg.trunk.user.clone(), cfg.trunk.password.clone())),
+        // Only the trunk may collect its credentials: calls through the
+        // proxy, or to the trunk's domain.
+        credentials_host: Some(cfg.trunk.domain.clone()),
         rtp_ip: ip,
         media,
         ring_timeout: Duration::from_secs(cfg.sip.ring_timeout_s),
@@ -283,13 +286,15 @@ pub async fn run(
     metrics
         .alerts_open
         .add(crate::rt::blocking(|| store.open_case_count())? as i64);
+    let webhook_guard = Arc::new(crate::alerts::webhook::Guard {
+        allow: cfg.webhook_allow().map_err(ServeError::Http)?,
+    });
     let notifier = Arc::new(Notifier {
         calls,
         clock: svc.clock.clone(),
-        http: reqwest::Client::builder()
-            .user_agent(concat!("genki/", env!("CARGO_PKG_VERSION")))
-            .build()
+        http: crate::alerts::webhook::client(webhook_guard.clone())
             .map_err(|e| ServeError::Http(e.to_string()))?,
+        webhook_guard,
         webhook_timeout: Duration::from_secs(cfg.alerts.webhook_timeout_s),
         smtp: (!cfg.alerts.smtp_relay.is_empty()).then(|| Smtp {
             relay: cfg.alerts.smtp_relay.clone(),
@@ -338,9 +343,15 @@ pub async fn run(
     if cfg.operator.webhook.is_empty() {
         warn!("no [operator] webhook: operator notices (trunk down, storage failing) are only logged and counted");
     }
+    // The operator's own URL is the operator's choice (it may well be on
+    // the local network): a plain client, without the watchers' guard.
+    let operator_http = reqwest::Client::builder()
+        .user_agent(concat!("genki/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ServeError::Http(e.to_string()))?;
     tokio::spawn(crate::alerts::operator::run(
         notices_rx,
-        notifier.http.clone(),
+        operator_http,
         (!cfg.operator.webhook.is_empty()).then(|| crate::alerts::operator::Target {
             url: cfg.operator.webhook.clone(),
             secret: cfg.operator.webhook_secret.clone(),

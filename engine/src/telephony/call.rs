@@ -128,6 +128,12 @@ pub struct CallSetup {
     /// The trunk's outbound proxy, resolved; None: each call goes to its URI's host.
     pub proxy: Option<SocketAddr>,
     pub credentials: Option<(String, String)>,
+    /// Where `credentials` may answer a digest challenge: None, on every
+    /// call (`genki call`, whose user typed them for this call); Some(host),
+    /// only on calls through the trunk's proxy or to that host (the trunk's
+    /// domain; empty: through the proxy only). A tenant who names a phone
+    /// `sip:x@somewhere` must not collect the trunk's credentials there.
+    pub credentials_host: Option<String>,
     pub rtp_ip: IpAddr,
     /// The media workers every call's RTP runs on.
     pub media: Arc<MediaRuntime>,
@@ -183,6 +189,20 @@ pub struct Ending {
     /// genki ended the call for a fault of its own or of the network
     /// (media, an unusable SDP answer): never the person's silence.
     pub fault: Option<EndReason>,
+}
+
+/// Whether the trunk's credentials may answer a challenge on a call to `to`
+/// (see [`CallSetup::credentials_host`]).
+fn credentials_allowed(setup: &CallSetup, to: &str) -> bool {
+    let Some(host) = &setup.credentials_host else {
+        return true;
+    };
+    if setup.proxy.is_some() {
+        return true;
+    }
+    let trunk = host.split(':').next().unwrap_or("");
+    !trunk.is_empty()
+        && genki_sip::message::uri_host_port(to).is_some_and(|(h, _)| h.eq_ignore_ascii_case(trunk))
 }
 
 /// The one mapping from a call's end to what its attempt records: the end
@@ -304,7 +324,10 @@ pub async fn run_call(
         local_addr: setup.endpoint.local_addr,
         next_hop,
         outbound_proxy: setup.proxy.is_some(),
-        credentials: setup.credentials.clone(),
+        credentials: setup
+            .credentials
+            .clone()
+            .filter(|_| credentials_allowed(setup, to)),
         sdp_offer: offer.into_bytes(),
         call_id: call_id.clone(),
         local_tag: format!("{:08x}", rand::random::<u32>()),
