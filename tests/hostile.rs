@@ -422,3 +422,61 @@ fn webhooks_never_reach_genkis_own_network() {
         "the allowed receiver was posted to"
     );
 }
+
+/// A tenant's token cannot raise its own trunk share (`cps`, `max_calls`:
+/// the operator's), and the outcomes CSV never hands Excel a formula from
+/// a name a tenant typed.
+#[test]
+fn tenants_cannot_raise_their_limits_and_csv_cells_are_not_formulas() {
+    let dir = temp_dir("hostile-tenant");
+    let d = Daemon::start(
+        dir.clone(),
+        &[("GENKI_SIP_T1_MS", "100")],
+        &["--clock-start", CLOCK],
+    );
+    let http = d.http();
+    let r = http.post(
+        "/v1/tenants",
+        &json!({"name": "limits", "cps": 2, "retry": {"max_attempts": 1, "spacing_minutes": 1,
+            "retry_no_answer": false, "retry_busy": false, "retry_failed": false,
+            "retry_no_input": false, "carry_to_next_window": false}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let tid = r.json()["id"].as_u64().unwrap();
+    let tenant = http.with_token(r.json()["token"].as_str().unwrap());
+    for body in [json!({"cps": 1000}), json!({"max_calls": 100000})] {
+        let r = tenant.patch(&format!("/v1/tenants/{tid}"), &body);
+        assert_eq!(r.status, 403, "{body}: {}", r.body);
+    }
+    assert_eq!(tenant.get(&format!("/v1/tenants/{tid}")).json()["cps"], 2.0);
+    let r = http.patch(&format!("/v1/tenants/{tid}"), &json!({"cps": 5}));
+    assert_eq!(r.status, 200, "the operator may: {}", r.body);
+
+    let port = free_port();
+    let busy = phones(port, &["--behaviour", "busy"]);
+    let r = tenant.post(
+        &format!("/v1/tenants/{tid}/subscribers"),
+        &json!({"name": "=HYPERLINK(\"http://evil.example\",\"x\")", "phone": format!("sip:f@127.0.0.1:{port}")}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let v = wait_done(
+        &tenant,
+        &check_now(&tenant, r.json()["id"].as_u64().unwrap()),
+        Duration::from_secs(30),
+    );
+    assert!(v["outcome"].is_string(), "{v}");
+    phone_records(busy);
+    let csv = tenant
+        .request(
+            "GET",
+            &format!("/v1/tenants/{tid}/outcomes?from=0"),
+            None,
+            &[("Accept", "text/csv")],
+        )
+        .body;
+    assert!(csv.contains("'=HYPERLINK"), "{csv}");
+    assert!(
+        !csv.contains(",=HYPERLINK") && !csv.contains(",\"=HYPERLINK"),
+        "{csv}"
+    );
+}

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub api: Api,
@@ -188,6 +188,14 @@ pub struct Alerts {
     /// watchers' webhooks may reach although they are loopback, private,
     /// link-local or multicast; empty: only public addresses.
     pub webhook_allow: String,
+}
+
+/// The configuration as `--print-config` shows it: secrets masked, so a
+/// `{:?}` in a log or a panic message never carries a password or token.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.printable())
+    }
 }
 
 impl Default for Config {
@@ -489,6 +497,24 @@ impl Config {
                 self.trunk.proxy
             ));
         }
+        // Bounded so that no duration can overflow `Instant` arithmetic
+        // (a huge value would panic where a deadline is computed).
+        for (name, v, lo, hi) in [
+            ("sip.ring_timeout_s", self.sip.ring_timeout_s, 1, 600),
+            ("scheduler.drain_s", self.scheduler.drain_s, 0, 3600),
+            ("scheduler.tick_ms", self.scheduler.tick_ms, 1, 60_000),
+            (
+                "alerts.webhook_timeout_s",
+                self.alerts.webhook_timeout_s,
+                1,
+                300,
+            ),
+            ("alerts.backoff_s", self.alerts.backoff_s, 1, 86_400),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                return Err(format!("{name}: must be {lo}–{hi}"));
+            }
+        }
         if self.scheduler.tick_ms == 0
             || self.scheduler.plan_days == 0
             || self.scheduler.plan_days > 14
@@ -533,6 +559,9 @@ impl Config {
         if !c.api.operator_token.is_empty() {
             c.api.operator_token = "********".into();
         }
+        if !c.operator.webhook_secret.is_empty() {
+            c.operator.webhook_secret = "********".into();
+        }
         toml::to_string_pretty(&c).expect("config serialises")
     }
 }
@@ -546,6 +575,41 @@ mod tests {
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()
+    }
+
+    /// Issue 12: no secret in `{:?}`, and no duration so large that a
+    /// deadline computed from it would overflow (and panic).
+    #[test]
+    fn secrets_are_masked_in_debug_and_durations_are_bounded() {
+        let c = Config::load(
+            None,
+            &env(&[
+                ("GENKI_TRUNK_PASSWORD", "trunk-pass-xyz"),
+                ("GENKI_API_OPERATOR_TOKEN", "gk_op_secret_xyz"),
+                ("GENKI_ALERTS_SMTP_PASSWORD", "smtp-pass-xyz"),
+                ("GENKI_OPERATOR_WEBHOOK", "https://ops.example/hook"),
+                ("GENKI_OPERATOR_WEBHOOK_SECRET", "op-hook-secret-xyz-123"),
+            ]),
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        for secret in [
+            "trunk-pass-xyz",
+            "gk_op_secret_xyz",
+            "smtp-pass-xyz",
+            "op-hook-secret-xyz-123",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        for (var, value) in [
+            ("GENKI_SIP_RING_TIMEOUT_S", "99999999999"),
+            ("GENKI_SCHEDULER_DRAIN_S", "99999999999"),
+            ("GENKI_ALERTS_WEBHOOK_TIMEOUT_S", "0"),
+            ("GENKI_ALERTS_BACKOFF_S", "99999999999"),
+        ] {
+            let e = Config::load(None, &env(&[(var, value)])).unwrap_err();
+            assert!(e.to_string().contains("must be"), "{var}: {e}");
+        }
     }
 
     #[test]

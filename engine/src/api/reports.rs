@@ -86,6 +86,27 @@ pub(crate) fn parse_instant(field: &str, v: &str, cal: &Calendar) -> R<u64> {
     ))
 }
 
+/// A cell a spreadsheet will not run as a formula (CSV injection, OWASP):
+/// text starting with `=`, `@`, a tab or a carriage return, or with `+` or
+/// `-` not followed by a plain number (a phone number like `+81 3…` stays
+/// as it is), gets a leading apostrophe.
+pub(crate) fn csv_safe(cell: &str) -> String {
+    let mut chars = cell.chars();
+    let risky = match chars.next() {
+        Some('=' | '@' | '\t' | '\r') => true,
+        Some('+' | '-') => !chars
+            .as_str()
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '(' | ')')),
+        _ => false,
+    };
+    if risky {
+        format!("'{cell}")
+    } else {
+        cell.to_string()
+    }
+}
+
 #[utoipa::path(
     get,
     path = "/v1/tenants/{id}/outcomes",
@@ -160,8 +181,8 @@ pub(crate) async fn outcomes(
             let _ = w.write_record([
                 c.id.to_string(),
                 c.id.subscriber_id.to_string(),
-                name,
-                phone,
+                csv_safe(&name),
+                csv_safe(&phone),
                 c.outcome.map(|o| o.as_str()).unwrap_or("").to_string(),
                 c.attempts.to_string(),
                 c.last_cause
@@ -269,4 +290,31 @@ pub(crate) async fn summary(
             not_yet_fine: not_reached,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_safe;
+
+    #[test]
+    fn formulas_are_neutralised_and_phone_numbers_kept() {
+        for bad in [
+            "=HYPERLINK(\"http://x\")",
+            "@SUM(A1)",
+            "+cmd|' /C calc'!A0",
+            "-2+3+cmd|x",
+            "\t=1",
+        ] {
+            assert!(csv_safe(bad).starts_with('\''), "{bad}");
+        }
+        for ok in [
+            "+81 3-1234-5678",
+            "-1",
+            "山田 花子",
+            "sip:1001@127.0.0.1:5080",
+            "",
+        ] {
+            assert_eq!(csv_safe(ok), ok);
+        }
+    }
 }

@@ -174,6 +174,22 @@ pub(crate) async fn patch_tenant(
     StrictJson(p): StrictJson<TenantPatch>,
 ) -> R<Response> {
     let mut t = load_tenant(&api, who, id)?;
+    // The trunk is the operator's: a tenant cannot raise its own share.
+    if who != Caller::Operator {
+        for (field, set) in [
+            ("cps", p.cps.is_some()),
+            ("max_calls", p.max_calls.is_some()),
+        ] {
+            if set {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    format!("{field} is set by the operator"),
+                )
+                .field(field));
+            }
+        }
+    }
     apply_tenant_patch(&api, &mut t, p)?;
     api.svc.store.put_tenant(&t)?;
     api.svc.store.audit(
