@@ -120,7 +120,11 @@ pub async fn call(
             r.attempt.end_reason,
             EndReason::InvalidTarget | EndReason::Unresolvable
         ) {
-            warn!(watcher = w.id, %to, "watcher's phone cannot be dialled");
+            warn!(
+                watcher = w.id,
+                to = %crate::telephony::call::redacted(&to),
+                "watcher's phone cannot be dialled"
+            );
         }
         return failed(format!("{cause} ({})", r.attempt.end_reason), true);
     }

@@ -191,6 +191,19 @@ pub struct Ending {
     pub fault: Option<EndReason>,
 }
 
+/// A call's target as logs show it: the user part (a person's phone
+/// number) hidden, the host kept (what an operator needs to see which
+/// route failed). Logs travel further than the database.
+pub fn redacted(to: &str) -> String {
+    match to.split_once('@') {
+        Some((user, host)) => {
+            let scheme = user.split_once(':').map(|(s, _)| s).unwrap_or("sip");
+            format!("{scheme}:***@{host}")
+        }
+        None => "***".to_string(),
+    }
+}
+
 /// Whether the trunk's credentials may answer a challenge on a call to `to`
 /// (see [`CallSetup::credentials_host`]).
 fn credentials_allowed(setup: &CallSetup, to: &str) -> bool {
@@ -273,7 +286,7 @@ pub async fn run_call(
         None => match crate::telephony::net::resolve_uri(to).await {
             Ok(a) => a,
             Err(e) => {
-                warn!(%to, error = %e, "cannot resolve the subscriber's address");
+                warn!(to = %redacted(to), error = %e, "cannot resolve the subscriber's address");
                 return fail(attempt, EndReason::Unresolvable);
             }
         },
@@ -293,7 +306,7 @@ pub async fn run_call(
     let slot = match setup.media.reserve() {
         Ok(s) => s,
         Err(e) => {
-            warn!(%to, error = %e, "no media for the call; not dialled");
+            warn!(to = %redacted(to), error = %e, "no media for the call; not dialled");
             return media_failed(attempt, MediaFailure::Setup);
         }
     };
@@ -338,7 +351,7 @@ pub async fn run_call(
     let mut events = match setup.endpoint.start(cfg) {
         Ok(rx) => rx,
         Err(e) => {
-            warn!(%call_id, %to, error = %e, "call not placed");
+            warn!(%call_id, to = %redacted(to), error = %e, "call not placed");
             return fail(attempt, EndReason::InvalidTarget);
         }
     };
@@ -620,6 +633,16 @@ mod tests {
                 "{end:?}"
             );
         }
+    }
+
+    #[test]
+    fn logged_targets_hide_the_phone_number() {
+        assert_eq!(
+            redacted("sip:0312345678@trunk.example"),
+            "sip:***@trunk.example"
+        );
+        assert_eq!(redacted("sips:x@[::1]:5061"), "sips:***@[::1]:5061");
+        assert_eq!(redacted("0312345678"), "***");
     }
 
     #[test]
