@@ -116,32 +116,12 @@ fn a_carrier_outage_holds_every_check_tells_the_operator_once_and_no_watcher() {
     );
     let http = d.http();
     // The harshest policy for false alarms: one attempt per check.
-    let r = http.post(
-        "/v1/tenants",
+    let tid = create_tenant(
+        &http,
         &json!({"name": "outage", "window_start": "08:00", "window_end": "20:00",
-            "retry": {"max_attempts": 1, "spacing_minutes": 1, "retry_no_answer": false,
-            "retry_busy": false, "retry_failed": false, "retry_no_input": false,
-            "carry_to_next_window": false}}),
+            "retry": no_retries()}),
     );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let tid = r.json()["id"].as_u64().unwrap();
-    let r = http.post(
-        &format!("/v1/tenants/{tid}/watchers"),
-        &json!({"name": "家族", "webhook_url": format!("http://{}/w", watchers.addr), "webhook_secret": W_SECRET}),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let w = r.json()["id"].as_u64().unwrap();
-    let r = http.request(
-        "PUT",
-        &format!("/v1/tenants/{tid}/ladder"),
-        Some(
-            json!({"tiers": [{"watchers": [w], "deadline_s": 3600}]})
-                .to_string()
-                .as_bytes(),
-        ),
-        &[("Content-Type", "application/json")],
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    webhook_ladder(&http, tid, &format!("http://{}/w", watchers.addr), W_SECRET);
     let n = 200;
     let checks: Vec<String> = (0..n)
         .map(|i| {
@@ -525,11 +505,7 @@ fn undecodable_records_are_quarantined_and_everything_else_goes_on() {
     let mut d = Daemon::start(dir.clone(), &env, &["--clock-start", CLOCK]);
     let http = d.http();
     let tenant = |name: &str| {
-        let r = http.post(
-            "/v1/tenants",
-            &json!({"name": name, "retry": {"max_attempts": 1, "spacing_minutes": 1, "retry_no_answer": false,
-                "retry_busy": false, "retry_failed": false, "retry_no_input": false, "carry_to_next_window": false}}),
-        );
+        let r = http.post("/v1/tenants", &json!({"name": name, "retry": no_retries()}));
         assert_eq!(r.status, 201, "{}", r.body);
         r.json()["id"].as_u64().unwrap()
     };
@@ -545,23 +521,7 @@ fn undecodable_records_are_quarantined_and_everything_else_goes_on() {
     };
     let answers = enrol(healthy, format!("sip:a@127.0.0.1:{fine_port}"));
     let is_busy = enrol(healthy, format!("sip:b@127.0.0.1:{busy_port}"));
-    let r = http.post(
-        &format!("/v1/tenants/{healthy}/watchers"),
-        &json!({"name": "家族", "webhook_url": format!("http://{}/w", hook.addr), "webhook_secret": W_SECRET}),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let w = r.json()["id"].as_u64().unwrap();
-    let r = http.request(
-        "PUT",
-        &format!("/v1/tenants/{healthy}/ladder"),
-        Some(
-            json!({"tiers": [{"watchers": [w], "deadline_s": 3600}]})
-                .to_string()
-                .as_bytes(),
-        ),
-        &[("Content-Type", "application/json")],
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    webhook_ladder(&http, healthy, &format!("http://{}/w", hook.addr), W_SECRET);
     let (code, _) = d.terminate();
     assert_eq!(code, 0);
 
@@ -659,8 +619,7 @@ fn two_sigkills_in_a_row_mid_round_leave_every_check_one_right_outcome() {
     let http = d.http();
     let r = http.post(
         "/v1/tenants",
-        &json!({"name": "kill", "retry": {"max_attempts": 1, "spacing_minutes": 1, "retry_no_answer": false,
-            "retry_busy": false, "retry_failed": false, "retry_no_input": false, "carry_to_next_window": false}}),
+        &json!({"name": "kill", "retry": no_retries()}),
     );
     assert_eq!(r.status, 201, "{}", r.body);
     let tid = r.json()["id"].as_u64().unwrap();
@@ -769,8 +728,7 @@ fn deleted_and_paused_people_get_no_call_and_no_alert_over_three_days() {
     let http = d.http();
     let r = http.post(
         "/v1/tenants",
-        &json!({"name": "lifecycle", "retry": {"max_attempts": 1, "spacing_minutes": 1, "retry_no_answer": false,
-            "retry_busy": false, "retry_failed": false, "retry_no_input": false, "carry_to_next_window": false},
+        &json!({"name": "lifecycle", "retry": no_retries(),
             "script": {"start": "ask", "nodes": {
                 "ask": {"play": ["greeting"], "gather": {"max_digits": 1, "timeout_s": 3, "max_plays": 1},
                         "on": {"1": "ok", "8": "away", "timeout": "silent"}},
@@ -780,23 +738,7 @@ fn deleted_and_paused_people_get_no_call_and_no_alert_over_three_days() {
     );
     assert_eq!(r.status, 201, "{}", r.body);
     let tid = r.json()["id"].as_u64().unwrap();
-    let r = http.post(
-        &format!("/v1/tenants/{tid}/watchers"),
-        &json!({"name": "家族", "webhook_url": format!("http://{}/w", hook.addr), "webhook_secret": W_SECRET}),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let w = r.json()["id"].as_u64().unwrap();
-    let r = http.request(
-        "PUT",
-        &format!("/v1/tenants/{tid}/ladder"),
-        Some(
-            json!({"tiers": [{"watchers": [w], "deadline_s": 3600}]})
-                .to_string()
-                .as_bytes(),
-        ),
-        &[("Content-Type", "application/json")],
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    webhook_ladder(&http, tid, &format!("http://{}/w", hook.addr), W_SECRET);
     let people: Vec<u64> = pops
         .iter()
         .enumerate()

@@ -57,13 +57,7 @@ fn spoofed_answers_keys_and_byes_from_strangers_change_nothing() {
         &["--clock-start", CLOCK],
     );
     let http = d.http();
-    let r = http.post(
-        "/v1/tenants",
-        &json!({"name": "spoof", "retry": {"max_attempts": 1, "spacing_minutes": 1, "retry_no_answer": false,
-            "retry_busy": false, "retry_failed": false, "retry_no_input": false, "carry_to_next_window": false}}),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let tid = r.json()["id"].as_u64().unwrap();
+    let tid = create_tenant(&http, &json!({"name": "spoof", "retry": no_retries()}));
     let port = free_port();
     let r = http.post(
         &format!("/v1/tenants/{tid}/subscribers"),
@@ -323,13 +317,7 @@ fn webhooks_never_reach_genkis_own_network() {
         &["--clock-start", CLOCK],
     );
     let http = d.http();
-    let r = http.post(
-        "/v1/tenants",
-        &json!({"name": "ssrf", "retry": {"max_attempts": 1, "spacing_minutes": 1, "retry_no_answer": false,
-            "retry_busy": false, "retry_failed": false, "retry_no_input": false, "carry_to_next_window": false}}),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let tid = r.json()["id"].as_u64().unwrap();
+    let tid = create_tenant(&http, &json!({"name": "ssrf", "retry": no_retries()}));
     let urls = [
         format!("http://{}/v1/tenants", d.api),
         "http://169.254.169.254/latest/meta-data/".to_string(),
@@ -437,9 +425,7 @@ fn tenants_cannot_raise_their_limits_and_csv_cells_are_not_formulas() {
     let http = d.http();
     let r = http.post(
         "/v1/tenants",
-        &json!({"name": "limits", "cps": 2, "retry": {"max_attempts": 1, "spacing_minutes": 1,
-            "retry_no_answer": false, "retry_busy": false, "retry_failed": false,
-            "retry_no_input": false, "carry_to_next_window": false}}),
+        &json!({"name": "limits", "cps": 2, "retry": no_retries()}),
     );
     assert_eq!(r.status, 201, "{}", r.body);
     let tid = r.json()["id"].as_u64().unwrap();

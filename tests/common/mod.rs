@@ -609,3 +609,38 @@ pub fn sipp_uas(dir: &std::path::Path, port: u16, media_port: u16, args: &[&str]
     std::thread::sleep(Duration::from_millis(600));
     child
 }
+
+/// The retry policy of a tenant that tries each check once (no retries):
+/// every failure ends the check at once, the harshest case for false alarms.
+pub fn no_retries() -> Value {
+    serde_json::json!({"max_attempts": 1, "spacing_minutes": 1, "retry_no_answer": false,
+        "retry_busy": false, "retry_failed": false, "retry_no_input": false,
+        "carry_to_next_window": false})
+}
+
+/// Create a tenant from `body` (the operator's token); its id.
+pub fn create_tenant(http: &Http, body: &Value) -> u64 {
+    let r = http.post("/v1/tenants", body);
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json()["id"].as_u64().unwrap()
+}
+
+/// A watcher of tenant `tid` reached by a signed webhook at `url`, made the
+/// tenant's one-tier ladder; its id.
+pub fn webhook_ladder(http: &Http, tid: u64, url: &str, secret: &str) -> u64 {
+    let r = http.post(
+        &format!("/v1/tenants/{tid}/watchers"),
+        &serde_json::json!({"name": "家族", "webhook_url": url, "webhook_secret": secret}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let w = r.json()["id"].as_u64().unwrap();
+    let body = serde_json::json!({"tiers": [{"watchers": [w], "deadline_s": 3600}]}).to_string();
+    let r = http.request(
+        "PUT",
+        &format!("/v1/tenants/{tid}/ladder"),
+        Some(body.as_bytes()),
+        &[("Content-Type", "application/json")],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    w
+}

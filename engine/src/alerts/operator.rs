@@ -16,7 +16,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::webhook::{sign, EVENT_HEADER, SIGNATURE_HEADER};
+use super::webhook::{sign_now, EVENT_HEADER, SIGNATURE_HEADER};
 use crate::notices::Raised;
 
 /// Tries per notice before it is given up (logged).
@@ -63,15 +63,11 @@ pub async fn run(
         let id = event_id(&r, &to.node);
         let mut backoff = Duration::from_secs(1);
         for n in 1..=TRIES {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
             let sent = http
                 .post(&to.url)
                 .timeout(to.timeout)
                 .header("Content-Type", "application/json")
-                .header(SIGNATURE_HEADER, sign(to.secret.as_bytes(), t, &payload))
+                .header(SIGNATURE_HEADER, sign_now(to.secret.as_bytes(), &payload))
                 .header(EVENT_HEADER, &id)
                 .header("Idempotency-Key", &id)
                 .body(payload.clone())

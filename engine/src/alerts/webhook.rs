@@ -138,6 +138,16 @@ fn describe(e: &reqwest::Error) -> &'static str {
     }
 }
 
+/// [`sign`] at the real wall-clock second, not the service clock (which
+/// tests shift): receivers compare `t` with their own clock.
+pub fn sign_now(secret: &[u8], body: &[u8]) -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    sign(secret, t, body)
+}
+
 /// `t=<t>,v1=<hex hmac>` over `"<t>.<body>"`.
 pub fn sign(secret: &[u8], t: u64, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
@@ -213,17 +223,7 @@ pub async fn send(
         );
     }
     let body = serde_json::to_vec(&event_body(n, case, w, sub)).expect("JSON");
-    // Real wall-clock time, not the service clock (which tests shift):
-    // the replay window compares it with the receiver's clock.
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let sig = sign(
-        w.webhook_secret.as_deref().unwrap_or("").as_bytes(),
-        t,
-        &body,
-    );
+    let sig = sign_now(w.webhook_secret.as_deref().unwrap_or("").as_bytes(), &body);
     let r = http
         .post(url)
         .timeout(timeout)
