@@ -838,6 +838,9 @@ fn spawn_call(
 ) {
     tokio::spawn(async move {
         let tenant = t.id;
+        // Whether the call reported to the trunk's circuit, which admitted
+        // it (and, while probing, counts it as one of its probes).
+        let mut reported = false;
         let result = async {
             let sub = svc.store.subscriber(check.id.subscriber_id)?;
             let now = svc.clock.now_ms();
@@ -895,6 +898,7 @@ fn spawn_call(
             let stored_early = matches!(early.await, Ok(Some(_)));
             let end_ms = svc.clock.now_ms();
             let (circuit, hold_ms) = svc.record_carrier(&r);
+            reported = true;
             let mut attempt = r.attempt.clone();
             let next = if r.outcome.is_none() && r.cause.as_ref() == Some(&Cause::Carrier) {
                 // The carrier failed. Held (not counted against the person)
@@ -966,6 +970,13 @@ fn spawn_call(
         if let Err(e) = result {
             // The check stays in flight and is recovered at the next start.
             error!(check = %check.id, error = %e, "could not store the attempt");
+        }
+        // Not placed after all (the person was deleted, paused or
+        // rescheduled, or storage failed first): the circuit's admission
+        // goes back, or a probe slot would be taken for ever and nobody
+        // dialled again until a restart.
+        if !reported {
+            svc.circuit().abandon();
         }
         let _ = done.send((tenant, check.id));
     });
@@ -1483,6 +1494,58 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(new.outcome, Some(Outcome::Fine));
+    }
+
+    /// Probes that find their person deleted are never placed: the
+    /// circuit must get its probe slots back, or dialling would never
+    /// resume after the outage (found in review: it stayed probing with
+    /// both slots taken).
+    #[tokio::test(start_paused = true)]
+    async fn probes_that_are_not_placed_give_their_slot_back() {
+        let clock = Arc::new(crate::clock::ShiftedClock::starting_at(jst(
+            "2026-11-24T10:00",
+        )));
+        let placer = Arc::new(FakePlacer::new(Some(Outcome::Fine), Duration::from_secs(1)));
+        placer.set_failing(Some(EndReason::Rejected(503)));
+        let svc = service_with(clock, placer.clone());
+        let ids = due_now(&svc, 10, None);
+        let (stop, rx) = watch::channel(false);
+        let run = tokio::spawn(run(svc.clone(), 10.0, 100, rx, Duration::from_secs(10)));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_ne!(svc.circuit().state(), trunk::State::Closed);
+        // Everyone held is deleted meanwhile; the carrier recovers.
+        for id in &ids {
+            if let Some(s) = svc.store.subscriber(id.subscriber_id).unwrap() {
+                svc.store.delete_subscriber(&s).unwrap();
+            }
+        }
+        placer.set_failing(None);
+        // A new person is due a minute later, after the probes have found
+        // the deleted people: those must not keep the circuit from calling.
+        let new = due_now(&svc, 1, None)[0];
+        let tenant_id = svc.store.check(&new).unwrap().unwrap().tenant_id;
+        let later = svc.clock.now_ms() + 60_000;
+        let moved = CheckId::one_off(new.subscriber_id, later);
+        svc.store
+            .create_check(&Check::pending(moved, tenant_id, later, later))
+            .unwrap();
+        svc.store
+            .settle_pending(
+                &new,
+                Next::Final {
+                    outcome: Outcome::NotAttempted,
+                    cause: Some(Cause::Paused),
+                },
+                svc.clock.now_ms(),
+            )
+            .unwrap();
+        let new = moved;
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        stop.send(true).unwrap();
+        run.await.unwrap();
+        let c = svc.store.check(&new).unwrap().unwrap();
+        assert_eq!(c.outcome, Some(Outcome::Fine), "{c:?}");
+        assert_eq!(svc.circuit().state(), trunk::State::Closed);
     }
 
     /// A tenant's own rate applies beside the trunk's: at 1 call per
