@@ -6,7 +6,7 @@
 //! otherwise be ignored and the trunk's authentication fail with no hint),
 //! with the nearest known name.
 //!
-//! Depends on: serde, toml, strsim.
+//! Depends on: serde, serde_json (masking secrets), toml, strsim, ipnet.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,7 +25,7 @@ pub struct Config {
     pub operator: Operator,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Api {
     /// Address of the admin HTTP API.
@@ -33,6 +33,22 @@ pub struct Api {
     /// Operator bearer token; empty: one is generated and written to
     /// `<storage.path>/operator-token` on first start.
     pub operator_token: String,
+    /// Open API connections at most; more are closed at once.
+    pub max_connections: u64,
+    /// Seconds a client has to send a request's header (slowloris).
+    pub header_read_timeout_s: u64,
+    /// Seconds a connection may stay silent before it is closed.
+    pub idle_timeout_s: u64,
+    /// Requests a second per tenant token (and per address without a
+    /// token); the operator's token is not limited. 0: no limit.
+    pub rate_per_s: u64,
+    /// Requests a caller may send at once before `rate_per_s` applies.
+    pub rate_burst: u64,
+    /// Threads of the API's own runtime (SIP and calls never wait for it).
+    pub threads: u64,
+    /// A token that may read `/metrics` and nothing else (for Prometheus);
+    /// empty: only the operator's token reads them.
+    pub metrics_token: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -63,6 +79,20 @@ pub struct Sip {
     pub media_timeout_s: u64,
     /// Hard limit on a call's length in seconds, from INVITE to end.
     pub max_call_s: u64,
+    /// Addresses or CIDRs SIP is taken from (the trunk's), comma-separated;
+    /// anything else is dropped before it is parsed, except from a live
+    /// call's first hop. Empty: every source is parsed (a call's messages
+    /// are still taken only from its peer).
+    pub allow: String,
+    /// Stateless answers a second (OPTIONS 200, 481) to sources that are
+    /// neither a live call's peer nor allowed; more are dropped unanswered.
+    pub stranger_rate: u64,
+    /// Media addresses (CIDRs) accepted in an SDP answer whatever the
+    /// signalling peer's: e.g. a carrier whose SBC signals from a public
+    /// address and sends media from a private range it routes to genki.
+    /// Otherwise an answer's `c=` must be global or of the peer's own
+    /// reach (loopback, link-local, private); 0.0.0.0 and multicast never.
+    pub media_allow: String,
 }
 
 /// `[sip] media_io`.
@@ -114,7 +144,7 @@ pub struct Storage {
     pub path: PathBuf,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Trunk {
     /// Outbound proxy every call goes through (sip:host:port); empty: dial
@@ -142,7 +172,7 @@ pub struct Trunk {
 
 /// Where genki tells the operator about its own faults (the carrier
 /// failing, storage refusing writes) — never the watchers.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Operator {
     /// URL notices are POSTed to (signed like watcher webhooks); empty:
@@ -163,7 +193,7 @@ pub struct Scheduler {
     pub drain_s: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Alerts {
     /// SMTP relay host for watcher e-mail; empty: e-mail notifications fail
@@ -190,6 +220,54 @@ pub struct Alerts {
     pub webhook_allow: String,
 }
 
+/// Each section's secrets, masked wherever the configuration is shown
+/// (`--print-config`, `{:?}` of the whole or of a section).
+const SECRETS: &[(&str, &[&str])] = &[
+    ("api", &["operator_token", "metrics_token"]),
+    ("trunk", &["password"]),
+    ("alerts", &["smtp_password"]),
+    ("operator", &["webhook_secret"]),
+];
+
+const MASK: &str = "********";
+
+/// A section's `{:?}`: its fields as JSON, secrets masked.
+fn masked_debug(
+    section: &str,
+    v: &impl Serialize,
+    f: &mut std::fmt::Formatter<'_>,
+) -> std::fmt::Result {
+    let mut j = serde_json::to_value(v).map_err(|_| std::fmt::Error)?;
+    mask(section, &mut j);
+    write!(f, "{section} {j}")
+}
+
+fn mask(section: &str, j: &mut serde_json::Value) {
+    let fields = SECRETS
+        .iter()
+        .find(|(s, _)| *s == section)
+        .map(|(_, f)| *f)
+        .unwrap_or(&[]);
+    for field in fields {
+        if let Some(x) = j.get_mut(*field) {
+            if x.as_str().is_some_and(|t| !t.is_empty()) {
+                *x = MASK.into();
+            }
+        }
+    }
+}
+
+macro_rules! masked_sections {
+    ($($ty:ident => $name:literal),*) => {$(
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                masked_debug($name, self, f)
+            }
+        }
+    )*};
+}
+masked_sections!(Api => "api", Trunk => "trunk", Alerts => "alerts", Operator => "operator");
+
 /// The configuration as `--print-config` shows it: secrets masked, so a
 /// `{:?}` in a log or a panic message never carries a password or token.
 impl std::fmt::Debug for Config {
@@ -204,6 +282,13 @@ impl Default for Config {
             api: Api {
                 listen: "127.0.0.1:8080".parse().expect("literal"),
                 operator_token: String::new(),
+                max_connections: 512,
+                header_read_timeout_s: 10,
+                idle_timeout_s: 30,
+                rate_per_s: 50,
+                rate_burst: 200,
+                threads: 2,
+                metrics_token: String::new(),
             },
             sip: Sip {
                 bind: "127.0.0.1:5060".parse().expect("literal"),
@@ -216,6 +301,9 @@ impl Default for Config {
                 rtp_latching: RtpLatching::Host,
                 media_timeout_s: 5,
                 max_call_s: 300,
+                allow: String::new(),
+                stranger_rate: 100,
+                media_allow: String::new(),
             },
             storage: Storage {
                 path: PathBuf::from("./genki-data"),
@@ -438,20 +526,23 @@ impl Config {
 
     /// The networks of `[alerts] webhook_allow`.
     pub fn webhook_allow(&self) -> Result<Vec<ipnet::IpNet>, String> {
-        self.alerts
-            .webhook_allow
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                s.parse::<ipnet::IpNet>()
-                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| format!("{s:?} is not a CIDR like 10.0.0.0/8 or an address"))
-            })
-            .collect()
+        cidrs(&self.alerts.webhook_allow)
+    }
+
+    /// `[sip] allow` as networks (an address alone is a /32 or /128).
+    pub fn sip_allow(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        cidrs(&self.sip.allow)
+    }
+
+    /// `[sip] media_allow` as networks.
+    pub fn media_allow(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        cidrs(&self.sip.media_allow)
     }
 
     fn validate(&self) -> Result<(), String> {
+        self.sip_allow().map_err(|e| format!("sip.allow: {e}"))?;
+        self.media_allow()
+            .map_err(|e| format!("sip.media_allow: {e}"))?;
         crate::telephony::net::parse_port_range(&self.sip.rtp_ports)
             .map_err(|e| format!("sip.rtp_ports: {e}"))?;
         if self.sip.media_workers == 0 || self.sip.media_workers > 64 {
@@ -510,6 +601,18 @@ impl Config {
                 300,
             ),
             ("alerts.backoff_s", self.alerts.backoff_s, 1, 86_400),
+            ("api.max_connections", self.api.max_connections, 1, 100_000),
+            (
+                "api.header_read_timeout_s",
+                self.api.header_read_timeout_s,
+                1,
+                300,
+            ),
+            ("api.idle_timeout_s", self.api.idle_timeout_s, 1, 3600),
+            ("api.rate_per_s", self.api.rate_per_s, 0, 1_000_000),
+            ("api.rate_burst", self.api.rate_burst, 1, 1_000_000),
+            ("api.threads", self.api.threads, 1, 64),
+            ("sip.stranger_rate", self.sip.stranger_rate, 1, 100_000),
         ] {
             if !(lo..=hi).contains(&v) {
                 return Err(format!("{name}: must be {lo}–{hi}"));
@@ -549,21 +652,28 @@ impl Config {
 
     /// The effective configuration as TOML, secrets masked.
     pub fn printable(&self) -> String {
-        let mut c = self.clone();
-        if !c.trunk.password.is_empty() {
-            c.trunk.password = "********".into();
+        let mut j = serde_json::to_value(self).expect("config serialises");
+        for (section, _) in SECRETS {
+            if let Some(v) = j.get_mut(*section) {
+                mask(section, v);
+            }
         }
-        if !c.alerts.smtp_password.is_empty() {
-            c.alerts.smtp_password = "********".into();
-        }
-        if !c.api.operator_token.is_empty() {
-            c.api.operator_token = "********".into();
-        }
-        if !c.operator.webhook_secret.is_empty() {
-            c.operator.webhook_secret = "********".into();
-        }
+        let c: Config = serde_json::from_value(j).expect("config round-trips");
         toml::to_string_pretty(&c).expect("config serialises")
     }
+}
+
+/// A comma-separated list of CIDRs or addresses.
+fn cidrs(list: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("{s:?} is not a CIDR like 10.0.0.0/8 or an address"))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -586,16 +696,22 @@ mod tests {
             &env(&[
                 ("GENKI_TRUNK_PASSWORD", "trunk-pass-xyz"),
                 ("GENKI_API_OPERATOR_TOKEN", "gk_op_secret_xyz"),
+                ("GENKI_API_METRICS_TOKEN", "scrape-secret-xyz"),
                 ("GENKI_ALERTS_SMTP_PASSWORD", "smtp-pass-xyz"),
                 ("GENKI_OPERATOR_WEBHOOK", "https://ops.example/hook"),
                 ("GENKI_OPERATOR_WEBHOOK_SECRET", "op-hook-secret-xyz-123"),
             ]),
         )
         .unwrap();
-        let shown = format!("{c:?}");
+        let shown = format!(
+            "{c:?} {:?} {:?} {:?} {:?}",
+            c.api, c.trunk, c.alerts, c.operator
+        );
+        assert!(shown.contains("ring_timeout_s") && shown.contains("operator_token"));
         for secret in [
             "trunk-pass-xyz",
             "gk_op_secret_xyz",
+            "scrape-secret-xyz",
             "smtp-pass-xyz",
             "op-hook-secret-xyz-123",
         ] {

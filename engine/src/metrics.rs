@@ -163,6 +163,13 @@ pub struct Metrics {
     pub trunk_circuit_opened: Counter,
     /// Attempts the carrier failed that did not count against the person.
     pub attempts_held: Counter,
+    /// API connections closed at once because the cap was reached.
+    pub api_connections_refused: Counter,
+    /// API requests answered 429.
+    pub api_rate_limited: Counter,
+    /// SIP requests from strangers dropped unanswered (over the rate for
+    /// strangers, or not on `[sip] allow`).
+    pub sip_strangers_dropped: Counter,
 }
 
 const CHANNELS: [&str; 3] = ["phone", "email", "webhook"];
@@ -207,6 +214,9 @@ impl Default for Metrics {
             trunk_circuit: Gauge::default(),
             trunk_circuit_opened: Counter::default(),
             attempts_held: Counter::default(),
+            api_connections_refused: Counter::default(),
+            api_rate_limited: Counter::default(),
+            sip_strangers_dropped: Counter::default(),
         }
     }
 }
@@ -289,6 +299,21 @@ impl Metrics {
             "genki_sip_spoofed_total",
             "SIP messages carrying a live call's Call-ID refused as not from the call's peer (another source, or another branch).",
             &[("", self.spoofed_sip.get())],
+        );
+        c(
+            "genki_sip_strangers_dropped_total",
+            "SIP datagrams for no call dropped unanswered (not on [sip] allow, or over the strangers' rate).",
+            &[("", self.sip_strangers_dropped.get())],
+        );
+        c(
+            "genki_api_connections_refused_total",
+            "API connections closed at once at the connection cap.",
+            &[("", self.api_connections_refused.get())],
+        );
+        c(
+            "genki_api_rate_limited_total",
+            "API requests answered 429 (a caller over its rate).",
+            &[("", self.api_rate_limited.get())],
         );
         c(
             "genki_rtp_packets_total",

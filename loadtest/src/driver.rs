@@ -256,7 +256,13 @@ impl Api {
         Ok(v)
     }
     async fn metrics(&self) -> HashMap<String, f64> {
-        let Ok(r) = self.http.get(format!("{}/metrics", self.base)).send().await else {
+        let Ok(r) = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+        else {
             return HashMap::new();
         };
         r.text()

@@ -8,14 +8,19 @@
 //! wake-up costs O(log n) whatever the number of calls, attributes ICMP
 //! errors to the calls sent to the failing address (§8.1.3.1), and keeps
 //! a call that ended for a while to absorb retransmissions of its final
-//! messages. The owner does the IO: it feeds datagrams, send errors and
+//! messages. Requests for no call from strangers (no live call's peer,
+//! not marked trusted by the owner) are answered at a bounded rate
+//! ([`STRANGER_RATE`]): beyond it they are dropped unanswered, so a flood
+//! of forged sources cannot turn genki into a reflector, and the owner's
+//! trusted peers (the trunk) are never starved of their answers. The
+//! owner does the IO: it feeds datagrams, send errors and
 //! instants in, and polls datagrams, events and the next deadline out.
 //!
 //! Depends on: [`crate::uac`], [`crate::message`].
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::dialog::Transmit;
@@ -26,6 +31,10 @@ use crate::uac::{UacCall, UacConfig, UacEvent};
 /// of its final messages (a 200 to our BYE, a repeated BYE): 64·T1 with
 /// the default T1, the longest a peer's transaction keeps retransmitting.
 pub const LINGER: Duration = Duration::from_secs(32);
+
+/// Stateless answers a second to strangers, all of them together, and the
+/// burst allowed before the rate applies.
+pub const STRANGER_RATE: (u32, u32) = (100, 200);
 
 /// Why a call could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +58,43 @@ pub struct EndpointStats {
     /// a source it never sent to, or a response on another branch (spoofs,
     /// or a peer that answers from another port than it was sent to).
     pub spoofed: u64,
+    /// Requests for no call from strangers dropped unanswered (over
+    /// [`STRANGER_RATE`]).
+    pub strangers_dropped: u64,
+}
+
+/// A token bucket on virtual time (the owner's instants).
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Option<Instant>,
+}
+
+impl Bucket {
+    fn new((rate, burst): (u32, u32)) -> Bucket {
+        Bucket {
+            rate: rate as f64,
+            burst: burst.max(1) as f64,
+            tokens: burst.max(1) as f64,
+            at: None,
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        if let Some(at) = self.at {
+            let refill = now.saturating_duration_since(at).as_secs_f64() * self.rate;
+            self.tokens = (self.tokens + refill).min(self.burst);
+        }
+        self.at = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 struct Slot {
@@ -66,6 +112,9 @@ pub struct Endpoint {
     events: VecDeque<(String, UacEvent)>,
     linger: Duration,
     stats: EndpointStats,
+    /// Live calls by their first hop's address: the peers that are no strangers.
+    peers: HashMap<IpAddr, u32>,
+    strangers: Bucket,
 }
 
 impl Default for Endpoint {
@@ -84,7 +133,19 @@ impl Endpoint {
             events: VecDeque::new(),
             linger,
             stats: EndpointStats::default(),
+            peers: HashMap::new(),
+            strangers: Bucket::new(STRANGER_RATE),
         }
+    }
+
+    /// Answer strangers at most `rate` a second (bursts of `burst`).
+    pub fn set_stranger_rate(&mut self, rate: u32, burst: u32) {
+        self.strangers = Bucket::new((rate, burst));
+    }
+
+    /// A live call's first hop is at `ip` (its messages are no stranger's).
+    pub fn is_peer(&self, ip: IpAddr) -> bool {
+        self.peers.contains_key(&ip)
     }
 
     /// Start a call: its INVITE is ready in [`Endpoint::poll_transmit`].
@@ -95,6 +156,7 @@ impl Endpoint {
         }
         let uac = UacCall::new(cfg, now)?;
         let id = uac.call_id().to_string();
+        *self.peers.entry(uac.next_hop().ip()).or_default() += 1;
         self.calls.insert(
             id.clone(),
             Slot {
@@ -124,6 +186,18 @@ impl Endpoint {
         src: SocketAddr,
         now: Instant,
     ) -> Result<(), ParseError> {
+        self.handle_datagram_from(data, src, false, now)
+    }
+
+    /// [`Endpoint::handle_datagram`] from a source the owner trusts (its
+    /// trunk, its allow list): answered whatever the strangers' rate.
+    pub fn handle_datagram_from(
+        &mut self,
+        data: &[u8],
+        src: SocketAddr,
+        trusted: bool,
+        now: Instant,
+    ) -> Result<(), ParseError> {
         let msg = match Message::parse(data) {
             Ok(m) => m,
             Err(e) => {
@@ -138,6 +212,10 @@ impl Endpoint {
             }
             self.service(&id, now);
         } else if let Some(reply) = stateless_reply(&msg) {
+            if !trusted && !self.is_peer(src.ip()) && !self.strangers.take(now) {
+                self.stats.strangers_dropped += 1;
+                return Ok(());
+            }
             self.stats.stateless_replies += 1;
             self.transmits.push_back(Transmit {
                 dest: src,
@@ -251,7 +329,14 @@ impl Endpoint {
         }
         let linger_end = slot.ended_at.map(|e| e + self.linger);
         if slot.uac.is_finished() || linger_end.is_some_and(|e| now >= e) {
+            let ip = slot.uac.next_hop().ip();
             self.calls.remove(id);
+            if let std::collections::hash_map::Entry::Occupied(mut e) = self.peers.entry(ip) {
+                *e.get_mut() -= 1;
+                if *e.get() == 0 {
+                    e.remove();
+                }
+            }
             return;
         }
         let next = match (slot.uac.poll_timeout(), linger_end) {
@@ -434,6 +519,39 @@ mod tests {
             }
         }
         assert_eq!(ep.stats().stateless_replies, 2);
+    }
+
+    /// A flood of requests for no call from strangers gets a bounded
+    /// number of answers; a trusted source and a live call's peer are
+    /// answered throughout, and the budget refills with time.
+    #[test]
+    fn strangers_are_answered_at_a_bounded_rate() {
+        let mut ep = Endpoint::default();
+        ep.set_stranger_rate(10, 20);
+        let mut now = Instant::now();
+        ep.start(cfg("live", "127.0.0.9:5060"), now).unwrap();
+        drain(&mut ep);
+        let stranger: SocketAddr = "127.0.0.2:5080".parse().unwrap();
+        let trunk: SocketAddr = "127.0.0.3:5060".parse().unwrap();
+        let peer: SocketAddr = "127.0.0.9:5090".parse().unwrap();
+        for i in 0..1000 {
+            ep.handle_datagram(&request("OPTIONS", &format!("x{i}")), stranger, now)
+                .unwrap();
+        }
+        assert_eq!(drain(&mut ep).len(), 20, "the burst, then nothing");
+        assert_eq!(ep.stats().strangers_dropped, 980);
+        ep.handle_datagram_from(&request("OPTIONS", "t"), trunk, true, now)
+            .unwrap();
+        ep.handle_datagram(&request("OPTIONS", "p"), peer, now)
+            .unwrap();
+        assert_eq!(drain(&mut ep).len(), 2, "trusted and peers are answered");
+        now += Duration::from_secs(1);
+        for i in 0..50 {
+            ep.handle_datagram(&request("BYE", &format!("y{i}")), stranger, now)
+                .unwrap();
+        }
+        assert_eq!(drain(&mut ep).len(), 10, "ten more a second later");
+        assert!(ep.is_peer("127.0.0.9".parse().unwrap()));
     }
 
     #[test]

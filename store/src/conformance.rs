@@ -106,6 +106,13 @@ pub fn tenants_tokens_subscribers(b: &dyn Backend) {
     s.put_token(&[7; 32], t.id).unwrap();
     assert_eq!(s.token(&[7; 32]).unwrap(), Some(1));
     assert_eq!(s.token(&[8; 32]).unwrap(), None);
+    s.put_token(&[9; 32], t.id).unwrap();
+    s.put_token(&[10; 32], t2.id).unwrap();
+    assert_eq!(s.tokens_of(t.id).unwrap(), vec![[7; 32], [9; 32]]);
+    s.delete_token(&[7; 32]).unwrap();
+    assert_eq!(s.token(&[7; 32]).unwrap(), None, "revoked");
+    assert_eq!(s.tokens_of(t.id).unwrap(), vec![[9; 32]]);
+    assert_eq!(s.tokens_of(t2.id).unwrap(), vec![[10; 32]]);
     let a = s.create_subscriber(sub(t.id)).unwrap();
     let many = s
         .create_subscribers(vec![sub(t.id), sub(t2.id), sub(t.id)])

@@ -98,6 +98,10 @@ seam! {
         fn tenants(&self) -> Result<Vec<Tenant>, StoreError>;
         fn put_token(&self, hash: &[u8; 32], tenant_id: u64) -> Result<(), StoreError>;
         fn token(&self, hash: &[u8; 32]) -> Result<Option<u64>, StoreError>;
+        /// The hashes of a tenant's tokens.
+        fn tokens_of(&self, tenant_id: u64) -> Result<Vec<[u8; 32]>, StoreError>;
+        /// Revoke a token.
+        fn delete_token(&self, hash: &[u8; 32]) -> Result<(), StoreError>;
         fn create_subscriber(&self, s: Subscriber) -> Result<Subscriber, StoreError>;
         fn create_subscribers(&self, subs: Vec<Subscriber>) -> Result<Vec<Subscriber>, StoreError>;
         fn put_subscriber(&self, s: &Subscriber) -> Result<(), StoreError>;

@@ -375,6 +375,22 @@ impl Store {
         self.put(cf::TOKENS, hash, be(tenant_id))
     }
 
+    /// The hashes of a tenant's tokens (a scan of every token: there are
+    /// few, a handful a tenant).
+    pub fn tokens_of(&self, tenant_id: u64) -> Result<Vec<[u8; 32]>, StoreError> {
+        Ok(self
+            .scan(cf::TOKENS, &[], &[], usize::MAX)?
+            .into_iter()
+            .filter(|(_, v)| v.len() == 8 && v[..] == be(tenant_id))
+            .filter_map(|(k, _)| <[u8; 32]>::try_from(&k[..]).ok())
+            .collect())
+    }
+
+    /// Revoke a token: requests bearing it are refused from now on.
+    pub fn delete_token(&self, hash: &[u8; 32]) -> Result<(), StoreError> {
+        self.delete(cf::TOKENS, hash)
+    }
+
     pub fn token(&self, hash: &[u8; 32]) -> Result<Option<u64>, StoreError> {
         Ok(self
             .raw(cf::TOKENS, hash)?

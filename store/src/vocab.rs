@@ -137,6 +137,9 @@ pub enum EndReason {
     Unreachable,
     /// The SDP answer had no codec genki speaks.
     NoCommonCodec,
+    /// The SDP answer's media address is one genki does not send to
+    /// (unspecified, multicast, or of narrower reach than the peer).
+    MediaAddressRefused,
     /// The call's RTP port or worker could not be set up.
     MediaSetupFailed,
     /// No RTP arrived after the answer.
@@ -180,6 +183,7 @@ impl EndReason {
                 | EndReason::MediaStopped
                 | EndReason::MaxCallLength
                 | EndReason::NoCommonCodec
+                | EndReason::MediaAddressRefused
                 | EndReason::Interrupted
         )
     }
@@ -215,6 +219,7 @@ impl fmt::Display for EndReason {
             EndReason::Timeout => "timeout",
             EndReason::Unreachable => "unreachable",
             EndReason::NoCommonCodec => "no_common_codec",
+            EndReason::MediaAddressRefused => "media_address_refused",
             EndReason::MediaSetupFailed => "media_setup_failed",
             EndReason::NoMedia => "no_media",
             EndReason::MediaStopped => "media_stopped",
@@ -243,6 +248,7 @@ impl FromStr for EndReason {
             "timeout" => EndReason::Timeout,
             "unreachable" => EndReason::Unreachable,
             "no_common_codec" => EndReason::NoCommonCodec,
+            "media_address_refused" => EndReason::MediaAddressRefused,
             "media_setup_failed" => EndReason::MediaSetupFailed,
             "no_media" => EndReason::NoMedia,
             "media_stopped" => EndReason::MediaStopped,

@@ -644,3 +644,53 @@ pub fn webhook_ladder(http: &Http, tid: u64, url: &str, secret: &str) -> u64 {
     assert_eq!(r.status, 200, "{}", r.body);
     w
 }
+
+/// Phones on `port` that take `calls` calls with `args`, then exit; their
+/// per-call records go to a file (a pipe nobody reads would fill and stall
+/// them).
+pub fn phones_for(dir: &std::path::Path, port: u16, calls: u64, args: &[&str]) -> (Child, PathBuf) {
+    let out = dir.join(format!("phones-{port}-{}.jsonl", args.join("_")));
+    let child = Command::new(loadtest())
+        .args(["phones", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--calls",
+            &calls.to_string(),
+            "--max-seconds",
+            "180",
+            "--json",
+        ])
+        .args(["--rtp-base", &(40000 + (port % 1000) * 20).to_string()])
+        .args(args)
+        .stdout(Stdio::from(std::fs::File::create(&out).unwrap()))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start genki-loadtest phones");
+    std::thread::sleep(Duration::from_millis(300));
+    (child, out)
+}
+
+/// Wait until the phones have recorded `want` calls (or exited, or
+/// `limit` passed), stop them, and read their per-call records.
+pub fn records_of((mut child, out): (Child, PathBuf), want: usize, limit: Duration) -> Vec<Value> {
+    let read = |out: &PathBuf| -> Vec<Value> {
+        std::fs::read_to_string(out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let start = Instant::now();
+    while child.try_wait().ok().flatten().is_none()
+        && read(&out).len() < want
+        && start.elapsed() < limit
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    read(&out)
+}
+
+pub fn kinds(records: &[Value], kind: &str) -> usize {
+    records.iter().filter(|r| r["type"] == kind).count()
+}

@@ -28,6 +28,10 @@ pub struct Api {
     pub alerts: Arc<crate::alerts::cases::Alerts>,
     pub operator_hash: [u8; 32],
     pub sip_up: Arc<std::sync::atomic::AtomicBool>,
+    /// Per-caller request rates ([`super::limits`]).
+    pub limiter: super::limits::RateLimiter,
+    /// `[api] metrics_token`'s hash: may read `/metrics` and nothing else.
+    pub metrics_hash: Option<[u8; 32]>,
 }
 
 pub(crate) type S = State<Arc<Api>>;
@@ -146,6 +150,12 @@ pub fn hash_token(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// Compare two token hashes in constant time (no early exit that would
+/// tell a guesser how many leading bytes were right).
+pub(crate) fn same_hash(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
 pub(crate) fn new_token() -> String {
     let a: u128 = rand::random();
     let b: u128 = rand::random();
@@ -175,7 +185,7 @@ impl<T: DeserializeOwned, St: Send + Sync> FromRequest<St> for StrictJson<T> {
     }
 }
 
-fn caller(api: &Api, headers: &HeaderMap) -> R<Caller> {
+pub(crate) fn caller(api: &Api, headers: &HeaderMap) -> R<Caller> {
     let unauthorized = || {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -189,7 +199,7 @@ fn caller(api: &Api, headers: &HeaderMap) -> R<Caller> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(unauthorized)?;
     let h = hash_token(token.trim());
-    if h == api.operator_hash {
+    if same_hash(&h, &api.operator_hash) {
         return Ok(Caller::Operator);
     }
     match api.svc.store.token(&h)? {

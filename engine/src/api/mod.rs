@@ -13,8 +13,10 @@
 pub mod alerts;
 pub mod checks;
 pub mod common;
+pub mod limits;
 pub mod prompts;
 pub mod reports;
+pub mod server;
 pub mod subscribers;
 pub mod system;
 pub mod tenants;
@@ -41,6 +43,16 @@ fn routes() -> Vec<Route> {
             "/v1/tenants/{id}",
             &["get", "patch"],
             get(tenants::get_tenant).patch(tenants::patch_tenant),
+        ),
+        (
+            "/v1/tenants/{id}/tokens",
+            &["post", "get"],
+            post(tenants::issue_token).get(tenants::list_tokens),
+        ),
+        (
+            "/v1/tenants/{id}/tokens/{token_id}",
+            &["delete"],
+            axum::routing::delete(tenants::revoke_token),
         ),
         (
             "/v1/tenants/{id}/subscribers",
@@ -79,7 +91,8 @@ fn routes() -> Vec<Route> {
     ]
 }
 
-/// The API's router: every route, the JSON 404, a 16 MiB body limit.
+/// The API's router: every route, the JSON 404, a 16 MiB body limit,
+/// per-caller request rates ([`limits`]).
 pub fn router(api: Arc<Api>) -> Router {
     routes()
         .into_iter()
@@ -89,6 +102,10 @@ pub fn router(api: Arc<Api>) -> Router {
         })
         .fallback(system::fallback)
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            limits::limit,
+        ))
         .with_state(api)
 }
 
@@ -217,10 +234,7 @@ mod tests {
         assert_eq!(subs[0].schedule.as_ref().unwrap().days, vec![1, 2, 3, 4, 5]);
         assert!(subs[1].schedule.is_none());
         let fields: Vec<(u64, &str)> = errors.iter().map(|e| (e.line, e.field.as_str())).collect();
-        assert_eq!(
-            fields,
-            vec![(3, "name"), (4, "phone"), (5, "schedule.days")]
-        );
+        assert_eq!(fields, vec![(3, "name"), (4, "phone"), (5, "days")]);
         assert!(parse_csv("nom,tel\n", 1, 0).is_err());
         assert!(parse_csv("name,phone,colour\n", 1, 0).is_err());
     }

@@ -12,6 +12,10 @@ use utoipa::ToSchema;
 
 use super::common::*;
 
+/// Prompts a tenant may keep (a script names a handful; each up to
+/// 120 s of audio, stored as uploaded, at most the 16 MiB body limit).
+pub(crate) const MAX_PROMPTS: usize = 64;
+
 /// A prompt stored: its name and length.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct PromptStored {
@@ -46,6 +50,15 @@ pub(crate) async fn put_prompt(
             "name",
             "1–64 characters of a-z, 0-9, _ and -",
         ));
+    }
+    let names = api.svc.store.prompt_names(t.id)?;
+    if names.len() >= MAX_PROMPTS && !names.contains(&name) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_many_prompts",
+            format!("a tenant keeps at most {MAX_PROMPTS} prompts; replace one by its name"),
+        )
+        .field("name"));
     }
     let pcm = wav::read_wav_8k(&body[..]).map_err(|e| {
         ApiError::new(

@@ -56,7 +56,11 @@ pub(crate) struct Summary {
     outcomes: BTreeMap<String, u64>,
     pending: u64,
     in_progress: u64,
+    /// Checks not (yet) fine, in check id order, at most `limit` of them.
     not_yet_fine: Vec<NotYetFine>,
+    /// More remain: pass this as `after` for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
 }
 
 /// An interval: unix ms, an RFC 3339 instant, or a local date (its start).
@@ -222,6 +226,10 @@ pub(crate) async fn outcomes(
 #[into_params(parameter_in = Query)]
 pub(crate) struct DateQ {
     date: Option<String>,
+    /// Rows of `not_yet_fine` at most (1–1000, default 1000).
+    limit: Option<usize>,
+    /// Only `not_yet_fine` rows after this check id (the `next` of the page before).
+    after: Option<String>,
 }
 
 #[utoipa::path(
@@ -256,6 +264,15 @@ pub(crate) async fn summary(
             .to_string(),
         &cal,
     )?;
+    let limit = q.limit.unwrap_or(1000).clamp(1, 1000);
+    let after = q
+        .after
+        .as_deref()
+        .map(|a| {
+            a.parse::<genki_store::CheckId>()
+                .map_err(|_| ApiError::bad("after", format!("{a:?} is not a check id")))
+        })
+        .transpose()?;
     let checks = api.svc.store.checks_of(t.id, start, end, 1_000_000)?;
     let mut counts: BTreeMap<&str, u64> = Outcome::ALL.iter().map(|o| (o.as_str(), 0)).collect();
     let (mut pending, mut dialing) = (0u64, 0u64);
@@ -266,7 +283,7 @@ pub(crate) async fn summary(
             (CheckStatus::Dialing, _) => dialing += 1,
             _ => pending += 1,
         }
-        if !matches!(c.outcome, Some(Outcome::Fine)) {
+        if !matches!(c.outcome, Some(Outcome::Fine)) && after.is_none_or(|a| c.id > a) {
             not_reached.push(NotYetFine {
                 check_id: c.id,
                 subscriber_id: c.id.subscriber_id,
@@ -276,9 +293,13 @@ pub(crate) async fn summary(
             });
         }
     }
+    not_reached.sort_by_key(|n| n.check_id);
+    let next = (not_reached.len() > limit).then(|| not_reached[limit - 1].check_id.to_string());
+    not_reached.truncate(limit);
     Ok(reply(
         StatusCode::OK,
         &Summary {
+            next,
             date: date.to_string(),
             total: checks.len(),
             outcomes: counts

@@ -53,8 +53,24 @@ pub(crate) struct SubscriberPage {
 pub(crate) struct Imported {
     imported: usize,
     ids: Vec<u64>,
+    /// The first [`MAX_ROW_ERRORS`] rows refused.
     errors: Vec<RowError>,
+    /// Rows refused beyond those listed.
+    #[serde(skip_serializing_if = "is_zero")]
+    errors_omitted: u64,
 }
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Rows one CSV import may carry (a municipality's whole roll fits; a
+/// bigger file is split). More: 413 before anything is stored.
+pub(crate) const MAX_IMPORT_ROWS: usize = 100_000;
+/// Refused rows listed in an import's answer; the rest are counted.
+pub(crate) const MAX_ROW_ERRORS: usize = 1_000;
+/// Bytes in one CSV cell (the longest field, notes, takes 4000).
+pub(crate) const MAX_CELL: usize = 4_000;
 
 pub(crate) fn validate_subscriber(s: &Subscriber) -> R<()> {
     if s.name.trim().is_empty() || s.name.chars().count() > 200 {
@@ -260,33 +276,46 @@ pub(crate) async fn import_subscribers(
         )
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let (subs, errors) = parse_csv(text, t.id, now_ms(&api))?;
+    let (subs, mut errors) = parse_csv(text, t.id, now_ms(&api))?;
     let imported = api.svc.store.create_subscribers(subs)?;
+    let errors_omitted = errors.len().saturating_sub(MAX_ROW_ERRORS) as u64;
+    errors.truncate(MAX_ROW_ERRORS);
     Ok(reply(
         StatusCode::OK,
         &Imported {
             imported: imported.len(),
             ids: imported.iter().map(|s| s.id).collect(),
             errors,
+            errors_omitted,
         },
     ))
 }
 
+/// Days of the week 1 (Monday)–7 as "1-5" or "1,3,5": each checked
+/// before a range is expanded, at most 7 distinct days in the result
+/// (a cell of "1-255" repeated is refused, not expanded).
 pub(crate) fn parse_days(s: &str) -> Result<Vec<u8>, String> {
+    if s.len() > 64 {
+        return Err("at most 64 characters, e.g. 1-5 or 1,3,5".into());
+    }
+    let day = |d: &str, part: &str| -> Result<u8, String> {
+        match d.trim().parse::<u8>() {
+            Ok(n) if (1..=7).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "bad day {part:?}: days are 1 (Monday) to 7 (Sunday)"
+            )),
+        }
+    };
     let mut out = Vec::new();
     for part in s.split([',', ' ']).filter(|p| !p.is_empty()) {
-        if let Some((a, b)) = part.split_once('-') {
-            let (a, b): (u8, u8) = (
-                a.parse().map_err(|_| format!("bad day {part:?}"))?,
-                b.parse().map_err(|_| format!("bad day {part:?}"))?,
-            );
-            if a > b {
-                return Err(format!("bad day range {part:?}"));
-            }
-            out.extend(a..=b);
-        } else {
-            out.push(part.parse().map_err(|_| format!("bad day {part:?}"))?);
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (day(a, part)?, day(b, part)?),
+            None => (day(part, part)?, day(part, part)?),
+        };
+        if a > b {
+            return Err(format!("bad day range {part:?}"));
         }
+        out.extend((a..=b).filter(|d| !out.contains(d)).collect::<Vec<_>>());
     }
     Ok(out)
 }
@@ -343,7 +372,14 @@ pub(crate) fn parse_csv(
         (col("days"), col("times"), col("paused_until"), col("notes"));
     let mut subs = Vec::new();
     let mut errors = Vec::new();
-    for rec in rdr.records() {
+    for (n, rec) in rdr.records().enumerate() {
+        if n >= MAX_IMPORT_ROWS {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_rows",
+                format!("at most {MAX_IMPORT_ROWS} rows per import; split the file"),
+            ));
+        }
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {
@@ -357,6 +393,14 @@ pub(crate) fn parse_csv(
             }
         };
         let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        if let Some(i) = rec.iter().position(|c| c.len() > MAX_CELL) {
+            errors.push(RowError {
+                line,
+                field: headers.get(i).unwrap_or("row").to_string(),
+                message: format!("a cell of more than {MAX_CELL} bytes"),
+            });
+            continue;
+        }
         let get = |c: Option<usize>| c.and_then(|c| rec.get(c)).unwrap_or("").to_string();
         let days = get(days_c);
         let times = get(times_c);

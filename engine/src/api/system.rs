@@ -65,10 +65,29 @@ pub(crate) async fn healthz(State(api): S) -> Response {
     get,
     path = "/metrics",
     tag = "system",
-    summary = "Prometheus text exposition",
-    responses((status = 200, body = String, content_type = "text/plain; version=0.0.4")),
+    summary = "Prometheus text exposition (the operator's token, or `[api] metrics_token`)",
+    responses((status = 200, body = String, content_type = "text/plain; version=0.0.4"), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
 )]
-pub(crate) async fn metrics(State(api): S) -> Response {
+pub(crate) async fn metrics(State(api): S, headers: axum::http::HeaderMap) -> R<Response> {
+    // The whole service's counts are the operator's: a scrape token of
+    // its own (so Prometheus holds no admin token), or the operator's.
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| hash_token(t.trim()));
+    let scrape_ok = match (presented, api.metrics_hash) {
+        (Some(h), Some(m)) => same_hash(&h, &m),
+        _ => false,
+    };
+    if !scrape_ok && caller(&api, &headers)? != Caller::Operator {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "metrics need the operator's token or the scrape token",
+        ));
+    }
     let mut text = api.svc.metrics.render();
     // Storage's own health: 0 while writes fail (no call is admitted then).
     text.push_str(&format!(
@@ -85,7 +104,7 @@ pub(crate) async fn metrics(State(api): S) -> Response {
         api.svc.store.quarantined(),
         api.svc.notices.raised.get()
     ));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
 #[utoipa::path(
@@ -214,6 +233,9 @@ pub(crate) async fn fallback() -> ApiError {
         super::tenants::create_tenant,
         super::tenants::get_tenant,
         super::tenants::patch_tenant,
+        super::tenants::issue_token,
+        super::tenants::list_tokens,
+        super::tenants::revoke_token,
         super::subscribers::create_subscriber,
         super::subscribers::list_subscribers,
         super::subscribers::import_subscribers,

@@ -1,5 +1,7 @@
 //! `POST /v1/tenants`, `GET|PATCH /v1/tenants/{id}`: organisations, their
-//! calendar, calling window, retry policy, limits, script and alert rules.
+//! calendar, calling window, retry policy, limits, script and alert rules;
+//! `/v1/tenants/{id}/tokens`: issuing, listing and revoking their API
+//! tokens (rotation is a new token, then the old one revoked).
 //!
 //! Depends on: [`super::common`], [`crate::checks::schedule`], [`crate::checks::script`].
 
@@ -198,4 +200,119 @@ pub(crate) async fn patch_tenant(
         &json!({"by": format!("{who:?}"), "did": "patch_tenant"}),
     )?;
     Ok(axum::Json(t).into_response())
+}
+
+/// A token as listed: its id (the first 16 hex digits of its SHA-256,
+/// which identifies it without being it). The token itself is shown only
+/// when it is issued.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TokenView {
+    id: String,
+}
+
+/// A token issued: its id and the token (shown this once).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TokenIssued {
+    id: String,
+    token: String,
+}
+
+/// The tokens of a tenant.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TokenList {
+    tokens: Vec<TokenView>,
+}
+
+fn token_id(hash: &[u8; 32]) -> String {
+    hash[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{id}/tokens",
+    tag = "tenants",
+    summary = "Issue another API token for the tenant (rotation: issue, switch, then revoke the old one)",
+    params(("id" = u64, Path, description = "tenant id")),
+    request_body(content = Object, description = "empty, or `{}`"),
+    responses((status = 201, body = TokenIssued), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
+pub(crate) async fn issue_token(State(api): S, who: Caller, Path(id): Path<u64>) -> R<Response> {
+    let t = load_tenant(&api, who, id)?;
+    if api.svc.store.tokens_of(t.id)?.len() >= 20 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_many_tokens",
+            "a tenant has at most 20 tokens; revoke one first",
+        ));
+    }
+    let token = new_token();
+    let hash = hash_token(&token);
+    api.svc.store.put_token(&hash, t.id)?;
+    api.svc.store.audit(
+        t.id,
+        now_ms(&api),
+        &json!({"by": format!("{who:?}"), "did": "issue_token", "token": token_id(&hash)}),
+    )?;
+    Ok(reply(
+        StatusCode::CREATED,
+        &TokenIssued {
+            id: token_id(&hash),
+            token,
+        },
+    ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{id}/tokens",
+    tag = "tenants",
+    summary = "List the tenant's API tokens (their ids, never the tokens)",
+    params(("id" = u64, Path, description = "tenant id")),
+    responses((status = 200, body = TokenList), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
+pub(crate) async fn list_tokens(State(api): S, who: Caller, Path(id): Path<u64>) -> R<Response> {
+    let t = load_tenant(&api, who, id)?;
+    let tokens = api
+        .svc
+        .store
+        .tokens_of(t.id)?
+        .iter()
+        .map(|h| TokenView { id: token_id(h) })
+        .collect();
+    Ok(reply(StatusCode::OK, &TokenList { tokens }))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{id}/tokens/{token_id}",
+    tag = "tenants",
+    summary = "Revoke a token at once (a tenant may revoke its own, even the one it asks with)",
+    params(("id" = u64, Path, description = "tenant id"), ("token_id" = String, Path, description = "the token's id")),
+    responses((status = 204, description = "revoked"), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
+pub(crate) async fn revoke_token(
+    State(api): S,
+    who: Caller,
+    Path((id, token)): Path<(u64, String)>,
+) -> R<Response> {
+    let t = load_tenant(&api, who, id)?;
+    let Some(hash) = api
+        .svc
+        .store
+        .tokens_of(t.id)?
+        .into_iter()
+        .find(|h| token_id(h) == token)
+    else {
+        return Err(ApiError::not_found("token"));
+    };
+    api.svc.store.delete_token(&hash)?;
+    api.svc.store.audit(
+        t.id,
+        now_ms(&api),
+        &json!({"by": format!("{who:?}"), "did": "revoke_token", "token": token}),
+    )?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -216,6 +216,7 @@ pub async fn place_call(opts: CallOptions) -> Result<CallReport, CallError> {
                 start: opts.media_timeout,
                 gap: opts.media_timeout,
             },
+            allow: Vec::new(),
         },
         metrics.clone(),
     )?;

@@ -51,6 +51,8 @@ pub enum ServeError {
     Media(#[from] crate::telephony::media::MediaError),
     #[error("cannot build the HTTP client for webhooks: {0}")]
     Http(String),
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 /// Read the operator token file, creating it (mode 0600) with a new token when missing.
@@ -179,7 +181,12 @@ pub async fn run(
         bound.ip()
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let mut endpoint = Endpoint::spawn(sip, metrics.clone(), shutdown_rx.clone())?;
+    let policy = crate::telephony::endpoint::SipPolicy {
+        allow: cfg.sip_allow().map_err(ServeError::Config)?,
+        trusted: proxy.map(|p| p.ip()).into_iter().collect(),
+        stranger_rate: cfg.sip.stranger_rate as u32,
+    };
+    let mut endpoint = Endpoint::spawn_with(sip, metrics.clone(), shutdown_rx.clone(), policy)?;
     endpoint.local_addr = std::net::SocketAddr::new(ip, bound.port());
     let sip_up = endpoint.alive();
 
@@ -196,6 +203,7 @@ pub async fn run(
                 start: media_timeout,
                 gap: media_timeout,
             },
+            allow: cfg.media_allow().map_err(ServeError::Config)?,
         },
         metrics.clone(),
     )?;
@@ -318,15 +326,27 @@ pub async fn run(
         alerts: alerts.clone(),
         operator_hash: api::hash_token(&token),
         sip_up,
+        metrics_hash: (!cfg.api.metrics_token.is_empty())
+            .then(|| api::hash_token(&cfg.api.metrics_token)),
+        limiter: api::limits::RateLimiter::new(
+            cfg.api.rate_per_s as u32,
+            cfg.api.rate_burst as u32,
+        ),
     });
-    let mut api_shutdown = shutdown_rx.clone();
-    let http = tokio::spawn(async move {
-        let _ = axum::serve(listener, api::router(api))
-            .with_graceful_shutdown(async move {
-                let _ = api_shutdown.wait_for(|s| *s).await;
-            })
-            .await;
-    });
+    // The API on a runtime of its own: a heavy request never delays SIP
+    // timers or the due loop.
+    let http = api::server::spawn(
+        listener,
+        api::router(api),
+        api::server::Limits {
+            max_connections: cfg.api.max_connections as usize,
+            header_read: Duration::from_secs(cfg.api.header_read_timeout_s),
+            idle: Duration::from_secs(cfg.api.idle_timeout_s),
+            threads: cfg.api.threads as usize,
+        },
+        metrics.clone(),
+        shutdown_rx.clone(),
+    )?;
     info!(api = %api_addr, sip = %bound, data = %cfg.storage.path.display(), "genki serving");
     eprintln!(
         "genki: serving; API on http://{} , SIP on {} , data in {}",

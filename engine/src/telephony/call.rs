@@ -364,6 +364,7 @@ pub async fn run_call(
     let mut hung_up = false;
     let mut failure: Option<MediaFailure> = None;
     let mut codec_failed = false;
+    let mut address_refused = false;
     // At the hard limit genki hangs up; if even the BYE's transaction
     // cannot end the call (Timer F is 64·T1), it stops waiting.
     let limit = start + setup.max_call;
@@ -448,6 +449,12 @@ pub async fn run_call(
                         Err(AttachError::Sdp(e)) => {
                             warn!(%call_id, error = %e, "unusable SDP answer; hanging up");
                             codec_failed = true;
+                            hung_up = true;
+                            setup.endpoint.hangup(&call_id);
+                        }
+                        Err(e @ AttachError::Address { .. }) => {
+                            warn!(%call_id, error = %e, "hanging up");
+                            address_refused = true;
                             hung_up = true;
                             setup.endpoint.hangup(&call_id);
                         }
@@ -550,7 +557,8 @@ pub async fn run_call(
         script_done: flow.is_done(),
         fault: failure
             .map(EndReason::from)
-            .or(codec_failed.then_some(EndReason::NoCommonCodec)),
+            .or(codec_failed.then_some(EndReason::NoCommonCodec))
+            .or(address_refused.then_some(EndReason::MediaAddressRefused)),
     });
     attempt.end_reason = reason;
     attempt.outcome = outcome;

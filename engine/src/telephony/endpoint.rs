@@ -4,7 +4,7 @@
 //! stateless replies, lingering, attributing ICMP errors) is in the
 //! sans-IO core; this file only moves datagrams, instants and events.
 //!
-//! Depends on: genki-sip, tokio, [`crate::telephony::net`], [`crate::metrics`].
+//! Depends on: genki-sip, tokio, ipnet, [`crate::telephony::net`], [`crate::metrics`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,6 +27,27 @@ enum Cmd {
     Hangup {
         call_id: String,
     },
+}
+
+/// Who may reach the endpoint: applied to every datagram before it is
+/// parsed.
+#[derive(Debug, Clone, Default)]
+pub struct SipPolicy {
+    /// `[sip] allow`: when not empty, datagrams from other addresses are
+    /// dropped unparsed unless they come from a live call's first hop (a
+    /// phone given as a SIP URI).
+    pub allow: Vec<ipnet::IpNet>,
+    /// Sources always answered (the trunk's proxy): never rate-limited.
+    pub trusted: Vec<std::net::IpAddr>,
+    /// Stateless answers a second to strangers (0: the default
+    /// [`genki_sip::endpoint::STRANGER_RATE`]).
+    pub stranger_rate: u32,
+}
+
+impl SipPolicy {
+    fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted.contains(&ip) || self.allow.iter().any(|n| n.contains(&ip))
+    }
 }
 
 /// How calls reach the endpoint task.
@@ -63,13 +84,23 @@ impl Endpoint {
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<Endpoint> {
+        Endpoint::spawn_with(sock, metrics, shutdown, SipPolicy::default())
+    }
+
+    /// [`Endpoint::spawn`] with a policy for strangers.
+    pub fn spawn_with(
+        sock: UdpSocket,
+        metrics: Arc<Metrics>,
+        shutdown: watch::Receiver<bool>,
+        policy: SipPolicy,
+    ) -> std::io::Result<Endpoint> {
         let local_addr = sock.local_addr()?;
         let (tx, rx) = mpsc::unbounded_channel();
         let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let guard = AliveGuard(alive.clone());
         tokio::spawn(async move {
             let _guard = guard;
-            run(sock, rx, metrics, shutdown).await
+            run(sock, rx, metrics, shutdown, policy).await
         });
         Ok(Endpoint {
             tx,
@@ -114,8 +145,12 @@ async fn run(
     mut rx: mpsc::UnboundedReceiver<Cmd>,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
+    policy: SipPolicy,
 ) {
     let mut ep = SipEndpoint::default();
+    if policy.stranger_rate > 0 {
+        ep.set_stranger_rate(policy.stranger_rate, policy.stranger_rate.saturating_mul(2));
+    }
     let mut owners: HashMap<String, mpsc::UnboundedSender<UacEvent>> = HashMap::new();
     let mut buf = vec![0u8; 65536];
     let mut stopping = false;
@@ -135,7 +170,12 @@ async fn run(
         tokio::select! {
             r = sock.recv_from(&mut buf) => match r {
                 Ok((n, src)) => {
-                    if let Err(e) = ep.handle_datagram(&buf[..n], src, Instant::now()) {
+                    let trusted = policy.trusts(src.ip());
+                    if !trusted && !policy.allow.is_empty() && !ep.is_peer(src.ip()) {
+                        metrics.sip_strangers_dropped.inc();
+                        continue;
+                    }
+                    if let Err(e) = ep.handle_datagram_from(&buf[..n], src, trusted, Instant::now()) {
                         debug!(%src, error = %e, "malformed SIP datagram dropped");
                     }
                 }
@@ -169,6 +209,9 @@ async fn run(
         let stats = ep.stats();
         metrics.malformed_sip.add(stats.malformed - seen.malformed);
         metrics.spoofed_sip.add(stats.spoofed - seen.spoofed);
+        metrics
+            .sip_strangers_dropped
+            .add(stats.strangers_dropped - seen.strangers_dropped);
         metrics
             .sip_retransmissions
             .add(stats.retransmissions - seen.retransmissions);

@@ -147,6 +147,9 @@ pub struct MediaOptions {
     pub workers: usize,
     pub io: IoKind,
     pub timeout: MediaTimeout,
+    /// Media addresses accepted whatever the signalling peer
+    /// ([`media_address_ok`]); `[sip] media_allow`.
+    pub allow: Vec<ipnet::IpNet>,
 }
 
 /// The media workers of one daemon.
@@ -161,6 +164,7 @@ pub struct MediaRuntime {
     /// no one listening).
     port_cursor: AtomicUsize,
     timeout: MediaTimeout,
+    allow: Vec<ipnet::IpNet>,
     /// "io_uring" or "epoll".
     pub io_name: &'static str,
     metrics: Arc<Metrics>,
@@ -184,6 +188,90 @@ pub enum AttachError {
     NoWorker,
     #[error("unusable SDP answer: {0}")]
     Sdp(#[from] SdpError),
+    /// The answer's `c=` names an address genki will not send to.
+    #[error("the SDP answer's media address {addr} is refused: {why}")]
+    Address { addr: IpAddr, why: &'static str },
+}
+
+/// How far an address reaches, for [`media_address_ok`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    Loopback,
+    LinkLocal,
+    /// RFC 1918, shared (100.64/10, RFC 6598), IPv6 ULA (fc00::/7).
+    Private,
+    Global,
+}
+
+fn reach(ip: IpAddr) -> Reach {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            if v4.is_loopback() {
+                Reach::Loopback
+            } else if v4.is_link_local() {
+                Reach::LinkLocal
+            } else if v4.is_private() || (o[0] == 100 && (o[1] & 0xc0) == 64) {
+                Reach::Private
+            } else {
+                Reach::Global
+            }
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return reach(IpAddr::V4(v4));
+            }
+            let seg = v6.segments()[0];
+            if v6.is_loopback() {
+                Reach::Loopback
+            } else if seg & 0xffc0 == 0xfe80 {
+                Reach::LinkLocal
+            } else if seg & 0xfe00 == 0xfc00 {
+                Reach::Private
+            } else {
+                Reach::Global
+            }
+        }
+    }
+}
+
+/// Whether genki may send a call's RTP to the answer's `c=` address
+/// (RFC 4566 §5.7), given where the answer came from. The SDP is the far
+/// end's to write, so without this a tenant's phone (or a forged answer)
+/// could aim genki's media, with a tenant's uploaded audio, at loopback
+/// services or a private network. Refused: the unspecified address (an
+/// answer that puts the stream on hold, RFC 3264 §8.4, leaves genki
+/// nobody to hear a key from), multicast and broadcast; an address of
+/// narrower reach than the signalling peer's (loopback, link-local or
+/// private media from a peer on a public address). Allowed: a global
+/// address, one of the same reach as the peer, anything on `allow`.
+pub fn media_address_ok(
+    addr: IpAddr,
+    signalling: Option<IpAddr>,
+    allow: &[ipnet::IpNet],
+) -> Result<(), &'static str> {
+    if allow.iter().any(|n| n.contains(&addr)) {
+        return Ok(());
+    }
+    if addr.is_unspecified() {
+        return Err("the unspecified address (0.0.0.0 or ::) names no one to send to");
+    }
+    if addr.is_multicast() || addr == IpAddr::V4(std::net::Ipv4Addr::BROADCAST) {
+        return Err("multicast and broadcast media are not sent");
+    }
+    let media = reach(addr);
+    if media == Reach::Global {
+        return Ok(());
+    }
+    match signalling.map(reach) {
+        Some(peer) if peer == media => Ok(()),
+        None => Ok(()),
+        Some(_) => Err(match media {
+            Reach::Loopback => "loopback media from a peer that is not on this machine",
+            Reach::LinkLocal => "link-local media from a peer that is not on that link",
+            _ => "private-network media from a peer on another network ([sip] media_allow lists such ranges)",
+        }),
+    }
 }
 
 /// A call's place before its answer: its own RTP socket (whose port the
@@ -357,6 +445,7 @@ impl MediaRuntime {
             ports: opts.ports.clone(),
             port_cursor: AtomicUsize::new(0),
             timeout: opts.timeout,
+            allow: opts.allow.clone(),
             io_name,
             metrics,
         }))
@@ -415,6 +504,12 @@ impl MediaRuntime {
         peer: Peer,
     ) -> Result<(CallMedia, mpsc::UnboundedReceiver<MediaEvent>), AttachError> {
         let n = MediaDescription::parse(sdp_answer)?.negotiate_answer()?;
+        media_address_ok(n.remote.ip(), peer.signalling_ip, &self.allow).map_err(|why| {
+            AttachError::Address {
+                addr: n.remote.ip(),
+                why,
+            }
+        })?;
         let law = match n.codec {
             Codec::Pcmu => Law::Ulaw,
             Codec::Pcma => Law::Alaw,
@@ -455,6 +550,45 @@ impl MediaRuntime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_addresses_of_narrower_reach_than_the_peer_are_refused() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let public = Some(ip("203.0.113.5"));
+        let lo = Some(ip("127.0.0.1"));
+        let lan = Some(ip("10.1.2.3"));
+        for (media, peer, ok) in [
+            ("198.51.100.7", public, true),
+            ("198.51.100.7", lo, true),
+            ("127.0.0.1", lo, true),
+            ("127.0.0.2", lo, true),
+            ("127.0.0.1", public, false),
+            ("10.0.0.1", public, false),
+            ("192.168.1.1", public, false),
+            ("100.64.0.1", public, false),
+            ("169.254.169.254", public, false),
+            ("169.254.169.254", lo, false),
+            ("10.0.0.1", lan, true),
+            ("127.0.0.1", lan, false),
+            ("0.0.0.0", lo, false),
+            ("224.0.0.1", public, false),
+            ("255.255.255.255", lan, false),
+            ("::1", Some(ip("::1")), true),
+            ("::1", public, false),
+            ("fd00::1", public, false),
+            ("::ffff:127.0.0.1", public, false),
+            ("2001:db8::1", public, true),
+        ] {
+            assert_eq!(
+                media_address_ok(ip(media), peer, &[]).is_ok(),
+                ok,
+                "{media} from {peer:?}"
+            );
+        }
+        let allow = ["10.0.0.0/8".parse().unwrap()];
+        assert!(media_address_ok(ip("10.9.9.9"), public, &allow).is_ok());
+        assert!(media_address_ok(ip("10.9.9.9"), public, &[]).is_err());
+    }
 
     #[test]
     fn metric_labels_follow_the_failure_kinds() {
