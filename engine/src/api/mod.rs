@@ -13,6 +13,7 @@
 pub mod alerts;
 pub mod checks;
 pub mod common;
+pub mod csv_import;
 pub mod limits;
 pub mod prompts;
 pub mod reports;
@@ -117,7 +118,8 @@ pub fn store_of(api: &Api) -> &dyn Storage {
 #[cfg(test)]
 mod tests {
     use super::common::validate_phone;
-    use super::subscribers::{parse_csv, parse_days};
+    use super::csv_import::parse_days;
+    use super::subscribers::parse_csv;
     use super::{alerts, routes, system};
     use std::collections::BTreeSet;
 

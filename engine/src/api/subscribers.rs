@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::checks::schedule::validate_schedule;
 
 use super::common::*;
+use super::csv_import::{self, CsvError};
 
 /// A person to enrol.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -64,13 +65,8 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// Rows one CSV import may carry (a municipality's whole roll fits; a
-/// bigger file is split). More: 413 before anything is stored.
-pub(crate) const MAX_IMPORT_ROWS: usize = 100_000;
 /// Refused rows listed in an import's answer; the rest are counted.
 pub(crate) const MAX_ROW_ERRORS: usize = 1_000;
-/// Bytes in one CSV cell (the longest field, notes, takes 4000).
-pub(crate) const MAX_CELL: usize = 4_000;
 
 pub(crate) fn validate_subscriber(s: &Subscriber) -> R<()> {
     if s.name.trim().is_empty() || s.name.chars().count() > 200 {
@@ -291,35 +287,6 @@ pub(crate) async fn import_subscribers(
     ))
 }
 
-/// Days of the week 1 (Monday)–7 as "1-5" or "1,3,5": each checked
-/// before a range is expanded, at most 7 distinct days in the result
-/// (a cell of "1-255" repeated is refused, not expanded).
-pub(crate) fn parse_days(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() > 64 {
-        return Err("at most 64 characters, e.g. 1-5 or 1,3,5".into());
-    }
-    let day = |d: &str, part: &str| -> Result<u8, String> {
-        match d.trim().parse::<u8>() {
-            Ok(n) if (1..=7).contains(&n) => Ok(n),
-            _ => Err(format!(
-                "bad day {part:?}: days are 1 (Monday) to 7 (Sunday)"
-            )),
-        }
-    };
-    let mut out = Vec::new();
-    for part in s.split([',', ' ']).filter(|p| !p.is_empty()) {
-        let (a, b) = match part.split_once('-') {
-            Some((a, b)) => (day(a, part)?, day(b, part)?),
-            None => (day(part, part)?, day(part, part)?),
-        };
-        if a > b {
-            return Err(format!("bad day range {part:?}"));
-        }
-        out.extend((a..=b).filter(|d| !out.contains(d)).collect::<Vec<_>>());
-    }
-    Ok(out)
-}
-
 /// A CSV row that was not imported, and why.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct RowError {
@@ -328,123 +295,39 @@ pub(crate) struct RowError {
     pub(crate) message: String,
 }
 
+/// [`csv_import::parse_rows`] with the API's validation and errors.
 pub(crate) fn parse_csv(
     text: &str,
     tenant_id: u64,
     now: u64,
 ) -> R<(Vec<Subscriber>, Vec<RowError>)> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let headers = rdr
-        .headers()
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_csv",
-                format!("header row: {e}"),
-            )
-        })?
-        .clone();
-    let col = |n: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(n));
-    let (Some(name_c), Some(phone_c)) = (col("name"), col("phone")) else {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_csv",
-            "the header row needs name and phone columns",
-        )
-        .field("header"));
+    let validate = |s: &Subscriber| {
+        validate_subscriber(s).map_err(|e| (e.field.unwrap_or_default(), e.message))
     };
-    let known = ["name", "phone", "days", "times", "paused_until", "notes"];
-    if let Some(h) = headers
-        .iter()
-        .find(|h| !known.iter().any(|k| k.eq_ignore_ascii_case(h)))
-    {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_csv",
-            format!("unknown column {h:?}; known: {}", known.join(", ")),
-        )
-        .field("header"));
-    }
-    let (days_c, times_c, paused_c, notes_c) =
-        (col("days"), col("times"), col("paused_until"), col("notes"));
-    let mut subs = Vec::new();
-    let mut errors = Vec::new();
-    for (n, rec) in rdr.records().enumerate() {
-        if n >= MAX_IMPORT_ROWS {
-            return Err(ApiError::new(
+    let (subs, issues) =
+        csv_import::parse_rows(text, tenant_id, now, &validate).map_err(|e| match e {
+            CsvError::Header(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_csv", m),
+            CsvError::TooManyRows => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_many_rows",
-                format!("at most {MAX_IMPORT_ROWS} rows per import; split the file"),
-            ));
-        }
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                errors.push(RowError {
-                    line,
-                    field: "row".into(),
-                    message: e.to_string(),
-                });
-                continue;
-            }
-        };
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
-        if let Some(i) = rec.iter().position(|c| c.len() > MAX_CELL) {
-            errors.push(RowError {
-                line,
-                field: headers.get(i).unwrap_or("row").to_string(),
-                message: format!("a cell of more than {MAX_CELL} bytes"),
-            });
-            continue;
-        }
-        let get = |c: Option<usize>| c.and_then(|c| rec.get(c)).unwrap_or("").to_string();
-        let days = get(days_c);
-        let times = get(times_c);
-        let schedule = if days.is_empty() && times.is_empty() {
-            None
-        } else {
-            match parse_days(&days) {
-                Ok(d) => Some(Schedule {
-                    days: d,
-                    times: times
-                        .split([';', ' '])
-                        .filter(|t| !t.is_empty())
-                        .map(str::to_string)
-                        .collect(),
-                }),
-                Err(m) => {
-                    errors.push(RowError {
-                        line,
-                        field: "days".into(),
-                        message: m,
-                    });
-                    continue;
-                }
-            }
-        };
-        let paused = get(paused_c);
-        let s = Subscriber {
-            id: 0,
-            tenant_id,
-            name: get(Some(name_c)),
-            phone: get(Some(phone_c)),
-            schedule,
-            paused_until: (!paused.is_empty()).then_some(paused),
-            notes: get(notes_c),
-            created_at_ms: now,
-        };
-        match validate_subscriber(&s) {
-            Ok(()) => subs.push(s),
-            Err(e) => errors.push(RowError {
-                line,
-                field: e.field.unwrap_or_default(),
-                message: e.message,
-            }),
-        }
-    }
-    Ok((subs, errors))
+                e.to_string(),
+            ),
+            CsvError::Columns(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_csv",
+                e.to_string(),
+            )
+            .field("header"),
+        })?;
+    Ok((
+        subs,
+        issues
+            .into_iter()
+            .map(|i| RowError {
+                line: i.line,
+                field: i.field,
+                message: i.message,
+            })
+            .collect(),
+    ))
 }

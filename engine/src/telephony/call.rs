@@ -34,47 +34,7 @@ use crate::telephony::media::{
     AttachError, CallMedia, Latching, MediaEvent, MediaFailure, MediaRuntime, Peer,
 };
 
-/// What the flow asks of the call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FlowCmd {
-    /// Play these prompts in order (after whatever is queued).
-    Play(Vec<String>),
-    /// Barge-in: stop the prompt now.
-    StopPlayout,
-    /// Hang up; the flow is over.
-    Hangup,
-}
-
-/// The conversation on an answered call, sans-IO: what to play, when to
-/// hang up, what the person's keys mean. [`run_call`] drives it with the
-/// call's events; the watch script (`crate::checks::script::Flow`) is the
-/// one genki runs, defined above this folder so that placing a call does
-/// not depend on the planner's vocabulary.
-pub trait Dialogue: Send {
-    /// The call was answered.
-    fn start(&mut self, now: std::time::Instant);
-    /// A key arrived (once, whatever its transport).
-    fn on_digit(&mut self, d: char, now: std::time::Instant);
-    /// Every prompt asked for by the last `Play` has been sent.
-    fn on_play_finished(&mut self, now: std::time::Instant);
-    fn handle_timeout(&mut self, now: std::time::Instant);
-    fn poll_cmd(&mut self) -> Option<FlowCmd>;
-    fn has_cmd(&self) -> bool;
-    fn poll_timeout(&self) -> Option<std::time::Instant>;
-    /// The outcome reached so far.
-    fn outcome(&self) -> Option<Outcome>;
-    /// The dialogue ran to its end (it asked to hang up).
-    fn is_done(&self) -> bool;
-    /// Every key pressed, in order.
-    fn digits(&self) -> &str;
-    /// The dialogue reached its outcome; `attempt` is the call so far
-    /// (answered, its keys and their transport, the outcome; no end reason
-    /// yet). Called once, so that the outcome can be stored at the key
-    /// rather than when the call ends.
-    fn reached(&mut self, attempt: &Attempt) {
-        let _ = attempt;
-    }
-}
+pub use super::dialogue::{Dialogue, FlowCmd};
 
 /// A call being placed, as a boxed future (a trait object's method).
 pub type CallFuture<'a> = Pin<Box<dyn Future<Output = CallResult> + Send + 'a>>;

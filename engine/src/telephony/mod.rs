@@ -3,7 +3,7 @@
 //! The SIP endpoint task ([`endpoint`]) drives the sans-IO
 //! `genki_sip::endpoint::Endpoint` on the daemon's SIP socket; the media
 //! runtime ([`media`]) gives every call its own RTP port on a worker
-//! thread; [`call`] places one call and runs a [`call::Dialogue`] on it
+//! thread; [`call`] places one call and runs a [`dialogue::Dialogue`] on it
 //! (the watch script implements it, from `checks`); [`prompts`] holds the
 //! built-in prompts; [`net`] resolves and binds.
 //!
@@ -14,6 +14,7 @@
 
 pub mod call;
 pub mod context;
+pub mod dialogue;
 pub mod endpoint;
 pub mod media;
 pub mod net;
