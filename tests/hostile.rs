@@ -787,3 +787,202 @@ fn tokens_rotate_and_revoke_and_metrics_need_a_token() {
     assert_eq!(scrape.get(&format!("/v1/tenants/{tid}")).status, 401);
     assert_eq!(scrape.get("/v1/tenants/1/subscribers").status, 401);
 }
+
+/// Issue 12's acceptance 5: a person with a year of history — a year of
+/// daily checks and attempts in storage, and real calls through genki
+/// (a fine one, and a "2" that opened a case and told a watcher by
+/// webhook), their name prompt and their own ladder — is erased through
+/// the API. A scan of every column family of the RocksDB then finds none
+/// of their id, name, phone or prompt; another person's records are all
+/// there; every day's counts of the tenant are what they were.
+#[test]
+fn erasing_a_person_with_a_year_of_history_leaves_no_trace_and_the_counts() {
+    use genki_store::{Attempt, Check, CheckId, Next, Outcome};
+    const W_SECRET: &str = "watcher-secret-0123";
+    let dir = temp_dir("hostile-erase");
+    let port = free_port();
+    let hook = Peer::start(
+        &dir,
+        "webhook",
+        true,
+        &["--secret", W_SECRET, "--max-seconds", "120"],
+    );
+    let mut d = Daemon::start(
+        dir.clone(),
+        &[
+            ("GENKI_SIP_T1_MS", "100"),
+            ("GENKI_ALERTS_WEBHOOK_ALLOW", "127.0.0.0/8"),
+        ],
+        &["--clock-start", CLOCK],
+    );
+    let http = d.http();
+    let tid = create_tenant(&http, &json!({"name": "erase", "retry": no_retries()}));
+    let mut roll = String::from("name,phone\n");
+    for i in 0..300 {
+        if i == 259 {
+            roll.push_str(&format!("消去 太郎,sip:erase-me-7731@127.0.0.1:{port}\n"));
+        } else {
+            roll.push_str(&format!("利用者{i},sip:k{i}@127.0.0.1:{port}\n"));
+        }
+    }
+    let r = http.request(
+        "POST",
+        &format!("/v1/tenants/{tid}/subscribers/import"),
+        Some(roll.as_bytes()),
+        &[("Content-Type", "text/csv")],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ids: Vec<u64> = r.json()["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    let (gone, kept) = (ids[259], ids[10]);
+    assert!(gone >= 256, "an id whose bytes are distinctive: {gone}");
+    webhook_ladder(&http, tid, &format!("http://{}/w", hook.addr), W_SECRET);
+    // Their own ladder and their name prompt.
+    let body = json!({"tiers": [{"watchers": [], "deadline_s": 600}]}).to_string();
+    let _ = http.request(
+        "PUT",
+        &format!("/v1/subscribers/{gone}/ladder"),
+        Some(body.as_bytes()),
+        &[("Content-Type", "application/json")],
+    );
+    let r = http.request(
+        "PUT",
+        &format!("/v1/tenants/{tid}/prompts/name-{gone}"),
+        Some(&tiny_wav()),
+        &[("Content-Type", "audio/wav")],
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    // Real calls: fine, then "2" (a case opens, the watcher is told).
+    for digits in ["1", "2"] {
+        let phones = phones(port, &["--digits", digits]);
+        let v = wait_done(&http, &check_now(&http, gone), Duration::from_secs(30));
+        assert!(v["outcome"].is_string(), "{v}");
+        let v = wait_done(&http, &check_now(&http, kept), Duration::from_secs(30));
+        assert!(v["outcome"].is_string(), "{v}");
+        phone_records(phones);
+    }
+    hook.wait_for("the watcher told", Duration::from_secs(30), |r| !r.is_empty());
+    assert_eq!(http.get(&format!("/v1/subscribers/{gone}")).status, 200);
+    let (code, _) = d.terminate();
+    assert_eq!(code, 0);
+
+    // A year of daily history for both, written through the storage API.
+    let tz = jiff::tz::TimeZone::get("Asia/Tokyo").unwrap();
+    let today = jiff::civil::date(2026, 11, 24);
+    let days: Vec<jiff::civil::Date> = (1..=365)
+        .map(|n| today.checked_sub(jiff::Span::new().days(n)).unwrap())
+        .collect();
+    {
+        let store = genki_storage::open(&dir.join("db")).unwrap();
+        for (n, day) in days.iter().enumerate() {
+            let slot = day.at(9, 30, 0, 0).to_zoned(tz.clone()).unwrap().timestamp();
+            let s = slot.as_second() as u64;
+            for who in [gone, kept] {
+                let c = Check::pending(CheckId::scheduled(who, s), tid, s * 1000, s * 1000);
+                store.create_check(&c).unwrap();
+                store.claim(&c.id, "seed", u64::MAX).unwrap().unwrap();
+                let outcome = if n % 7 == 3 { Outcome::Missed } else { Outcome::Fine };
+                let attempt = Attempt {
+                    n: 1,
+                    call_id: format!("seed-{who}-{n}"),
+                    started_at_ms: s * 1000,
+                    answered: outcome == Outcome::Fine,
+                    digits: if outcome == Outcome::Fine { "1".into() } else { String::new() },
+                    outcome: Some(outcome),
+                    ..Default::default()
+                };
+                store
+                    .finish_attempt(
+                        &c.id,
+                        &attempt,
+                        Next::Final {
+                            outcome,
+                            cause: None,
+                        },
+                        s * 1000 + 60_000,
+                    )
+                    .unwrap();
+            }
+        }
+        store.flush().unwrap();
+    }
+    d.spawn();
+    let http = d.http();
+    let counts = |http: &Http| -> Vec<String> {
+        days.iter()
+            .chain(std::iter::once(&today))
+            .map(|day| {
+                let v = http.get(&format!("/v1/tenants/{tid}/summary?date={day}")).json();
+                format!("{day} {} {}", v["total"], v["outcomes"])
+            })
+            .collect()
+    };
+    let before = counts(&http);
+    assert!(before[0].contains(" 2 "), "two checks a day: {}", before[0]);
+
+    let r = http.request("DELETE", &format!("/v1/subscribers/{gone}?erase=true"), None, &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let removed = r.json();
+    assert_eq!(removed["checks"], 367, "{removed}");
+    // The "2" opened one; the seeded missed days opened more after the
+    // restart (the alert engine reads every final outcome).
+    assert!(removed["cases"].as_u64() >= Some(1), "{removed}");
+    assert!(removed["notifications"].as_u64() >= Some(1), "{removed}");
+    assert_eq!(removed["prompts"], 1, "{removed}");
+    assert_eq!(http.get(&format!("/v1/subscribers/{gone}")).status, 404);
+    assert_eq!(counts(&http), before, "the tenant's counts are unchanged");
+    let trail = http.get(&format!("/v1/audit?tenant={tid}&limit=1000")).json();
+    let text = trail.to_string();
+    assert!(text.contains("erase_subscriber") && text.contains("read_subscriber"));
+    assert!(!text.contains(&format!("\"subscriber\":{gone}")), "{text}");
+    let (code, _) = d.terminate();
+    assert_eq!(code, 0);
+
+    // Every column family, every key and value.
+    let store = genki_storage::open(&dir.join("db")).unwrap();
+    let id = gone.to_be_bytes();
+    let needles: Vec<Vec<u8>> = vec![
+        "消去 太郎".as_bytes().to_vec(),
+        b"erase-me-7731".to_vec(),
+        format!("name-{gone}").into_bytes(),
+        format!("\"subscriber_id\":{gone},").into_bytes(),
+        format!("\"subscriber_id\":{gone}}}").into_bytes(),
+        format!("\"subscriber\":{gone}").into_bytes(),
+        format!("seed-{gone}-").into_bytes(),
+    ];
+    let mut found = Vec::new();
+    let mut kept_seen = 0;
+    for cf in genki_store::store::cf::ALL {
+        store
+            .kv()
+            .scan(cf, &[], &mut |k, v| {
+                for n in &needles {
+                    if k.windows(n.len()).any(|w| w == &n[..]) || v.windows(n.len()).any(|w| w == &n[..]) {
+                        found.push(format!("{cf}: {}", String::from_utf8_lossy(n)));
+                    }
+                }
+                // Ids sit at offsets 0, 8 and 16 of genki's composite keys
+                // (a tally's key is tenant, time and a counter of tallies,
+                // which passes every number in time: not an id).
+                for at in [0, 8, 16] {
+                    if cf == genki_store::store::cf::TALLIES {
+                        break;
+                    }
+                    if k.get(at..at + 8) == Some(&id[..]) {
+                        found.push(format!("{cf}: key with the id at {at}"));
+                    }
+                }
+                if cf == genki_store::store::cf::CHECKS && k.starts_with(&kept.to_be_bytes()) {
+                    kept_seen += 1;
+                }
+                true
+            })
+            .unwrap();
+    }
+    assert!(found.is_empty(), "traces of the erased person: {found:?}");
+    assert!(kept_seen >= 367, "the other person's records are there: {kept_seen}");
+}

@@ -72,7 +72,7 @@ pub enum LadderOf {
 }
 
 impl LadderOf {
-    fn key(self) -> [u8; 9] {
+    pub(crate) fn key(self) -> [u8; 9] {
         let (tag, id) = match self {
             LadderOf::Tenant(t) => (b't', t),
             LadderOf::Subscriber(s) => (b's', s),
@@ -531,6 +531,18 @@ impl Store {
     ) -> Result<(Option<AlertCase>, Vec<Notification>), StoreError> {
         let _g = self.guard();
         let mut b = Batch::default();
+        // A case that is gone (its person erased meanwhile, e.g. while a
+        // delivery was in flight) is not brought back, nor its
+        // notifications: only the inbox entry is consumed.
+        if let Some(c) = w.case.as_ref() {
+            if c.id != 0 && self.get::<AlertCase>(cf::ALERTS, &be(c.id))?.is_none() {
+                if let Some(id) = w.inbox_done {
+                    b.delete(cf::ALERT_INBOX, id.key());
+                    self.write(b)?;
+                }
+                return Ok((None, Vec::new()));
+            }
+        }
         if let Some(c) = w.case.as_mut() {
             if c.id == 0 {
                 c.id = self.reserve_ids(&mut b, "alert", 1)?;
@@ -562,7 +574,13 @@ impl Store {
             0
         };
         let case_id = w.case.as_ref().map(|c| c.id).unwrap_or(0);
+        let mut gone = Vec::new();
         for n in w.notifications.iter_mut() {
+            if n.id != 0 && self.notification(n.id)?.is_none() {
+                // Erased with its case: not brought back.
+                gone.push(n.id);
+                continue;
+            }
             if n.id == 0 {
                 n.id = next_id;
                 next_id += 1;
@@ -588,6 +606,49 @@ impl Store {
             b.delete(cf::ALERT_INBOX, id.key());
         }
         self.write(b)?;
+        w.notifications.retain(|n| !gone.contains(&n.id));
         Ok((w.case, w.notifications))
+    }
+
+    /// Put the removal of every alert case of `subscriber_id` (in
+    /// `tenant_id`) and of their notifications into `b` (an erasure).
+    /// Returns the case ids and how many notifications go.
+    pub(crate) fn erase_cases_of(
+        &self,
+        tenant_id: u64,
+        subscriber_id: u64,
+        b: &mut Batch,
+    ) -> Result<(Vec<u64>, u64), StoreError> {
+        let mut cases = Vec::new();
+        let mut notes = 0;
+        let t = be(tenant_id);
+        for (k, _) in self.scan(cf::TENANT_ALERTS, &t, &t, usize::MAX)? {
+            let id = Self::u64_at(cf::TENANT_ALERTS, &k, 8)?;
+            let key = be(id);
+            let Some(c) = self.get::<AlertCase>(cf::ALERTS, &key)? else {
+                continue;
+            };
+            if c.subscriber_id != subscriber_id {
+                continue;
+            }
+            if let Some(at) = c.tier_deadline_ms {
+                b.delete(cf::ALERT_TIMERS, cat(&[&be(at), &key]));
+            }
+            b.delete(cf::ALERTS, key);
+            b.delete(cf::TENANT_ALERTS, k);
+            for (nk, _) in self.scan(cf::CASE_NOTIFICATIONS, &key, &key, usize::MAX)? {
+                let nid = Self::u64_at(cf::CASE_NOTIFICATIONS, &nk, 8)?;
+                if let Some(n) = self.notification(nid)? {
+                    b.delete(cf::OUTBOX_DUE, cat(&[&be(n.next_at_ms), &be(nid)]));
+                }
+                b.delete(cf::OUTBOX, be(nid));
+                b.delete(cf::CASE_NOTIFICATIONS, nk);
+                notes += 1;
+            }
+            cases.push(id);
+        }
+        b.delete(cf::OPEN_ALERTS, be(subscriber_id));
+        b.delete(cf::LADDERS, LadderOf::Subscriber(subscriber_id).key());
+        Ok((cases, notes))
     }
 }

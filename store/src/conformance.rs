@@ -61,6 +61,10 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Backend>) {
             "settling_a_claimed_check_changes_nothing",
             settling_a_claimed_check_changes_nothing,
         ),
+        (
+            "erasing_a_person_leaves_counts_and_nothing_of_them",
+            erasing_a_person_leaves_counts_and_nothing_of_them,
+        ),
     ];
     for (name, case) in cases {
         eprintln!("conformance: {name}");
@@ -554,4 +558,148 @@ pub fn settling_a_claimed_check_changes_nothing(b: &dyn Backend) {
         CheckStatus::Dialing
     );
     assert!(s.alert_inbox(10).unwrap().is_empty());
+}
+
+/// Erasure (APPI): every record of the person goes, in one step; their
+/// finished checks stay as anonymous counts; another person of the tenant
+/// is untouched; a late write for an erased case does not bring it back.
+pub fn erasing_a_person_leaves_counts_and_nothing_of_them(b: &dyn Backend) {
+    let s = b.open();
+    let t = s.create_tenant(tenant()).unwrap();
+    let gone = s.create_subscriber(sub(t.id)).unwrap();
+    let kept = s.create_subscriber(sub(t.id)).unwrap();
+    let mut finished = Vec::new();
+    for (who, slot, outcome) in [
+        (&gone, 1_000, Outcome::Fine),
+        (&gone, 2_000, Outcome::Missed),
+        (&kept, 1_000, Outcome::Fine),
+    ] {
+        let c = check(who, slot);
+        s.create_check(&c).unwrap();
+        s.claim(&c.id, "node", u64::MAX).unwrap().unwrap();
+        s.finish_attempt(
+            &c.id,
+            &Attempt {
+                n: 1,
+                ..Default::default()
+            },
+            Next::Final {
+                outcome,
+                cause: None,
+            },
+            slot * 1000 + 5,
+        )
+        .unwrap();
+        finished.push(c.id);
+    }
+    let pending = check(&gone, 3_000);
+    s.create_check(&pending).unwrap();
+    let (case, _) = s
+        .alert_commit(AlertWrite {
+            case: Some(AlertCase {
+                tenant_id: t.id,
+                ..case(gone.id)
+            }),
+            notifications: vec![notif(100)],
+            inbox_done: Some(finished[1]),
+        })
+        .unwrap();
+    let case = case.unwrap();
+    s.put_prompt(t.id, &format!("name-{}", gone.id), b"RIFF")
+        .unwrap();
+    s.put_prompt(t.id, "greeting", b"RIFF").unwrap();
+    s.put_ladder(LadderOf::Subscriber(gone.id), &Ladder { tiers: vec![] })
+        .unwrap();
+    s.audit(
+        t.id,
+        1,
+        &serde_json::json!({"did": "read_subscriber", "id": gone.id}),
+    )
+    .unwrap();
+    s.audit(
+        t.id,
+        2,
+        &serde_json::json!({"did": "ack_alert", "case": case.id}),
+    )
+    .unwrap();
+    let day = (0, 10_000_000);
+    let before: Vec<u64> = s
+        .checks_of(t.id, day.0, day.1, 100)
+        .unwrap()
+        .iter()
+        .filter_map(|c| c.outcome)
+        .map(|_| 1)
+        .collect();
+    assert_eq!(before.len(), 3);
+
+    let trail = s.audit_of(t.id, 0, 10).unwrap();
+    assert_eq!(trail.len(), 2);
+    assert_eq!(trail[0].2["id"], gone.id);
+    assert_eq!(s.audit_of(t.id, 2, 10).unwrap().len(), 1, "from a time on");
+    let e = s.erase_subscriber(&gone).unwrap();
+    let trail = s.audit_of(t.id, 0, 10).unwrap();
+    assert_eq!(trail[0].2["id"], "erased");
+    assert_eq!(trail[1].2["case"], "erased");
+    assert_eq!(
+        (
+            e.checks,
+            e.attempts,
+            e.cases,
+            e.notifications,
+            e.prompts,
+            e.tallied,
+            e.audit_entries
+        ),
+        (3, 2, 1, 1, 1, 2, 2),
+        "{e:?}"
+    );
+    assert!(s.subscriber(gone.id).unwrap().is_none());
+    assert!(s.check(&finished[0]).unwrap().is_none());
+    assert!(s.check(&pending.id).unwrap().is_none());
+    assert!(s.attempts(&finished[0]).unwrap().is_empty());
+    assert!(s.alert_case(case.id).unwrap().is_none());
+    assert!(s.notifications_of(case.id).unwrap().is_empty());
+    assert!(s.open_case_of(gone.id).unwrap().is_none());
+    assert!(s.ladder(LadderOf::Subscriber(gone.id)).unwrap().is_none());
+    assert!(s
+        .prompt(t.id, &format!("name-{}", gone.id))
+        .unwrap()
+        .is_none());
+    assert!(s.prompt(t.id, "greeting").unwrap().is_some());
+    assert!(
+        s.due(u64::MAX, 100).unwrap().is_empty(),
+        "nothing left to dial"
+    );
+    let left = s.checks_of(t.id, day.0, day.1, 100).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id.subscriber_id, kept.id);
+    assert_eq!(s.outcomes(t.id, 0, u64::MAX, 100).unwrap().len(), 1);
+    let mut tallied = s.tallies_of(t.id, day.0, day.1).unwrap();
+    tallied.sort_by_key(|o| o.as_str());
+    assert_eq!(tallied, vec![Outcome::Fine, Outcome::Missed]);
+    assert_eq!(
+        s.tallies_of(t.id, 1_500_000, day.1).unwrap(),
+        vec![Outcome::Missed]
+    );
+    assert!(s.tallies_of(t.id + 1, day.0, day.1).unwrap().is_empty());
+    assert!(s.subscriber(kept.id).unwrap().is_some());
+    // A delivery that finishes after the erasure does not bring the case back.
+    let (back, ns) = s
+        .alert_commit(AlertWrite {
+            case: Some(case.clone()),
+            notifications: vec![Notification {
+                id: 1,
+                case_id: case.id,
+                ..notif(100)
+            }],
+            inbox_done: None,
+        })
+        .unwrap();
+    assert!(back.is_none() && ns.is_empty());
+    assert!(s.alert_case(case.id).unwrap().is_none());
+    // It survives a restart.
+    drop(s);
+    let s = b.open();
+    assert!(s.subscriber(gone.id).unwrap().is_none());
+    assert_eq!(s.tallies_of(t.id, day.0, day.1).unwrap().len(), 2);
 }

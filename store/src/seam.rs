@@ -17,7 +17,7 @@
 //! Depends on: [`crate::store`], [`crate::records`], [`crate::alerts`].
 
 use crate::alerts::{AlertCase, AlertInput, AlertWrite, Ladder, LadderOf, Notification, Watcher};
-use crate::records::{Attempt, Check, CheckId, Subscriber, Tenant};
+use crate::records::{Attempt, Check, CheckId, Outcome, Subscriber, Tenant};
 use crate::{Next, Store, StoreError};
 
 /// Declares a trait and implements it for [`Store`] by its inherent
@@ -107,11 +107,17 @@ seam! {
         fn put_subscriber(&self, s: &Subscriber) -> Result<(), StoreError>;
         fn subscriber(&self, id: u64) -> Result<Option<Subscriber>, StoreError>;
         fn delete_subscriber(&self, s: &Subscriber) -> Result<(), StoreError>;
+        /// Erase a person and everything about them; anonymous counts stay.
+        fn erase_subscriber(&self, s: &Subscriber) -> Result<crate::Erased, StoreError>;
+        /// Anonymous counts of erased checks with slot times in `from_ms..to_ms`.
+        fn tallies_of(&self, tenant_id: u64, from_ms: u64, to_ms: u64) -> Result<Vec<Outcome>, StoreError>;
         fn subscribers_of(&self, tenant_id: u64, after: u64, limit: usize) -> Result<Vec<Subscriber>, StoreError>;
         fn put_prompt(&self, tenant_id: u64, name: &str, wav: &[u8]) -> Result<(), StoreError>;
         fn prompt(&self, tenant_id: u64, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
         fn prompt_names(&self, tenant_id: u64) -> Result<Vec<String>, StoreError>;
         fn audit(&self, tenant_id: u64, at_ms: u64, entry: &serde_json::Value) -> Result<(), StoreError>;
+        /// A tenant's audit entries from `from_ms` on: (at_ms, sequence, entry).
+        fn audit_of(&self, tenant_id: u64, from_ms: u64, limit: usize) -> Result<Vec<(u64, u64, serde_json::Value)>, StoreError>;
         fn put_watcher(&self, w: Watcher) -> Result<Watcher, StoreError>;
         fn watcher(&self, id: u64) -> Result<Option<Watcher>, StoreError>;
         fn watchers_of(&self, tenant_id: u64) -> Result<Vec<Watcher>, StoreError>;

@@ -81,7 +81,12 @@ pub mod cf {
     pub const CASE_NOTIFICATIONS: &str = "case_notifications";
     /// cf name | 0 | original key → the undecodable bytes, moved aside.
     pub const QUARANTINE: &str = "quarantine";
-    pub const ALL: [&str; 25] = [
+    /// tenant_id | slot-time ms | seq → outcome word: what an erased
+    /// person's finished check leaves behind, so that the tenant's counts
+    /// do not change (nothing in it names anyone).
+    pub const TALLIES: &str = "tallies";
+    pub const ALL: [&str; 26] = [
+        TALLIES,
         QUARANTINE,
         META,
         TENANTS,
@@ -120,6 +125,20 @@ pub enum Next {
         outcome: Outcome,
         cause: Option<Cause>,
     },
+}
+
+/// What erasing a person removed ([`Store::erase_subscriber`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Erased {
+    pub checks: u64,
+    pub attempts: u64,
+    pub cases: u64,
+    pub notifications: u64,
+    pub prompts: u64,
+    /// Audit entries whose reference to the person was replaced by "erased".
+    pub audit_entries: u64,
+    /// Finished checks kept as anonymous counts.
+    pub tallied: u64,
 }
 
 /// The database. Cheap to share behind an `Arc`.
@@ -455,6 +474,132 @@ impl Store {
         b.delete(cf::SUBSCRIBERS, be(s.id));
         b.delete(cf::TENANT_SUBSCRIBERS, cat(&[&be(s.tenant_id), &be(s.id)]));
         self.write(b)
+    }
+
+    /// Erase a person (APPI: a deletion on request): their record, every
+    /// check, attempt, outcome and index entry, their alert cases and
+    /// notifications, their own ladder, their name prompt, and every
+    /// reference to them in the audit trail — one atomic batch. Finished
+    /// checks leave an anonymous count (tenant, slot time, outcome) in
+    /// [`cf::TALLIES`], so the tenant's day counts do not change.
+    pub fn erase_subscriber(&self, s: &Subscriber) -> Result<Erased, StoreError> {
+        let _g = self.guard();
+        let sid = be(s.id);
+        let tenant = be(s.tenant_id);
+        let mut b = Batch::default();
+        let mut e = Erased::default();
+        let mut tallies = Vec::new();
+        for (k, v) in self.scan(cf::CHECKS, &sid, &sid, usize::MAX)? {
+            b.delete(cf::CHECKS, &k);
+            b.delete(cf::INFLIGHT, &k);
+            b.delete(cf::ALERT_INBOX, &k);
+            e.checks += 1;
+            let Some(id) = CheckId::from_key(&k) else {
+                continue;
+            };
+            let t = Self::check_time_ms(&id);
+            b.delete(cf::TENANT_CHECKS, cat(&[&tenant, &be(t), &k]));
+            if let Ok(c) = decode::<Check>(cf::CHECKS, &v) {
+                b.delete(cf::DUE, cat(&[&be(c.due_at_ms), &k]));
+                if let Some(f) = c.finished_at_ms {
+                    b.delete(cf::OUTCOMES, cat(&[&tenant, &be(f), &k]));
+                }
+                if let (CheckStatus::Done, Some(o)) = (c.status, c.outcome) {
+                    tallies.push((t, o));
+                }
+            }
+        }
+        for (k, _) in self.scan(cf::ATTEMPTS, &sid, &sid, usize::MAX)? {
+            b.delete(cf::ATTEMPTS, k);
+            e.attempts += 1;
+        }
+        b.delete(cf::SUBSCRIBERS, sid);
+        b.delete(cf::TENANT_SUBSCRIBERS, cat(&[&tenant, &sid]));
+        let prompt = format!("name-{}", s.id);
+        for (k, _) in self.scan(cf::PROMPTS, &tenant, &tenant, usize::MAX)? {
+            if &k[8..] == prompt.as_bytes() {
+                b.delete(cf::PROMPTS, k);
+                e.prompts += 1;
+            }
+        }
+        let (cases, notes) = self.erase_cases_of(s.tenant_id, s.id, &mut b)?;
+        e.cases = cases.len() as u64;
+        e.notifications = notes;
+        for (k, v) in self.scan(cf::AUDIT, &tenant, &tenant, usize::MAX)? {
+            let Ok(mut entry) = decode::<serde_json::Value>(cf::AUDIT, &v) else {
+                continue;
+            };
+            let mut touched = false;
+            if let Some(o) = entry.as_object_mut() {
+                for (key, val) in o.iter_mut() {
+                    let hit = match key.as_str() {
+                        "id" | "subscriber" | "subscriber_id" => val.as_u64() == Some(s.id),
+                        "case" => val.as_u64().is_some_and(|c| cases.contains(&c)),
+                        _ => false,
+                    };
+                    if hit {
+                        *val = serde_json::Value::from("erased");
+                        touched = true;
+                    }
+                }
+            }
+            if touched {
+                b.put(cf::AUDIT, k, encode(&entry));
+                e.audit_entries += 1;
+            }
+        }
+        if !tallies.is_empty() {
+            let first = self.reserve_tally_ids(&mut b, tallies.len() as u64)?;
+            for (i, (t, o)) in tallies.iter().enumerate() {
+                b.put(
+                    cf::TALLIES,
+                    cat(&[&tenant, &be(*t), &be(first + i as u64)]),
+                    o.as_str().as_bytes(),
+                );
+            }
+            e.tallied = tallies.len() as u64;
+        }
+        self.write(b)?;
+        Ok(e)
+    }
+
+    fn reserve_tally_ids(&self, b: &mut Batch, n: u64) -> Result<u64, StoreError> {
+        let cur = match self.raw(cf::META, b"tally")? {
+            Some(v) if v.len() == 8 => u64::from_be_bytes(v[..8].try_into().expect("8 bytes")),
+            _ => 0,
+        };
+        b.put(cf::META, b"tally", be(cur + n));
+        Ok(cur + 1)
+    }
+
+    /// The anonymous counts of a tenant's checks with slot times in
+    /// `from_ms..to_ms` that were erased ([`Store::erase_subscriber`]).
+    pub fn tallies_of(
+        &self,
+        tenant_id: u64,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let tenant = be(tenant_id);
+        let start = cat(&[&tenant, &be(from_ms)]);
+        let mut out = Vec::new();
+        self.kv.scan(cf::TALLIES, &start, &mut |k, v| {
+            if !k.starts_with(&tenant) || k.len() < 16 {
+                return false;
+            }
+            let at = u64::from_be_bytes(k[8..16].try_into().expect("8 bytes"));
+            if at >= to_ms {
+                return false;
+            }
+            if let Some(o) = std::str::from_utf8(v)
+                .ok()
+                .and_then(|w| Outcome::ALL.into_iter().find(|o| o.as_str() == w))
+            {
+                out.push(o);
+            }
+            true
+        })?;
+        Ok(out)
     }
 
     /// A page of a tenant's subscribers with ids greater than `after`.
@@ -906,6 +1051,31 @@ impl Store {
         let seq = self.next_id("audit")?;
         let key = cat(&[&be(tenant_id), &be(at_ms), &be(seq)]);
         self.put(cf::AUDIT, key, encode(entry))
+    }
+
+    /// A tenant's audit entries from `from_ms` on, oldest first, at most
+    /// `limit`: (at_ms, sequence, entry). An entry that cannot be read is
+    /// returned as a string saying so (the trail is never cut short).
+    pub fn audit_of(
+        &self,
+        tenant_id: u64,
+        from_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, u64, serde_json::Value)>, StoreError> {
+        let tenant = be(tenant_id);
+        let start = cat(&[&tenant, &be(from_ms)]);
+        Ok(self
+            .scan(cf::AUDIT, &start, &tenant, limit)?
+            .into_iter()
+            .filter(|(k, _)| k.len() == 24)
+            .map(|(k, v)| {
+                let at = u64::from_be_bytes(k[8..16].try_into().expect("8 bytes"));
+                let seq = u64::from_be_bytes(k[16..24].try_into().expect("8 bytes"));
+                let entry = decode::<serde_json::Value>(cf::AUDIT, &v)
+                    .unwrap_or_else(|_| serde_json::Value::from("(unreadable entry)"));
+                (at, seq, entry)
+            })
+            .collect())
     }
 
     /// Flush memtables (clean shutdown); the WAL already holds everything.

@@ -22,8 +22,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::alerts::cases::CaseError;
 use crate::api::common::{
-    load_subscriber, load_tenant, now_ms, reply, validate_name, validate_phone, Api, ApiError,
-    Caller, ErrorBody, Route, StrictJson, R, S,
+    audit_read, load_subscriber, load_tenant, now_ms, reply, validate_name, validate_phone, Api,
+    ApiError, Caller, ErrorBody, Route, StrictJson, R, S,
 };
 use crate::checks::schedule::parse_hhmm;
 
@@ -584,6 +584,12 @@ fn load_case(api: &Api, who: Caller, id: u64) -> R<AlertCase> {
 )]
 async fn get_alert(State(api): S, who: Caller, Path(id): Path<u64>) -> R<Response> {
     let c = load_case(&api, who, id)?;
+    audit_read(
+        &api,
+        who,
+        c.tenant_id,
+        json!({"did": "read_alert", "case": c.id}),
+    )?;
     let view = CaseView {
         case: case_summary(&c),
         notifications: api.svc.store.notifications_of(c.id)?,

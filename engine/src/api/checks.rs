@@ -76,7 +76,15 @@ pub(crate) fn check_view(api: &Api, c: &genki_store::Check) -> R<CheckView> {
 pub(crate) async fn get_check(State(api): S, who: Caller, Path(id): Path<String>) -> R<Response> {
     let cid: CheckId = id.parse().map_err(|_| ApiError::not_found("check"))?;
     match api.svc.store.check(&cid)? {
-        Some(c) if who.can_see(c.tenant_id) => Ok(reply(StatusCode::OK, &check_view(&api, &c)?)),
+        Some(c) if who.can_see(c.tenant_id) => {
+            audit_read(
+                &api,
+                who,
+                c.tenant_id,
+                serde_json::json!({"did": "read_check", "subscriber": c.id.subscriber_id}),
+            )?;
+            Ok(reply(StatusCode::OK, &check_view(&api, &c)?))
+        }
         _ => Err(ApiError::not_found("check")),
     }
 }

@@ -258,6 +258,22 @@ pub(crate) fn load_subscriber(api: &Api, who: Caller, id: u64) -> R<Subscriber> 
     }
 }
 
+/// Record a read of personal data in the tenant's audit trail (who,
+/// when, what): APPI asks that access to a person's records can be
+/// accounted for. Strict: a read that cannot be recorded is refused.
+pub(crate) fn audit_read(
+    api: &Api,
+    who: Caller,
+    tenant_id: u64,
+    mut entry: serde_json::Value,
+) -> R<()> {
+    if let Some(o) = entry.as_object_mut() {
+        o.insert("by".into(), format!("{who:?}").into());
+    }
+    api.svc.store.audit(tenant_id, now_ms(api), &entry)?;
+    Ok(())
+}
+
 pub(crate) fn now_ms(api: &Api) -> u64 {
     api.svc.clock.now_ms()
 }

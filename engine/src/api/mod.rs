@@ -39,6 +39,7 @@ fn routes() -> Vec<Route> {
         ("/metrics", &["get"], get(system::metrics)),
         ("/v1/openapi.json", &["get"], get(system::openapi_doc)),
         ("/v1/backup", &["post"], post(system::backup)),
+        ("/v1/audit", &["get"], get(system::audit)),
         ("/v1/tenants", &["post"], post(tenants::create_tenant)),
         (
             "/v1/tenants/{id}",

@@ -151,6 +151,12 @@ pub(crate) async fn list_subscribers(
     let next = (items.len() == limit)
         .then(|| items.last().map(|s| s.id))
         .flatten();
+    audit_read(
+        &api,
+        who,
+        t.id,
+        json!({"did": "list_subscribers", "after": p.after.unwrap_or(0), "count": items.len()}),
+    )?;
     Ok(reply(
         StatusCode::OK,
         &SubscriberPage {
@@ -170,7 +176,14 @@ pub(crate) async fn list_subscribers(
     security(("bearer" = [])),
 )]
 pub(crate) async fn get_subscriber(State(api): S, who: Caller, Path(id): Path<u64>) -> R<Response> {
-    Ok(axum::Json(load_subscriber(&api, who, id)?).into_response())
+    let s = load_subscriber(&api, who, id)?;
+    audit_read(
+        &api,
+        who,
+        s.tenant_id,
+        json!({"did": "read_subscriber", "subscriber": s.id}),
+    )?;
+    Ok(axum::Json(s).into_response())
 }
 
 #[utoipa::path(
@@ -217,21 +230,34 @@ pub(crate) async fn patch_subscriber(
     Ok(axum::Json(s).into_response())
 }
 
+/// `?erase=true`: erase instead of remove.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct EraseQ {
+    /// Erase everything about the person (APPI), keeping only anonymous
+    /// counts; without it the person is removed and their history stays.
+    erase: Option<bool>,
+}
+
 #[utoipa::path(
     delete,
     path = "/v1/subscribers/{id}",
     tag = "subscribers",
-    summary = "Remove a person (their checks and outcomes stay as history)",
-    params(("id" = u64, Path, description = "subscriber id")),
-    responses((status = 204, description = "removed"), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    summary = "Remove a person (their checks and outcomes stay as history), or with erase=true erase every record of them (only anonymous counts stay)",
+    params(("id" = u64, Path, description = "subscriber id"), EraseQ),
+    responses((status = 204, description = "removed"), (status = 200, description = "erased: what went", body = Object), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
     security(("bearer" = [])),
 )]
 pub(crate) async fn delete_subscriber(
     State(api): S,
     who: Caller,
     Path(id): Path<u64>,
+    Query(q): Query<EraseQ>,
 ) -> R<Response> {
     let s = load_subscriber(&api, who, id)?;
+    if q.erase == Some(true) {
+        return erase_subscriber(&api, who, &s);
+    }
     api.svc.store.delete_subscriber(&s)?;
     // Their planned checks end not_attempted when they come due (nobody is
     // called); an open case closes now, and nobody is told after it.
@@ -243,6 +269,37 @@ pub(crate) async fn delete_subscriber(
         &json!({"by": format!("{who:?}"), "did": "delete_subscriber", "id": s.id}),
     )?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Erase a person: refused while a call to them is in progress (its
+/// result would have nowhere to go); their open case is closed first (its
+/// pending notifications cancelled, nobody told), then every record of
+/// them goes in one step. The audit trail records that an erasure
+/// happened and what it removed, not whom.
+fn erase_subscriber(api: &Api, who: Caller, s: &Subscriber) -> R<Response> {
+    if api
+        .svc
+        .store
+        .inflight()?
+        .iter()
+        .any(|c| c.id.subscriber_id == s.id)
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "call_in_progress",
+            "a call to this person is in progress; erase again in a minute",
+        ));
+    }
+    api.alerts
+        .close_for_lifecycle(s.id, "the person was erased")?;
+    let erased = api.svc.store.erase_subscriber(s)?;
+    api.svc.calls.invalidate_prompts(s.tenant_id);
+    api.svc.store.audit(
+        s.tenant_id,
+        now_ms(api),
+        &json!({"by": format!("{who:?}"), "did": "erase_subscriber", "removed": &erased}),
+    )?;
+    Ok(reply(StatusCode::OK, &erased))
 }
 
 /// CSV import: header row with name, phone and optional days ("1-5" or

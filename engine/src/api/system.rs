@@ -136,6 +136,74 @@ pub(crate) struct BackupDone {
     took_ms: u64,
 }
 
+/// Which audit entries: a tenant's, from a time on, a page at a time.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AuditQ {
+    /// The tenant whose trail to read.
+    tenant: u64,
+    /// Unix ms: entries at or after it (default 0).
+    from: Option<u64>,
+    /// Entries at most (1–1000, default 100).
+    limit: Option<usize>,
+}
+
+/// One audit entry: when, its sequence number, and what was done (who,
+/// what, on which record).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AuditEntry {
+    at_ms: u64,
+    seq: u64,
+    #[schema(value_type = Object)]
+    entry: Value,
+}
+
+/// A page of a tenant's audit trail.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AuditPage {
+    entries: Vec<AuditEntry>,
+    /// Pass as `from` for the next page (entries of that same millisecond
+    /// may repeat; tell them apart by `seq`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_from: Option<u64>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "system",
+    summary = "A tenant's audit trail: every API change and every read of personal data (operator only)",
+    params(AuditQ),
+    responses((status = 200, body = AuditPage), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
+pub(crate) async fn audit(
+    State(api): S,
+    who: Caller,
+    axum::extract::Query(q): axum::extract::Query<AuditQ>,
+) -> R<Response> {
+    if who != Caller::Operator {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the audit trail is the operator's",
+        ));
+    }
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let rows = api
+        .svc
+        .store
+        .audit_of(q.tenant, q.from.unwrap_or(0), limit)?;
+    let next_from = (rows.len() == limit)
+        .then(|| rows.last().map(|r| r.0))
+        .flatten();
+    let entries = rows
+        .into_iter()
+        .map(|(at_ms, seq, entry)| AuditEntry { at_ms, seq, entry })
+        .collect();
+    Ok(reply(StatusCode::OK, &AuditPage { entries, next_from }))
+}
+
 #[utoipa::path(
     post,
     path = "/v1/backup",
@@ -230,6 +298,7 @@ pub(crate) async fn fallback() -> ApiError {
         metrics,
         openapi_doc,
         backup,
+        audit,
         super::tenants::create_tenant,
         super::tenants::get_tenant,
         super::tenants::patch_tenant,
