@@ -797,7 +797,6 @@ fn tokens_rotate_and_revoke_and_metrics_need_a_token() {
 /// there; every day's counts of the tenant are what they were.
 #[test]
 fn erasing_a_person_with_a_year_of_history_leaves_no_trace_and_the_counts() {
-    use genki_store::{Attempt, Check, CheckId, Next, Outcome};
     const W_SECRET: &str = "watcher-secret-0123";
     let dir = temp_dir("hostile-erase");
     let port = free_port();
@@ -865,66 +864,30 @@ fn erasing_a_person_with_a_year_of_history_leaves_no_trace_and_the_counts() {
         assert!(v["outcome"].is_string(), "{v}");
         phone_records(phones);
     }
-    hook.wait_for("the watcher told", Duration::from_secs(30), |r| !r.is_empty());
+    hook.wait_for("the watcher told", Duration::from_secs(30), |r| {
+        !r.is_empty()
+    });
     assert_eq!(http.get(&format!("/v1/subscribers/{gone}")).status, 200);
     let (code, _) = d.terminate();
     assert_eq!(code, 0);
 
     // A year of daily history for both, written through the storage API.
-    let tz = jiff::tz::TimeZone::get("Asia/Tokyo").unwrap();
     let today = jiff::civil::date(2026, 11, 24);
-    let days: Vec<jiff::civil::Date> = (1..=365)
-        .map(|n| today.checked_sub(jiff::Span::new().days(n)).unwrap())
-        .collect();
-    {
-        let store = genki_storage::open(&dir.join("db")).unwrap();
-        for (n, day) in days.iter().enumerate() {
-            let slot = day.at(9, 30, 0, 0).to_zoned(tz.clone()).unwrap().timestamp();
-            let s = slot.as_second() as u64;
-            for who in [gone, kept] {
-                let c = Check::pending(CheckId::scheduled(who, s), tid, s * 1000, s * 1000);
-                store.create_check(&c).unwrap();
-                store.claim(&c.id, "seed", u64::MAX).unwrap().unwrap();
-                let outcome = if n % 7 == 3 { Outcome::Missed } else { Outcome::Fine };
-                let attempt = Attempt {
-                    n: 1,
-                    call_id: format!("seed-{who}-{n}"),
-                    started_at_ms: s * 1000,
-                    answered: outcome == Outcome::Fine,
-                    digits: if outcome == Outcome::Fine { "1".into() } else { String::new() },
-                    outcome: Some(outcome),
-                    ..Default::default()
-                };
-                store
-                    .finish_attempt(
-                        &c.id,
-                        &attempt,
-                        Next::Final {
-                            outcome,
-                            cause: None,
-                        },
-                        s * 1000 + 60_000,
-                    )
-                    .unwrap();
-            }
-        }
-        store.flush().unwrap();
-    }
+    let days = seed_history(&dir, tid, &[gone, kept], today, 365);
     d.spawn();
     let http = d.http();
-    let counts = |http: &Http| -> Vec<String> {
-        days.iter()
-            .chain(std::iter::once(&today))
-            .map(|day| {
-                let v = http.get(&format!("/v1/tenants/{tid}/summary?date={day}")).json();
-                format!("{day} {} {}", v["total"], v["outcomes"])
-            })
-            .collect()
-    };
+    let mut all_days = days.clone();
+    all_days.push(today);
+    let counts = |http: &Http| day_counts(http, tid, &all_days);
     let before = counts(&http);
     assert!(before[0].contains(" 2 "), "two checks a day: {}", before[0]);
 
-    let r = http.request("DELETE", &format!("/v1/subscribers/{gone}?erase=true"), None, &[]);
+    let r = http.request(
+        "DELETE",
+        &format!("/v1/subscribers/{gone}?erase=true"),
+        None,
+        &[],
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     let removed = r.json();
     assert_eq!(removed["checks"], 367, "{removed}");
@@ -935,7 +898,9 @@ fn erasing_a_person_with_a_year_of_history_leaves_no_trace_and_the_counts() {
     assert_eq!(removed["prompts"], 1, "{removed}");
     assert_eq!(http.get(&format!("/v1/subscribers/{gone}")).status, 404);
     assert_eq!(counts(&http), before, "the tenant's counts are unchanged");
-    let trail = http.get(&format!("/v1/audit?tenant={tid}&limit=1000")).json();
+    let trail = http
+        .get(&format!("/v1/audit?tenant={tid}&limit=1000"))
+        .json();
     let text = trail.to_string();
     assert!(text.contains("erase_subscriber") && text.contains("read_subscriber"));
     assert!(!text.contains(&format!("\"subscriber\":{gone}")), "{text}");
@@ -961,7 +926,9 @@ fn erasing_a_person_with_a_year_of_history_leaves_no_trace_and_the_counts() {
             .kv()
             .scan(cf, &[], &mut |k, v| {
                 for n in &needles {
-                    if k.windows(n.len()).any(|w| w == &n[..]) || v.windows(n.len()).any(|w| w == &n[..]) {
+                    if k.windows(n.len()).any(|w| w == &n[..])
+                        || v.windows(n.len()).any(|w| w == &n[..])
+                    {
                         found.push(format!("{cf}: {}", String::from_utf8_lossy(n)));
                     }
                 }
@@ -984,5 +951,141 @@ fn erasing_a_person_with_a_year_of_history_leaves_no_trace_and_the_counts() {
             .unwrap();
     }
     assert!(found.is_empty(), "traces of the erased person: {found:?}");
-    assert!(kept_seen >= 367, "the other person's records are there: {kept_seen}");
+    assert!(
+        kept_seen >= 367,
+        "the other person's records are there: {kept_seen}"
+    );
+}
+
+/// Write `n` days of history before `today` for each of `people` of
+/// tenant `tid` straight into genki's RocksDB (genki stopped): a check at
+/// 09:30 Tokyo each day, claimed and finished with one attempt — fine,
+/// missed every seventh day. Returns the days, newest first.
+fn seed_history(
+    dir: &std::path::Path,
+    tid: u64,
+    people: &[u64],
+    today: jiff::civil::Date,
+    n: i64,
+) -> Vec<jiff::civil::Date> {
+    use genki_store::{Attempt, Check, CheckId, Next, Outcome};
+    let tz = jiff::tz::TimeZone::get("Asia/Tokyo").unwrap();
+    let days: Vec<jiff::civil::Date> = (1..=n)
+        .map(|k| today.checked_sub(jiff::Span::new().days(k)).unwrap())
+        .collect();
+    let store = genki_storage::open(&dir.join("db")).unwrap();
+    for (k, day) in days.iter().enumerate() {
+        let slot = day
+            .at(9, 30, 0, 0)
+            .to_zoned(tz.clone())
+            .unwrap()
+            .timestamp();
+        let s = slot.as_second() as u64;
+        for &who in people {
+            let c = Check::pending(CheckId::scheduled(who, s), tid, s * 1000, s * 1000);
+            store.create_check(&c).unwrap();
+            store.claim(&c.id, "seed", u64::MAX).unwrap().unwrap();
+            let outcome = if k % 7 == 3 {
+                Outcome::Missed
+            } else {
+                Outcome::Fine
+            };
+            let attempt = Attempt {
+                n: 1,
+                call_id: format!("seed-{who}-{k}"),
+                started_at_ms: s * 1000,
+                answered: outcome == Outcome::Fine,
+                digits: if outcome == Outcome::Fine {
+                    "1".into()
+                } else {
+                    String::new()
+                },
+                outcome: Some(outcome),
+                ..Default::default()
+            };
+            store
+                .finish_attempt(
+                    &c.id,
+                    &attempt,
+                    Next::Final {
+                        outcome,
+                        cause: None,
+                    },
+                    s * 1000 + 60_000,
+                )
+                .unwrap();
+        }
+    }
+    store.flush().unwrap();
+    days
+}
+
+/// Day summaries of tenant `tid` for `days`: total and counts by outcome.
+fn day_counts(http: &Http, tid: u64, days: &[jiff::civil::Date]) -> Vec<String> {
+    days.iter()
+        .map(|day| {
+            let v = http
+                .get(&format!("/v1/tenants/{tid}/summary?date={day}"))
+                .json();
+            format!("{day} {} {}", v["total"], v["outcomes"])
+        })
+        .collect()
+}
+
+/// Retention: a tenant that keeps 30 days, with 60 days of history:
+/// genki forgets the older checks at start — their records (a check's
+/// page answers 404) — and keeps the recent ones, and every day's counts
+/// stay what they were.
+#[test]
+fn retention_forgets_history_older_than_the_tenant_keeps_and_keeps_the_counts() {
+    let dir = temp_dir("hostile-retention");
+    let mut d = Daemon::start(dir.clone(), &[], &["--clock-start", CLOCK]);
+    let http = d.http();
+    let tid = create_tenant(&http, &json!({"name": "retention"}));
+    let r = http.post(
+        &format!("/v1/tenants/{tid}/subscribers"),
+        &json!({"name": "佐藤 一郎", "phone": "+81471234567"}),
+    );
+    let who = r.json()["id"].as_u64().unwrap();
+    let r = http.patch(
+        &format!("/v1/tenants/{tid}"),
+        &json!({"retention_days": 10}),
+    );
+    assert_eq!(r.status, 422, "fewer than 30 days: {}", r.body);
+    let (code, _) = d.terminate();
+    assert_eq!(code, 0);
+    let today = jiff::civil::date(2026, 11, 24);
+    let days = seed_history(&dir, tid, &[who], today, 60);
+    d.spawn();
+    let http = d.http();
+    let before = day_counts(&http, tid, &days);
+    let tz = jiff::tz::TimeZone::get("Asia/Tokyo").unwrap();
+    let check_of = |day: &jiff::civil::Date| {
+        let s = day
+            .at(9, 30, 0, 0)
+            .to_zoned(tz.clone())
+            .unwrap()
+            .timestamp()
+            .as_second();
+        format!("{who}-s{s}")
+    };
+    let (recent, old) = (check_of(&days[5]), check_of(&days[50]));
+    assert_eq!(http.get(&format!("/v1/checks/{old}")).status, 200, "{old}");
+    let r = http.patch(
+        &format!("/v1/tenants/{tid}"),
+        &json!({"retention_days": 30}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (code, _) = d.terminate();
+    assert_eq!(code, 0);
+    d.spawn();
+    let http = d.http();
+    // The pass runs at start.
+    let t0 = Instant::now();
+    while http.get(&format!("/v1/checks/{old}")).status != 404 {
+        assert!(t0.elapsed() < Duration::from_secs(20), "never forgotten");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(http.get(&format!("/v1/checks/{recent}")).status, 200);
+    assert_eq!(day_counts(&http, tid, &days), before, "counts unchanged");
 }

@@ -610,6 +610,40 @@ impl Store {
         Ok((w.case, w.notifications))
     }
 
+    /// Put the removal of a tenant's cases resolved before `before_ms`, and
+    /// of their notifications, into `b` (retention). Returns how many of each.
+    pub(crate) fn prune_cases(
+        &self,
+        tenant_id: u64,
+        before_ms: u64,
+        b: &mut Batch,
+    ) -> Result<(u64, u64), StoreError> {
+        let (mut cases, mut notes) = (0, 0);
+        let t = be(tenant_id);
+        for (k, _) in self.scan(cf::TENANT_ALERTS, &t, &t, usize::MAX)? {
+            let key = be(Self::u64_at(cf::TENANT_ALERTS, &k, 8)?);
+            let Some(c) = self.get::<AlertCase>(cf::ALERTS, &key)? else {
+                continue;
+            };
+            if c.state != CaseState::Resolved || c.resolved_at_ms.is_none_or(|r| r >= before_ms) {
+                continue;
+            }
+            b.delete(cf::ALERTS, key);
+            b.delete(cf::TENANT_ALERTS, k);
+            for (nk, _) in self.scan(cf::CASE_NOTIFICATIONS, &key, &key, usize::MAX)? {
+                let nid = Self::u64_at(cf::CASE_NOTIFICATIONS, &nk, 8)?;
+                if let Some(n) = self.notification(nid)? {
+                    b.delete(cf::OUTBOX_DUE, cat(&[&be(n.next_at_ms), &be(nid)]));
+                }
+                b.delete(cf::OUTBOX, be(nid));
+                b.delete(cf::CASE_NOTIFICATIONS, nk);
+                notes += 1;
+            }
+            cases += 1;
+        }
+        Ok((cases, notes))
+    }
+
     /// Put the removal of every alert case of `subscriber_id` (in
     /// `tenant_id`) and of their notifications into `b` (an erasure).
     /// Returns the case ids and how many notifications go.

@@ -65,6 +65,10 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Backend>) {
             "erasing_a_person_leaves_counts_and_nothing_of_them",
             erasing_a_person_leaves_counts_and_nothing_of_them,
         ),
+        (
+            "retention_forgets_old_checks_and_keeps_counts",
+            retention_forgets_old_checks_and_keeps_counts,
+        ),
     ];
     for (name, case) in cases {
         eprintln!("conformance: {name}");
@@ -702,4 +706,97 @@ pub fn erasing_a_person_leaves_counts_and_nothing_of_them(b: &dyn Backend) {
     let s = b.open();
     assert!(s.subscriber(gone.id).unwrap().is_none());
     assert_eq!(s.tallies_of(t.id, day.0, day.1).unwrap().len(), 2);
+}
+
+/// Retention: checks finished before the cut go with their attempts and
+/// leave anonymous counts; one whose outcome the alert engine has not
+/// read yet stays until it has; later ones stay; resolved old cases go,
+/// open ones stay.
+pub fn retention_forgets_old_checks_and_keeps_counts(b: &dyn Backend) {
+    let s = b.open();
+    let t = s.create_tenant(tenant()).unwrap();
+    let p = s.create_subscriber(sub(t.id)).unwrap();
+    let mut ids = Vec::new();
+    for (slot, finished) in [
+        (1_000u64, 10_000u64),
+        (2_000, 20_000),
+        (3_000, 30_000),
+        (4_000, 40_000),
+    ] {
+        let c = check(&p, slot);
+        s.create_check(&c).unwrap();
+        s.claim(&c.id, "node", u64::MAX).unwrap().unwrap();
+        s.finish_attempt(
+            &c.id,
+            &Attempt {
+                n: 1,
+                ..Default::default()
+            },
+            Next::Final {
+                outcome: Outcome::Fine,
+                cause: None,
+            },
+            finished,
+        )
+        .unwrap();
+        ids.push(c.id);
+    }
+    // The alert engine read the first three outcomes, not the fourth.
+    for id in &ids[..3] {
+        s.alert_commit(AlertWrite {
+            inbox_done: Some(*id),
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    let mut old = AlertCase {
+        tenant_id: t.id,
+        ..case(p.id)
+    };
+    let (c, _) = s
+        .alert_commit(AlertWrite {
+            case: Some(old.clone()),
+            notifications: vec![notif(100)],
+            inbox_done: None,
+        })
+        .unwrap();
+    old = c.unwrap();
+    old.state = CaseState::Resolved;
+    old.resolved_at_ms = Some(15_000);
+    s.alert_commit(AlertWrite {
+        case: Some(old.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    let open = s
+        .alert_commit(AlertWrite {
+            case: Some(AlertCase {
+                tenant_id: t.id,
+                ..case(p.id)
+            }),
+            ..Default::default()
+        })
+        .unwrap()
+        .0
+        .unwrap();
+
+    let pruned = s.prune(t.id, 45_000, 2).unwrap();
+    assert_eq!(
+        (pruned.checks, pruned.attempts),
+        (2, 2),
+        "at most max a pass"
+    );
+    assert_eq!((pruned.cases, pruned.notifications), (1, 1));
+    let pruned = s.prune(t.id, 45_000, 100).unwrap();
+    assert_eq!(pruned.checks, 1, "the unread fourth stays: {pruned:?}");
+    assert_eq!(s.prune(t.id, 45_000, 100).unwrap().checks, 0);
+    for id in &ids[..3] {
+        assert!(s.check(id).unwrap().is_none());
+        assert!(s.attempts(id).unwrap().is_empty());
+    }
+    assert!(s.check(&ids[3]).unwrap().is_some());
+    assert!(s.alert_case(old.id).unwrap().is_none());
+    assert!(s.alert_case(open.id).unwrap().is_some());
+    assert_eq!(s.tallies_of(t.id, 0, u64::MAX).unwrap().len(), 3);
+    assert_eq!(s.checks_of(t.id, 0, u64::MAX, 10).unwrap().len(), 1);
 }

@@ -34,7 +34,7 @@ pub use records::{
     Tenant,
 };
 pub use seam::{AlertLog, CheckLog, Directory, Storage};
-pub use store::{Erased, Next, Store};
+pub use store::{Erased, Next, Pruned, Store};
 pub use vocab::{Cause, CheckKind, DtmfTransport, EndReason, EventKind, WatcherAnswer};
 
 /// Storage failures.

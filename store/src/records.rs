@@ -63,6 +63,12 @@ pub struct Tenant {
     #[serde(default)]
     pub alerts: AlertRules,
     pub created_at_ms: u64,
+    /// Days a finished check (its attempts, keys, causes) and a resolved
+    /// alert case are kept; then they are forgotten and only anonymous
+    /// counts stay (APPI: personal data kept no longer than needed).
+    /// None: kept until the person is erased.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
 }
 
 impl Tenant {
@@ -83,6 +89,7 @@ impl Tenant {
             script: None,
             alerts: AlertRules::default(),
             created_at_ms,
+            retention_days: None,
         }
     }
 }

@@ -109,6 +109,8 @@ seam! {
         fn delete_subscriber(&self, s: &Subscriber) -> Result<(), StoreError>;
         /// Erase a person and everything about them; anonymous counts stay.
         fn erase_subscriber(&self, s: &Subscriber) -> Result<crate::Erased, StoreError>;
+        /// Retention: forget up to `max` checks finished before `before_ms` (and resolved cases).
+        fn prune(&self, tenant_id: u64, before_ms: u64, max: usize) -> Result<crate::Pruned, StoreError>;
         /// Anonymous counts of erased checks with slot times in `from_ms..to_ms`.
         fn tallies_of(&self, tenant_id: u64, from_ms: u64, to_ms: u64) -> Result<Vec<Outcome>, StoreError>;
         fn subscribers_of(&self, tenant_id: u64, after: u64, limit: usize) -> Result<Vec<Subscriber>, StoreError>;

@@ -141,6 +141,15 @@ pub struct Erased {
     pub tallied: u64,
 }
 
+/// What a retention pass forgot ([`Store::prune`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Pruned {
+    pub checks: u64,
+    pub attempts: u64,
+    pub cases: u64,
+    pub notifications: u64,
+}
+
 /// The database. Cheap to share behind an `Arc`.
 pub struct Store {
     kv: Arc<dyn Kv>,
@@ -490,24 +499,8 @@ impl Store {
         let mut e = Erased::default();
         let mut tallies = Vec::new();
         for (k, v) in self.scan(cf::CHECKS, &sid, &sid, usize::MAX)? {
-            b.delete(cf::CHECKS, &k);
-            b.delete(cf::INFLIGHT, &k);
-            b.delete(cf::ALERT_INBOX, &k);
+            self.forget_check(&mut b, &tenant, &k, &v, &mut tallies);
             e.checks += 1;
-            let Some(id) = CheckId::from_key(&k) else {
-                continue;
-            };
-            let t = Self::check_time_ms(&id);
-            b.delete(cf::TENANT_CHECKS, cat(&[&tenant, &be(t), &k]));
-            if let Ok(c) = decode::<Check>(cf::CHECKS, &v) {
-                b.delete(cf::DUE, cat(&[&be(c.due_at_ms), &k]));
-                if let Some(f) = c.finished_at_ms {
-                    b.delete(cf::OUTCOMES, cat(&[&tenant, &be(f), &k]));
-                }
-                if let (CheckStatus::Done, Some(o)) = (c.status, c.outcome) {
-                    tallies.push((t, o));
-                }
-            }
         }
         for (k, _) in self.scan(cf::ATTEMPTS, &sid, &sid, usize::MAX)? {
             b.delete(cf::ATTEMPTS, k);
@@ -548,19 +541,107 @@ impl Store {
                 e.audit_entries += 1;
             }
         }
-        if !tallies.is_empty() {
-            let first = self.reserve_tally_ids(&mut b, tallies.len() as u64)?;
-            for (i, (t, o)) in tallies.iter().enumerate() {
-                b.put(
-                    cf::TALLIES,
-                    cat(&[&tenant, &be(*t), &be(first + i as u64)]),
-                    o.as_str().as_bytes(),
-                );
-            }
-            e.tallied = tallies.len() as u64;
-        }
+        e.tallied = self.put_tallies(&mut b, &tenant, &tallies)?;
         self.write(b)?;
         Ok(e)
+    }
+
+    /// Put the removal of one check (key `k`, record `v`) and of its index
+    /// entries into `b`; a finished one adds its anonymous count to
+    /// `tallies`. Its attempts are the caller's (a prefix of `k`).
+    fn forget_check(
+        &self,
+        b: &mut Batch,
+        tenant: &[u8; 8],
+        k: &[u8],
+        v: &[u8],
+        tallies: &mut Vec<(u64, Outcome)>,
+    ) {
+        b.delete(cf::CHECKS, k);
+        b.delete(cf::INFLIGHT, k);
+        b.delete(cf::ALERT_INBOX, k);
+        let Some(id) = CheckId::from_key(k) else {
+            return;
+        };
+        let t = Self::check_time_ms(&id);
+        b.delete(cf::TENANT_CHECKS, cat(&[tenant, &be(t), k]));
+        if let Ok(c) = decode::<Check>(cf::CHECKS, v) {
+            b.delete(cf::DUE, cat(&[&be(c.due_at_ms), k]));
+            if let Some(f) = c.finished_at_ms {
+                b.delete(cf::OUTCOMES, cat(&[tenant, &be(f), k]));
+            }
+            if let (CheckStatus::Done, Some(o)) = (c.status, c.outcome) {
+                tallies.push((t, o));
+            }
+        }
+    }
+
+    /// Put anonymous counts into `b`; how many.
+    fn put_tallies(
+        &self,
+        b: &mut Batch,
+        tenant: &[u8; 8],
+        tallies: &[(u64, Outcome)],
+    ) -> Result<u64, StoreError> {
+        if tallies.is_empty() {
+            return Ok(0);
+        }
+        let first = self.reserve_tally_ids(b, tallies.len() as u64)?;
+        for (i, (t, o)) in tallies.iter().enumerate() {
+            b.put(
+                cf::TALLIES,
+                cat(&[tenant, &be(*t), &be(first + i as u64)]),
+                o.as_str().as_bytes(),
+            );
+        }
+        Ok(tallies.len() as u64)
+    }
+
+    /// Retention: forget up to `max` of a tenant's checks that finished
+    /// before `before_ms` — the check, its attempts and index entries —
+    /// leaving their anonymous counts (the tenant's summaries do not
+    /// change), and its resolved alert cases closed before then with their
+    /// notifications. A check whose outcome the alert engine has not read
+    /// yet is kept. Call again until it returns no checks.
+    pub fn prune(&self, tenant_id: u64, before_ms: u64, max: usize) -> Result<Pruned, StoreError> {
+        let _g = self.guard();
+        let tenant = be(tenant_id);
+        let mut b = Batch::default();
+        let mut p = Pruned::default();
+        let mut tallies = Vec::new();
+        let mut keys = Vec::new();
+        self.kv.scan(cf::OUTCOMES, &tenant, &mut |k, _| {
+            if !k.starts_with(&tenant) || k.len() != 8 + 8 + 17 || keys.len() >= max {
+                return false;
+            }
+            if u64::from_be_bytes(k[8..16].try_into().expect("8 bytes")) >= before_ms {
+                return false;
+            }
+            keys.push(k.to_vec());
+            true
+        })?;
+        for ik in keys {
+            let key = &ik[16..];
+            if self.raw(cf::ALERT_INBOX, key)?.is_some() {
+                continue;
+            }
+            match self.raw(cf::CHECKS, key)? {
+                Some(v) => self.forget_check(&mut b, &tenant, key, &v, &mut tallies),
+                // A stale index entry: drop it.
+                None => b.delete(cf::OUTCOMES, &ik),
+            }
+            for (ak, _) in self.scan(cf::ATTEMPTS, key, key, usize::MAX)? {
+                b.delete(cf::ATTEMPTS, ak);
+                p.attempts += 1;
+            }
+            p.checks += 1;
+        }
+        let (cases, notes) = self.prune_cases(tenant_id, before_ms, &mut b)?;
+        p.cases = cases;
+        p.notifications = notes;
+        self.put_tallies(&mut b, &tenant, &tallies)?;
+        self.write(b)?;
+        Ok(p)
     }
 
     fn reserve_tally_ids(&self, b: &mut Batch, n: u64) -> Result<u64, StoreError> {

@@ -35,6 +35,8 @@ pub(crate) struct TenantPatch {
     #[schema(value_type = Option<Object>)]
     script: Option<Option<Value>>,
     alerts: Option<genki_store::AlertRules>,
+    /// Days finished checks and resolved cases are kept (30–3650); null: until erased.
+    retention_days: Option<Option<u32>>,
 }
 
 /// A tenant created: its id and its API token (shown this once).
@@ -101,6 +103,14 @@ pub(crate) fn apply_tenant_patch(api: &Api, t: &mut Tenant, p: TenantPatch) -> R
             ));
         }
         t.alerts = a;
+    }
+    if let Some(v) = p.retention_days {
+        // At least a month: the alert rules look back over recent days
+        // (urgent_after_missed_days, up to 30).
+        if v.is_some_and(|d| !(30..=3650).contains(&d)) {
+            return Err(ApiError::bad("retention_days", "30–3650 days, or null"));
+        }
+        t.retention_days = v;
     }
     Calendar::of(t).map_err(|e| ApiError::bad(e.field, e.message))?;
     Ok(())

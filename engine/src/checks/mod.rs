@@ -3,8 +3,8 @@
 //! The schedule and calendar ([`schedule`], [`holidays`]), the planner,
 //! due loop, retries and recovery ([`service`]), the dialer's rate and
 //! concurrency limits ([`dialer`]), the trunk's circuit breaker that holds
-//! checks through a carrier outage ([`trunk`]) and the watch script with
-//! its sans-IO runner ([`script`]).
+//! checks through a carrier outage ([`trunk`]), the watch script with
+//! its sans-IO runner ([`script`]), and retention ([`retention`]).
 //!
 //! Dependency rule: may depend on [`crate::telephony`] (to place a call),
 //! genki-storage, [`crate::metrics`], [`crate::clock`], [`crate::notices`]
@@ -13,6 +13,7 @@
 
 pub mod dialer;
 pub mod holidays;
+pub mod retention;
 pub mod schedule;
 pub mod script;
 pub mod service;

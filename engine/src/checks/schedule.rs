@@ -254,6 +254,7 @@ mod tests {
             script: None,
             alerts: Default::default(),
             created_at_ms: 0,
+            retention_days: None,
         }
     }
 

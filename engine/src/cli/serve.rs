@@ -379,6 +379,10 @@ pub async fn run(
             node: owner,
         }),
     ));
+    tokio::spawn(crate::checks::retention::run(
+        svc.clone(),
+        shutdown_rx.clone(),
+    ));
     let alert_worker = tokio::spawn(crate::alerts::cases::run(
         alerts,
         notifier,
@@ -406,28 +410,36 @@ pub async fn run(
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// SIGTERM or SIGINT. The handlers are installed when this is called, not
+/// when the future is first polled: `/healthz` answers before the task
+/// that awaits the signal may have run, and a SIGTERM then (a supervisor
+/// stopping genki right after start) must still drain and flush rather
+/// than kill the process (the default action).
+fn wait_for_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut t), Ok(mut i)) => {
-                tokio::select! {
-                    _ = t.recv() => {}
-                    _ = i.recv() => {}
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut t), Ok(mut i)) => {
+                    tokio::select! {
+                        _ = t.recv() => {}
+                        _ = i.recv() => {}
+                    }
                 }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async move {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
