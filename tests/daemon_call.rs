@@ -28,6 +28,8 @@ fn daemon(name: &str, password: &str) -> (Daemon, Http, u64) {
             ("GENKI_TRUNK_PASSWORD", password),
             // The phones stand for the trunk: credentials go only there.
             ("GENKI_TRUNK_DOMAIN", "127.0.0.1"),
+            // and its people are SIP URIs on it.
+            ("GENKI_TRUNK_URI_PHONES", "allow"),
         ],
         &["--clock-start", CLOCK],
     );

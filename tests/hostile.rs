@@ -217,6 +217,8 @@ fn the_trunk_credentials_never_answer_a_challenge_from_elsewhere() {
             ("GENKI_TRUNK_USER", "alice"),
             ("GENKI_TRUNK_PASSWORD", "s3cret"),
             ("GENKI_TRUNK_DOMAIN", "trunk.example.jp"),
+            // What the test is about: a tenant's URI pointing elsewhere.
+            ("GENKI_TRUNK_URI_PHONES", "allow"),
         ],
         &["--clock-start", CLOCK],
     );
@@ -1088,4 +1090,52 @@ fn retention_forgets_history_older_than_the_tenant_keeps_and_keeps_the_counts() 
     }
     assert_eq!(http.get(&format!("/v1/checks/{recent}")).status, 200);
     assert_eq!(day_counts(&http, tid, &days), before, "counts unchanged");
+}
+
+/// Once a trunk is configured, phones are numbers dialled through it: a
+/// SIP URI (which genki would dial wherever a tenant points it) is refused
+/// for a person, in a CSV row and for a watcher, unless the operator
+/// allows them (`[trunk] uri_phones`).
+#[test]
+fn sip_uri_phones_are_refused_once_a_trunk_is_configured() {
+    let dir = temp_dir("hostile-uris");
+    let d = Daemon::start(
+        dir.clone(),
+        &[("GENKI_TRUNK_DOMAIN", "trunk.example.jp")],
+        &["--clock-start", CLOCK],
+    );
+    let http = d.http();
+    let tid = create_tenant(&http, &json!({"name": "uris"}));
+    let r = http.post(
+        &format!("/v1/tenants/{tid}/subscribers"),
+        &json!({"name": "a", "phone": "sip:premium@203.0.113.9"}),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.json()["error"]["field"], "phone");
+    let r = http.post(
+        &format!("/v1/tenants/{tid}/subscribers"),
+        &json!({"name": "b", "phone": "+81471234567"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let sid = r.json()["id"].as_u64().unwrap();
+    let r = http.patch(
+        &format!("/v1/subscribers/{sid}"),
+        &json!({"phone": "sip:x@203.0.113.9"}),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    let csv = "name,phone\nc,sip:c@203.0.113.9\nd,0471234567\n";
+    let r = http.request(
+        "POST",
+        &format!("/v1/tenants/{tid}/subscribers/import"),
+        Some(csv.as_bytes()),
+        &[("Content-Type", "text/csv")],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["imported"], 1, "{}", r.body);
+    assert_eq!(r.json()["errors"][0]["field"], "phone", "{}", r.body);
+    let r = http.post(
+        &format!("/v1/tenants/{tid}/watchers"),
+        &json!({"name": "w", "phone": "sip:w@203.0.113.9"}),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
 }

@@ -168,6 +168,21 @@ pub struct Trunk {
     /// Seconds the circuit first stays open before probing (doubles while
     /// probes fail, at most 600; a longer `Retry-After` is honoured).
     pub circuit_open_s: u64,
+    /// Whether phones may be SIP URIs (`auto`, `allow`, `deny`): a URI is
+    /// dialled wherever a tenant points it, a number only through the trunk.
+    pub uri_phones: UriPhones,
+}
+
+/// Whether people's and watchers' phones may be SIP URIs, dialled where
+/// they point, rather than numbers dialled through the trunk.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum UriPhones {
+    /// Allowed while no trunk is configured (a lab, the simulated phones),
+    /// refused once `[trunk] proxy` or `domain` is set.
+    Auto,
+    Allow,
+    Deny,
 }
 
 /// Where genki tells the operator about its own faults (the carrier
@@ -318,6 +333,7 @@ impl Default for Config {
                 rtp_latching: RtpLatching::Host,
                 circuit_faults: 5,
                 circuit_open_s: 30,
+                uri_phones: UriPhones::Auto,
             },
             scheduler: Scheduler {
                 tick_ms: 500,
@@ -532,6 +548,16 @@ impl Config {
     /// `[sip] allow` as networks (an address alone is a /32 or /128).
     pub fn sip_allow(&self) -> Result<Vec<ipnet::IpNet>, String> {
         cidrs(&self.sip.allow)
+    }
+
+    /// Whether phones may be SIP URIs, `auto` resolved: allowed while no
+    /// trunk is configured.
+    pub fn uri_phones_allowed(&self) -> bool {
+        match self.trunk.uri_phones {
+            UriPhones::Allow => true,
+            UriPhones::Deny => false,
+            UriPhones::Auto => self.trunk.proxy.is_empty() && self.trunk.domain.is_empty(),
+        }
     }
 
     /// `[sip] media_allow` as networks.

@@ -97,6 +97,12 @@ pub async fn call(
     let Some(phone) = &w.phone else {
         return failed("the watcher has no phone", false);
     };
+    if !calls.may_dial(phone) {
+        return failed(
+            "the watcher's phone is a SIP URI, which the operator does not allow",
+            false,
+        );
+    }
     let prompts: Arc<HashMap<String, Prompt>> = match calls.prompts_for(case.tenant_id) {
         Ok(p) => p,
         Err(e) => return failed(format!("storage: {e}"), true),

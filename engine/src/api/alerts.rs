@@ -22,8 +22,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::alerts::cases::CaseError;
 use crate::api::common::{
-    audit_read, load_subscriber, load_tenant, now_ms, reply, validate_name, validate_phone, Api,
-    ApiError, Caller, ErrorBody, Route, StrictJson, R, S,
+    audit_read, load_subscriber, load_tenant, now_ms, phone_allowed, reply, validate_name,
+    validate_phone, Api, ApiError, Caller, ErrorBody, Route, StrictJson, R, S,
 };
 use crate::checks::schedule::parse_hhmm;
 
@@ -197,6 +197,9 @@ async fn create_watcher(
         created_at_ms: now_ms(&api),
     };
     apply_watcher_patch(&mut w, p)?;
+    if let Some(ph) = &w.phone {
+        phone_allowed(&api, "phone", ph)?;
+    }
     let w = api.svc.store.put_watcher(w)?;
     Ok(reply(StatusCode::CREATED, &watcher_view(&w)))
 }
@@ -256,6 +259,9 @@ async fn patch_watcher(
 ) -> R<Response> {
     let mut w = load_watcher(&api, who, id)?;
     apply_watcher_patch(&mut w, p)?;
+    if let Some(ph) = &w.phone {
+        phone_allowed(&api, "phone", ph)?;
+    }
     let w = api.svc.store.put_watcher(w)?;
     Ok(reply(StatusCode::OK, &watcher_view(&w)))
 }

@@ -50,6 +50,12 @@ pub(crate) struct CheckView {
 }
 
 pub(crate) fn check_view(api: &Api, c: &genki_store::Check) -> R<CheckView> {
+    // The attempts first, then the check again: an attempt and its check's
+    // update are one batch, so a check read after its attempts is at least
+    // as new as they are (never a pending check beside its final attempt).
+    let attempts = api.svc.store.attempts(&c.id)?;
+    let fresh = api.svc.store.check(&c.id)?;
+    let c = fresh.as_ref().unwrap_or(c);
     Ok(CheckView {
         check_id: c.id,
         tenant_id: c.tenant_id,
@@ -60,7 +66,7 @@ pub(crate) fn check_view(api: &Api, c: &genki_store::Check) -> R<CheckView> {
         attempts_made: c.attempts,
         last_cause: c.last_cause.clone(),
         finished_at_ms: c.finished_at_ms,
-        attempts: api.svc.store.attempts(&c.id)?,
+        attempts,
     })
 }
 

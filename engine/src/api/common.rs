@@ -304,6 +304,18 @@ pub fn validate_phone(phone: &str) -> Result<(), String> {
     }
 }
 
+/// A phone the operator lets tenants enrol: a SIP URI only where
+/// `[trunk] uri_phones` allows them (a number always goes through the trunk).
+pub(crate) fn phone_allowed(api: &Api, field: &str, phone: &str) -> R<()> {
+    if api.svc.calls.may_dial(phone) {
+        return Ok(());
+    }
+    Err(ApiError::bad(
+        field,
+        "SIP URIs are not allowed as phones here ([trunk] uri_phones): give a phone number, dialled through the trunk",
+    ))
+}
+
 /// One route: its path, the methods it serves (the OpenAPI document must
 /// list exactly these: the test in `api/mod.rs`), and its handlers.
 pub(crate) type Route = (

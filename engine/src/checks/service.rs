@@ -887,11 +887,17 @@ fn spawn_call(
                 flow: &mut flow,
                 reached: Some(reached_tx),
             };
-            let r = svc
-                .calls
-                .placer
-                .place(&to, check.attempts + 1, now, &mut tap, &prompts)
-                .await;
+            let r = if svc.calls.may_dial(&sub.phone) {
+                svc.calls
+                    .placer
+                    .place(&to, check.attempts + 1, now, &mut tap, &prompts)
+                    .await
+            } else {
+                // A SIP URI enrolled before the operator disallowed them:
+                // not dialled (the enrolment API refuses such phones now).
+                warn!(check = %check.id, "the person's phone is a SIP URI, which [trunk] uri_phones does not allow; not dialled");
+                CallResult::not_placed(check.attempts + 1, now, EndReason::InvalidTarget)
+            };
             drop(tap);
             // The outcome already stored at the key: the end only adds the
             // whole attempt (the store keeps the first outcome).

@@ -258,12 +258,9 @@ pub async fn run(
             .unwrap_or("")
             .to_string()
     };
-    let calls = Arc::new(CallContext::new(
-        Arc::new(setup),
-        domain,
-        store.clone(),
-        Arc::new(defaults),
-    ));
+    let mut calls = CallContext::new(Arc::new(setup), domain, store.clone(), Arc::new(defaults));
+    calls.uri_phones = cfg.uri_phones_allowed();
+    let calls = Arc::new(calls);
     let mut svc = Service::new(
         store.clone(),
         metrics.clone(),

@@ -22,6 +22,9 @@ pub struct CallContext {
     pub placer: Arc<dyn Placer>,
     /// Host part for people given as plain numbers: `sip:<number>@<domain>`.
     pub trunk_domain: String,
+    /// Whether a phone may be a SIP URI (dialled where it points) rather
+    /// than a number dialled through the trunk (`[trunk] uri_phones`).
+    pub uri_phones: bool,
     store: Arc<dyn Storage>,
     defaults: Arc<HashMap<String, Prompt>>,
     /// Tenant prompt sets, built on demand.
@@ -38,15 +41,22 @@ impl CallContext {
         CallContext {
             placer,
             trunk_domain,
+            uri_phones: true,
             store,
             defaults,
             cache: RwLock::new(HashMap::new()),
         }
     }
 
+    /// Whether `phone` may be called: a number always (through the trunk),
+    /// a SIP URI only where the operator allows them.
+    pub fn may_dial(&self, phone: &str) -> bool {
+        self.uri_phones || !is_uri(phone)
+    }
+
     /// The SIP URI a phone number or URI is called at.
     pub fn dial_uri(&self, phone: &str) -> String {
-        if phone.starts_with("sip:") || phone.starts_with("sips:") {
+        if is_uri(phone) {
             phone.to_string()
         } else {
             format!("sip:{phone}@{}", self.trunk_domain)
@@ -91,4 +101,9 @@ impl CallContext {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&tenant);
     }
+}
+
+/// A phone given as a SIP URI rather than a number.
+pub fn is_uri(phone: &str) -> bool {
+    phone.starts_with("sip:") || phone.starts_with("sips:")
 }
