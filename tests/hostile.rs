@@ -923,6 +923,7 @@ fn erasing_a_person_with_a_year_of_history_leaves_no_trace_and_the_counts() {
     ];
     let mut found = Vec::new();
     let mut kept_seen = 0;
+    let mut plain_secret = Vec::new();
     for cf in genki_store::store::cf::ALL {
         store
             .kv()
@@ -945,6 +946,9 @@ fn erasing_a_person_with_a_year_of_history_leaves_no_trace_and_the_counts() {
                         found.push(format!("{cf}: key with the id at {at}"));
                     }
                 }
+                if v.windows(W_SECRET.len()).any(|w| w == W_SECRET.as_bytes()) {
+                    plain_secret.push(cf);
+                }
                 if cf == genki_store::store::cf::CHECKS && k.starts_with(&kept.to_be_bytes()) {
                     kept_seen += 1;
                 }
@@ -953,6 +957,10 @@ fn erasing_a_person_with_a_year_of_history_leaves_no_trace_and_the_counts() {
             .unwrap();
     }
     assert!(found.is_empty(), "traces of the erased person: {found:?}");
+    assert!(
+        plain_secret.is_empty(),
+        "a webhook secret in the clear in {plain_secret:?}"
+    );
     assert!(
         kept_seen >= 367,
         "the other person's records are there: {kept_seen}"

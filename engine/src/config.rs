@@ -138,10 +138,14 @@ impl From<RtpLatching> for crate::telephony::media::Latching {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Storage {
     pub path: PathBuf,
+    /// Key (64 hex digits) sealing secrets stored in the database (the
+    /// watchers' webhook secrets); empty: one is generated into
+    /// `<path>/secret-key` on first start.
+    pub secret_key: String,
 }
 
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
@@ -242,6 +246,7 @@ const SECRETS: &[(&str, &[&str])] = &[
     ("trunk", &["password"]),
     ("alerts", &["smtp_password"]),
     ("operator", &["webhook_secret"]),
+    ("storage", &["secret_key"]),
 ];
 
 const MASK: &str = "********";
@@ -281,7 +286,7 @@ macro_rules! masked_sections {
         }
     )*};
 }
-masked_sections!(Api => "api", Trunk => "trunk", Alerts => "alerts", Operator => "operator");
+masked_sections!(Api => "api", Trunk => "trunk", Alerts => "alerts", Operator => "operator", Storage => "storage");
 
 /// The configuration as `--print-config` shows it: secrets masked, so a
 /// `{:?}` in a log or a panic message never carries a password or token.
@@ -322,6 +327,7 @@ impl Default for Config {
             },
             storage: Storage {
                 path: PathBuf::from("./genki-data"),
+                secret_key: String::new(),
             },
             trunk: Trunk {
                 proxy: String::new(),
@@ -567,6 +573,10 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         self.sip_allow().map_err(|e| format!("sip.allow: {e}"))?;
+        if !self.storage.secret_key.is_empty() {
+            crate::secrets::SecretBox::from_hex(&self.storage.secret_key)
+                .map_err(|e| e.to_string())?;
+        }
         self.media_allow()
             .map_err(|e| format!("sip.media_allow: {e}"))?;
         crate::telephony::net::parse_port_range(&self.sip.rtp_ports)
@@ -723,6 +733,10 @@ mod tests {
                 ("GENKI_TRUNK_PASSWORD", "trunk-pass-xyz"),
                 ("GENKI_API_OPERATOR_TOKEN", "gk_op_secret_xyz"),
                 ("GENKI_API_METRICS_TOKEN", "scrape-secret-xyz"),
+                (
+                    "GENKI_STORAGE_SECRET_KEY",
+                    "abababababababababababababababababababababababababababababababab",
+                ),
                 ("GENKI_ALERTS_SMTP_PASSWORD", "smtp-pass-xyz"),
                 ("GENKI_OPERATOR_WEBHOOK", "https://ops.example/hook"),
                 ("GENKI_OPERATOR_WEBHOOK_SECRET", "op-hook-secret-xyz-123"),
@@ -738,6 +752,7 @@ mod tests {
             "trunk-pass-xyz",
             "gk_op_secret_xyz",
             "scrape-secret-xyz",
+            "abababababababab",
             "smtp-pass-xyz",
             "op-hook-secret-xyz-123",
         ] {

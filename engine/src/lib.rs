@@ -12,10 +12,10 @@
 //! - [`api`]: the admin HTTP API, one file per resource;
 //! - [`cli`]: `genki call`, `genki demo` and the wiring of `genki serve`;
 //! - [`config`], read by `cli`; [`clock`], [`metrics`], [`notices`] (to the
-//!   operator) and [`rt`], used by all.
+//!   operator), [`rt`] and [`secrets`] (sealing secrets at rest), used by all.
 //!
 //! Dependency rule: folders import downwards only — cli → api → alerts →
-//! checks → telephony → (clock, metrics, notices, rt) — never back up, with no import
+//! checks → telephony → (clock, metrics, notices, rt, secrets) — never back up, with no import
 //! circle inside a folder either (farm-studio look engine/src); the crate
 //! may depend on genki-sip, genki-media, genki-udp and genki-storage, never
 //! on genki-loadtest.
@@ -29,4 +29,5 @@ pub mod config;
 pub mod metrics;
 pub mod notices;
 pub mod rt;
+pub mod secrets;
 pub mod telephony;

@@ -1423,6 +1423,7 @@ mod tests {
             webhook_guard: Default::default(),
             webhook_timeout: Duration::from_secs(10),
             smtp: None,
+            secrets: Arc::new(crate::secrets::SecretBox::ephemeral()),
         });
         // The check ends missed: its alert input is stored with it.
         let now = clock.now_ms();

@@ -28,6 +28,8 @@ pub struct Notifier {
     pub webhook_guard: std::sync::Arc<webhook::Guard>,
     pub webhook_timeout: Duration,
     pub smtp: Option<Smtp>,
+    /// Opens the watchers' sealed webhook secrets.
+    pub secrets: Arc<crate::secrets::SecretBox>,
 }
 
 impl Notifier {
@@ -48,7 +50,7 @@ impl Notifier {
                 store.watcher(n.watcher_id)?,
             ))
         })();
-        let (case, watcher) = match loaded {
+        let (case, mut watcher) = match loaded {
             Ok((Some(c), Some(w))) => (c, w),
             Ok((_, None)) => return failed("the watcher was deleted", false),
             Ok((None, _)) => return failed("the case is gone", false),
@@ -57,6 +59,12 @@ impl Notifier {
         let sub = store.subscriber(case.subscriber_id).ok().flatten();
         match n.channel {
             Channel::Webhook => {
+                if let Some(sealed) = &watcher.webhook_secret {
+                    match self.secrets.open(sealed) {
+                        Ok(s) => watcher.webhook_secret = Some(s),
+                        Err(e) => return failed(e.to_string(), false),
+                    }
+                }
                 webhook::send(
                     &self.http,
                     &self.webhook_guard,

@@ -79,6 +79,16 @@ pub(crate) struct WatcherPatch {
     quiet_end: Option<Option<String>>,
 }
 
+/// Seal a webhook secret the patch just set (one already stored is
+/// sealed): only the notifier opens it, to sign.
+fn seal_secret(api: &Api, w: &mut Watcher) {
+    if let Some(s) = &w.webhook_secret {
+        if !crate::secrets::SecretBox::is_sealed(s) {
+            w.webhook_secret = Some(api.secrets.seal(s));
+        }
+    }
+}
+
 fn apply_watcher_patch(w: &mut Watcher, p: WatcherPatch) -> R<()> {
     if let Some(n) = p.name {
         validate_name(&n)?;
@@ -114,6 +124,14 @@ fn apply_watcher_patch(w: &mut Watcher, p: WatcherPatch) -> R<()> {
     if let Some(v) = p.webhook_secret {
         if v.as_ref().is_some_and(|s| s.len() < 16 || s.len() > 200) {
             return Err(ApiError::bad("webhook_secret", "16–200 characters"));
+        }
+        if v.as_deref()
+            .is_some_and(crate::secrets::SecretBox::is_sealed)
+        {
+            return Err(ApiError::bad(
+                "webhook_secret",
+                "a secret may not begin with \"sealed1:\" (genki's mark of a sealed one)",
+            ));
         }
         w.webhook_secret = v;
     }
@@ -200,6 +218,7 @@ async fn create_watcher(
     if let Some(ph) = &w.phone {
         phone_allowed(&api, "phone", ph)?;
     }
+    seal_secret(&api, &mut w);
     let w = api.svc.store.put_watcher(w)?;
     Ok(reply(StatusCode::CREATED, &watcher_view(&w)))
 }
@@ -262,6 +281,7 @@ async fn patch_watcher(
     if let Some(ph) = &w.phone {
         phone_allowed(&api, "phone", ph)?;
     }
+    seal_secret(&api, &mut w);
     let w = api.svc.store.put_watcher(w)?;
     Ok(reply(StatusCode::OK, &watcher_view(&w)))
 }

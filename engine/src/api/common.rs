@@ -30,6 +30,8 @@ pub struct Api {
     pub sip_up: Arc<std::sync::atomic::AtomicBool>,
     /// Per-caller request rates ([`super::limits`]).
     pub limiter: super::limits::RateLimiter,
+    /// Seals the watchers' webhook secrets before they are stored.
+    pub secrets: Arc<crate::secrets::SecretBox>,
     /// `[api] metrics_token`'s hash: may read `/metrics` and nothing else.
     pub metrics_hash: Option<[u8; 32]>,
 }

@@ -53,6 +53,8 @@ pub enum ServeError {
     Http(String),
     #[error("configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretError),
 }
 
 /// Read the operator token file, creating it (mode 0600) with a new token when missing.
@@ -81,6 +83,30 @@ fn operator_token(dir: &Path) -> Result<String, ServeError> {
     f.sync_all().map_err(err)?;
     info!(path = %path.display(), "operator token generated");
     Ok(token)
+}
+
+/// Seal watchers' webhook secrets stored in the clear by an older genki
+/// (once; later starts find none).
+fn seal_plain_secrets(
+    store: &dyn genki_store::Storage,
+    secrets: &crate::secrets::SecretBox,
+) -> Result<(), ServeError> {
+    let mut sealed = 0;
+    for t in crate::rt::blocking(|| store.tenants())? {
+        for mut w in crate::rt::blocking(|| store.watchers_of(t.id))? {
+            if let Some(s) = &w.webhook_secret {
+                if !crate::secrets::SecretBox::is_sealed(s) {
+                    w.webhook_secret = Some(secrets.seal(s));
+                    crate::rt::blocking(|| store.put_watcher(w))?;
+                    sealed += 1;
+                }
+            }
+        }
+    }
+    if sealed > 0 {
+        info!(sealed, "watchers' webhook secrets sealed at rest");
+    }
+    Ok(())
 }
 
 /// What tests may change in a daemon started through the real binary
@@ -294,6 +320,12 @@ pub async fn run(
     let webhook_guard = Arc::new(crate::alerts::webhook::Guard {
         allow: cfg.webhook_allow().map_err(ServeError::Http)?,
     });
+    let secrets = Arc::new(if cfg.storage.secret_key.is_empty() {
+        crate::secrets::SecretBox::load_or_create(&cfg.storage.path)
+    } else {
+        crate::secrets::SecretBox::from_hex(&cfg.storage.secret_key)
+    }?);
+    seal_plain_secrets(store.as_ref(), &secrets)?;
     let notifier = Arc::new(Notifier {
         calls,
         clock: svc.clock.clone(),
@@ -309,6 +341,7 @@ pub async fn run(
             password: cfg.alerts.smtp_password.clone(),
             from: cfg.alerts.smtp_from.clone(),
         }),
+        secrets: secrets.clone(),
     });
     let recovered = crate::rt::blocking(|| svc.recover())?;
     if recovered > 0 {
@@ -323,6 +356,7 @@ pub async fn run(
         alerts: alerts.clone(),
         operator_hash: api::hash_token(&token),
         sip_up,
+        secrets,
         metrics_hash: (!cfg.api.metrics_token.is_empty())
             .then(|| api::hash_token(&cfg.api.metrics_token)),
         limiter: api::limits::RateLimiter::new(
