@@ -687,6 +687,12 @@ pub fn erasing_a_person_leaves_counts_and_nothing_of_them(b: &dyn Backend) {
     );
     assert!(s.tallies_of(t.id + 1, day.0, day.1).unwrap().is_empty());
     assert!(s.subscriber(kept.id).unwrap().is_some());
+    // A planner pass or a call that read the person before the erasure
+    // cannot write them back.
+    assert_eq!(s.create_checks(&[check(&gone, 9_000)]).unwrap(), 0);
+    assert!(!s.create_check(&check(&gone, 9_001)).unwrap());
+    assert!(s.put_subscriber(&gone).is_err());
+    assert!(s.subscriber(gone.id).unwrap().is_none());
     // A delivery that finishes after the erasure does not bring the case back.
     let (back, ns) = s
         .alert_commit(AlertWrite {

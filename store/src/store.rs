@@ -174,6 +174,10 @@ pub struct Store {
     /// The last write failed (cleared by the next that succeeds).
     writes_failing: std::sync::atomic::AtomicBool,
     write_failures: std::sync::atomic::AtomicU64,
+    /// People erased by this process: a planner pass or a call that read
+    /// them before the erasure cannot write them back (checks for them are
+    /// not created, their record is not put again).
+    erased: Mutex<std::collections::HashSet<u64>>,
     quarantined: std::sync::atomic::AtomicU64,
     /// Test hook run between the generation check and the floor's raise.
     #[cfg(test)]
@@ -203,6 +207,7 @@ impl Store {
             stripes: (0..64).map(|_| Mutex::new(())).collect(),
             writes_failing: std::sync::atomic::AtomicBool::new(false),
             write_failures: std::sync::atomic::AtomicU64::new(0),
+            erased: Mutex::new(std::collections::HashSet::new()),
             quarantined: std::sync::atomic::AtomicU64::new(0),
             #[cfg(test)]
             raise_hook: Mutex::new(None),
@@ -470,7 +475,18 @@ impl Store {
     }
 
     pub fn put_subscriber(&self, s: &Subscriber) -> Result<(), StoreError> {
+        let _g = self.guard();
+        if self.was_erased(s.id) {
+            return Err(StoreError::NotFound("subscriber"));
+        }
         self.put(cf::SUBSCRIBERS, be(s.id), encode(s))
+    }
+
+    fn was_erased(&self, id: u64) -> bool {
+        self.erased
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&id)
     }
 
     pub fn subscriber(&self, id: u64) -> Result<Option<Subscriber>, StoreError> {
@@ -543,6 +559,10 @@ impl Store {
         }
         e.tallied = self.put_tallies(&mut b, &tenant, &tallies)?;
         self.write(b)?;
+        self.erased
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(s.id);
         Ok(e)
     }
 
@@ -780,9 +800,14 @@ impl Store {
         let cf_checks = cf::CHECKS;
         let mut b = Batch::default();
         let mut created = 0;
+        let erased = self
+            .erased
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         for c in checks {
             let key = c.id.key();
-            if self.raw(cf_checks, key)?.is_some() {
+            if erased.contains(&c.id.subscriber_id) || self.raw(cf_checks, key)?.is_some() {
                 continue;
             }
             b.put(cf_checks, key, encode(c));
@@ -804,6 +829,9 @@ impl Store {
     /// idempotent: the id is subscriber + slot). Returns whether it was created.
     pub fn create_check(&self, c: &Check) -> Result<bool, StoreError> {
         let _g = self.guard();
+        if self.was_erased(c.id.subscriber_id) {
+            return Ok(false);
+        }
         let key = c.id.key();
         if self.raw(cf::CHECKS, key)?.is_some() {
             return Ok(false);
