@@ -1103,9 +1103,11 @@ fn retention_forgets_history_older_than_the_tenant_keeps_and_keeps_the_counts() 
 /// Once a trunk is configured, phones are numbers dialled through it: a
 /// SIP URI (which genki would dial wherever a tenant points it) is refused
 /// for a person, in a CSV row and for a watcher, unless the operator
-/// allows them (`[trunk] uri_phones`).
+/// allows them (`[trunk] uri_phones`). And a tenant's numbers stay within
+/// the dial plan the operator gives it (`dial_allow`, which the tenant's
+/// own token cannot change).
 #[test]
-fn sip_uri_phones_are_refused_once_a_trunk_is_configured() {
+fn phones_outside_what_the_operator_allows_are_refused() {
     let dir = temp_dir("hostile-uris");
     let d = Daemon::start(
         dir.clone(),
@@ -1144,6 +1146,53 @@ fn sip_uri_phones_are_refused_once_a_trunk_is_configured() {
     let r = http.post(
         &format!("/v1/tenants/{tid}/watchers"),
         &json!({"name": "w", "phone": "sip:w@203.0.113.9"}),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+
+    // The dial plan: the operator's to set.
+    let r = http.post("/v1/tenants", &json!({"name": "plan"}));
+    let plan_tid = r.json()["id"].as_u64().unwrap();
+    let tenant = http.with_token(r.json()["token"].as_str().unwrap());
+    let r = tenant.patch(
+        &format!("/v1/tenants/{plan_tid}"),
+        &json!({"dial_allow": ["+"]}),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    for bad in [json!([]), json!(["+81x"]), json!(["12345678901234567"])] {
+        let r = http.patch(
+            &format!("/v1/tenants/{plan_tid}"),
+            &json!({ "dial_allow": bad }),
+        );
+        assert_eq!(r.status, 422, "{bad}: {}", r.body);
+    }
+    let r = http.patch(
+        &format!("/v1/tenants/{plan_tid}"),
+        &json!({"dial_allow": ["+8147", "047"]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = tenant.post(
+        &format!("/v1/tenants/{plan_tid}/subscribers"),
+        &json!({"name": "市内", "phone": "+81471234567"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = tenant.post(
+        &format!("/v1/tenants/{plan_tid}/subscribers"),
+        &json!({"name": "有料", "phone": "0990123456"}),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("dial plan"), "{}", r.body);
+    let csv = "name,phone\ne,0471234567\nf,+442071234567\n";
+    let r = tenant.request(
+        "POST",
+        &format!("/v1/tenants/{plan_tid}/subscribers/import"),
+        Some(csv.as_bytes()),
+        &[("Content-Type", "text/csv")],
+    );
+    assert_eq!(r.json()["imported"], 1, "{}", r.body);
+    assert_eq!(r.json()["errors"][0]["line"], 3, "{}", r.body);
+    let r = tenant.post(
+        &format!("/v1/tenants/{plan_tid}/watchers"),
+        &json!({"name": "w", "phone": "+819012345678"}),
     );
     assert_eq!(r.status, 422, "{}", r.body);
 }

@@ -69,6 +69,11 @@ pub struct Tenant {
     /// None: kept until the person is erased.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
+    /// The operator's dial plan for this tenant: when set, a phone number
+    /// must begin with one of these prefixes (e.g. `["0", "+81"]` without
+    /// premium-rate ranges) to be enrolled or dialled. None: any number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dial_allow: Option<Vec<String>>,
 }
 
 impl Tenant {
@@ -90,6 +95,7 @@ impl Tenant {
             alerts: AlertRules::default(),
             created_at_ms,
             retention_days: None,
+            dial_allow: None,
         }
     }
 }

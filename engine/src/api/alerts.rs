@@ -216,7 +216,7 @@ async fn create_watcher(
     };
     apply_watcher_patch(&mut w, p)?;
     if let Some(ph) = &w.phone {
-        phone_allowed(&api, "phone", ph)?;
+        phone_allowed(&api, &t, "phone", ph)?;
     }
     seal_secret(&api, &mut w);
     let w = api.svc.store.put_watcher(w)?;
@@ -279,7 +279,8 @@ async fn patch_watcher(
     let mut w = load_watcher(&api, who, id)?;
     apply_watcher_patch(&mut w, p)?;
     if let Some(ph) = &w.phone {
-        phone_allowed(&api, "phone", ph)?;
+        let t = load_tenant(&api, who, w.tenant_id)?;
+        phone_allowed(&api, &t, "phone", ph)?;
     }
     seal_secret(&api, &mut w);
     let w = api.svc.store.put_watcher(w)?;

@@ -308,14 +308,23 @@ pub fn validate_phone(phone: &str) -> Result<(), String> {
 
 /// A phone the operator lets tenants enrol: a SIP URI only where
 /// `[trunk] uri_phones` allows them (a number always goes through the trunk).
-pub(crate) fn phone_allowed(api: &Api, field: &str, phone: &str) -> R<()> {
-    if api.svc.calls.may_dial(phone) {
-        return Ok(());
+/// and a number only within the tenant's dial plan (`dial_allow`).
+pub(crate) fn phone_allowed(api: &Api, t: &Tenant, field: &str, phone: &str) -> R<()> {
+    phone_rule(api, t, phone).map_err(|m| ApiError::bad(field, m))
+}
+
+/// [`phone_allowed`]'s rule, as a message (CSV rows carry it).
+pub(crate) fn phone_rule(api: &Api, t: &Tenant, phone: &str) -> Result<(), String> {
+    if !api.svc.calls.may_dial(phone) {
+        return Err("SIP URIs are not allowed as phones here ([trunk] uri_phones): give a phone number, dialled through the trunk".into());
     }
-    Err(ApiError::bad(
-        field,
-        "SIP URIs are not allowed as phones here ([trunk] uri_phones): give a phone number, dialled through the trunk",
-    ))
+    if !crate::telephony::context::in_dial_plan(t.dial_allow.as_deref(), phone) {
+        return Err(format!(
+            "the number is outside this tenant's dial plan (it may begin with {})",
+            t.dial_allow.as_deref().unwrap_or_default().join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// One route: its path, the methods it serves (the OpenAPI document must

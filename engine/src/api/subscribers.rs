@@ -115,7 +115,7 @@ pub(crate) async fn create_subscriber(
         created_at_ms: now_ms(&api),
     };
     validate_subscriber(&s)?;
-    phone_allowed(&api, "phone", &s.phone)?;
+    phone_allowed(&api, &t, "phone", &s.phone)?;
     let s = api.svc.store.create_subscriber(s)?;
     Ok(reply(StatusCode::CREATED, &Created { id: s.id }))
 }
@@ -220,7 +220,8 @@ pub(crate) async fn patch_subscriber(
         s.notes = v;
     }
     validate_subscriber(&s)?;
-    phone_allowed(&api, "phone", &s.phone)?;
+    let t = load_tenant(&api, who, s.tenant_id)?;
+    phone_allowed(&api, &t, "phone", &s.phone)?;
     api.svc.store.put_subscriber(&s)?;
     let tenant = api.svc.store.tenant(s.tenant_id)?;
     if tenant.is_some_and(|t| crate::checks::service::is_paused(&s, &t, now_ms(&api))) {
@@ -331,8 +332,8 @@ pub(crate) async fn import_subscribers(
         )
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let may_dial = |p: &str| api.svc.calls.may_dial(p);
-    let (subs, mut errors) = parse_csv(text, t.id, now_ms(&api), &may_dial)?;
+    let rule = |p: &str| phone_rule(&api, &t, p);
+    let (subs, mut errors) = parse_csv(text, t.id, now_ms(&api), &rule)?;
     let imported = api.svc.store.create_subscribers(subs)?;
     let errors_omitted = errors.len().saturating_sub(MAX_ROW_ERRORS) as u64;
     errors.truncate(MAX_ROW_ERRORS);
@@ -360,17 +361,11 @@ pub(crate) fn parse_csv(
     text: &str,
     tenant_id: u64,
     now: u64,
-    may_dial: &dyn Fn(&str) -> bool,
+    phone_rule: &dyn Fn(&str) -> Result<(), String>,
 ) -> R<(Vec<Subscriber>, Vec<RowError>)> {
     let validate = |s: &Subscriber| {
         validate_subscriber(s).map_err(|e| (e.field.unwrap_or_default(), e.message))?;
-        if !may_dial(&s.phone) {
-            return Err((
-                "phone".to_string(),
-                "SIP URIs are not allowed as phones here ([trunk] uri_phones)".to_string(),
-            ));
-        }
-        Ok(())
+        phone_rule(&s.phone).map_err(|m| ("phone".to_string(), m))
     };
     let (subs, issues) =
         csv_import::parse_rows(text, tenant_id, now, &validate).map_err(|e| match e {

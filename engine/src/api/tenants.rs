@@ -37,6 +37,9 @@ pub(crate) struct TenantPatch {
     alerts: Option<genki_store::AlertRules>,
     /// Days finished checks and resolved cases are kept (30–3650); null: until erased.
     retention_days: Option<Option<u32>>,
+    /// Operator only: number prefixes this tenant may enrol and dial (1–32
+    /// of up to 16 digits, a leading + allowed); null: any number.
+    dial_allow: Option<Option<Vec<String>>>,
 }
 
 /// A tenant created: its id and its API token (shown this once).
@@ -103,6 +106,21 @@ pub(crate) fn apply_tenant_patch(api: &Api, t: &mut Tenant, p: TenantPatch) -> R
             ));
         }
         t.alerts = a;
+    }
+    if let Some(v) = p.dial_allow {
+        if let Some(list) = &v {
+            let ok = |x: &String| {
+                let d = x.strip_prefix('+').unwrap_or(x);
+                (1..=16).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit())
+            };
+            if list.is_empty() || list.len() > 32 || !list.iter().all(ok) {
+                return Err(ApiError::bad(
+                    "dial_allow",
+                    "1–32 prefixes of 1–16 digits (a leading + allowed), or null",
+                ));
+            }
+        }
+        t.dial_allow = v;
     }
     if let Some(v) = p.retention_days {
         // At least a month: the alert rules look back over recent days
@@ -191,6 +209,7 @@ pub(crate) async fn patch_tenant(
         for (field, set) in [
             ("cps", p.cps.is_some()),
             ("max_calls", p.max_calls.is_some()),
+            ("dial_allow", p.dial_allow.is_some()),
         ] {
             if set {
                 return Err(ApiError::new(

@@ -255,6 +255,7 @@ mod tests {
             alerts: Default::default(),
             created_at_ms: 0,
             retention_days: None,
+            dial_allow: None,
         }
     }
 

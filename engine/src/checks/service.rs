@@ -887,15 +887,18 @@ fn spawn_call(
                 flow: &mut flow,
                 reached: Some(reached_tx),
             };
-            let r = if svc.calls.may_dial(&sub.phone) {
+            let dialable = svc.calls.may_dial(&sub.phone)
+                && crate::telephony::context::in_dial_plan(t.dial_allow.as_deref(), &sub.phone);
+            let r = if dialable {
                 svc.calls
                     .placer
                     .place(&to, check.attempts + 1, now, &mut tap, &prompts)
                     .await
             } else {
-                // A SIP URI enrolled before the operator disallowed them:
-                // not dialled (the enrolment API refuses such phones now).
-                warn!(check = %check.id, "the person's phone is a SIP URI, which [trunk] uri_phones does not allow; not dialled");
+                // A SIP URI, or a number outside the tenant's dial plan,
+                // enrolled before the operator's rule: not dialled (the
+                // enrolment API refuses such phones now).
+                warn!(check = %check.id, "the person's phone is outside what the operator allows ([trunk] uri_phones, the tenant's dial_allow); not dialled");
                 CallResult::not_placed(check.attempts + 1, now, EndReason::InvalidTarget)
             };
             drop(tap);

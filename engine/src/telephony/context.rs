@@ -107,3 +107,10 @@ impl CallContext {
 pub fn is_uri(phone: &str) -> bool {
     phone.starts_with("sip:") || phone.starts_with("sips:")
 }
+
+/// Whether a phone number fits a tenant's dial plan (prefixes the operator
+/// allows; None: any). A SIP URI is not a number: [`CallContext::may_dial`]
+/// rules on it.
+pub fn in_dial_plan(dial_allow: Option<&[String]>, phone: &str) -> bool {
+    is_uri(phone) || dial_allow.is_none_or(|p| p.iter().any(|x| phone.starts_with(x.as_str())))
+}
