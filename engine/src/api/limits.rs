@@ -8,19 +8,13 @@
 //! (full buckets) are dropped, so a client cycling through random tokens
 //! cannot grow it without bound.
 //!
-//! Depends on: axum, sha2 (through [`super::common::hash_token`]).
+//! Depends on: std only (the middleware that keys and answers is
+//! `api::rate_limit`, beside the router).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-
-use super::common::{hash_token, Api, ApiError};
 
 /// Callers tracked at most.
 pub const MAX_KEYS: usize = 10_000;
@@ -42,7 +36,7 @@ struct Bucket {
 
 /// Token buckets: `rate` requests a second, bursts of `burst`.
 pub struct RateLimiter {
-    rate: f64,
+    pub(crate) rate: f64,
     burst: f64,
     buckets: Mutex<HashMap<Key, Bucket>>,
 }
@@ -84,44 +78,6 @@ impl RateLimiter {
             Ok(())
         } else {
             Err(Duration::from_secs_f64((1.0 - e.tokens) / self.rate))
-        }
-    }
-}
-
-/// The middleware: 429 before any handler (or storage) runs.
-pub(crate) async fn limit(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response {
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| hash_token(t.trim()));
-    let key = match token {
-        Some(h) if super::common::same_hash(&h, &api.operator_hash) => return next.run(req).await,
-        Some(h) => Key::Token(h),
-        None => match super::server::peer_of(&req) {
-            Some(p) => Key::Addr(p.ip()),
-            None => return next.run(req).await,
-        },
-    };
-    match api.limiter.take(key, Instant::now()) {
-        Ok(()) => next.run(req).await,
-        Err(wait) => {
-            api.svc.metrics.api_rate_limited.inc();
-            let secs = wait.as_secs().max(1);
-            let mut r = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!(
-                    "too many requests: at most {} a second for this token; retry in {secs} s",
-                    api.limiter.rate
-                ),
-            )
-            .into_response();
-            if let Ok(v) = secs.to_string().parse() {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            r
         }
     }
 }

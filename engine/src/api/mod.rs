@@ -24,6 +24,12 @@ pub mod tenants;
 
 pub use common::{hash_token, Api};
 
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use common::ApiError;
+
 use std::sync::Arc;
 
 use axum::routing::{get, post, put};
@@ -106,9 +112,49 @@ pub fn router(api: Arc<Api>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
         .layer(axum::middleware::from_fn_with_state(
             api.clone(),
-            limits::limit,
+            rate_limit,
         ))
         .with_state(api)
+}
+
+/// Per-caller request rates ([`limits`]): 429 with `Retry-After` (RFC
+/// 6585 §4) before any handler (or storage) runs; the operator's token
+/// is not limited, a request without a token is keyed by its address.
+pub(crate) async fn rate_limit(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| hash_token(t.trim()));
+    let key = match token {
+        Some(h) if common::same_hash(&h, &api.operator_hash) => return next.run(req).await,
+        Some(h) => limits::Key::Token(h),
+        None => match server::peer_of(&req) {
+            Some(p) => limits::Key::Addr(p.ip()),
+            None => return next.run(req).await,
+        },
+    };
+    match api.limiter.take(key, std::time::Instant::now()) {
+        Ok(()) => next.run(req).await,
+        Err(wait) => {
+            api.svc.metrics.api_rate_limited.inc();
+            let secs = wait.as_secs().max(1);
+            let mut r = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "too many requests: at most {} a second for this token; retry in {secs} s",
+                    api.limiter.rate
+                ),
+            )
+            .into_response();
+            if let Ok(v) = secs.to_string().parse() {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
+        }
+    }
 }
 
 /// Expose the store for the binary (it creates the operator token file).
