@@ -1105,7 +1105,8 @@ fn retention_forgets_history_older_than_the_tenant_keeps_and_keeps_the_counts() 
 /// for a person, in a CSV row and for a watcher, unless the operator
 /// allows them (`[trunk] uri_phones`). And a tenant's numbers stay within
 /// the dial plan the operator gives it (`dial_allow`, which the tenant's
-/// own token cannot change).
+/// own token cannot change). And one person cannot be made to ring more
+/// than ten times a day by "call now".
 #[test]
 fn phones_outside_what_the_operator_allows_are_refused() {
     let dir = temp_dir("hostile-uris");
@@ -1133,6 +1134,14 @@ fn phones_outside_what_the_operator_allows_are_refused() {
         &json!({"phone": "sip:x@203.0.113.9"}),
     );
     assert_eq!(r.status, 422, "{}", r.body);
+    // "Call now" at most ten times a day for one person.
+    for n in 0..10 {
+        let r = http.post(&format!("/v1/subscribers/{sid}/checks"), &json!({}));
+        assert_eq!(r.status, 202, "{n}: {}", r.body);
+    }
+    let r = http.post(&format!("/v1/subscribers/{sid}/checks"), &json!({}));
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.body.contains("too_many_checks"), "{}", r.body);
     let csv = "name,phone\nc,sip:c@203.0.113.9\nd,0471234567\n";
     let r = http.request(
         "POST",

@@ -210,6 +210,10 @@ pub struct Scheduler {
     pub plan_days: u32,
     /// Seconds to let calls in progress finish on SIGTERM.
     pub drain_s: u64,
+    /// One-off checks ("call now") a person may be given in 24 hours;
+    /// more answer 429 (a tenant's token cannot make genki ring someone
+    /// again and again).
+    pub one_off_per_day: u64,
 }
 
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
@@ -345,6 +349,7 @@ impl Default for Config {
                 tick_ms: 500,
                 plan_days: 2,
                 drain_s: 60,
+                one_off_per_day: 10,
             },
             alerts: Alerts {
                 smtp_relay: String::new(),
@@ -649,6 +654,12 @@ impl Config {
             ("api.rate_burst", self.api.rate_burst, 1, 1_000_000),
             ("api.threads", self.api.threads, 1, 64),
             ("sip.stranger_rate", self.sip.stranger_rate, 1, 100_000),
+            (
+                "scheduler.one_off_per_day",
+                self.scheduler.one_off_per_day,
+                1,
+                1000,
+            ),
         ] {
             if !(lo..=hi).contains(&v) {
                 return Err(format!("{name}: must be {lo}–{hi}"));

@@ -128,6 +128,23 @@ pub fn tenants_tokens_subscribers(b: &dyn Backend) {
     assert_eq!(many.iter().map(|x| x.id).collect::<Vec<_>>(), vec![2, 3, 4]);
     let next = s.create_subscriber(sub(t.id)).unwrap();
     assert_eq!(next.id, 5, "the sequence continues after a batch");
+    // One-off checks are counted per person from a time on; scheduled
+    // ones and other people's are not.
+    for at in [100, 200, 300] {
+        s.create_check(&Check::pending(CheckId::one_off(a.id, at), t.id, at, at))
+            .unwrap();
+    }
+    s.create_check(&check(&a, 400)).unwrap();
+    s.create_check(&Check::pending(
+        CheckId::one_off(next.id, 250),
+        t.id,
+        250,
+        250,
+    ))
+    .unwrap();
+    assert_eq!(s.one_offs_since(a.id, 0).unwrap(), 3);
+    assert_eq!(s.one_offs_since(a.id, 200).unwrap(), 2);
+    assert_eq!(s.one_offs_since(a.id, 301).unwrap(), 0);
     let page = s.subscribers_of(t.id, 0, 2).unwrap();
     assert_eq!(page.iter().map(|x| x.id).collect::<Vec<_>>(), vec![1, 2]);
     let page = s.subscribers_of(t.id, 2, 10).unwrap();

@@ -63,6 +63,8 @@ seam! {
         fn outcomes(&self, tenant_id: u64, from_ms: u64, to_ms: u64, limit: usize) -> Result<Vec<Check>, StoreError>;
         /// A tenant's checks by slot time in [from, to).
         fn checks_of(&self, tenant_id: u64, from_ms: u64, to_ms: u64, limit: usize) -> Result<Vec<Check>, StoreError>;
+        /// One-off checks of a person requested at or after `from_ms`.
+        fn one_offs_since(&self, subscriber_id: u64, from_ms: u64) -> Result<u64, StoreError>;
     }
 }
 

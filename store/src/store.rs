@@ -501,6 +501,22 @@ impl Store {
         self.write(b)
     }
 
+    /// How many one-off checks of a person were requested at or after
+    /// `from_ms` (unix ms; a one-off's slot is its request time).
+    pub fn one_offs_since(&self, subscriber_id: u64, from_ms: u64) -> Result<u64, StoreError> {
+        let prefix = cat(&[&be(subscriber_id), &[CheckKind::OneOff.byte()]]);
+        let start = cat(&[&prefix, &be(from_ms)]);
+        let mut n = 0;
+        self.kv.scan(cf::CHECKS, &start, &mut |k, _| {
+            if !k.starts_with(&prefix) {
+                return false;
+            }
+            n += 1;
+            true
+        })?;
+        Ok(n)
+    }
+
     /// Erase a person (APPI: a deletion on request): their record, every
     /// check, attempt, outcome and index entry, their alert cases and
     /// notifications, their own ladder, their name prompt, and every

@@ -16,13 +16,24 @@ use super::common::*;
     post,
     path = "/v1/subscribers/{id}/checks",
     tag = "checks",
-    summary = "Call this person now (a one-off check, inside the calling window)",
+    summary = "Call this person now (a one-off check, inside the calling window; at most [scheduler] one_off_per_day in 24 h, then 429)",
     params(("id" = u64, Path, description = "subscriber id")),
     responses((status = 202, body = CheckRequested), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
     security(("bearer" = [])),
 )]
 pub(crate) async fn request_check(State(api): S, who: Caller, Path(id): Path<u64>) -> R<Response> {
     let s = load_subscriber(&api, who, id)?;
+    let day_ago = now_ms(&api).saturating_sub(86_400_000);
+    if api.svc.store.one_offs_since(s.id, day_ago)? >= api.one_off_per_day {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_checks",
+            format!(
+                "this person was asked to be called {} times in the last 24 hours; no more today",
+                api.one_off_per_day
+            ),
+        ));
+    }
     let check_id = api.svc.request_check(&s)?;
     Ok(reply(StatusCode::ACCEPTED, &CheckRequested { check_id }))
 }

@@ -30,6 +30,8 @@ pub struct Api {
     pub sip_up: Arc<std::sync::atomic::AtomicBool>,
     /// Per-caller request rates ([`super::limits`]).
     pub limiter: super::limits::RateLimiter,
+    /// One-off checks a person may be given in 24 hours.
+    pub one_off_per_day: u64,
     /// Seals the watchers' webhook secrets before they are stored.
     pub secrets: Arc<crate::secrets::SecretBox>,
     /// `[api] metrics_token`'s hash: may read `/metrics` and nothing else.

@@ -357,6 +357,7 @@ pub async fn run(
         operator_hash: api::hash_token(&token),
         sip_up,
         secrets,
+        one_off_per_day: cfg.scheduler.one_off_per_day,
         metrics_hash: (!cfg.api.metrics_token.is_empty())
             .then(|| api::hash_token(&cfg.api.metrics_token)),
         limiter: api::limits::RateLimiter::new(
