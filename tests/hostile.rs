@@ -204,28 +204,22 @@ fn spoofed_answers_keys_and_byes_from_strangers_change_nothing() {
     // from anyone else before genki reads them.)
 }
 
-/// A tenant names a phone at a host that challenges (no proxy configured,
-/// the trunk's domain elsewhere): genki never answers the challenge with
-/// the trunk's credentials.
-#[test]
-fn the_trunk_credentials_never_answer_a_challenge_from_elsewhere() {
-    let dir = temp_dir("hostile-creds");
-    let d = Daemon::start(
-        dir.clone(),
-        &[
-            ("GENKI_SIP_T1_MS", "100"),
-            ("GENKI_TRUNK_USER", "alice"),
-            ("GENKI_TRUNK_PASSWORD", "s3cret"),
-            ("GENKI_TRUNK_DOMAIN", "trunk.example.jp"),
-            // What the test is about: a tenant's URI pointing elsewhere.
-            ("GENKI_TRUNK_URI_PHONES", "allow"),
-        ],
-        &["--clock-start", CLOCK],
-    );
+/// One call to a phone that challenges every INVITE (realm
+/// "genki-phones"), under the trunk settings `env`: the attempt's end
+/// reason, and whether the phone ever received an `Authorization`.
+fn credentials_sent_to_a_challenging_phone(name: &str, env: &[(&str, &str)]) -> (String, bool) {
+    let dir = temp_dir(name);
+    let mut all = vec![
+        ("GENKI_SIP_T1_MS", "100"),
+        ("GENKI_TRUNK_USER", "alice"),
+        ("GENKI_TRUNK_PASSWORD", "s3cret"),
+        // What the test is about: a phone given as a SIP URI.
+        ("GENKI_TRUNK_URI_PHONES", "allow"),
+    ];
+    all.extend_from_slice(env);
+    let d = Daemon::start(dir.clone(), &all, &["--clock-start", CLOCK]);
     let http = d.http();
-    let r = http.post("/v1/tenants", &json!({"name": "creds"}));
-    assert_eq!(r.status, 201, "{}", r.body);
-    let tid = r.json()["id"].as_u64().unwrap();
+    let tid = create_tenant(&http, &json!({"name": "creds", "retry": no_retries()}));
     let port = free_port();
     // The phone challenges every INVITE; an eavesdropper sees what it gets.
     let leak = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -248,7 +242,6 @@ fn the_trunk_credentials_never_answer_a_challenge_from_elsewhere() {
         Duration::from_secs(30),
         |v| v["attempts"].as_array().is_some_and(|a| !a.is_empty()),
     );
-    assert_eq!(v["attempts"][0]["end_reason"], "auth_failed:401", "{v}");
     // Everything the phone received, until a second past the attempt.
     let mut seen = Vec::new();
     let mut buf = vec![0u8; 65536];
@@ -263,12 +256,55 @@ fn the_trunk_credentials_never_answer_a_challenge_from_elsewhere() {
         seen.iter().any(|m| m.starts_with("INVITE ")),
         "the phone was called: {seen:?}"
     );
-    assert!(
-        !seen
-            .iter()
-            .any(|m| m.to_ascii_lowercase().contains("authorization:")),
-        "credentials were sent to a phone: {seen:?}"
+    let sent = seen
+        .iter()
+        .any(|m| m.to_ascii_lowercase().contains("authorization:"));
+    (
+        v["attempts"][0]["end_reason"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+        sent,
+    )
+}
+
+/// A tenant names a phone at a host that challenges: genki never answers
+/// the challenge with the trunk's credentials when the host is not the
+/// trunk's (no proxy, the trunk's domain elsewhere), nor when the
+/// challenge is of another realm than the trunk's (`[trunk] realm`); the
+/// trunk's own host and realm get them (the control: the eavesdropper
+/// does see credentials then).
+#[test]
+fn the_trunk_credentials_never_answer_a_challenge_from_elsewhere() {
+    let (end, sent) = credentials_sent_to_a_challenging_phone(
+        "hostile-creds-host",
+        &[("GENKI_TRUNK_DOMAIN", "trunk.example.jp")],
     );
+    assert_eq!(
+        (end.as_str(), sent),
+        ("auth_failed:401", false),
+        "another host"
+    );
+    let (end, sent) = credentials_sent_to_a_challenging_phone(
+        "hostile-creds-realm",
+        &[
+            ("GENKI_TRUNK_DOMAIN", "127.0.0.1"),
+            ("GENKI_TRUNK_REALM", "carrier.example.jp"),
+        ],
+    );
+    assert_eq!(
+        (end.as_str(), sent),
+        ("auth_failed:401", false),
+        "another realm"
+    );
+    let (_, sent) = credentials_sent_to_a_challenging_phone(
+        "hostile-creds-trunk",
+        &[
+            ("GENKI_TRUNK_DOMAIN", "127.0.0.1"),
+            ("GENKI_TRUNK_REALM", "genki-phones"),
+        ],
+    );
+    assert!(sent, "the trunk's host and realm get the credentials");
 }
 
 /// Watchers' webhooks aimed at genki's own network: the admin API itself,

@@ -158,6 +158,9 @@ pub struct Trunk {
     pub domain: String,
     pub user: String,
     pub password: String,
+    /// The trunk's digest realm: when set, `user`/`password` answer only
+    /// its challenges (RFC 3261 §22.1); empty: any challenge of the trunk.
+    pub realm: String,
     /// Calls per second the trunk accepts.
     pub cps: f64,
     /// Concurrent calls the trunk accepts.
@@ -338,6 +341,7 @@ impl Default for Config {
                 domain: String::new(),
                 user: String::new(),
                 password: String::new(),
+                realm: String::new(),
                 cps: 10.0,
                 max_calls: 200,
                 rtp_latching: RtpLatching::Host,

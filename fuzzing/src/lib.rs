@@ -100,6 +100,7 @@ pub fn uac_datagrams(data: &[u8]) {
         next_hop: PEER.parse().expect("literal"),
         outbound_proxy: false,
         credentials: Some(("genki".into(), "secret".into())),
+        realm: None,
         sdp_offer: b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 101\r\n".to_vec(),
         call_id: "live-call".into(),
         local_tag: "ourtag".into(),

@@ -381,6 +381,7 @@ mod tests {
             next_hop: hop.parse().unwrap(),
             outbound_proxy: false,
             credentials: None,
+            realm: None,
             sdp_offer: b"v=0\r\n".to_vec(),
             call_id: id.into(),
             local_tag: "tag".into(),

@@ -44,6 +44,7 @@ fn cfg() -> UacConfig {
         next_hop: UAS.parse().unwrap(),
         outbound_proxy: false,
         credentials: Some(("alice".into(), "secret".into())),
+        realm: None,
         sdp_offer: b"v=0\r\n".to_vec(),
         call_id: "pair-call".into(),
         local_tag: "uactag".into(),
@@ -302,6 +303,42 @@ fn digest_challenge_is_answered_once() {
     p.run(Duration::from_secs(10), |_| {});
     assert!(p.answered_at().is_some(), "{:?}", p.log);
     assert_eq!(p.invites_seen, 2);
+}
+
+/// With a realm configured, a challenge from another protection space is
+/// not answered: no digest response leaves (it would let the challenger
+/// guess the password offline); the call ends as an auth failure. The
+/// trunk's own realm is answered.
+#[test]
+fn a_challenge_of_another_realm_gets_no_credentials() {
+    for (realm, answered) in [("elsewhere", false), ("genki", true)] {
+        let mut c = cfg();
+        c.realm = Some("genki".into());
+        let mut p = Pair::new(c, move |u, n, now| {
+            if n == 1 {
+                u.respond(
+                    401,
+                    &[(
+                        "WWW-Authenticate",
+                        format!("Digest realm=\"{realm}\", nonce=\"abc\"").as_str(),
+                    )],
+                    None,
+                    now,
+                );
+            } else {
+                assert!(answered, "a second INVITE for realm {realm}");
+                assert!(u.invite().header("Authorization").is_some());
+                answer(u, now);
+            }
+        });
+        p.run(Duration::from_secs(30), |_| {});
+        if answered {
+            assert!(p.answered_at().is_some(), "{:?}", p.log);
+        } else {
+            assert_eq!(p.ended(), Some(CallEnd::AuthFailed { status: 401 }));
+            assert_eq!(p.invites_seen, 1, "no INVITE carried credentials");
+        }
+    }
 }
 
 #[test]

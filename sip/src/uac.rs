@@ -35,6 +35,11 @@ pub struct UacConfig {
     pub outbound_proxy: bool,
     /// Digest credentials (username, password) for 401/407 challenges.
     pub credentials: Option<(String, String)>,
+    /// When set, the credentials answer only a challenge of this realm
+    /// (RFC 3261 §22.1: the realm names the protection space; a digest
+    /// response computed for another realm is material for guessing the
+    /// password offline).
+    pub realm: Option<String>,
     /// SDP offer body.
     pub sdp_offer: Vec<u8>,
     pub call_id: String,
@@ -607,6 +612,14 @@ impl UacCall {
         };
         let (user, pass) = self.cfg.credentials.clone()?;
         let challenge = Challenge::parse(msg.header(header)?).ok()?;
+        if self
+            .cfg
+            .realm
+            .as_ref()
+            .is_some_and(|r| *r != challenge.realm)
+        {
+            return None;
+        }
         self.auth_tries += 1;
         let cnonce = format!(
             "{:08x}",

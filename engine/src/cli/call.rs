@@ -229,6 +229,7 @@ pub async fn place_call(opts: CallOptions) -> Result<CallReport, CallError> {
         proxy: opts.proxy.as_ref().map(|_| next_hop),
         credentials: opts.credentials.clone(),
         credentials_host: None,
+        realm: None,
         rtp_ip: adv_ip,
         media,
         ring_timeout: opts.ring_timeout,

@@ -251,6 +251,7 @@ pub async fn run(
         // Only the trunk may collect its credentials: calls through the
         // proxy, or to the trunk's domain.
         credentials_host: Some(cfg.trunk.domain.clone()),
+        realm: (!cfg.trunk.realm.is_empty()).then(|| cfg.trunk.realm.clone()),
         rtp_ip: ip,
         media,
         ring_timeout: Duration::from_secs(cfg.sip.ring_timeout_s),

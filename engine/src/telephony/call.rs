@@ -94,6 +94,8 @@ pub struct CallSetup {
     /// domain; empty: through the proxy only). A tenant who names a phone
     /// `sip:x@somewhere` must not collect the trunk's credentials there.
     pub credentials_host: Option<String>,
+    /// The trunk's digest realm; Some: only its challenges are answered.
+    pub realm: Option<String>,
     pub rtp_ip: IpAddr,
     /// The media workers every call's RTP runs on.
     pub media: Arc<MediaRuntime>,
@@ -319,6 +321,7 @@ pub async fn run_call(
             .credentials
             .clone()
             .filter(|_| credentials_allowed(setup, to)),
+        realm: setup.realm.clone(),
         sdp_offer: offer.into_bytes(),
         call_id: call_id.clone(),
         local_tag: format!("{:08x}", rand::random::<u32>()),
