@@ -535,7 +535,11 @@ impl Store {
         // delivery was in flight) is not brought back, nor its
         // notifications: only the inbox entry is consumed.
         if let Some(c) = w.case.as_ref() {
-            if c.id != 0 && self.get::<AlertCase>(cf::ALERTS, &be(c.id))?.is_none() {
+            // Also a new case about a person erased meanwhile (from an
+            // outcome the engine read before the erasure).
+            if self.was_erased(c.subscriber_id)
+                || (c.id != 0 && self.get::<AlertCase>(cf::ALERTS, &be(c.id))?.is_none())
+            {
                 if let Some(id) = w.inbox_done {
                     b.delete(cf::ALERT_INBOX, id.key());
                     self.write(b)?;

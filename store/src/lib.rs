@@ -61,6 +61,9 @@ pub enum StoreError {
     /// The engine cannot do this.
     #[error("{0}")]
     Unsupported(&'static str),
+    /// The records are in use (e.g. a call to the person is in progress).
+    #[error("{0}")]
+    Busy(&'static str),
 }
 
 #[cfg(test)]

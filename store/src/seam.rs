@@ -120,8 +120,8 @@ seam! {
         fn prompt(&self, tenant_id: u64, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
         fn prompt_names(&self, tenant_id: u64) -> Result<Vec<String>, StoreError>;
         fn audit(&self, tenant_id: u64, at_ms: u64, entry: &serde_json::Value) -> Result<(), StoreError>;
-        /// A tenant's audit entries from `from_ms` on: (at_ms, sequence, entry).
-        fn audit_of(&self, tenant_id: u64, from_ms: u64, limit: usize) -> Result<Vec<(u64, u64, serde_json::Value)>, StoreError>;
+        /// A tenant's audit entries from (at_ms, sequence) on: (at_ms, sequence, entry).
+        fn audit_of(&self, tenant_id: u64, from: (u64, u64), limit: usize) -> Result<Vec<(u64, u64, serde_json::Value)>, StoreError>;
         fn put_watcher(&self, w: Watcher) -> Result<Watcher, StoreError>;
         fn watcher(&self, id: u64) -> Result<Option<Watcher>, StoreError>;
         fn watchers_of(&self, tenant_id: u64) -> Result<Vec<Watcher>, StoreError>;

@@ -482,7 +482,7 @@ impl Store {
         self.put(cf::SUBSCRIBERS, be(s.id), encode(s))
     }
 
-    fn was_erased(&self, id: u64) -> bool {
+    pub(crate) fn was_erased(&self, id: u64) -> bool {
         self.erased
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -525,7 +525,26 @@ impl Store {
     /// [`cf::TALLIES`], so the tenant's day counts do not change.
     pub fn erase_subscriber(&self, s: &Subscriber) -> Result<Erased, StoreError> {
         let _g = self.guard();
+        // Every check's lock too (after the global one, as nobody holding
+        // a check's lock takes the global one): no claim, attempt or
+        // settlement of the person's checks can land between the reads
+        // below and the batch.
+        let _stripes: Vec<_> = self
+            .stripes
+            .iter()
+            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
+            .collect();
         let sid = be(s.id);
+        if !self.scan(cf::INFLIGHT, &sid, &sid, 1)?.is_empty() {
+            return Err(StoreError::Busy(
+                "a call to this person is in progress; erase again in a minute",
+            ));
+        }
+        // From here on no check of theirs is claimed (see `claim`).
+        self.erased
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(s.id);
         let tenant = be(s.tenant_id);
         let mut b = Batch::default();
         let mut e = Erased::default();
@@ -574,11 +593,13 @@ impl Store {
             }
         }
         e.tallied = self.put_tallies(&mut b, &tenant, &tallies)?;
-        self.write(b)?;
-        self.erased
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(s.id);
+        if let Err(err) = self.write(b) {
+            self.erased
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&s.id);
+            return Err(err);
+        }
         Ok(e)
     }
 
@@ -672,9 +693,12 @@ impl Store {
             }
             p.checks += 1;
         }
-        let (cases, notes) = self.prune_cases(tenant_id, before_ms, &mut b)?;
-        p.cases = cases;
-        p.notifications = notes;
+        // Cases once per round (the last pass), not once per 1,000 checks.
+        if p.checks < max as u64 {
+            let (cases, notes) = self.prune_cases(tenant_id, before_ms, &mut b)?;
+            p.cases = cases;
+            p.notifications = notes;
+        }
         self.put_tallies(&mut b, &tenant, &tallies)?;
         self.write(b)?;
         Ok(p)
@@ -955,6 +979,9 @@ impl Store {
         lease_until_ms: u64,
     ) -> Result<Option<Check>, StoreError> {
         let _g = self.stripe(id);
+        if self.was_erased(id.subscriber_id) {
+            return Ok(None);
+        }
         let Some((mut c, mut b)) = self.take_pending(id)? else {
             return Ok(None);
         };
@@ -1178,17 +1205,18 @@ impl Store {
         self.put(cf::AUDIT, key, encode(entry))
     }
 
-    /// A tenant's audit entries from `from_ms` on, oldest first, at most
-    /// `limit`: (at_ms, sequence, entry). An entry that cannot be read is
-    /// returned as a string saying so (the trail is never cut short).
+    /// A tenant's audit entries from `(at_ms, sequence)` = `from` on
+    /// (inclusive), oldest first, at most `limit`: (at_ms, sequence,
+    /// entry). An entry that cannot be read is returned as a string saying
+    /// so (the trail is never cut short).
     pub fn audit_of(
         &self,
         tenant_id: u64,
-        from_ms: u64,
+        from: (u64, u64),
         limit: usize,
     ) -> Result<Vec<(u64, u64, serde_json::Value)>, StoreError> {
         let tenant = be(tenant_id);
-        let start = cat(&[&tenant, &be(from_ms)]);
+        let start = cat(&[&tenant, &be(from.0), &be(from.1)]);
         Ok(self
             .scan(cf::AUDIT, &start, &tenant, limit)?
             .into_iter()

@@ -66,6 +66,10 @@ pub enum Cause {
     /// The person's schedule changed after the check was planned and no
     /// longer has its slot: the check was not called.
     Rescheduled,
+    /// The person's phone is one the operator does not let genki dial (a
+    /// SIP URI where `[trunk] uri_phones` forbids them, or a number outside
+    /// the tenant's dial plan); nothing was dialled, nobody alerted.
+    NotAllowed,
     /// A word this release does not know (kept verbatim).
     Other(String),
 }
@@ -83,6 +87,7 @@ impl Cause {
             Cause::SubscriberDeleted => "subscriber_deleted",
             Cause::Paused => "paused",
             Cause::Rescheduled => "rescheduled",
+            Cause::NotAllowed => "not_allowed",
             Cause::Other(s) => s,
         }
     }
@@ -102,6 +107,7 @@ impl FromStr for Cause {
             "subscriber_deleted" => Cause::SubscriberDeleted,
             "paused" => Cause::Paused,
             "rescheduled" => Cause::Rescheduled,
+            "not_allowed" => Cause::NotAllowed,
             other => Cause::Other(other.to_string()),
         })
     }

@@ -79,7 +79,24 @@ impl Notifier {
             Channel::Email => {
                 email::send(self.smtp.as_ref(), n, &case, &watcher, sub.as_ref()).await
             }
-            Channel::Phone => phone::call(&self.calls, &*self.clock, n, &case, &watcher).await,
+            Channel::Phone => {
+                // A number the tenant's dial plan no longer allows (set by
+                // the operator after the watcher was enrolled) is not rung.
+                let plan = store
+                    .tenant(case.tenant_id)
+                    .ok()
+                    .flatten()
+                    .and_then(|t| t.dial_allow);
+                if let Some(ph) = &watcher.phone {
+                    if !crate::telephony::context::in_dial_plan(plan.as_deref(), ph) {
+                        return failed(
+                            "the watcher's number is outside the tenant's dial plan",
+                            false,
+                        );
+                    }
+                }
+                phone::call(&self.calls, &*self.clock, n, &case, &watcher).await
+            }
         }
     }
 }

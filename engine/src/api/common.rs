@@ -126,6 +126,9 @@ pub(crate) struct Created {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
+        if let StoreError::Busy(m) = e {
+            return ApiError::new(StatusCode::CONFLICT, "call_in_progress", m);
+        }
         tracing::error!(error = %e, "storage error in the API");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -127,10 +127,17 @@ pub(crate) async fn rate_limit(State(api): State<Arc<Api>>, req: Request, next: 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|t| hash_token(t.trim()));
+    // A token genki knows has its own bucket; anything else (no token, or
+    // one nobody issued) is keyed by the client's address, so a client
+    // cannot get a fresh burst by inventing tokens.
+    let known = |h: &[u8; 32]| {
+        api.metrics_hash.is_some_and(|m| common::same_hash(h, &m))
+            || matches!(api.svc.store.token(h), Ok(Some(_)))
+    };
     let key = match token {
         Some(h) if common::same_hash(&h, &api.operator_hash) => return next.run(req).await,
-        Some(h) => limits::Key::Token(h),
-        None => match server::peer_of(&req) {
+        Some(h) if known(&h) => limits::Key::Token(h),
+        _ => match server::peer_of(&req) {
             Some(p) => limits::Key::Addr(p.ip()),
             None => return next.run(req).await,
         },

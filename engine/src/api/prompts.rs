@@ -12,8 +12,9 @@ use utoipa::ToSchema;
 
 use super::common::*;
 
-/// Prompts a tenant may keep (a script names a handful; each up to
-/// 120 s of audio, stored as uploaded, at most the 16 MiB body limit).
+/// Script prompts a tenant may keep (a script names a handful; each up to
+/// 120 s of audio, stored as uploaded, at most the 16 MiB body limit);
+/// people's `name-<id>` prompts are not counted (one a person at most).
 pub(crate) const MAX_PROMPTS: usize = 64;
 
 /// A prompt stored: its name and length.
@@ -51,8 +52,30 @@ pub(crate) async fn put_prompt(
             "1–64 characters of a-z, 0-9, _ and -",
         ));
     }
-    let names = api.svc.store.prompt_names(t.id)?;
-    if names.len() >= MAX_PROMPTS && !names.contains(&name) {
+    // A person's name prompt (played in watcher calls) exists once per
+    // person of this tenant, so it is bounded by the roll, not the cap.
+    if let Some(id) = name.strip_prefix("name-") {
+        let person = id
+            .parse::<u64>()
+            .ok()
+            .map(|id| api.svc.store.subscriber(id))
+            .transpose()?
+            .flatten();
+        if person.is_none_or(|s| s.tenant_id != t.id) {
+            return Err(ApiError::bad(
+                "name",
+                "name-<id> is the name prompt of a person of this tenant: no such person",
+            ));
+        }
+    }
+    let names: Vec<String> = api
+        .svc
+        .store
+        .prompt_names(t.id)?
+        .into_iter()
+        .filter(|n| !n.starts_with("name-"))
+        .collect();
+    if !name.starts_with("name-") && names.len() >= MAX_PROMPTS && !names.contains(&name) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "too_many_prompts",

@@ -144,6 +144,8 @@ pub(crate) struct AuditQ {
     tenant: u64,
     /// Unix ms: entries at or after it (default 0).
     from: Option<u64>,
+    /// The `next` of the page before ("<at_ms>-<seq>"): entries after it.
+    after: Option<String>,
     /// Entries at most (1–1000, default 100).
     limit: Option<usize>,
 }
@@ -162,10 +164,9 @@ pub(crate) struct AuditEntry {
 #[derive(Serialize, ToSchema)]
 pub(crate) struct AuditPage {
     entries: Vec<AuditEntry>,
-    /// Pass as `from` for the next page (entries of that same millisecond
-    /// may repeat; tell them apart by `seq`).
+    /// Pass as `after` for the next page.
     #[serde(skip_serializing_if = "Option::is_none")]
-    next_from: Option<u64>,
+    next: Option<String>,
 }
 
 #[utoipa::path(
@@ -190,18 +191,25 @@ pub(crate) async fn audit(
         ));
     }
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let rows = api
-        .svc
-        .store
-        .audit_of(q.tenant, q.from.unwrap_or(0), limit)?;
-    let next_from = (rows.len() == limit)
-        .then(|| rows.last().map(|r| r.0))
+    let from = match q.after.as_deref().filter(|a| !a.is_empty()) {
+        Some(a) => {
+            let (at, seq) = a
+                .split_once('-')
+                .and_then(|(x, y)| Some((x.parse::<u64>().ok()?, y.parse::<u64>().ok()?)))
+                .ok_or_else(|| ApiError::bad("after", "the next of a page: <at_ms>-<seq>"))?;
+            (at, seq.saturating_add(1))
+        }
+        None => (q.from.unwrap_or(0), 0),
+    };
+    let rows = api.svc.store.audit_of(q.tenant, from, limit)?;
+    let next = (rows.len() == limit)
+        .then(|| rows.last().map(|r| format!("{}-{}", r.0, r.1)))
         .flatten();
     let entries = rows
         .into_iter()
         .map(|(at_ms, seq, entry)| AuditEntry { at_ms, seq, entry })
         .collect();
-    Ok(reply(StatusCode::OK, &AuditPage { entries, next_from }))
+    Ok(reply(StatusCode::OK, &AuditPage { entries, next }))
 }
 
 #[utoipa::path(

@@ -852,6 +852,20 @@ fn spawn_call(
                 Some(s) if !still_scheduled(s, &t, &check.id) => {
                     Some((EndReason::Rescheduled, Cause::Rescheduled))
                 }
+                // A SIP URI, or a number outside the tenant's dial plan,
+                // enrolled before the operator's rule: not dialled, and
+                // not the person's silence either (the enrolment API
+                // refuses such phones now).
+                Some(s)
+                    if !(svc.calls.may_dial(&s.phone)
+                        && crate::telephony::context::in_dial_plan(
+                            t.dial_allow.as_deref(),
+                            &s.phone,
+                        )) =>
+                {
+                    warn!(check = %check.id, "the person's phone is outside what the operator allows ([trunk] uri_phones, the tenant's dial_allow); not dialled");
+                    Some((EndReason::InvalidTarget, Cause::NotAllowed))
+                }
                 Some(_) => None,
             };
             if let Some((end_reason, cause)) = skip {
@@ -887,20 +901,11 @@ fn spawn_call(
                 flow: &mut flow,
                 reached: Some(reached_tx),
             };
-            let dialable = svc.calls.may_dial(&sub.phone)
-                && crate::telephony::context::in_dial_plan(t.dial_allow.as_deref(), &sub.phone);
-            let r = if dialable {
-                svc.calls
-                    .placer
-                    .place(&to, check.attempts + 1, now, &mut tap, &prompts)
-                    .await
-            } else {
-                // A SIP URI, or a number outside the tenant's dial plan,
-                // enrolled before the operator's rule: not dialled (the
-                // enrolment API refuses such phones now).
-                warn!(check = %check.id, "the person's phone is outside what the operator allows ([trunk] uri_phones, the tenant's dial_allow); not dialled");
-                CallResult::not_placed(check.attempts + 1, now, EndReason::InvalidTarget)
-            };
+            let r = svc
+                .calls
+                .placer
+                .place(&to, check.attempts + 1, now, &mut tap, &prompts)
+                .await;
             drop(tap);
             // The outcome already stored at the key: the end only adds the
             // whole attempt (the store keeps the first outcome).

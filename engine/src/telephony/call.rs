@@ -122,24 +122,6 @@ pub struct CallResult {
     pub stats: CallStats,
 }
 
-impl CallResult {
-    /// A call genki did not place (its target is refused): the attempt
-    /// ends with `reason`, cause `failed`.
-    pub fn not_placed(n: u32, started_at_ms: u64, reason: EndReason) -> CallResult {
-        CallResult {
-            attempt: Attempt {
-                n,
-                started_at_ms,
-                end_reason: reason,
-                ..Default::default()
-            },
-            outcome: None,
-            cause: Some(Cause::Failed),
-            stats: CallStats::default(),
-        }
-    }
-}
-
 /// Technical facts of one call, beside its attempt record.
 #[derive(Debug, Clone, Default)]
 pub struct CallStats {
