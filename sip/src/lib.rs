@@ -17,6 +17,7 @@ pub mod auth;
 pub mod dialog;
 pub mod endpoint;
 pub mod message;
+pub mod register;
 pub mod sdp;
 pub mod transaction;
 pub mod uac;

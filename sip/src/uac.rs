@@ -823,7 +823,7 @@ impl UacCall {
 }
 
 /// FNV-1a, for a deterministic client nonce (§22.4 only asks that it be unique).
-fn fnv(s: &str) -> u32 {
+pub(crate) fn fnv(s: &str) -> u32 {
     let mut h: u32 = 0x811c9dc5;
     for b in s.bytes() {
         h ^= b as u32;
