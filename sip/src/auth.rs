@@ -201,6 +201,35 @@ pub fn verify(
     Ok((nonce == expected_nonce && want == response).then(|| user.to_string()))
 }
 
+/// The credentials header answering a 401 (`Authorization`, from
+/// `WWW-Authenticate`) or 407 (`Proxy-Authorization`, from
+/// `Proxy-Authenticate`) response `msg` for `method` and `uri` (§22.2,
+/// §22.3): its name and value. None when there are no credentials, no
+/// usable challenge, or the challenge is of another realm than `realm`
+/// (§22.1: a response computed for another protection space is material
+/// for guessing the password offline).
+pub fn answer_challenge(
+    msg: &crate::message::Message,
+    status: u16,
+    credentials: Option<&(String, String)>,
+    realm: Option<&str>,
+    method: &str,
+    uri: &str,
+    cnonce: &str,
+) -> Option<(&'static str, String)> {
+    let (name, header) = if status == 401 {
+        ("Authorization", "WWW-Authenticate")
+    } else {
+        ("Proxy-Authorization", "Proxy-Authenticate")
+    };
+    let (user, pass) = credentials?;
+    let challenge = Challenge::parse(msg.header(header)?).ok()?;
+    if realm.is_some_and(|r| r != challenge.realm) {
+        return None;
+    }
+    Some((name, challenge.answer(user, pass, method, uri, 1, cnonce)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,6 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::auth::Challenge;
 use crate::message::{header_param, Builder, Message, Method};
 use crate::transaction::{ClientNonInvite, Timers, TxEvent};
 
@@ -270,29 +269,19 @@ impl Registration {
     }
 
     fn answer(&self, m: &Message, status: u16) -> Option<(&'static str, String)> {
-        let (name, header) = if status == 401 {
-            ("Authorization", "WWW-Authenticate")
-        } else {
-            ("Proxy-Authorization", "Proxy-Authenticate")
-        };
-        let (user, pass) = self.cfg.credentials.clone()?;
-        let challenge = Challenge::parse(m.header(header)?).ok()?;
-        if self
-            .cfg
-            .realm
-            .as_ref()
-            .is_some_and(|r| *r != challenge.realm)
-        {
-            return None;
-        }
         let cnonce = format!(
             "{:08x}",
             crate::uac::fnv(&format!("{}{}", self.cfg.call_id, self.cseq))
         );
-        Some((
-            name,
-            challenge.answer(&user, &pass, "REGISTER", &self.cfg.registrar, 1, &cnonce),
-        ))
+        crate::auth::answer_challenge(
+            m,
+            status,
+            self.cfg.credentials.as_ref(),
+            self.cfg.realm.as_deref(),
+            "REGISTER",
+            &self.cfg.registrar,
+            &cnonce,
+        )
     }
 
     fn failed(&mut self, status: Option<u16>, now: Instant) {

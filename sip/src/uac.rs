@@ -13,7 +13,6 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::auth::Challenge;
 use crate::dialog::{without_tag, Dialog, Transmit};
 use crate::message::{is_valid_sip_uri, reason_phrase, Builder, Message, Method, ParseError};
 use crate::transaction::{ClientInvite, ClientNonInvite, ServerNonInvite, Timers, TxEvent};
@@ -605,30 +604,21 @@ impl UacCall {
         method: &str,
         uri: &str,
     ) -> Option<(&'static str, String)> {
-        let (name, header) = if status == 401 {
-            ("Authorization", "WWW-Authenticate")
-        } else {
-            ("Proxy-Authorization", "Proxy-Authenticate")
-        };
-        let (user, pass) = self.cfg.credentials.clone()?;
-        let challenge = Challenge::parse(msg.header(header)?).ok()?;
-        if self
-            .cfg
-            .realm
-            .as_ref()
-            .is_some_and(|r| *r != challenge.realm)
-        {
-            return None;
-        }
-        self.auth_tries += 1;
         let cnonce = format!(
             "{:08x}",
-            fnv(&format!("{}{}", self.cfg.call_id, self.auth_tries))
+            fnv(&format!("{}{}", self.cfg.call_id, self.auth_tries + 1))
         );
-        Some((
-            name,
-            challenge.answer(&user, &pass, method, uri, 1, &cnonce),
-        ))
+        let auth = crate::auth::answer_challenge(
+            msg,
+            status,
+            self.cfg.credentials.as_ref(),
+            self.cfg.realm.as_deref(),
+            method,
+            uri,
+            &cnonce,
+        )?;
+        self.auth_tries += 1;
+        Some(auth)
     }
 
     fn on_challenge(&mut self, msg: Message, status: u16, now: Instant) {

@@ -614,48 +614,15 @@ impl Store {
         Ok((w.case, w.notifications))
     }
 
-    /// Put the removal of a tenant's cases resolved before `before_ms`, and
-    /// of their notifications, into `b` (retention). Returns how many of each.
-    pub(crate) fn prune_cases(
+    /// Put the removal of a tenant's cases that `pick` chooses — each with
+    /// its tier timer, tenant index entry and notifications (outbox, due
+    /// index, case index) — into `b`. Returns their ids and how many
+    /// notifications go.
+    fn forget_cases(
         &self,
         tenant_id: u64,
-        before_ms: u64,
         b: &mut Batch,
-    ) -> Result<(u64, u64), StoreError> {
-        let (mut cases, mut notes) = (0, 0);
-        let t = be(tenant_id);
-        for (k, _) in self.scan(cf::TENANT_ALERTS, &t, &t, usize::MAX)? {
-            let key = be(Self::u64_at(cf::TENANT_ALERTS, &k, 8)?);
-            let Some(c) = self.get::<AlertCase>(cf::ALERTS, &key)? else {
-                continue;
-            };
-            if c.state != CaseState::Resolved || c.resolved_at_ms.is_none_or(|r| r >= before_ms) {
-                continue;
-            }
-            b.delete(cf::ALERTS, key);
-            b.delete(cf::TENANT_ALERTS, k);
-            for (nk, _) in self.scan(cf::CASE_NOTIFICATIONS, &key, &key, usize::MAX)? {
-                let nid = Self::u64_at(cf::CASE_NOTIFICATIONS, &nk, 8)?;
-                if let Some(n) = self.notification(nid)? {
-                    b.delete(cf::OUTBOX_DUE, cat(&[&be(n.next_at_ms), &be(nid)]));
-                }
-                b.delete(cf::OUTBOX, be(nid));
-                b.delete(cf::CASE_NOTIFICATIONS, nk);
-                notes += 1;
-            }
-            cases += 1;
-        }
-        Ok((cases, notes))
-    }
-
-    /// Put the removal of every alert case of `subscriber_id` (in
-    /// `tenant_id`) and of their notifications into `b` (an erasure).
-    /// Returns the case ids and how many notifications go.
-    pub(crate) fn erase_cases_of(
-        &self,
-        tenant_id: u64,
-        subscriber_id: u64,
-        b: &mut Batch,
+        pick: impl Fn(&AlertCase) -> bool,
     ) -> Result<(Vec<u64>, u64), StoreError> {
         let mut cases = Vec::new();
         let mut notes = 0;
@@ -666,7 +633,7 @@ impl Store {
             let Some(c) = self.get::<AlertCase>(cf::ALERTS, &key)? else {
                 continue;
             };
-            if c.subscriber_id != subscriber_id {
+            if !pick(&c) {
                 continue;
             }
             if let Some(at) = c.tier_deadline_ms {
@@ -685,6 +652,34 @@ impl Store {
             }
             cases.push(id);
         }
+        Ok((cases, notes))
+    }
+
+    /// Put the removal of a tenant's cases resolved before `before_ms`, and
+    /// of their notifications, into `b` (retention). Returns how many of each.
+    pub(crate) fn prune_cases(
+        &self,
+        tenant_id: u64,
+        before_ms: u64,
+        b: &mut Batch,
+    ) -> Result<(u64, u64), StoreError> {
+        let (cases, notes) = self.forget_cases(tenant_id, b, |c| {
+            c.state == CaseState::Resolved && c.resolved_at_ms.is_some_and(|r| r < before_ms)
+        })?;
+        Ok((cases.len() as u64, notes))
+    }
+
+    /// Put the removal of every alert case of `subscriber_id` (in
+    /// `tenant_id`) and of their notifications into `b` (an erasure).
+    /// Returns the case ids and how many notifications go.
+    pub(crate) fn erase_cases_of(
+        &self,
+        tenant_id: u64,
+        subscriber_id: u64,
+        b: &mut Batch,
+    ) -> Result<(Vec<u64>, u64), StoreError> {
+        let (cases, notes) =
+            self.forget_cases(tenant_id, b, |c| c.subscriber_id == subscriber_id)?;
         b.delete(cf::OPEN_ALERTS, be(subscriber_id));
         b.delete(cf::LADDERS, LadderOf::Subscriber(subscriber_id).key());
         Ok((cases, notes))
