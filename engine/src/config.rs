@@ -178,6 +178,14 @@ pub struct Trunk {
     /// Whether phones may be SIP URIs (`auto`, `allow`, `deny`): a URI is
     /// dialled wherever a tenant points it, a number only through the trunk.
     pub uri_phones: UriPhones,
+    /// Register with the trunk (RFC 3261 §10) as `sip:<user>@<domain>`
+    /// before any call, and keep the binding up; while it does not hold,
+    /// nobody is dialled through the trunk (checks are held, never
+    /// missed). Needs `domain` and `user`.
+    pub register: bool,
+    /// Seconds of binding asked for (the registrar may grant fewer, or
+    /// ask for more with 423); refreshed at half of what it grants.
+    pub register_expires: u64,
 }
 
 /// Whether people's and watchers' phones may be SIP URIs, dialled where
@@ -348,6 +356,8 @@ impl Default for Config {
                 circuit_faults: 5,
                 circuit_open_s: 30,
                 uri_phones: UriPhones::Auto,
+                register: false,
+                register_expires: 600,
             },
             scheduler: Scheduler {
                 tick_ms: 500,
@@ -626,6 +636,12 @@ impl Config {
         if self.trunk.max_calls == 0 {
             return Err("trunk.max_calls: must be at least 1".into());
         }
+        if self.trunk.register && (self.trunk.domain.is_empty() || self.trunk.user.is_empty()) {
+            return Err(
+                "trunk.register: needs trunk.domain and trunk.user (the registered name is sip:<user>@<domain>)"
+                    .into(),
+            );
+        }
         if !self.trunk.proxy.is_empty() && !genki_sip::message::is_valid_sip_uri(&self.trunk.proxy)
         {
             return Err(format!(
@@ -637,6 +653,12 @@ impl Config {
         // (a huge value would panic where a deadline is computed).
         for (name, v, lo, hi) in [
             ("sip.ring_timeout_s", self.sip.ring_timeout_s, 1, 600),
+            (
+                "trunk.register_expires",
+                self.trunk.register_expires,
+                10,
+                86_400,
+            ),
             ("scheduler.drain_s", self.scheduler.drain_s, 0, 3600),
             ("scheduler.tick_ms", self.scheduler.tick_ms, 1, 60_000),
             (

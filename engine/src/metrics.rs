@@ -161,6 +161,10 @@ pub struct Metrics {
     pub trunk_circuit: Gauge,
     /// Times the circuit opened from closed (outages).
     pub trunk_circuit_opened: Counter,
+    /// 1 while the trunk's registration holds, 0 while it does not; -1
+    /// when genki does not register.
+    pub trunk_registered: Gauge,
+    pub trunk_registration_failures: Counter,
     /// Attempts the carrier failed that did not count against the person.
     pub attempts_held: Counter,
     /// API connections closed at once because the cap was reached.
@@ -213,6 +217,12 @@ impl Default for Metrics {
             notifications: Default::default(),
             trunk_circuit: Gauge::default(),
             trunk_circuit_opened: Counter::default(),
+            trunk_registered: {
+                let g = Gauge::default();
+                g.set(-1);
+                g
+            },
+            trunk_registration_failures: Counter::default(),
             attempts_held: Counter::default(),
             api_connections_refused: Counter::default(),
             api_rate_limited: Counter::default(),
@@ -401,11 +411,17 @@ impl Metrics {
             &[("", self.trunk_circuit_opened.get())],
         );
         c(
+            "genki_trunk_registration_failures_total",
+            "REGISTERs to the trunk refused or unanswered (each is retried with back-off).",
+            &[("", self.trunk_registration_failures.get())],
+        );
+        c(
             "genki_attempts_held_total",
             "Attempts the carrier failed that were held: retried without counting against the person.",
             &[("", self.attempts_held.get())],
         );
         let _ = writeln!(o, "# HELP genki_trunk_circuit The trunk's circuit: 0 closed (dialling), 1 probing, 2 open (carrier failing, checks held).\n# TYPE genki_trunk_circuit gauge\ngenki_trunk_circuit {}", self.trunk_circuit.get());
+        let _ = writeln!(o, "# HELP genki_trunk_registered The trunk's registration: 1 bound (calls go out), 0 not bound (nothing dialled through the trunk), -1 genki does not register.\n# TYPE genki_trunk_registered gauge\ngenki_trunk_registered {}", self.trunk_registered.get());
         let _ = writeln!(o, "# HELP genki_alerts_open Alert cases open or acknowledged, not yet resolved.\n# TYPE genki_alerts_open gauge\ngenki_alerts_open {}", self.alerts_open.get());
         let _ = writeln!(o, "# HELP genki_active_calls Calls in progress.\n# TYPE genki_active_calls gauge\ngenki_active_calls {}", self.active_calls.get());
         self.scheduler_lag.render(

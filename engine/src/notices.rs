@@ -26,6 +26,15 @@ pub enum Notice {
     },
     /// Probes got through: dialling resumed (held checks are called now).
     TrunkRecovered { down_s: u64 },
+    /// The trunk requires registration and the binding is lost (the
+    /// registrar refused with `status`, or did not answer): nobody is
+    /// dialled through it, checks are held; retried in `retry_in_s`.
+    TrunkUnregistered {
+        status: Option<u16>,
+        retry_in_s: u64,
+    },
+    /// Registered again: dialling resumed.
+    TrunkRegistered { down_s: u64 },
     /// Storage refuses writes: nobody is dialled until it accepts them.
     StorageFailing { error: String },
     /// Storage accepts writes again: dialling resumed.
@@ -38,6 +47,8 @@ impl Notice {
         match self {
             Notice::TrunkDown { .. } => "trunk_down",
             Notice::TrunkRecovered { .. } => "trunk_recovered",
+            Notice::TrunkUnregistered { .. } => "trunk_unregistered",
+            Notice::TrunkRegistered { .. } => "trunk_registered",
             Notice::StorageFailing { .. } => "storage_failing",
             Notice::StorageRecovered => "storage_recovered",
         }
@@ -52,6 +63,10 @@ impl Notice {
                 probe_in_s,
             } => json!({"faults": faults, "of_recent_calls": of, "probe_in_s": probe_in_s}),
             Notice::TrunkRecovered { down_s } => json!({"down_s": down_s}),
+            Notice::TrunkUnregistered { status, retry_in_s } => {
+                json!({"status": status, "retry_in_s": retry_in_s})
+            }
+            Notice::TrunkRegistered { down_s } => json!({"down_s": down_s}),
             Notice::StorageFailing { error } => json!({"error": error}),
             Notice::StorageRecovered => json!({}),
         }
@@ -102,7 +117,9 @@ impl Notices {
         let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.raised.inc();
         match &notice {
-            Notice::TrunkRecovered { .. } | Notice::StorageRecovered => {
+            Notice::TrunkRecovered { .. }
+            | Notice::TrunkRegistered { .. }
+            | Notice::StorageRecovered => {
                 warn!(kind = notice.kind(), details = %notice.details(), "operator notice")
             }
             _ => error!(kind = notice.kind(), details = %notice.details(), "operator notice"),

@@ -12,11 +12,13 @@
 //! not marked trusted by the owner) are answered at a bounded rate
 //! ([`STRANGER_RATE`]): beyond it they are dropped unanswered, so a flood
 //! of forged sources cannot turn genki into a reflector, and the owner's
-//! trusted peers (the trunk) are never starved of their answers. The
+//! trusted peers (the trunk) are never starved of their answers. It may
+//! also keep one outbound [`Registration`] (the trunk's, RFC 3261 §10) on
+//! the same address, its responses routed by its Call-ID. The
 //! owner does the IO: it feeds datagrams, send errors and
 //! instants in, and polls datagrams, events and the next deadline out.
 //!
-//! Depends on: [`crate::uac`], [`crate::message`].
+//! Depends on: [`crate::uac`], [`crate::register`], [`crate::message`].
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -25,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use crate::dialog::Transmit;
 use crate::message::{reason_phrase, Builder, Message, Method, ParseError};
+use crate::register::{RegEvent, Registration};
 use crate::uac::{UacCall, UacConfig, UacEvent};
 
 /// After a call ended, keep it this long at most to absorb retransmissions
@@ -115,6 +118,8 @@ pub struct Endpoint {
     /// Live calls by their first hop's address: the peers that are no strangers.
     peers: HashMap<IpAddr, u32>,
     strangers: Bucket,
+    registration: Option<Registration>,
+    reg_events: VecDeque<RegEvent>,
 }
 
 impl Default for Endpoint {
@@ -135,6 +140,49 @@ impl Endpoint {
             stats: EndpointStats::default(),
             peers: HashMap::new(),
             strangers: Bucket::new(STRANGER_RATE),
+            registration: None,
+            reg_events: VecDeque::new(),
+        }
+    }
+
+    /// Keep `reg` up from now on (its first REGISTER goes out with the
+    /// next [`Endpoint::poll_transmit`]).
+    pub fn set_registration(&mut self, reg: Registration) {
+        self.registration = Some(reg);
+        self.service_registration();
+    }
+
+    /// Whether the registration's binding holds at `now` (true when there
+    /// is no registration to keep).
+    pub fn is_registered(&self, now: Instant) -> bool {
+        self.registration
+            .as_ref()
+            .is_none_or(|r| r.is_registered(now))
+    }
+
+    /// Register again at once (see [`Registration::refresh_now`]).
+    pub fn refresh_registration(&mut self, now: Instant) {
+        if let Some(r) = self.registration.as_mut() {
+            r.refresh_now(now);
+        }
+        self.service_registration();
+    }
+
+    /// The next change of the registration.
+    pub fn poll_reg_event(&mut self) -> Option<RegEvent> {
+        self.reg_events.pop_front()
+    }
+
+    fn service_registration(&mut self) {
+        let Some(r) = self.registration.as_mut() else {
+            return;
+        };
+        let dest = r.next_hop();
+        while let Some(data) = r.poll_transmit() {
+            self.transmits.push_back(Transmit { dest, data });
+        }
+        while let Some(e) = r.poll_event() {
+            self.reg_events.push_back(e);
         }
     }
 
@@ -205,7 +253,21 @@ impl Endpoint {
                 return Err(e);
             }
         };
-        if let Some(slot) = self.calls.get_mut(&msg.call_id) {
+        if let Some(r) = self
+            .registration
+            .as_mut()
+            .filter(|r| r.call_id() == msg.call_id)
+        {
+            // Only the registrar's answers (§8.1.3.3: responses come back
+            // from where the request went); requests with its Call-ID are
+            // nobody's.
+            if msg.status().is_some() && src == r.next_hop() {
+                r.handle_response(msg, now);
+                self.service_registration();
+            } else {
+                self.stats.spoofed += 1;
+            }
+        } else if let Some(slot) = self.calls.get_mut(&msg.call_id) {
             let id = msg.call_id.clone();
             if !slot.uac.handle_message(msg, src, now) {
                 self.stats.spoofed += 1;
@@ -246,6 +308,12 @@ impl Endpoint {
 
     /// Run every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(r) = self.registration.as_mut() {
+            if r.poll_timeout().is_some_and(|t| t <= now) {
+                r.handle_timeout(now);
+                self.service_registration();
+            }
+        }
         while let Some(Reverse((t, _))) = self.timers.peek() {
             if *t > now {
                 break;
@@ -269,16 +337,19 @@ impl Endpoint {
 
     /// The next instant [`Endpoint::handle_timeout`] must run at.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let reg = self.registration.as_ref().and_then(|r| r.poll_timeout());
         // Drop stale entries on top so the owner never wakes for nothing.
         while let Some(Reverse((t, id))) = self.timers.peek() {
             match self.calls.get(id) {
-                Some(s) if s.armed == Some(*t) => return Some(*t),
+                Some(s) if s.armed == Some(*t) => {
+                    return Some(reg.map_or(*t, |r| r.min(*t)));
+                }
                 _ => {
                     self.timers.pop();
                 }
             }
         }
-        None
+        reg
     }
 
     /// The next datagram to send.
@@ -657,5 +728,70 @@ mod tests {
         // the endpoint wakes once per Timer A/B step, not once per call.
         assert!(wakeups <= 8, "{wakeups} wake-ups");
         assert_eq!(events(&mut ep).len(), 1000);
+    }
+
+    /// The registration rides beside the calls: its REGISTER goes to the
+    /// registrar, the registrar's 200 binds it (a copy from elsewhere is
+    /// refused), its refresh timer is the endpoint's, and a call on the
+    /// same endpoint is untouched.
+    #[test]
+    fn a_registration_shares_the_endpoint_with_calls() {
+        use crate::register::{RegisterConfig, Registration};
+        let mut ep = Endpoint::default();
+        let mut now = Instant::now();
+        assert!(ep.is_registered(now), "nothing to keep: registered");
+        let registrar: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+        ep.set_registration(Registration::new(
+            RegisterConfig {
+                registrar: "sip:trunk.example.jp".into(),
+                aor: "sip:genki@trunk.example.jp".into(),
+                contact: "sip:genki@127.0.0.1:5060".into(),
+                local_addr: LOCAL.parse().unwrap(),
+                next_hop: registrar,
+                credentials: None,
+                realm: None,
+                expires: 60,
+                call_id: "reg".into(),
+                from_tag: "r".into(),
+                timers: Timers::default(),
+                user_agent: "genki-test".into(),
+            },
+            now,
+        ));
+        ep.start(cfg("call-1", "127.0.0.1:5080"), now).unwrap();
+        let out = drain(&mut ep);
+        let register = out.iter().find(|t| t.dest == registrar).unwrap();
+        assert!(register.data.starts_with(b"REGISTER "));
+        assert!(!ep.is_registered(now));
+        let m = Message::parse(&register.data).unwrap();
+        let ok = Builder::response_to(&m, 200, "OK", Some("x"))
+            .header("Contact", "<sip:genki@127.0.0.1:5060>;expires=60")
+            .build();
+        ep.handle_datagram(&ok, "127.0.0.9:5070".parse().unwrap(), now)
+            .unwrap();
+        assert!(!ep.is_registered(now), "a 200 from elsewhere binds nothing");
+        assert_eq!(ep.stats().spoofed, 1);
+        ep.handle_datagram(&ok, registrar, now).unwrap();
+        assert!(ep.is_registered(now));
+        assert!(matches!(
+            ep.poll_reg_event(),
+            Some(RegEvent::Registered { .. })
+        ));
+        // The refresh at 30 s comes out of the endpoint's own timers.
+        let until = now + Duration::from_secs(31);
+        run_until(&mut ep, &mut now, until);
+        let out = drain(&mut ep);
+        assert!(out
+            .iter()
+            .any(|t| t.dest == registrar && t.data.starts_with(b"REGISTER ")));
+        assert!(ep.is_registered(now));
+        // The trunk refused a call as unregistered: the binding is not
+        // trusted until the REGISTER in flight is answered.
+        ep.refresh_registration(now);
+        assert!(
+            drain(&mut ep).is_empty(),
+            "one REGISTER in flight is enough"
+        );
+        assert!(!ep.is_registered(now));
     }
 }

@@ -11,7 +11,9 @@
 //! a challenge round before it runs out), and after a failure retries with a doubling back-off
 //! (30 s to 30 min, in the manner of RFC 5626 §4.5) while reporting
 //! [`RegEvent::Failed`], so the owner can hold calls on a trunk that
-//! requires registration. Not wired to the daemon yet.
+//! requires registration. [`crate::endpoint::Endpoint`] carries one
+//! beside its calls, on the same transport address (the carrier sends
+//! calls for us to that contact).
 //!
 //! Depends on: [`crate::transaction`], [`crate::message`], [`crate::auth`].
 
@@ -26,6 +28,8 @@ use crate::transaction::{ClientNonInvite, Timers, TxEvent};
 pub const MIN_BACKOFF: Duration = Duration::from_secs(30);
 /// Longest wait between attempts while the registrar fails.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(1800);
+/// [`Registration::refresh_now`] sends at most one REGISTER this often.
+pub const MIN_REFRESH_GAP: Duration = Duration::from_secs(5);
 
 /// What to register, and where.
 #[derive(Debug, Clone)]
@@ -91,6 +95,7 @@ pub struct Registration {
     auth_tries: u32,
     backoff: Duration,
     branch_seq: u64,
+    last_sent: Option<Instant>,
     events: VecDeque<RegEvent>,
     transmits: VecDeque<Vec<u8>>,
 }
@@ -110,6 +115,7 @@ impl Registration {
             auth_tries: 0,
             backoff: MIN_BACKOFF,
             branch_seq: 0,
+            last_sent: None,
             events: VecDeque::new(),
             transmits: VecDeque::new(),
         };
@@ -129,6 +135,7 @@ impl Registration {
     fn send(&mut self, authorization: Option<(&'static str, String)>, now: Instant) {
         self.cseq += 1;
         self.branch_seq += 1;
+        self.last_sent = Some(now);
         let branch = format!(
             "z9hG4bK{}r{}",
             crate::uac::fnv(&self.cfg.call_id),
@@ -295,6 +302,35 @@ impl Registration {
             self.state = RegState::Failing { retry_at };
         }
         self.events.push_back(RegEvent::Failed { status, retry_in });
+    }
+
+    /// The trunk refused a call as if it had lost our binding (a
+    /// registrar restarted without its bindings; §10.2.4 has no way to
+    /// tell us): the binding is no longer trusted (so the owner holds its
+    /// calls instead of losing each to the same refusal) and a REGISTER
+    /// goes now — or, if one went in the last [`MIN_REFRESH_GAP`], at the
+    /// end of it, so a trunk that refuses everything is not flooded. One
+    /// in flight already will re-bind.
+    pub fn refresh_now(&mut self, now: Instant) {
+        self.bound_until = None;
+        if self.tx.is_some() {
+            return;
+        }
+        self.state = RegState::Registering;
+        match self.last_sent.map(|t| t + MIN_REFRESH_GAP) {
+            Some(at) if now < at => {
+                self.next_at = Some(self.next_at.map_or(at, |n| n.min(at)));
+            }
+            _ => {
+                self.auth_tries = 0;
+                self.send(None, now);
+            }
+        }
+    }
+
+    /// The Call-ID of every REGISTER of this binding (responses are routed by it).
+    pub fn call_id(&self) -> &str {
+        &self.cfg.call_id
     }
 
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
@@ -512,5 +548,36 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// A call refused as unregistered: the binding is dropped at once and
+    /// a REGISTER goes — at once, or at the end of the gap after the last
+    /// one, never a flood.
+    #[test]
+    fn a_refused_call_drops_the_binding_and_registers_again() {
+        let mut now = Instant::now();
+        let mut c = cfg();
+        c.credentials = None;
+        let mut r = Registration::new(c, now);
+        let first = r.poll_transmit().unwrap();
+        r.handle_response(reply(&first, 200, &[("Expires", "600")]), now);
+        assert!(r.is_registered(now));
+        // Two seconds later (inside the gap): dropped, REGISTER deferred.
+        now += Duration::from_secs(2);
+        r.refresh_now(now);
+        assert!(!r.is_registered(now));
+        assert_eq!(r.state(), RegState::Registering);
+        assert!(r.poll_transmit().is_none());
+        let at = r.poll_timeout().unwrap();
+        assert_eq!(at - now, MIN_REFRESH_GAP - Duration::from_secs(2));
+        now = at;
+        r.handle_timeout(now);
+        let again = r.poll_transmit().expect("REGISTER at the end of the gap");
+        r.handle_response(reply(&again, 200, &[("Expires", "600")]), now);
+        assert!(r.is_registered(now));
+        // Long after: at once.
+        now += Duration::from_secs(60);
+        r.refresh_now(now);
+        assert!(r.poll_transmit().is_some());
     }
 }

@@ -166,6 +166,9 @@ pub enum EndReason {
     Paused,
     /// The person's schedule no longer has the slot; nothing was dialled.
     Rescheduled,
+    /// The trunk requires registration and genki's binding did not hold:
+    /// nothing was dialled (the carrier would refuse it). A carrier fault.
+    Unregistered,
     /// A word this release does not know (kept verbatim).
     Other(String),
 }
@@ -209,6 +212,7 @@ impl EndReason {
                 | EndReason::Timeout
                 | EndReason::Unreachable
                 | EndReason::AuthFailed(_)
+                | EndReason::Unregistered
         )
     }
 }
@@ -236,6 +240,7 @@ impl fmt::Display for EndReason {
             EndReason::SubscriberDeleted => "subscriber_deleted",
             EndReason::Paused => "paused",
             EndReason::Rescheduled => "rescheduled",
+            EndReason::Unregistered => "unregistered",
             EndReason::Other(s) => s,
         };
         f.write_str(s)
@@ -265,6 +270,7 @@ impl FromStr for EndReason {
             "subscriber_deleted" => EndReason::SubscriberDeleted,
             "paused" => EndReason::Paused,
             "rescheduled" => EndReason::Rescheduled,
+            "unregistered" => EndReason::Unregistered,
             other => match other.split_once(':') {
                 Some(("rejected", c)) if status(c).is_some() => {
                     EndReason::Rejected(status(c).unwrap_or_default())

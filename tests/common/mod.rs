@@ -694,3 +694,137 @@ pub fn records_of((mut child, out): (Child, PathBuf), want: usize, limit: Durati
 pub fn kinds(records: &[Value], kind: &str) -> usize {
     records.iter().filter(|r| r["type"] == kind).count()
 }
+
+/// Kamailio (Debian's `kamailio`) as a carrier edge on loopback, from
+/// `tests/kamailio/carrier.cfg`: digest REGISTER required before any
+/// INVITE is relayed (record-routed) to `phones`. Stopped (SIGTERM, which
+/// also ends its children) when dropped.
+pub struct Kamailio {
+    child: Option<Child>,
+    pub port: u16,
+    cfg: PathBuf,
+    dir: PathBuf,
+}
+
+impl Kamailio {
+    pub fn start(dir: &std::path::Path, phones: &str, user: &str, password: &str) -> Kamailio {
+        assert!(
+            Command::new("kamailio").arg("-v").output().is_ok(),
+            "kamailio is needed: apt-get install kamailio (the README's test command does)"
+        );
+        let modules = [
+            "/usr/lib/x86_64-linux-gnu/kamailio/modules",
+            "/usr/lib/kamailio/modules",
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).join("tm.so").exists())
+        .expect("kamailio modules directory");
+        let port = free_port();
+        let template = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/kamailio/carrier.cfg"
+        ))
+        .expect("tests/kamailio/carrier.cfg");
+        let text = template
+            .replace("@PORT@", &port.to_string())
+            .replace("@DOMAIN@", "carrier.test")
+            .replace("@MODULES@", modules)
+            .replace("@PASSWORD@", password)
+            .replace("@USER@", user)
+            .replace("@PHONES@", phones);
+        let kdir = dir.join(format!("kamailio-{port}"));
+        std::fs::create_dir_all(&kdir).unwrap();
+        let cfg = kdir.join("carrier.cfg");
+        std::fs::write(&cfg, text).unwrap();
+        let mut k = Kamailio {
+            child: None,
+            port,
+            cfg,
+            dir: kdir,
+        };
+        k.spawn();
+        k
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("kamailio.log"))
+            .unwrap();
+        let d = self.dir.to_str().unwrap();
+        let child = Command::new("kamailio")
+            .arg("-f")
+            .arg(&self.cfg)
+            .args(["-DD", "-E", "-w", d, "-Y", d, "-m", "32", "-M", "8"])
+            .arg("-P")
+            .arg(self.dir.join("kamailio.pid"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start kamailio");
+        self.child = Some(child);
+        // Ready when it answers an OPTIONS.
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let me = sock.local_addr().unwrap();
+        let start = Instant::now();
+        let mut buf = [0u8; 4096];
+        loop {
+            let req = format!(
+                "OPTIONS sip:127.0.0.1:{p} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKprobe{n}\r\nMax-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:127.0.0.1:{p}>\r\nCall-ID: probe-{n}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+                p = self.port,
+                n = start.elapsed().as_millis()
+            );
+            let _ = sock.send_to(req.as_bytes(), ("127.0.0.1", self.port));
+            if let Ok((n, _)) = sock.recv_from(&mut buf) {
+                if buf[..n].starts_with(b"SIP/2.0 200") {
+                    return;
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "kamailio did not come up: {}",
+                self.log()
+            );
+        }
+    }
+
+    /// Stop it (SIGTERM: its children go too) and wait for the port to be free.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe_kill(c.id(), 15);
+            let start = Instant::now();
+            while c.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let start = Instant::now();
+        while std::net::UdpSocket::bind(("127.0.0.1", self.port)).is_err()
+            && start.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stop and start again on the same port: every binding is forgotten.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Its log so far (the carrier's `xlog` lines say what it refused).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("kamailio.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -26,6 +26,11 @@ pub(crate) struct Health {
     /// told), `probing` (a few calls test whether it recovered). Not a
     /// fault of this node, so it does not make the status 503.
     trunk: &'static str,
+    /// The trunk's registration: `off` (not required), `registering`,
+    /// `registered`, or `failing` (the registrar refuses or does not
+    /// answer: nobody is dialled through the trunk, checks are held, the
+    /// operator was told). Not a fault of this node either.
+    registration: &'static str,
 }
 
 #[utoipa::path(
@@ -57,6 +62,7 @@ pub(crate) async fn healthz(State(api): S) -> Response {
             sip,
             media,
             trunk: api.svc.circuit().state().as_str(),
+            registration: api.svc.calls.placer.registration().as_str(),
         },
     )
 }

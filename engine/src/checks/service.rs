@@ -51,7 +51,7 @@ pub struct Service {
     /// The trunk's circuit breaker: holds checks through a carrier outage.
     pub trunk: std::sync::Mutex<Circuit>,
     /// Where faults of the service itself are told to the operator.
-    pub notices: Notices,
+    pub notices: Arc<Notices>,
 }
 
 /// Faults among recent calls that open the trunk's circuit by default.
@@ -81,7 +81,7 @@ impl Service {
             plan_days,
             tick,
             trunk: std::sync::Mutex::new(Circuit::new(CIRCUIT_FAULTS, CIRCUIT_OPEN, monotonic())),
-            notices: Notices::log_only(),
+            notices: Arc::new(Notices::log_only()),
         }
     }
 
@@ -484,7 +484,9 @@ pub async fn run(
         }
         // While the circuit holds, past-due checks wait for it (and for
         // the tick, which settles those whose window closes), not in a spin.
-        if svc.circuit().state() == trunk::State::Closed {
+        if svc.circuit().state() == trunk::State::Closed
+            && svc.calls.placer.registration().allows_calls()
+        {
             if let Ok(Some(next)) = svc.store.next_due_ms() {
                 let ms = next.saturating_sub(svc.clock.now_ms());
                 wait = wait.min(Duration::from_millis(ms));
@@ -600,6 +602,15 @@ fn dispatch(
                 progressed = true;
                 continue;
             }
+            // The trunk requires registration and genki's binding does
+            // not hold: nobody is dialled (looked at again each second;
+            // the held checks end not_attempted/carrier at window close).
+            if !svc.calls.placer.registration().allows_calls() {
+                circuit_holds = true;
+                let at = monotonic() + Duration::from_secs(1);
+                retry_at = Some(retry_at.map_or(at, |r| r.min(at)));
+                continue;
+            }
             // The carrier is failing: nobody is dialled but a few probes.
             if let Err(at) = svc.circuit().admit(monotonic()) {
                 circuit_holds = true;
@@ -678,13 +689,14 @@ fn reschedule_outside_window(
 
 /// How a check ends when its window closed before it could be dialled
 /// again. Missed (an alert) only when the person was really tried: the
-/// carrier keeping genki from calling (the circuit is not closed, or the
-/// last attempt was held) ends `not_attempted` cause `carrier`; a check
+/// carrier keeping genki from calling (the circuit is not closed, the
+/// trunk's registration does not hold, or the last attempt was held) ends `not_attempted` cause `carrier`; a check
 /// no call ever reached the person for (genki was behind, or only
 /// interrupted) ends `not_attempted` cause `outside_window`.
 fn final_at_window_close(svc: &Service, c: &Check) -> Result<Next, StoreError> {
-    let carrier =
-        c.last_cause == Some(Cause::Carrier) || svc.circuit().state() != trunk::State::Closed;
+    let carrier = c.last_cause == Some(Cause::Carrier)
+        || svc.circuit().state() != trunk::State::Closed
+        || !svc.calls.placer.registration().allows_calls();
     let reached = c.attempts > 0
         && svc
             .store

@@ -57,7 +57,11 @@ pub enum Signal {
 impl Signal {
     /// Classify an attempt by how it ended.
     pub fn of(end: &EndReason, retry_after: Option<Duration>) -> Signal {
-        if end.is_carrier_fault() {
+        // Not dialled for want of a registration: the registration's own
+        // state holds the calls, not the circuit.
+        if *end == EndReason::Unregistered {
+            Signal::Neutral
+        } else if end.is_carrier_fault() {
             Signal::Fault { retry_after }
         } else if end.is_system()
             || matches!(

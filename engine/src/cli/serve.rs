@@ -212,11 +212,50 @@ pub async fn run(
         trusted: proxy.map(|p| p.ip()).into_iter().collect(),
         stranger_rate: cfg.sip.stranger_rate as u32,
     };
-    let mut endpoint = Endpoint::spawn_with(sip, metrics.clone(), shutdown_rx.clone(), policy)?;
-    endpoint.local_addr = std::net::SocketAddr::new(ip, bound.port());
+    let local = std::net::SocketAddr::new(ip, bound.port());
+    let t1 = Duration::from_millis(cfg.sip.t1_ms);
+    let timers = Timers {
+        t1,
+        t2: Duration::from_secs(4).max(t1),
+        t4: Duration::from_secs(5),
+    };
+    let (notices, notices_rx) = Notices::channel();
+    let notices = Arc::new(notices);
+    // The trunk's address-of-record (RFC 3261 §10.2): what genki registers,
+    // and its default From, so the carrier finds the caller registered.
+    let aor = format!("sip:{}@{}", cfg.trunk.user, cfg.trunk.domain);
+    let register = if cfg.trunk.register {
+        let next_hop = match proxy {
+            Some(p) => p,
+            None => net::resolve_uri(&format!("sip:{}", cfg.trunk.domain)).await?,
+        };
+        Some(crate::telephony::endpoint::RegisterWith {
+            cfg: genki_sip::register::RegisterConfig {
+                registrar: format!("sip:{}", cfg.trunk.domain),
+                aor: aor.clone(),
+                contact: format!("sip:{}@{local}", cfg.trunk.user),
+                local_addr: local,
+                next_hop,
+                credentials: (!cfg.trunk.user.is_empty())
+                    .then(|| (cfg.trunk.user.clone(), cfg.trunk.password.clone())),
+                realm: (!cfg.trunk.realm.is_empty()).then(|| cfg.trunk.realm.clone()),
+                expires: cfg.trunk.register_expires as u32,
+                call_id: format!("{:016x}@genki", rand::random::<u64>()),
+                from_tag: format!("{:08x}", rand::random::<u32>()),
+                timers,
+                user_agent: concat!("genki/", env!("CARGO_PKG_VERSION")).to_string(),
+            },
+            notices: notices.clone(),
+            clock: clock.clone(),
+        })
+    } else {
+        None
+    };
+    let mut endpoint =
+        Endpoint::spawn_with(sip, metrics.clone(), shutdown_rx.clone(), policy, register)?;
+    endpoint.local_addr = local;
     let sip_up = endpoint.alive();
 
-    let t1 = Duration::from_millis(cfg.sip.t1_ms);
     let rtp_ports = net::parse_port_range(&cfg.sip.rtp_ports)?;
     let media_timeout = Duration::from_secs(cfg.sip.media_timeout_s);
     let media = MediaRuntime::start(
@@ -241,7 +280,11 @@ pub async fn run(
     let setup = CallSetup {
         endpoint,
         from: if cfg.sip.from.is_empty() {
-            format!("sip:genki@{ip}")
+            if cfg.trunk.register {
+                aor.clone()
+            } else {
+                format!("sip:genki@{ip}")
+            }
         } else {
             cfg.sip.from.clone()
         },
@@ -255,11 +298,7 @@ pub async fn run(
         rtp_ip: ip,
         media,
         ring_timeout: Duration::from_secs(cfg.sip.ring_timeout_s),
-        timers: Timers {
-            t1,
-            t2: Duration::from_secs(4).max(t1),
-            t4: Duration::from_secs(5),
-        },
+        timers,
         metrics: metrics.clone(),
         trunk_latching: cfg.trunk.rtp_latching.into(),
         direct_latching: cfg.sip.rtp_latching.into(),
@@ -302,7 +341,6 @@ pub async fn run(
         Duration::from_secs(cfg.trunk.circuit_open_s),
         crate::clock::monotonic(),
     ));
-    let (notices, notices_rx) = Notices::channel();
     svc.notices = notices;
     let svc = Arc::new(svc);
     let alerts = Arc::new(Alerts::new(

@@ -29,7 +29,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::metrics::Metrics;
-use crate::telephony::endpoint::Endpoint;
+use crate::telephony::endpoint::{Endpoint, RegStatus};
 use crate::telephony::media::{
     AttachError, CallMedia, Latching, MediaEvent, MediaFailure, MediaRuntime, Peer,
 };
@@ -56,6 +56,10 @@ pub trait Placer: Send + Sync {
     fn ring_timeout(&self) -> Duration;
     /// Media workers (alive, started), for `/healthz`.
     fn media_health(&self) -> (usize, usize);
+    /// Where the trunk's registration stands (`Off`: none needed).
+    fn registration(&self) -> RegStatus {
+        RegStatus::Off
+    }
 }
 
 impl Placer for CallSetup {
@@ -74,6 +78,9 @@ impl Placer for CallSetup {
     }
     fn media_health(&self) -> (usize, usize) {
         (self.media.workers_alive(), self.media.workers())
+    }
+    fn registration(&self) -> RegStatus {
+        self.endpoint.registration()
     }
 }
 
@@ -169,12 +176,18 @@ pub fn redacted(to: &str) -> String {
 /// Whether the trunk's credentials may answer a challenge on a call to `to`
 /// (see [`CallSetup::credentials_host`]).
 fn credentials_allowed(setup: &CallSetup, to: &str) -> bool {
-    let Some(host) = &setup.credentials_host else {
-        return true;
-    };
+    setup.credentials_host.is_none() || through_trunk(setup, to)
+}
+
+/// Whether a call to `to` goes through the trunk: through its proxy, or
+/// to its domain's host.
+fn through_trunk(setup: &CallSetup, to: &str) -> bool {
     if setup.proxy.is_some() {
         return true;
     }
+    let Some(host) = &setup.credentials_host else {
+        return false;
+    };
     let trunk = host.split(':').next().unwrap_or("");
     !trunk.is_empty()
         && genki_sip::message::uri_host_port(to).is_some_and(|(h, _)| h.eq_ignore_ascii_case(trunk))
@@ -243,6 +256,16 @@ pub async fn run_call(
             stats: CallStats::default(),
         }
     };
+    // A trunk that requires registration refuses (or, worse, bills and
+    // drops) calls while genki's binding does not hold: not dialled, held
+    // as a carrier fault, never counted against the person.
+    let trunk = through_trunk(setup, to);
+    if trunk && !setup.endpoint.registration().allows_calls() {
+        warn!(to = %redacted(to), "not registered with the trunk; not dialled");
+        let mut r = fail(attempt, EndReason::Unregistered);
+        r.cause = Some(Cause::Carrier);
+        return r;
+    }
     let next_hop = match setup.proxy {
         Some(p) => p,
         None => match crate::telephony::net::resolve_uri(to).await {
@@ -334,7 +357,9 @@ pub async fn run_call(
     let give_up = limit + setup.timers.t1 * 64 + Duration::from_secs(1);
     let mut stats = CallStats::default();
     let mut reached = false;
-    let end = loop {
+    // A provisional response beyond 100 came: the request got past the trunk.
+    let mut progressed = false;
+    let mut end = loop {
         stats.wakeups += 1;
         let now = Instant::now();
         if !reached && failure.is_none() && flow.outcome().is_some() {
@@ -392,7 +417,9 @@ pub async fn run_call(
             .min(if hung_up { give_up } else { limit });
         tokio::select! {
             ev = events.recv() => match ev {
-                Some(UacEvent::Progress { .. }) => {}
+                Some(UacEvent::Progress { status }) => {
+                    progressed |= status >= 180;
+                }
                 Some(UacEvent::RetryAfter { seconds }) => {
                     stats.retry_after = Some(Duration::from_secs(u64::from(seconds)));
                 }
@@ -492,6 +519,20 @@ pub async fn run_call(
             }
         }
     };
+    // A registering trunk that forbids a call before anything rang has
+    // most likely lost our binding (a registrar restarted): register
+    // again now, and count the call as the carrier's fault (held), not as
+    // the person's line refusing — a 403 that repeats once the binding is
+    // back is the line's.
+    if end == (CallEnd::Rejected { status: 403 })
+        && trunk
+        && !progressed
+        && setup.endpoint.registration() != RegStatus::Off
+    {
+        warn!(%call_id, "the trunk refused the call (403) before it rang; registering again");
+        setup.endpoint.reregister();
+        end = CallEnd::AuthFailed { status: 403 };
+    }
     let ended = Instant::now();
     attempt.sip_status = match &end {
         _ if attempt.answered => Some(200),

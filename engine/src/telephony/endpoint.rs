@@ -1,10 +1,13 @@
 //! The SIP endpoint task: one task owns the SIP socket and the sans-IO
 //! [`genki_sip::endpoint::Endpoint`] holding every call; calls talk to it
 //! over channels. All protocol logic (routing by Call-ID, the timer heap,
-//! stateless replies, lingering, attributing ICMP errors) is in the
-//! sans-IO core; this file only moves datagrams, instants and events.
+//! stateless replies, lingering, attributing ICMP errors, the trunk's
+//! registration) is in the sans-IO core; this file only moves datagrams,
+//! instants and events, and publishes where the registration stands
+//! ([`TrunkRegistration`]) for the due loop, `/healthz` and `/metrics`.
 //!
-//! Depends on: genki-sip, tokio, ipnet, [`crate::telephony::net`], [`crate::metrics`].
+//! Depends on: genki-sip, tokio, ipnet, [`crate::telephony::net`], [`crate::metrics`],
+//! [`crate::notices`], [`crate::clock`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,12 +15,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use genki_sip::endpoint::{Endpoint as SipEndpoint, EndpointStats};
+use genki_sip::register::{RegEvent, RegisterConfig, Registration};
 use genki_sip::uac::{UacCall, UacConfig, UacEvent};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::metrics::Metrics;
+use crate::notices::{Notice, Notices};
 
 enum Cmd {
     Start {
@@ -27,6 +32,72 @@ enum Cmd {
     Hangup {
         call_id: String,
     },
+    /// The trunk refused a call as if it had lost our binding.
+    Reregister,
+}
+
+/// Where the trunk's registration stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegStatus {
+    /// The trunk needs none (`[trunk] register = false`).
+    Off,
+    /// The first REGISTER is in flight.
+    Registering,
+    /// The binding holds: calls go out.
+    Registered,
+    /// The registrar refused or did not answer, and no binding holds:
+    /// nothing is dialled through the trunk (checks are held).
+    Failing,
+}
+
+impl RegStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegStatus::Off => "off",
+            RegStatus::Registering => "registering",
+            RegStatus::Registered => "registered",
+            RegStatus::Failing => "failing",
+        }
+    }
+
+    /// Whether calls through the trunk may go out.
+    pub fn allows_calls(self) -> bool {
+        matches!(self, RegStatus::Off | RegStatus::Registered)
+    }
+}
+
+/// The registration's state as the endpoint task last published it.
+#[derive(Debug)]
+pub struct TrunkRegistration(std::sync::atomic::AtomicU8);
+
+impl Default for TrunkRegistration {
+    fn default() -> Self {
+        TrunkRegistration(std::sync::atomic::AtomicU8::new(RegStatus::Off as u8))
+    }
+}
+
+impl TrunkRegistration {
+    pub fn get(&self) -> RegStatus {
+        match self.0.load(std::sync::atomic::Ordering::Acquire) {
+            1 => RegStatus::Registering,
+            2 => RegStatus::Registered,
+            3 => RegStatus::Failing,
+            _ => RegStatus::Off,
+        }
+    }
+
+    fn set(&self, s: RegStatus) {
+        self.0.store(s as u8, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// What the endpoint keeps registered, and whom it tells when the
+/// binding is lost or comes back.
+pub struct RegisterWith {
+    pub cfg: RegisterConfig,
+    pub notices: Arc<Notices>,
+    /// Wall time of the notices.
+    pub clock: Arc<dyn crate::clock::Clock>,
 }
 
 /// Who may reach the endpoint: applied to every datagram before it is
@@ -56,6 +127,7 @@ pub struct Endpoint {
     tx: mpsc::UnboundedSender<Cmd>,
     pub local_addr: SocketAddr,
     alive: Arc<std::sync::atomic::AtomicBool>,
+    registration: Arc<TrunkRegistration>,
 }
 
 /// Marks the endpoint task gone when it ends, even by a panic.
@@ -84,29 +156,45 @@ impl Endpoint {
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<Endpoint> {
-        Endpoint::spawn_with(sock, metrics, shutdown, SipPolicy::default())
+        Endpoint::spawn_with(sock, metrics, shutdown, SipPolicy::default(), None)
     }
 
-    /// [`Endpoint::spawn`] with a policy for strangers.
+    /// [`Endpoint::spawn`] with a policy for strangers, and a trunk
+    /// registration to keep (`register`).
     pub fn spawn_with(
         sock: UdpSocket,
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
         policy: SipPolicy,
+        register: Option<RegisterWith>,
     ) -> std::io::Result<Endpoint> {
         let local_addr = sock.local_addr()?;
         let (tx, rx) = mpsc::unbounded_channel();
         let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let guard = AliveGuard(alive.clone());
+        let registration = Arc::new(TrunkRegistration::default());
+        let published = registration.clone();
         tokio::spawn(async move {
             let _guard = guard;
-            run(sock, rx, metrics, shutdown, policy).await
+            run(sock, rx, metrics, shutdown, policy, register, published).await
         });
         Ok(Endpoint {
             tx,
             local_addr,
             alive,
+            registration,
         })
+    }
+
+    /// Where the trunk's registration stands.
+    pub fn registration(&self) -> RegStatus {
+        self.registration.get()
+    }
+
+    /// The trunk refused a call as if our binding were gone: register
+    /// again now (at most once every few seconds).
+    pub fn reregister(&self) {
+        let _ = self.tx.send(Cmd::Reregister);
     }
 
     /// The endpoint task is running (false once it has stopped, or died):
@@ -146,10 +234,22 @@ async fn run(
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
     policy: SipPolicy,
+    register: Option<RegisterWith>,
+    published: Arc<TrunkRegistration>,
 ) {
     let mut ep = SipEndpoint::default();
     if policy.stranger_rate > 0 {
         ep.set_stranger_rate(policy.stranger_rate, policy.stranger_rate.saturating_mul(2));
+    }
+    let notices = register
+        .as_ref()
+        .map(|r| (r.notices.clone(), r.clock.clone()));
+    let mut reg = RegWatch::default();
+    if let Some(r) = register {
+        info!(registrar = %r.cfg.next_hop, aor = %r.cfg.aor, "registering with the trunk");
+        ep.set_registration(Registration::new(r.cfg, Instant::now()));
+        published.set(RegStatus::Registering);
+        metrics.trunk_registered.set(0);
     }
     let mut owners: HashMap<String, mpsc::UnboundedSender<UacEvent>> = HashMap::new();
     let mut buf = vec![0u8; 65536];
@@ -195,6 +295,7 @@ async fn run(
                     }
                 }
                 Some(Cmd::Hangup { call_id }) => ep.hangup(&call_id, Instant::now()),
+                Some(Cmd::Reregister) => ep.refresh_registration(Instant::now()),
                 None => {
                     rx_closed = true;
                     stopping = true;
@@ -206,6 +307,9 @@ async fn run(
             _ = sleep => ep.handle_timeout(Instant::now()),
         }
         flush(&sock, &mut ep, &mut owners).await;
+        if let Some((n, clock)) = &notices {
+            reg.update(&mut ep, &published, &metrics, n, clock.now_ms());
+        }
         let stats = ep.stats();
         metrics.malformed_sip.add(stats.malformed - seen.malformed);
         metrics.spoofed_sip.add(stats.spoofed - seen.spoofed);
@@ -216,6 +320,86 @@ async fn run(
             .sip_retransmissions
             .add(stats.retransmissions - seen.retransmissions);
         seen = stats;
+    }
+}
+
+/// Follows the registration's events and publishes its state; tells the
+/// operator once when the binding is lost and once when it is back.
+#[derive(Default)]
+struct RegWatch {
+    /// The last attempt failed (status, when the next one goes).
+    failed: Option<(Option<u16>, std::time::Duration)>,
+    /// When the binding was lost (for the recovery notice).
+    lost_at: Option<Instant>,
+}
+
+impl RegWatch {
+    fn update(
+        &mut self,
+        ep: &mut SipEndpoint,
+        published: &TrunkRegistration,
+        metrics: &Metrics,
+        notices: &Notices,
+        at_ms: u64,
+    ) {
+        while let Some(e) = ep.poll_reg_event() {
+            match e {
+                RegEvent::Registered { expires } => {
+                    debug!(expires_s = expires.as_secs(), "trunk registration accepted");
+                    self.failed = None;
+                }
+                RegEvent::Failed { status, retry_in } => {
+                    metrics.trunk_registration_failures.inc();
+                    warn!(
+                        ?status,
+                        retry_in_s = retry_in.as_secs(),
+                        "trunk registration failed"
+                    );
+                    self.failed = Some((status, retry_in));
+                }
+            }
+        }
+        let now = Instant::now();
+        let status = if ep.is_registered(now) {
+            RegStatus::Registered
+        } else if self.failed.is_some() {
+            RegStatus::Failing
+        } else {
+            RegStatus::Registering
+        };
+        let before = published.get();
+        if status == before {
+            return;
+        }
+        published.set(status);
+        metrics
+            .trunk_registered
+            .set(i64::from(status == RegStatus::Registered));
+        match status {
+            RegStatus::Registered => {
+                info!("registered with the trunk: calls go out");
+                if let Some(lost) = self.lost_at.take() {
+                    notices.raise(
+                        at_ms,
+                        Notice::TrunkRegistered {
+                            down_s: now.saturating_duration_since(lost).as_secs(),
+                        },
+                    );
+                }
+            }
+            RegStatus::Failing if self.lost_at.is_none() => {
+                self.lost_at = Some(now);
+                let (status, retry_in) = self.failed.unwrap_or_default();
+                notices.raise(
+                    at_ms,
+                    Notice::TrunkUnregistered {
+                        status,
+                        retry_in_s: retry_in.as_secs(),
+                    },
+                );
+            }
+            _ => {}
+        }
     }
 }
 
