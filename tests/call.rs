@@ -101,7 +101,7 @@ fn two_digits_gathered() {
 fn busy_not_found_and_unavailable_are_final_outcomes() {
     for (beh, status, reason, cause) in [
         ("busy", 486, "rejected:486", "busy"),
-        ("not-found", 404, "rejected:404", "failed"),
+        ("not-found", 404, "rejected:404", "invalid_number"),
         // The carrier's fault, not the person's (held by the daemon).
         ("unavailable", 503, "rejected:503", "carrier"),
     ] {
@@ -192,14 +192,18 @@ fn digest_challenge_on_invite() {
             "challenged once, then authorised"
         );
     }
-    // A wrong password is refused by the phone (403) and reported, not retried forever.
+    // A wrong password is refused (403 to the answered challenge) and
+    // reported as credentials refused, not retried forever.
     let port = free_port();
     let ph = phones(port, &["--auth", "alice:s3cret"]);
     let r = call_phones(port, &["--user", "alice", "--password", "wrong"]);
     assert_eq!(r.code, 0);
     assert_eq!(r.report["sip_status"], 403);
-    assert_eq!(r.report["end_reason"], "rejected:403");
-    assert_eq!(r.report["cause"], "failed");
+    assert_eq!(r.report["end_reason"], "auth_failed:403");
+    assert_eq!(
+        r.report["cause"], "carrier",
+        "the trunk's credentials, not the line"
+    );
     assert_eq!(phone_records(ph)[0]["auth_ok"], false);
 }
 

@@ -165,3 +165,149 @@ fn refused_registration_places_no_call() {
         d.log()
     );
 }
+
+/// Causes from the network, through the real daemon and the simulated
+/// phones (README "Causes from the network"): a wrong number (404, 410,
+/// 484) and an anonymity refusal (433) end the check at once,
+/// `not_attempted`, for the coordinator; a decline (603) that never rang
+/// ends `not_attempted` too; none of them opens a case for the watchers.
+/// A busy line (486) was really tried: `missed`, and its case opens (the
+/// control).
+#[test]
+fn network_causes_are_not_the_persons_silence() {
+    let dir = temp_dir("carrier-causes");
+    let d = Daemon::start(
+        dir.clone(),
+        &[("GENKI_SIP_T1_MS", "100")],
+        &["--clock-start", CLOCK],
+    );
+    let http = d.http();
+    let tid = create_tenant(&http, &json!({"name": "原因", "retry": no_retries()}));
+    let cases = [
+        ("not-found", 404, "invalid_number"),
+        ("reject", 410, "invalid_number"),
+        ("reject", 484, "invalid_number"),
+        ("reject", 433, "rejected"),
+        ("reject", 603, "rejected"),
+    ];
+    let mut phones = Vec::new();
+    let mut checks = Vec::new();
+    for (i, (beh, status, _)) in cases.iter().enumerate() {
+        let port = free_port();
+        phones.push(KillOnDrop(common::phones(
+            port,
+            &["--behaviour", beh, "--reject-status", &status.to_string()],
+        )));
+        let r = http.post(
+            &format!("/v1/tenants/{tid}/subscribers"),
+            &json!({"name": format!("番号{i}"), "phone": format!("sip:p{i}@127.0.0.1:{port}")}),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        checks.push(check_now(&http, r.json()["id"].as_u64().unwrap()));
+    }
+    let busy_port = free_port();
+    phones.push(KillOnDrop(common::phones(
+        busy_port,
+        &["--behaviour", "busy"],
+    )));
+    let r = http.post(
+        &format!("/v1/tenants/{tid}/subscribers"),
+        &json!({"name": "話し中", "phone": format!("sip:busy@127.0.0.1:{busy_port}")}),
+    );
+    let busy_sid = r.json()["id"].as_u64().unwrap();
+    let busy = check_now(&http, busy_sid);
+    for (c, (beh, status, cause)) in checks.iter().zip(cases) {
+        let v = wait_done(&http, c, Duration::from_secs(30));
+        assert_eq!(v["outcome"], "not_attempted", "{beh} {status}: {v}");
+        assert_eq!(v["last_cause"], cause, "{beh} {status}: {v}");
+        assert_eq!(v["attempts_made"], 1, "not retried: {v}");
+        assert_eq!(
+            v["attempts"][0]["end_reason"],
+            format!("rejected:{status}"),
+            "{v}"
+        );
+    }
+    let v = wait_done(&http, &busy, Duration::from_secs(30));
+    assert_eq!(v["outcome"], "missed", "{v}");
+    assert_eq!(v["last_cause"], "busy", "{v}");
+    // Only the busy line's case opened.
+    let open = poll(
+        &http,
+        &format!("/v1/tenants/{tid}/alerts?state=open"),
+        Duration::from_secs(10),
+        |v| v["alerts"].as_array().is_some_and(|a| !a.is_empty()),
+    );
+    let subjects: Vec<u64> = open["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["subscriber_id"].as_u64())
+        .collect();
+    assert_eq!(subjects, vec![busy_sid], "{open}");
+}
+
+/// Caller ID through the carrier: the trunk's number in From and in
+/// P-Preferred-Identity, which Kamailio (the trust domain's edge, RFC 3325
+/// §9.1) turns into P-Asserted-Identity; a tenant's own number (set by
+/// the operator; the tenant's token may not) instead of the trunk's. The
+/// phone sees the number, never an anonymous caller.
+#[test]
+fn the_presented_number_reaches_the_phone() {
+    let dir = temp_dir("carrier-caller-id");
+    let phones = Peer::start(&dir, "phones", false, &["--answer-delay-ms", "100"]);
+    let k = Kamailio::start(&dir, &phones.addr, "genki", "s3cret");
+    let mut env = trunk_env(k.port, "s3cret");
+    env.push(("GENKI_TRUNK_CALLER_ID".into(), "0312340000".into()));
+    env.push(("GENKI_TRUNK_IDENTITY_HEADER".into(), "ppi".into()));
+    let d = start_daemon(&dir, &env);
+    let http = d.http();
+    poll(&http, "/healthz", Duration::from_secs(15), |v| {
+        v["registration"] == "registered"
+    });
+    let trunk_tenant = create_tenant(&http, &json!({"name": "番号なし"}));
+    let own = create_tenant(&http, &json!({"name": "自前の番号"}));
+    // The tenant's own token cannot choose the number it presents.
+    let token = http
+        .post(&format!("/v1/tenants/{own}/tokens"), &json!({"name": "t"}))
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = http.with_token(&token).patch(
+        &format!("/v1/tenants/{own}"),
+        &json!({"caller_id": "0990000000"}),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = http.patch(
+        &format!("/v1/tenants/{own}"),
+        &json!({"caller_id": "03-1234"}),
+    );
+    assert_eq!(r.status, 422, "not a number: {}", r.body);
+    let r = http.patch(
+        &format!("/v1/tenants/{own}"),
+        &json!({"caller_id": "0120111222"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    for tid in [trunk_tenant, own] {
+        let sid = enrol(&http, tid, 1)[0];
+        let v = wait_done(&http, &check_now(&http, sid), Duration::from_secs(30));
+        assert_eq!(v["outcome"], "fine", "{v}");
+    }
+    let recs = phones.wait_for("two answered calls", Duration::from_secs(20), |r| {
+        r.iter().filter(|x| x["answered"] == true).count() >= 2
+    });
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    for (r, number) in recs.iter().zip(["0312340000", "0120111222"]) {
+        let uri = format!("sip:{number}@carrier.test");
+        assert!(r["from"].as_str().unwrap().contains(&uri), "From: {r}");
+        assert_eq!(r["p_asserted_identity"], format!("<{uri}>"), "{r}");
+        assert!(
+            r["p_preferred_identity"].is_null(),
+            "asserted by the carrier: {r}"
+        );
+        assert!(
+            r["privacy"].is_null(),
+            "never anonymous unless configured: {r}"
+        );
+    }
+}

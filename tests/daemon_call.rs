@@ -93,16 +93,20 @@ fn digest_401_and_407_on_the_daemon_path() {
     }
     d.terminate();
 
-    // A wrong password: the phone refuses (403); a fault of the set-up, not
-    // the person's silence — `failed`, and with one attempt allowed, missed.
+    // A wrong password: the phone refuses the answered challenge (403);
+    // the trunk's credentials, not the person's silence — the carrier's
+    // fault, held (not counted against the person).
     let (mut d, http, tid) = daemon("dc-auth-wrong", "wrong");
     let port = free_port();
     let ph = phones(port, &["--auth", "alice:s3cret"]);
-    let v = check_phone(&http, tid, port);
+    let cid = check_phone_now(&http, tid, port);
+    let v = first_attempt(&http, &cid);
     let a = &v["attempts"][0];
     assert_eq!(a["answered"], false, "{v}");
     assert_eq!(a["sip_status"], 403, "{v}");
-    assert_eq!(v["last_cause"], "failed", "{v}");
+    assert_eq!(a["end_reason"], "auth_failed:403", "{v}");
+    assert_eq!(a["held"], true, "{v}");
+    assert_eq!(v["last_cause"], "carrier", "{v}");
     assert_eq!(phone_records(ph)[0]["auth_ok"], false);
     d.terminate();
 }

@@ -186,6 +186,59 @@ pub struct Trunk {
     /// Seconds of binding asked for (the registrar may grant fewer, or
     /// ask for more with 423); refreshed at half of what it grants.
     pub register_expires: u64,
+    /// The number genki presents as the caller (発信者番号), e.g.
+    /// `0312345678` or `+81312345678`: the From user and the identity
+    /// header's. Empty: From is `[sip] from` (or the registered name).
+    /// A tenant may have its own (set by the operator).
+    pub caller_id: String,
+    /// Which identity header carries the number (RFC 3325 §9): `pai`
+    /// (P-Asserted-Identity, for a trunk that trusts genki), `ppi`
+    /// (P-Preferred-Identity, for one that asserts it itself), `none`.
+    pub identity_header: IdentityHeader,
+    /// `none`: the number is shown to the person (the default: lines
+    /// with anonymous-call rejection, 非通知拒否, refuse anything else
+    /// with 433 and never ring); `id`: withheld (RFC 3323 §4.1.1.3 From
+    /// `anonymous`, `Privacy: id`), the identity header kept for the
+    /// carrier.
+    pub privacy: CallerPrivacy,
+}
+
+/// The header that carries the presented number to the trunk (RFC 3325).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityHeader {
+    /// P-Asserted-Identity (§9.1): the trunk trusts genki's assertion.
+    #[default]
+    Pai,
+    /// P-Preferred-Identity (§9.2): the trunk asserts it after checking.
+    Ppi,
+    None,
+}
+
+/// Whether the person sees who is calling.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CallerPrivacy {
+    #[default]
+    None,
+    /// Withhold the number from the person (RFC 3323 `Privacy: id`).
+    Id,
+}
+
+impl From<IdentityHeader> for crate::telephony::call::IdentityHeader {
+    fn from(h: IdentityHeader) -> Self {
+        match h {
+            IdentityHeader::Pai => crate::telephony::call::IdentityHeader::Asserted,
+            IdentityHeader::Ppi => crate::telephony::call::IdentityHeader::Preferred,
+            IdentityHeader::None => crate::telephony::call::IdentityHeader::None,
+        }
+    }
+}
+
+/// Whether `s` is a presentable number: 1–16 digits, a leading `+` allowed.
+pub fn is_phone_number(s: &str) -> bool {
+    let d = s.strip_prefix('+').unwrap_or(s);
+    (1..=16).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Whether people's and watchers' phones may be SIP URIs, dialled where
@@ -358,6 +411,9 @@ impl Default for Config {
                 uri_phones: UriPhones::Auto,
                 register: false,
                 register_expires: 600,
+                caller_id: String::new(),
+                identity_header: IdentityHeader::Pai,
+                privacy: CallerPrivacy::None,
             },
             scheduler: Scheduler {
                 tick_ms: 500,
@@ -635,6 +691,12 @@ impl Config {
         }
         if self.trunk.max_calls == 0 {
             return Err("trunk.max_calls: must be at least 1".into());
+        }
+        if !self.trunk.caller_id.is_empty() && !is_phone_number(&self.trunk.caller_id) {
+            return Err(format!(
+                "trunk.caller_id: {:?} is not a number (1–16 digits, a leading + allowed)",
+                self.trunk.caller_id
+            ));
         }
         if self.trunk.register && (self.trunk.domain.is_empty() || self.trunk.user.is_empty()) {
             return Err(

@@ -107,6 +107,7 @@ pub fn uac_datagrams(data: &[u8]) {
         ring_timeout: Duration::from_secs(30),
         timers: Default::default(),
         user_agent: "genki-fuzz".into(),
+        headers: Vec::new(),
     };
     if ep.start(cfg, now).is_err() {
         return;

@@ -341,6 +341,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Value> {
         dtmf: DtmfMode::Rfc4733,
         media: MediaShape::Declared,
         hangup_after_ms: 1500,
+        reject_status: 603,
         auth: None,
         auth_proxy: false,
         drop_first_invite: false,

@@ -43,6 +43,8 @@ pub enum Behaviour {
     NotFound,
     /// 503 Service Unavailable.
     Unavailable,
+    /// Refuse with --reject-status (e.g. 410, 433, 484, 603).
+    Reject,
     /// Never respond at all (the caller ends by Timer B).
     Silent,
     /// Answer, then hang up with BYE after --hangup-after-ms (mid-prompt).
@@ -110,6 +112,9 @@ pub struct PhoneConfig {
     /// For --behaviour hangup: time from the ACK to our BYE.
     #[arg(long, default_value_t = 1500)]
     pub hangup_after_ms: u64,
+    /// The final status of --behaviour reject (300–699).
+    #[arg(long, default_value_t = 603, value_parser = clap::value_parser!(u16).range(300..700))]
+    pub reject_status: u16,
     /// Challenge every INVITE with digest auth: user:password.
     #[arg(long)]
     pub auth: Option<String>,
@@ -232,6 +237,14 @@ pub enum CodecArg {
 pub struct CallRecord {
     pub call_id: String,
     pub from: String,
+    /// The INVITE's identity and privacy headers (RFC 3325, RFC 3323), as
+    /// received: what the person's phone would show.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p_asserted_identity: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p_preferred_identity: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<String>,
     pub behaviour: Option<Behaviour>,
     pub answered: bool,
     pub final_status: Option<u16>,
@@ -596,6 +609,15 @@ fn new_call(uas: UasCall, cfg: &PhoneConfig, now: Instant) -> PhoneCall {
         invite_at_ms: unix_ms(),
         call_id: uas.invite().call_id.clone(),
         from: uas.invite().header("From").unwrap_or("").to_string(),
+        p_asserted_identity: uas
+            .invite()
+            .header("P-Asserted-Identity")
+            .map(str::to_string),
+        p_preferred_identity: uas
+            .invite()
+            .header("P-Preferred-Identity")
+            .map(str::to_string),
+        privacy: uas.invite().header("Privacy").map(str::to_string),
         behaviour: Some(profile.behaviour),
         dtmf: (!profile.digits.is_empty()).then_some(profile.dtmf),
         ..Default::default()
@@ -655,6 +677,7 @@ fn start_call(cfg: &PhoneConfig, c: &mut PhoneCall, nonce: &str, now: Instant) {
         Behaviour::Busy => reject(c, 486, now),
         Behaviour::NotFound => reject(c, 404, now),
         Behaviour::Unavailable => reject(c, 503, now),
+        Behaviour::Reject => reject(c, cfg.reject_status, now),
         Behaviour::NoAnswer => {
             c.uas.respond(100, &[], None, now_std);
             c.uas.respond(180, &[], None, now_std);

@@ -459,6 +459,7 @@ mod tests {
             ring_timeout: Duration::from_secs(30),
             timers: Timers::default(),
             user_agent: "genki-test".into(),
+            headers: Vec::new(),
         }
     }
 

@@ -51,6 +51,7 @@ fn cfg() -> UacConfig {
         ring_timeout: Duration::from_secs(30),
         timers: Timers::default(),
         user_agent: "genki-test".into(),
+        headers: Vec::new(),
     }
 }
 

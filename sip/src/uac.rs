@@ -47,6 +47,9 @@ pub struct UacConfig {
     pub ring_timeout: Duration,
     pub timers: Timers,
     pub user_agent: String,
+    /// More headers for the INVITE, e.g. the caller's identity and privacy
+    /// (RFC 3325 §9, RFC 3323 §4.2), as (name, value).
+    pub headers: Vec<(String, String)>,
 }
 
 /// Why a call ended, as the SIP layer sees it.
@@ -241,6 +244,9 @@ impl UacCall {
             .header("Contact", &format!("<{}>", self.contact()))
             .header("Allow", "INVITE, ACK, CANCEL, BYE, INFO, OPTIONS")
             .header("User-Agent", &self.cfg.user_agent);
+        for (name, value) in &self.cfg.headers {
+            b = b.header(name, value);
+        }
         if let Some((name, value)) = authorization {
             b = b.header(name, &value);
         }
@@ -578,6 +584,10 @@ impl UacCall {
                         }
                         if self.cancel_deadline.is_some() {
                             self.end(CallEnd::Cancelled);
+                        } else if status == 403 && self.auth_tries > 0 && !self.provisional {
+                            // Our credentials were refused (§22.4 leaves
+                            // it to 403): the trunk's fault, not the line's.
+                            self.end(CallEnd::AuthFailed { status });
                         } else {
                             self.end(CallEnd::Rejected { status });
                         }

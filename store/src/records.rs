@@ -74,6 +74,10 @@ pub struct Tenant {
     /// premium-rate ranges) to be enrolled or dialled. None: any number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dial_allow: Option<Vec<String>>,
+    /// The number presented when calling this tenant's people (set by the
+    /// operator: the trunk must own it). None: the trunk's `caller_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_id: Option<String>,
 }
 
 impl Tenant {
@@ -96,6 +100,7 @@ impl Tenant {
             created_at_ms,
             retention_days: None,
             dial_allow: None,
+            caller_id: None,
         }
     }
 }

@@ -70,6 +70,19 @@ pub enum Cause {
     /// SIP URI where `[trunk] uri_phones` forbids them, or a number outside
     /// the tenant's dial plan); nothing was dialled, nobody alerted.
     NotAllowed,
+    /// The network says the number does not exist or is wrong (404 Not
+    /// Found, 410 Gone, 484 Address Incomplete, 604 Does Not Exist
+    /// Anywhere; RFC 3261 §21.4, §21.6): not retried, the check ends
+    /// `not_attempted` — the coordinator must fix the number; the
+    /// person's watchers are not alerted about a wrong number.
+    InvalidNumber,
+    /// The person's line or its network refused genki's call (403
+    /// Forbidden, 433 Anonymity Disallowed — RFC 5079, 603 Decline; the
+    /// attempt's end reason has the code): retried as a failure (433,
+    /// which only the presented number fixes, is not), and a check that
+    /// ends on it is `not_attempted` — the coordinator's to act on (a
+    /// blocked caller, call barring), not the person's silence.
+    Rejected,
     /// A word this release does not know (kept verbatim).
     Other(String),
 }
@@ -88,6 +101,8 @@ impl Cause {
             Cause::Paused => "paused",
             Cause::Rescheduled => "rescheduled",
             Cause::NotAllowed => "not_allowed",
+            Cause::InvalidNumber => "invalid_number",
+            Cause::Rejected => "rejected",
             Cause::Other(s) => s,
         }
     }
@@ -108,6 +123,8 @@ impl FromStr for Cause {
             "paused" => Cause::Paused,
             "rescheduled" => Cause::Rescheduled,
             "not_allowed" => Cause::NotAllowed,
+            "invalid_number" => Cause::InvalidNumber,
+            "rejected" => Cause::Rejected,
             other => Cause::Other(other.to_string()),
         })
     }

@@ -118,7 +118,14 @@ pub async fn call(
     let mut flow = Flow::new(script);
     let r = calls
         .placer
-        .place(&to, n.tries, clock.now_ms(), &mut flow, &prompts)
+        .place(
+            &to,
+            calls.caller_id_of(case.tenant_id).as_deref(),
+            n.tries,
+            clock.now_ms(),
+            &mut flow,
+            &prompts,
+        )
         .await;
     if !r.attempt.answered {
         let cause = r.cause.unwrap_or(Cause::Failed);

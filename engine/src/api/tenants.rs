@@ -40,6 +40,10 @@ pub(crate) struct TenantPatch {
     /// Operator only: number prefixes this tenant may enrol and dial (1–32
     /// of up to 16 digits, a leading + allowed); null: any number.
     dial_allow: Option<Option<Vec<String>>>,
+    /// Operator only: the number presented when calling this tenant's
+    /// people (1–16 digits, a leading + allowed; the trunk must own it);
+    /// null: the trunk's `caller_id`.
+    caller_id: Option<Option<String>>,
 }
 
 /// A tenant created: its id and its API token (shown this once).
@@ -109,11 +113,10 @@ pub(crate) fn apply_tenant_patch(api: &Api, t: &mut Tenant, p: TenantPatch) -> R
     }
     if let Some(v) = p.dial_allow {
         if let Some(list) = &v {
-            let ok = |x: &String| {
-                let d = x.strip_prefix('+').unwrap_or(x);
-                (1..=16).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit())
-            };
-            if list.is_empty() || list.len() > 32 || !list.iter().all(ok) {
+            if list.is_empty()
+                || list.len() > 32
+                || !list.iter().all(|x| crate::config::is_phone_number(x))
+            {
                 return Err(ApiError::bad(
                     "dial_allow",
                     "1–32 prefixes of 1–16 digits (a leading + allowed), or null",
@@ -121,6 +124,17 @@ pub(crate) fn apply_tenant_patch(api: &Api, t: &mut Tenant, p: TenantPatch) -> R
             }
         }
         t.dial_allow = v;
+    }
+    if let Some(v) = p.caller_id {
+        if v.as_deref()
+            .is_some_and(|n| !crate::config::is_phone_number(n))
+        {
+            return Err(ApiError::bad(
+                "caller_id",
+                "a number of 1–16 digits (a leading + allowed), or null",
+            ));
+        }
+        t.caller_id = v;
     }
     if let Some(v) = p.retention_days {
         // At least a month: the alert rules look back over recent days
@@ -210,6 +224,7 @@ pub(crate) async fn patch_tenant(
             ("cps", p.cps.is_some()),
             ("max_calls", p.max_calls.is_some()),
             ("dial_allow", p.dial_allow.is_some()),
+            ("caller_id", p.caller_id.is_some()),
         ] {
             if set {
                 return Err(ApiError::new(

@@ -256,6 +256,7 @@ mod tests {
             created_at_ms: 0,
             retention_days: None,
             dial_allow: None,
+            caller_id: None,
         }
     }
 

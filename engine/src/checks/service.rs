@@ -303,7 +303,7 @@ impl Service {
         t: &Tenant,
         check: &Check,
         r: &CallResult,
-        held: u32,
+        earlier: &[Attempt],
         now_ms: u64,
     ) -> Next {
         if let Some(o) = r.outcome {
@@ -318,18 +318,41 @@ impl Service {
         if cause == Cause::Carrier {
             cause = Cause::Failed;
         }
+        // A wrong number, or a refusal only the presented number can
+        // change (433): calling again changes nothing. The coordinator's
+        // to act on, never the watchers'.
+        if cause == Cause::InvalidNumber || r.attempt.end_reason == EndReason::Rejected(433) {
+            return Next::Final {
+                outcome: Outcome::NotAttempted,
+                cause: Some(cause),
+            };
+        }
+        let held = earlier.iter().filter(|a| not_counted(a)).count() as u32;
         let made = (check.attempts + 1).saturating_sub(held);
         let retry = Calendar::of(t)
             .ok()
             .and_then(|cal| cal.retry_due(&t.retry, made, &cause, now_ms));
+        // `missed` (an alert to the watchers) says the person's phone was
+        // really tried and nobody took the call: at least one attempt
+        // rang it out or found it busy. A check whose every attempt failed
+        // for genki's, the network's or the line's own reasons (media,
+        // an unresolvable or refused call) ends not_attempted with the
+        // last cause, for the coordinator and the operator.
+        let rang = std::iter::once(&r.attempt)
+            .chain(earlier)
+            .any(|a| !not_counted(a) && reached_the_line(a));
         match retry {
             Some(due_at_ms) => Next::Retry { due_at_ms, cause },
             None if cause == Cause::NoInput => Next::Final {
                 outcome: Outcome::NoResponse,
                 cause: Some(cause),
             },
-            None => Next::Final {
+            None if rang => Next::Final {
                 outcome: Outcome::Missed,
+                cause: Some(cause),
+            },
+            None => Next::Final {
+                outcome: Outcome::NotAttempted,
                 cause: Some(cause),
             },
         }
@@ -766,6 +789,17 @@ fn not_counted(a: &Attempt) -> bool {
     a.held || a.end_reason == EndReason::Interrupted
 }
 
+/// Whether an attempt reached the person's line: it was answered, rang
+/// out (genki's ring timeout, 480, 408, 487), or found the line busy
+/// (486, 600). Only such attempts make a check `missed`.
+fn reached_the_line(a: &Attempt) -> bool {
+    a.answered
+        || matches!(
+            a.end_reason,
+            EndReason::NoAnswer | EndReason::Rejected(480 | 408 | 487 | 486 | 600)
+        )
+}
+
 /// A dialogue that reports the moment its script reaches an outcome (the
 /// key that says "fine" or "needs contact"), so that the outcome is stored
 /// then — before the acknowledgement prompt plays and the line is hung up
@@ -916,7 +950,14 @@ fn spawn_call(
             let r = svc
                 .calls
                 .placer
-                .place(&to, check.attempts + 1, now, &mut tap, &prompts)
+                .place(
+                    &to,
+                    t.caller_id.as_deref(),
+                    check.attempts + 1,
+                    now,
+                    &mut tap,
+                    &prompts,
+                )
                 .await;
             drop(tap);
             // The outcome already stored at the key: the end only adds the
@@ -926,17 +967,17 @@ fn spawn_call(
             let (circuit, hold_ms) = svc.record_carrier(&r);
             reported = true;
             let mut attempt = r.attempt.clone();
+            // The check's earlier attempts, when they matter (no outcome yet).
+            let earlier = if r.outcome.is_none() && check.attempts > 0 {
+                crate::rt::blocking(|| svc.store.attempts(&check.id))?
+            } else {
+                Vec::new()
+            };
             let next = if r.outcome.is_none() && r.cause.as_ref() == Some(&Cause::Carrier) {
                 // The carrier failed. Held (not counted against the person)
                 // while it fails for everyone, and the first time on this
                 // check (it may be the start of an outage); counted as this
                 // line's failure when it repeats on a healthy trunk.
-                let earlier = if check.attempts == 0 {
-                    Vec::new()
-                } else {
-                    crate::rt::blocking(|| svc.store.attempts(&check.id))?
-                };
-                let held = earlier.iter().filter(|a| not_counted(a)).count() as u32;
                 let first = !earlier.iter().any(|a| a.end_reason.is_carrier_fault());
                 if circuit != trunk::State::Closed || first {
                     attempt.held = true;
@@ -946,16 +987,10 @@ fn spawn_call(
                         cause: Cause::Carrier,
                     }
                 } else {
-                    svc.next_after(&t, &check, &r, held, end_ms)
+                    svc.next_after(&t, &check, &r, &earlier, end_ms)
                 }
-            } else if r.outcome.is_none() && check.attempts > 0 {
-                let held = crate::rt::blocking(|| svc.store.attempts(&check.id))?
-                    .iter()
-                    .filter(|a| not_counted(a))
-                    .count() as u32;
-                svc.next_after(&t, &check, &r, held, end_ms)
             } else {
-                svc.next_after(&t, &check, &r, 0, end_ms)
+                svc.next_after(&t, &check, &r, &earlier, end_ms)
             };
             if matches!(next, Next::Retry { .. }) {
                 svc.metrics.retries_scheduled.inc();
@@ -1127,6 +1162,7 @@ mod tests {
         let r = CallResult {
             attempt: Attempt {
                 n: 1,
+                end_reason: EndReason::Rejected(486),
                 ..Default::default()
             },
             outcome: None,
@@ -1135,14 +1171,14 @@ mod tests {
         };
         let late = jst("2026-11-24T19:50");
         assert_eq!(
-            svc.next_after(&t, &c, &r, 0, late),
+            svc.next_after(&t, &c, &r, &[], late),
             Next::Final {
                 outcome: Outcome::Missed,
                 cause: Some(Cause::Busy)
             }
         );
         assert_eq!(
-            svc.next_after(&t, &c, &r, 0, jst("2026-11-24T10:00")),
+            svc.next_after(&t, &c, &r, &[], jst("2026-11-24T10:00")),
             Next::Retry {
                 due_at_ms: jst("2026-11-24T10:15"),
                 cause: Cause::Busy
@@ -1153,10 +1189,101 @@ mod tests {
             ..r.clone()
         };
         assert_eq!(
-            svc.next_after(&t, &c, &answered_silent, 0, jst("2026-11-24T10:00")),
+            svc.next_after(&t, &c, &answered_silent, &[], jst("2026-11-24T10:00")),
             Next::Final {
                 outcome: Outcome::NoResponse,
                 cause: Some(Cause::NoInput)
+            }
+        );
+        // Causes from the network: a wrong number and an anonymity
+        // refusal end at once, for the coordinator (never an alert).
+        let ended = |status: u16, cause: Cause| CallResult {
+            attempt: Attempt {
+                n: 1,
+                end_reason: EndReason::Rejected(status),
+                ..Default::default()
+            },
+            cause: Some(cause),
+            ..r.clone()
+        };
+        for (status, cause) in [
+            (404, Cause::InvalidNumber),
+            (410, Cause::InvalidNumber),
+            (484, Cause::InvalidNumber),
+            (433, Cause::Rejected),
+        ] {
+            assert_eq!(
+                svc.next_after(
+                    &t,
+                    &c,
+                    &ended(status, cause.clone()),
+                    &[],
+                    jst("2026-11-24T10:00")
+                ),
+                Next::Final {
+                    outcome: Outcome::NotAttempted,
+                    cause: Some(cause)
+                },
+                "{status}"
+            );
+        }
+        // 603 is retried like a failure…
+        assert!(matches!(
+            svc.next_after(
+                &t,
+                &c,
+                &ended(603, Cause::Rejected),
+                &[],
+                jst("2026-11-24T10:00")
+            ),
+            Next::Retry { .. }
+        ));
+        // …and when the window closes on attempts that never reached the
+        // line (refused, or genki's own media failing), the check is not
+        // `missed`: nobody's phone was tried.
+        let media = CallResult {
+            attempt: Attempt {
+                n: 2,
+                end_reason: EndReason::NoMedia,
+                answered: true,
+                ..Default::default()
+            },
+            cause: Some(Cause::Failed),
+            ..r.clone()
+        };
+        let refused = ended(603, Cause::Rejected).attempt;
+        assert_eq!(
+            svc.next_after(&t, &c, &ended(603, Cause::Rejected), &[], late),
+            Next::Final {
+                outcome: Outcome::NotAttempted,
+                cause: Some(Cause::Rejected)
+            }
+        );
+        let no_media_only = CallResult {
+            attempt: Attempt {
+                answered: false,
+                end_reason: EndReason::MediaSetupFailed,
+                ..media.attempt.clone()
+            },
+            ..media.clone()
+        };
+        assert_eq!(
+            svc.next_after(&t, &c, &no_media_only, std::slice::from_ref(&refused), late),
+            Next::Final {
+                outcome: Outcome::NotAttempted,
+                cause: Some(Cause::Failed)
+            }
+        );
+        // One attempt that rang out is enough for `missed`.
+        let rang_out = Attempt {
+            end_reason: EndReason::NoAnswer,
+            ..refused.clone()
+        };
+        assert_eq!(
+            svc.next_after(&t, &c, &no_media_only, &[rang_out], late),
+            Next::Final {
+                outcome: Outcome::Missed,
+                cause: Some(Cause::Failed)
             }
         );
     }

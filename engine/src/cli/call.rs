@@ -226,6 +226,7 @@ pub async fn place_call(opts: CallOptions) -> Result<CallReport, CallError> {
             .from
             .clone()
             .unwrap_or_else(|| format!("sip:genki@{adv_ip}")),
+        presentation: Default::default(),
         proxy: opts.proxy.as_ref().map(|_| next_hop),
         credentials: opts.credentials.clone(),
         credentials_host: None,
@@ -245,7 +246,11 @@ pub async fn place_call(opts: CallOptions) -> Result<CallReport, CallError> {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     let mut flow = Flow::new(opts.script.clone());
-    let r = run_call(&setup, &opts.to, 1, now_ms, &mut flow, &opts.prompts).await;
+    let dial = crate::telephony::call::Dial {
+        to: &opts.to,
+        caller_id: None,
+    };
+    let r = run_call(&setup, dial, 1, now_ms, &mut flow, &opts.prompts).await;
     if r.attempt.end_reason == EndReason::InvalidTarget {
         return Err(CallError::BadRequest(opts.to.clone()));
     }

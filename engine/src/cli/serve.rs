@@ -288,6 +288,16 @@ pub async fn run(
         } else {
             cfg.sip.from.clone()
         },
+        presentation: crate::telephony::call::Presentation {
+            number: (!cfg.trunk.caller_id.is_empty()).then(|| cfg.trunk.caller_id.clone()),
+            domain: if cfg.trunk.domain.is_empty() {
+                ip.to_string()
+            } else {
+                cfg.trunk.domain.clone()
+            },
+            identity: cfg.trunk.identity_header.into(),
+            anonymous: cfg.trunk.privacy == crate::config::CallerPrivacy::Id,
+        },
         proxy,
         credentials: (!cfg.trunk.user.is_empty())
             .then(|| (cfg.trunk.user.clone(), cfg.trunk.password.clone())),

@@ -47,6 +47,7 @@ pub trait Placer: Send + Sync {
     fn place<'a>(
         &'a self,
         to: &'a str,
+        caller_id: Option<&'a str>,
         n: u32,
         started_at_ms: u64,
         dialogue: &'a mut dyn Dialogue,
@@ -66,12 +67,20 @@ impl Placer for CallSetup {
     fn place<'a>(
         &'a self,
         to: &'a str,
+        caller_id: Option<&'a str>,
         n: u32,
         started_at_ms: u64,
         dialogue: &'a mut dyn Dialogue,
         prompts: &'a HashMap<String, Prompt>,
     ) -> CallFuture<'a> {
-        Box::pin(run_call(self, to, n, started_at_ms, dialogue, prompts))
+        Box::pin(run_call(
+            self,
+            Dial { to, caller_id },
+            n,
+            started_at_ms,
+            dialogue,
+            prompts,
+        ))
     }
     fn ring_timeout(&self) -> Duration {
         self.ring_timeout
@@ -87,11 +96,87 @@ impl Placer for CallSetup {
 /// Dynamic payload type we offer for telephone-event (RFC 4733 §7.1.1).
 pub const TELEPHONE_EVENT_PT: u8 = 101;
 
+/// Which header carries the presented number to the trunk (RFC 3325 §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdentityHeader {
+    /// P-Asserted-Identity: the trunk trusts genki's assertion (§9.1).
+    #[default]
+    Asserted,
+    /// P-Preferred-Identity: the trunk asserts it itself (§9.2).
+    Preferred,
+    None,
+}
+
+/// Who genki says is calling.
+#[derive(Debug, Clone, Default)]
+pub struct Presentation {
+    /// The trunk's number (a tenant may have its own); None: From is
+    /// [`CallSetup::from`] and no identity header is sent.
+    pub number: Option<String>,
+    /// Host of the caller's URIs (the trunk's domain, else genki's address).
+    pub domain: String,
+    pub identity: IdentityHeader,
+    /// Withhold the number from the person (RFC 3323): From anonymous,
+    /// `Privacy: id`; the identity header still tells the trunk.
+    pub anonymous: bool,
+}
+
+impl Presentation {
+    /// The From URI and the extra INVITE headers for a call presenting
+    /// `number` (the tenant's, else the trunk's).
+    pub fn headers(
+        &self,
+        default_from: &str,
+        number: Option<&str>,
+    ) -> (String, Vec<(String, String)>) {
+        let Some(n) = number.or(self.number.as_deref()) else {
+            let mut h = Vec::new();
+            if self.anonymous {
+                h.push(("Privacy".to_string(), "id".to_string()));
+            }
+            let from = if self.anonymous {
+                ANONYMOUS.to_string()
+            } else {
+                default_from.to_string()
+            };
+            return (from, h);
+        };
+        let uri = format!("sip:{n}@{}", self.domain);
+        let mut h = Vec::new();
+        match self.identity {
+            IdentityHeader::Asserted => h.push(("P-Asserted-Identity".into(), format!("<{uri}>"))),
+            IdentityHeader::Preferred => {
+                h.push(("P-Preferred-Identity".into(), format!("<{uri}>")))
+            }
+            IdentityHeader::None => {}
+        }
+        if self.anonymous {
+            h.push(("Privacy".into(), "id".into()));
+            (ANONYMOUS.to_string(), h)
+        } else {
+            (uri, h)
+        }
+    }
+}
+
+/// The From URI of a call whose caller is withheld (RFC 3323 §4.1.1.3).
+pub const ANONYMOUS: &str = "sip:anonymous@anonymous.invalid";
+
+/// Whom a call goes to, and the number it presents (a tenant's own;
+/// None: the trunk's).
+#[derive(Debug, Clone, Copy)]
+pub struct Dial<'a> {
+    pub to: &'a str,
+    pub caller_id: Option<&'a str>,
+}
+
 /// What a call needs besides its target.
 #[derive(Clone)]
 pub struct CallSetup {
     pub endpoint: Endpoint,
     pub from: String,
+    /// The presented number, its identity header and privacy.
+    pub presentation: Presentation,
     /// The trunk's outbound proxy, resolved; None: each call goes to its URI's host.
     pub proxy: Option<SocketAddr>,
     pub credentials: Option<(String, String)>,
@@ -222,6 +307,16 @@ pub fn conclude(e: &Ending) -> (EndReason, Option<Outcome>, Option<Cause>) {
             None,
             Some(match e.sip {
                 CallEnd::Rejected { status: 486 | 600 } => Cause::Busy,
+                // The network says the number is wrong (RFC 3261 §21.4.5,
+                // §21.4.6, §21.4.12, §21.6.4): the coordinator's to fix.
+                CallEnd::Rejected {
+                    status: 404 | 410 | 484 | 604,
+                } => Cause::InvalidNumber,
+                // The line refused genki's call (§21.4.4, §21.6.2; 433:
+                // RFC 5079 §5, anonymity disallowed).
+                CallEnd::Rejected {
+                    status: 403 | 433 | 603,
+                } => Cause::Rejected,
                 CallEnd::Rejected {
                     status: 480 | 408 | 487,
                 }
@@ -236,12 +331,13 @@ pub fn conclude(e: &Ending) -> (EndReason, Option<Outcome>, Option<Cause>) {
 /// Place one call to `to` and run `script` on it. Never panics on peer behaviour.
 pub async fn run_call(
     setup: &CallSetup,
-    to: &str,
+    dial: Dial<'_>,
     n: u32,
     started_at_ms: u64,
     flow: &mut (impl Dialogue + ?Sized),
     prompts: &HashMap<String, Prompt>,
 ) -> CallResult {
+    let to = dial.to;
     let mut attempt = Attempt {
         n,
         started_at_ms,
@@ -316,9 +412,11 @@ pub async fn run_call(
         Some(TELEPHONE_EVENT_PT),
         Some(ssrc),
     );
+    let (from, headers) = setup.presentation.headers(&setup.from, dial.caller_id);
     let cfg = UacConfig {
         target: to.to_string(),
-        from: setup.from.clone(),
+        from,
+        headers,
         local_addr: setup.endpoint.local_addr,
         next_hop,
         outbound_proxy: setup.proxy.is_some(),
@@ -624,6 +722,36 @@ mod tests {
             (
                 CallEnd::Rejected { status: 404 },
                 EndReason::Rejected(404),
+                Cause::InvalidNumber,
+            ),
+            (
+                CallEnd::Rejected { status: 410 },
+                EndReason::Rejected(410),
+                Cause::InvalidNumber,
+            ),
+            (
+                CallEnd::Rejected { status: 484 },
+                EndReason::Rejected(484),
+                Cause::InvalidNumber,
+            ),
+            (
+                CallEnd::Rejected { status: 433 },
+                EndReason::Rejected(433),
+                Cause::Rejected,
+            ),
+            (
+                CallEnd::Rejected { status: 603 },
+                EndReason::Rejected(603),
+                Cause::Rejected,
+            ),
+            (
+                CallEnd::Rejected { status: 408 },
+                EndReason::Rejected(408),
+                Cause::NoAnswer,
+            ),
+            (
+                CallEnd::Rejected { status: 488 },
+                EndReason::Rejected(488),
                 Cause::Failed,
             ),
             (
@@ -671,6 +799,42 @@ mod tests {
         assert_eq!(
             conclude(&e),
             (EndReason::MediaStopped, None, Some(Cause::Failed))
+        );
+    }
+
+    /// The presented number: in From and the chosen identity header; a
+    /// tenant's own number first; withheld only when configured.
+    #[test]
+    fn the_caller_is_presented_as_configured() {
+        let mut p = Presentation {
+            number: Some("0312345678".into()),
+            domain: "trunk.example.jp".into(),
+            identity: IdentityHeader::Asserted,
+            anonymous: false,
+        };
+        let (from, h) = p.headers("sip:genki@10.0.0.1", None);
+        assert_eq!(from, "sip:0312345678@trunk.example.jp");
+        assert_eq!(
+            h,
+            vec![(
+                "P-Asserted-Identity".to_string(),
+                "<sip:0312345678@trunk.example.jp>".to_string()
+            )]
+        );
+        let (from, h) = p.headers("sip:genki@10.0.0.1", Some("0120111222"));
+        assert_eq!(from, "sip:0120111222@trunk.example.jp");
+        assert!(h[0].1.contains("0120111222"));
+        p.identity = IdentityHeader::Preferred;
+        p.anonymous = true;
+        let (from, h) = p.headers("sip:genki@10.0.0.1", None);
+        assert_eq!(from, ANONYMOUS);
+        assert_eq!(h[0].0, "P-Preferred-Identity");
+        assert_eq!(h[1], ("Privacy".to_string(), "id".to_string()));
+        // No number configured: From as given, nothing else.
+        let none = Presentation::default();
+        assert_eq!(
+            none.headers("sip:genki@10.0.0.1", None),
+            ("sip:genki@10.0.0.1".to_string(), vec![])
         );
     }
 
@@ -737,6 +901,7 @@ pub mod testing {
         fn place<'a>(
             &'a self,
             to: &'a str,
+            _caller_id: Option<&'a str>,
             n: u32,
             started_at_ms: u64,
             dialogue: &'a mut dyn Dialogue,

@@ -48,6 +48,13 @@ impl CallContext {
         }
     }
 
+    /// The number a tenant's calls present (None: the trunk's), also on
+    /// calls to its watchers, so a watcher sees the same caller as the
+    /// people do.
+    pub fn caller_id_of(&self, tenant_id: u64) -> Option<String> {
+        self.store.tenant(tenant_id).ok().flatten()?.caller_id
+    }
+
     /// Whether `phone` may be called: a number always (through the trunk),
     /// a SIP URI only where the operator allows them.
     pub fn may_dial(&self, phone: &str) -> bool {
