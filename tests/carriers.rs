@@ -311,3 +311,97 @@ fn the_presented_number_reaches_the_phone() {
         );
     }
 }
+
+/// Early media (issue 13 acceptance 6): phones that answer 183 with SDP,
+/// play an announcement (special information tones) as early media, then
+/// refuse. The final response decides — 404 ends `not_attempted` /
+/// `invalid_number`, 480 is a no-answer retried later, 433 ends
+/// `not_attempted` / `rejected` — and the announcement is kept with the
+/// attempt: its length in `early_media_ms`, its audio as
+/// `audio/<check>-<n>-early.wav` (not silence), gone when the person is
+/// erased.
+#[test]
+fn early_media_is_kept_and_the_final_response_decides() {
+    let dir = temp_dir("carrier-early-media");
+    let d = Daemon::start(
+        dir.clone(),
+        &[("GENKI_SIP_T1_MS", "100")],
+        &["--clock-start", CLOCK],
+    );
+    let http = d.http();
+    let tid = create_tenant(&http, &json!({"name": "アナウンス"}));
+    let mut phones = Vec::new();
+    let mut people = Vec::new();
+    for (i, status) in [404u16, 480, 433].into_iter().enumerate() {
+        let port = free_port();
+        phones.push(KillOnDrop(common::phones(
+            port,
+            &[
+                "--behaviour",
+                "announce",
+                "--announce-ms",
+                "2000",
+                "--reject-status",
+                &status.to_string(),
+            ],
+        )));
+        let r = http.post(
+            &format!("/v1/tenants/{tid}/subscribers"),
+            &json!({"name": format!("案内{i}"), "phone": format!("sip:a{i}@127.0.0.1:{port}")}),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        let sid = r.json()["id"].as_u64().unwrap();
+        people.push((sid, status, check_now(&http, sid)));
+    }
+    for (sid, status, cid) in &people {
+        let v = poll(
+            &http,
+            &format!("/v1/checks/{cid}"),
+            Duration::from_secs(30),
+            |v| v["attempts"].as_array().is_some_and(|a| !a.is_empty()),
+        );
+        let a = &v["attempts"][0];
+        assert_eq!(a["end_reason"], format!("rejected:{status}"), "{v}");
+        assert_eq!(a["answered"], false, "{v}");
+        let ms = a["early_media_ms"].as_u64().unwrap_or(0);
+        assert!(
+            (1500..=2600).contains(&ms),
+            "the announcement heard: {ms} ms: {v}"
+        );
+        let (status_word, cause) = match status {
+            404 => ("done", "invalid_number"),
+            480 => ("pending", "no_answer"),
+            _ => ("done", "rejected"),
+        };
+        assert_eq!(v["status"], status_word, "{v}");
+        assert_eq!(v["last_cause"], cause, "{v}");
+        if status_word == "done" {
+            assert_eq!(v["outcome"], "not_attempted", "{v}");
+        }
+        // The audio beside the database: a WAV of the tones.
+        let wav = dir.join("audio").join(format!("{cid}-1-early.wav"));
+        let bytes = std::fs::read(&wav).unwrap_or_else(|e| panic!("{}: {e}", wav.display()));
+        let pcm = genki_media::wav::read_wav_8k(&bytes[..]).unwrap();
+        assert!(pcm.len() >= 12_000, "{} samples", pcm.len());
+        let loud = pcm.iter().filter(|s| s.unsigned_abs() > 2000).count();
+        assert!(loud > 4000, "the tones, not silence: {loud} loud samples");
+        let _ = sid;
+    }
+    // Erasing the person removes their early media.
+    let (sid, _, cid) = &people[0];
+    let r = http.request(
+        "DELETE",
+        &format!("/v1/subscribers/{sid}?erase=true"),
+        None,
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!dir
+        .join("audio")
+        .join(format!("{cid}-1-early.wav"))
+        .exists());
+    assert!(dir
+        .join("audio")
+        .join(format!("{}-1-early.wav", people[1].2))
+        .exists());
+}

@@ -31,3 +31,67 @@ fn sipp_callee_pressing_1_over_rfc2833() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// sipp as a carrier-like callee (`loadtest/sipp/uas_carrier.xml`, issue
+/// 13 acceptance 4 and 5): the first INVITE gets 422 with Min-SE 1900
+/// and the next must ask for it; a reliable 183 with SDP must get its
+/// PRACK; the 200 imposes `Session-Expires: 30;refresher=uac`, so genki
+/// refreshes by UPDATE every 15 s; sipp's own re-INVITE mid-call must be
+/// answered with a 200 retransmitted until sipp's ACK (1.5 s later); the
+/// key comes after more than 60 s of call. sipp fails its call on any
+/// missing step.
+#[test]
+fn a_carrier_with_422_100rel_session_timers_and_a_re_invite() {
+    let port = free_port();
+    let media = free_port();
+    let dir = std::env::temp_dir().join(format!("genki-sipp-carrier-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sipp = sipp_scenario(
+        &dir,
+        "uas_carrier.xml",
+        port,
+        media,
+        &["-m", "1", "-timeout", "120s", "-trace_msg", "-trace_err"],
+    );
+    let r = call_phones(
+        port,
+        &[
+            "--gather-timeout",
+            "100",
+            "--plays",
+            "1",
+            "--media-timeout",
+            "90",
+        ],
+    );
+    let out = wait_bounded(sipp, Duration::from_secs(30));
+    let log = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with("_messages.log"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect::<String>();
+    assert!(
+        out.status.success(),
+        "sipp failed: {}\n{log}",
+        std::fs::read_to_string(dir.join("sipp.stderr")).unwrap_or_default()
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.report["answered"], true, "{}", r.report);
+    assert_eq!(r.report["digits"], "1", "{}", r.report);
+    assert_eq!(r.report["end_reason"], "script_done", "{}", r.report);
+    let talk = r.report["talk_ms"].as_u64().unwrap();
+    assert!(talk > 60_000, "a call of more than 60 s kept up: {talk} ms");
+    // Every refresh and the retransmitted 200 as sipp saw them.
+    let updates = log.matches("\nUPDATE sip:").count();
+    assert!(updates >= 4, "four UPDATE refreshes: {updates}\n{log}");
+    let reinvite_200s = log
+        .split("message received")
+        .filter(|m| m.contains("SIP/2.0 200 OK") && m.contains("CSeq: 1 INVITE"))
+        .count();
+    assert!(
+        reinvite_200s >= 2,
+        "the 200 to sipp's re-INVITE retransmitted until its ACK: {reinvite_200s}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -79,6 +79,11 @@ pub struct Sip {
     pub media_timeout_s: u64,
     /// Hard limit on a call's length in seconds, from INVITE to end.
     pub max_call_s: u64,
+    /// Session interval asked for in every INVITE (RFC 4028
+    /// `Session-Expires`, seconds; 0 asks for none). Whatever the carrier
+    /// grants is honoured: refreshed by genki when it is the refresher,
+    /// the call ended when the carrier's refresh never comes.
+    pub session_expires_s: u64,
     /// Addresses or CIDRs SIP is taken from (the trunk's), comma-separated;
     /// anything else is dropped before it is parsed, except from a live
     /// call's first hop. Empty: every source is parsed (a call's messages
@@ -389,6 +394,7 @@ impl Default for Config {
                 rtp_latching: RtpLatching::Host,
                 media_timeout_s: 5,
                 max_call_s: 300,
+                session_expires_s: 1800,
                 allow: String::new(),
                 stranger_rate: 100,
                 media_allow: String::new(),
@@ -664,6 +670,9 @@ impl Config {
         }
         if self.sip.max_call_s < 30 || self.sip.max_call_s > 86_400 {
             return Err("sip.max_call_s: must be 30–86400".into());
+        }
+        if self.sip.session_expires_s != 0 && !(30..=86_400).contains(&self.sip.session_expires_s) {
+            return Err("sip.session_expires_s: 0 (ask for none) or 30–86400".into());
         }
         if self.sip.t1_ms == 0 || self.sip.t1_ms > 10_000 {
             return Err("sip.t1_ms: must be 1–10000".into());

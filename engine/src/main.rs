@@ -138,6 +138,10 @@ struct CallArgs {
     /// Hard limit on the call, seconds.
     #[arg(long, default_value_t = 300)]
     max_call: u64,
+    /// Session interval asked for (RFC 4028 Session-Expires, seconds; 0
+    /// asks for none). What the callee grants is honoured either way.
+    #[arg(long, default_value_t = 1800)]
+    session_expires: u32,
     /// Which RTP sources the call accepts (README "Media").
     #[arg(long, value_enum, default_value = "host")]
     rtp_latching: genki_engine::config::RtpLatching,
@@ -171,6 +175,9 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     };
     if args.sip_t1_ms == 0 || args.sip_t1_ms > 10_000 {
         anyhow::bail!("--sip-t1-ms must be between 1 and 10000");
+    }
+    if args.session_expires != 0 && !(30..=86_400).contains(&args.session_expires) {
+        anyhow::bail!("--session-expires must be 0 or 30–86400");
     }
     if args.media_timeout == 0 || args.max_call == 0 {
         anyhow::bail!("--media-timeout and --max-call must be at least 1 second");
@@ -213,6 +220,7 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
         },
         media_timeout: Duration::from_secs(args.media_timeout),
         max_call: Duration::from_secs(args.max_call),
+        session_expires: args.session_expires,
         latching: args.rtp_latching.into(),
     };
     let report = place_call(opts)

@@ -108,6 +108,7 @@ pub fn uac_datagrams(data: &[u8]) {
         timers: Default::default(),
         user_agent: "genki-fuzz".into(),
         headers: Vec::new(),
+        session_expires: 0,
     };
     if ep.start(cfg, now).is_err() {
         return;

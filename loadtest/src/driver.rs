@@ -342,6 +342,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Value> {
         media: MediaShape::Declared,
         hangup_after_ms: 1500,
         reject_status: 603,
+        announce_ms: 3000,
         auth: None,
         auth_proxy: false,
         drop_first_invite: false,

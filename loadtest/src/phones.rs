@@ -45,6 +45,11 @@ pub enum Behaviour {
     Unavailable,
     /// Refuse with --reject-status (e.g. 410, 433, 484, 603).
     Reject,
+    /// A network announcement: 183 Session Progress with SDP, an
+    /// announcement as early media for --announce-ms (special information
+    /// tones, 950/1400/1800 Hz), then --reject-status (a number not in
+    /// service: 404).
+    Announce,
     /// Never respond at all (the caller ends by Timer B).
     Silent,
     /// Answer, then hang up with BYE after --hangup-after-ms (mid-prompt).
@@ -112,7 +117,10 @@ pub struct PhoneConfig {
     /// For --behaviour hangup: time from the ACK to our BYE.
     #[arg(long, default_value_t = 1500)]
     pub hangup_after_ms: u64,
-    /// The final status of --behaviour reject (300–699).
+    /// For --behaviour announce: how long the announcement plays.
+    #[arg(long, default_value_t = 3000)]
+    pub announce_ms: u64,
+    /// The final status of --behaviour reject and announce (300–699).
     #[arg(long, default_value_t = 603, value_parser = clap::value_parser!(u16).range(300..700))]
     pub reject_status: u16,
     /// Challenge every INVITE with digest auth: user:password.
@@ -245,6 +253,9 @@ pub struct CallRecord {
     pub p_preferred_identity: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub privacy: Option<String>,
+    /// A 183 with SDP and an announcement were sent (--behaviour announce).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub early_media: bool,
     pub behaviour: Option<Behaviour>,
     pub answered: bool,
     pub final_status: Option<u16>,
@@ -353,6 +364,8 @@ impl Media {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
     Answer,
+    /// The announcement is over: the final response.
+    Final,
     Digit(usize),
     Hangup,
 }
@@ -678,6 +691,10 @@ fn start_call(cfg: &PhoneConfig, c: &mut PhoneCall, nonce: &str, now: Instant) {
         Behaviour::NotFound => reject(c, 404, now),
         Behaviour::Unavailable => reject(c, 503, now),
         Behaviour::Reject => reject(c, cfg.reject_status, now),
+        Behaviour::Announce => {
+            c.uas.respond(100, &[], None, now_std);
+            c.action = Some((now, Action::Answer));
+        }
         Behaviour::NoAnswer => {
             c.uas.respond(100, &[], None, now_std);
             c.uas.respond(180, &[], None, now_std);
@@ -692,6 +709,24 @@ fn start_call(cfg: &PhoneConfig, c: &mut PhoneCall, nonce: &str, now: Instant) {
             ));
         }
     }
+}
+
+/// Special information tones (950, 1400, 1800 Hz, 330 ms each, ITU-T
+/// E.180 §6) repeated with a pause: what networks play before a "number
+/// not in service" announcement, and easy to find again in a recording.
+fn announcement(ms: u64) -> Prompt {
+    let mut pcm = Vec::new();
+    while (pcm.len() as u64) < ms * 8 {
+        for f in [950.0f64, 1400.0, 1800.0] {
+            for i in 0..(330 * 8) {
+                let t = i as f64 / 8000.0;
+                pcm.push((8000.0 * (2.0 * std::f64::consts::PI * f * t).sin()) as i16);
+            }
+        }
+        pcm.extend(std::iter::repeat_n(0i16, 1000 * 8));
+    }
+    pcm.truncate((ms * 8) as usize);
+    Prompt::from_pcm("announcement", &pcm)
 }
 
 fn reject(c: &mut PhoneCall, status: u16, now: Instant) {
@@ -770,15 +805,22 @@ fn perform(
                 te,
                 (c.profile.media != MediaShape::Shared).then_some(ssrc),
             );
+            let announce = c.profile.behaviour == Behaviour::Announce;
+            let announce_len = cfg.announce_ms;
             c.uas.respond(
-                200,
+                if announce { 183 } else { 200 },
                 &[],
                 Some(("application/sdp", answer.as_bytes())),
                 now_std,
             );
-            c.record.answered = true;
-            c.record.answered_at_ms = Some(unix_ms());
-            c.record.final_status = Some(200);
+            if announce {
+                c.record.early_media = true;
+                c.action = Some((now + Duration::from_millis(cfg.announce_ms), Action::Final));
+            } else {
+                c.record.answered = true;
+                c.record.answered_at_ms = Some(unix_ms());
+                c.record.final_status = Some(200);
+            }
             if c.profile.behaviour == Behaviour::Mute {
                 return;
             }
@@ -806,8 +848,14 @@ fn perform(
                 sock: None,
                 events: NoEvents,
             });
+            if announce {
+                let _ = media
+                    .tx
+                    .send(worker::Cmd::Play(id, announcement(announce_len)));
+            }
             c.media = Some(id);
         }
+        Action::Final => reject(c, cfg.reject_status, now),
         Action::Digit(i) => {
             let p = c.profile.clone();
             let Some(d) = p.digits.chars().nth(i) else {

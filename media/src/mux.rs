@@ -120,6 +120,11 @@ pub struct StreamConfig {
     pub signalling_ip: Option<IpAddr>,
     /// Report media that never starts, or stops.
     pub media_timeout: Option<MediaTimeout>,
+    /// Keep up to this many bytes of the peer's audio payload (the
+    /// negotiated G.711 law, 8,000 a second) from the stream's start until
+    /// [`MediaMux::answered`]: the early media a network plays before the
+    /// final response (an announcement), for the owner to keep. 0: none.
+    pub capture: usize,
 }
 
 impl StreamConfig {
@@ -145,6 +150,7 @@ impl StreamConfig {
             latching: Latching::default(),
             signalling_ip: None,
             media_timeout: None,
+            capture: 0,
         }
     }
 }
@@ -196,6 +202,8 @@ pub struct StreamStats {
     pub foreign: u64,
     /// The source the stream latched to (own socket only).
     pub latched: Option<SocketAddr>,
+    /// The peer's audio kept ([`StreamConfig::capture`]), in its G.711 law.
+    pub captured: Vec<u8>,
 }
 
 /// Why a stream could not be added.
@@ -231,6 +239,8 @@ struct Stream {
     first_rx: Option<Instant>,
     last_rx: Option<Instant>,
     max_interarrival: Duration,
+    capture_limit: usize,
+    captured: Vec<u8>,
 }
 
 impl Stream {
@@ -290,6 +300,11 @@ impl Stream {
         }
         if p.payload_type != self.payload_type {
             return;
+        }
+        if self.captured.len() < self.capture_limit {
+            let room = self.capture_limit - self.captured.len();
+            self.captured
+                .extend_from_slice(&p.payload[..p.payload.len().min(room)]);
         }
         let Some(det) = self.inband.as_mut() else {
             return;
@@ -486,6 +501,8 @@ impl MediaMux {
             first_rx: None,
             last_rx: None,
             max_interarrival: Duration::ZERO,
+            capture_limit: cfg.capture,
+            captured: Vec::new(),
         };
         let slot = match self.free.pop() {
             Some(i) => {
@@ -529,7 +546,24 @@ impl MediaMux {
             max_interarrival: s.max_interarrival,
             foreign: s.foreign,
             latched: s.latched,
+            captured: s.captured,
         })
+    }
+
+    /// The call was answered: capture stops (what follows is the person's
+    /// voice, not the network's early media), and the media timeout (if
+    /// any) is armed from now — media that never started is measured from
+    /// the answer, not from the 183. False when the stream is unknown.
+    pub fn answered(&mut self, id: StreamId, timeout: Option<MediaTimeout>, now: Instant) -> bool {
+        let Some(s) = self.stream(id) else {
+            return false;
+        };
+        s.capture_limit = s.captured.len();
+        if let Some(t) = timeout {
+            s.media_timeout = Some(t);
+            s.media_deadline = Some(now + if s.last_rx.is_some() { t.gap } else { t.start });
+        }
+        true
     }
 
     fn stream(&mut self, id: StreamId) -> Option<&mut Stream> {

@@ -460,6 +460,7 @@ mod tests {
             timers: Timers::default(),
             user_agent: "genki-test".into(),
             headers: Vec::new(),
+            session_expires: 0,
         }
     }
 

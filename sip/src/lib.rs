@@ -6,7 +6,8 @@
 //! ([`transaction`]), dialogs ([`dialog`]), digest authentication
 //! ([`auth`]), SDP offer/answer ([`sdp`]), the two call cores genki needs:
 //! an outgoing call ([`uac::UacCall`]) and an incoming one ([`uas::UasCall`]),
-//! and the [`endpoint::Endpoint`] that routes many outgoing calls on one address.
+//! the [`endpoint::Endpoint`] that routes many outgoing calls on one address,
+//! outbound registration ([`register`]) and session timers ([`session_timer`]).
 //!
 //! Dependency rule: this crate never opens a socket, never reads the clock and
 //! never spawns a task. Every input carries the `Instant` it happened at and
@@ -19,6 +20,7 @@ pub mod endpoint;
 pub mod message;
 pub mod register;
 pub mod sdp;
+pub mod session_timer;
 pub mod transaction;
 pub mod uac;
 pub mod uas;

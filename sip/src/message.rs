@@ -51,7 +51,12 @@ pub enum Method {
     Cancel,
     Options,
     Info,
-    /// Any other method (REGISTER, UPDATE, …): carried by name.
+    /// RFC 3311: changes a session's parameters inside a dialog; genki
+    /// uses it for session refreshes (RFC 4028 §7.4).
+    Update,
+    /// RFC 3262: acknowledges a reliable provisional response.
+    Prack,
+    /// Any other method (REGISTER, …): carried by name.
     Other(String),
 }
 
@@ -65,6 +70,8 @@ impl Method {
             Method::Cancel => "CANCEL",
             Method::Options => "OPTIONS",
             Method::Info => "INFO",
+            Method::Update => "UPDATE",
+            Method::Prack => "PRACK",
             Method::Other(s) => s,
         }
     }
@@ -78,6 +85,8 @@ impl Method {
             "CANCEL" => Method::Cancel,
             "OPTIONS" => Method::Options,
             "INFO" => Method::Info,
+            "UPDATE" => Method::Update,
+            "PRACK" => Method::Prack,
             other => Method::Other(other.to_string()),
         }
     }

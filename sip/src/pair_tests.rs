@@ -52,6 +52,7 @@ fn cfg() -> UacConfig {
         timers: Timers::default(),
         user_agent: "genki-test".into(),
         headers: Vec::new(),
+        session_expires: 0,
     }
 }
 
@@ -188,10 +189,11 @@ fn answered_call_then_local_bye() {
             p.uac.hangup(p.now);
         }
     });
-    assert!(p
-        .uac_events
-        .iter()
-        .any(|(_, e)| *e == UacEvent::Progress { status: 180 }));
+    assert!(p.uac_events.iter().any(|(_, e)| *e
+        == UacEvent::Progress {
+            status: 180,
+            sdp: None
+        }));
     assert_eq!(p.ended(), Some(CallEnd::LocalBye));
     assert!(p.uas_events.contains(&UasEvent::Acked), "{:?}", p.log);
     assert!(p.uas_events.contains(&UasEvent::RemoteBye));

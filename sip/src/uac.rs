@@ -2,12 +2,20 @@
 //!
 //! [`UacCall`] owns the INVITE client transaction, the CANCEL and BYE
 //! transactions, the server transactions for requests the callee sends
-//! in the dialog (BYE, INFO, re-INVITE, OPTIONS), digest authentication and
-//! the ring timeout. The owner feeds it every datagram whose Call-ID is the
-//! call's and sends what it transmits; time is always passed in.
+//! in the dialog (BYE, INFO, OPTIONS, and re-INVITE through a real INVITE
+//! server transaction whose 2xx is retransmitted until the ACK), digest
+//! authentication and the ring timeout; and, in [`session`], what carriers
+//! add: session timers (RFC 4028: `Supported: timer`, 422 answered with
+//! the Min-SE, refreshes by UPDATE or re-INVITE when we refresh, the call
+//! ended when the peer's refresh never comes) and reliable provisional
+//! responses (RFC 3262: PRACK for each reliable 18x). The owner feeds it
+//! every datagram whose Call-ID is the call's and sends what it
+//! transmits; time is always passed in.
 //!
 //! Depends on: [`crate::transaction`], [`crate::dialog`], [`crate::auth`],
-//! [`crate::message`]. No IO, no clock.
+//! [`crate::session_timer`], [`crate::message`]. No IO, no clock.
+
+mod session;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -15,7 +23,10 @@ use std::time::{Duration, Instant};
 
 use crate::dialog::{without_tag, Dialog, Transmit};
 use crate::message::{is_valid_sip_uri, reason_phrase, Builder, Message, Method, ParseError};
-use crate::transaction::{ClientInvite, ClientNonInvite, ServerNonInvite, Timers, TxEvent};
+use crate::session_timer::SessionTimer;
+use crate::transaction::{
+    ClientInvite, ClientNonInvite, ServerInvite, ServerNonInvite, Timers, TxEvent,
+};
 
 /// What the owner must know to place a call.
 #[derive(Debug, Clone)]
@@ -50,6 +61,10 @@ pub struct UacConfig {
     /// More headers for the INVITE, e.g. the caller's identity and privacy
     /// (RFC 3325 §9, RFC 3323 §4.2), as (name, value).
     pub headers: Vec<(String, String)>,
+    /// The session interval asked for in the INVITE (RFC 4028
+    /// `Session-Expires`, seconds); 0 asks for none (a peer may still
+    /// impose one, and genki honours it).
+    pub session_expires: u32,
 }
 
 /// Why a call ended, as the SIP layer sees it.
@@ -70,7 +85,13 @@ pub enum CallEnd {
     LocalBye,
     /// The callee sent BYE.
     RemoteBye,
+    /// The session timer ran out (RFC 4028 §10): the peer's refresh never
+    /// came, or ours failed; genki sent BYE.
+    SessionExpired,
 }
+
+/// The methods genki takes inside a call (§20.5), in every INVITE and 2xx.
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, INFO, OPTIONS, UPDATE, PRACK";
 
 /// The delta-seconds of a `Retry-After` value (RFC 3261 §20.33:
 /// `delta-seconds [ comment ] *( SEMI retry-param )`); None when it does
@@ -84,8 +105,10 @@ pub fn retry_after(value: &str) -> Option<u32> {
 /// What happened, in order, for the call's user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UacEvent {
-    /// A provisional response with a status above 100 (180, 183…).
-    Progress { status: u16 },
+    /// A provisional response with a status above 100 (180, 183…), with
+    /// its SDP when it has one (early media: an announcement or the
+    /// ringback the network plays before the final response).
+    Progress { status: u16, sdp: Option<Vec<u8>> },
     /// The callee answered (2xx). The body is the SDP answer.
     Answered { sdp: Vec<u8> },
     /// The callee sent an INFO in the dialog (already answered 200).
@@ -108,10 +131,60 @@ enum State {
     Ended,
 }
 
+/// A request the peer sent in the dialog, being answered.
 struct ServerTx {
     branch: String,
-    tx: ServerNonInvite,
+    cseq: u32,
+    tx: ServerKind,
     dest: SocketAddr,
+}
+
+/// A re-INVITE gets an INVITE server transaction (its 2xx retransmitted
+/// until the ACK, §13.3.1.4), anything else a non-INVITE one.
+enum ServerKind {
+    NonInvite(ServerNonInvite),
+    Invite(ServerInvite),
+}
+
+impl ServerTx {
+    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        match &mut self.tx {
+            ServerKind::NonInvite(t) => t.poll_transmit(),
+            ServerKind::Invite(t) => t.poll_transmit(),
+        }
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        match &self.tx {
+            ServerKind::NonInvite(t) => t.poll_timeout(),
+            ServerKind::Invite(t) => t.poll_timeout(),
+        }
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        match &mut self.tx {
+            ServerKind::NonInvite(t) => t.handle_timeout(now),
+            ServerKind::Invite(t) => {
+                t.handle_timeout(now);
+                // A missing ACK is the peer's problem; the call goes on.
+                while t.poll_event().is_some() {}
+            }
+        }
+    }
+    fn is_terminated(&self) -> bool {
+        match &self.tx {
+            ServerKind::NonInvite(t) => t.is_terminated(),
+            ServerKind::Invite(t) => t.is_terminated(),
+        }
+    }
+    /// The request again (same branch), or the ACK of a re-INVITE's 2xx.
+    fn handle_request(&mut self, req: &Message, now: Instant) {
+        match &mut self.tx {
+            ServerKind::NonInvite(t) => t.handle_retransmission(),
+            ServerKind::Invite(t) => {
+                t.handle_request(req, now);
+                while t.poll_event().is_some() {}
+            }
+        }
+    }
 }
 
 /// One outgoing call.
@@ -142,6 +215,24 @@ pub struct UacCall {
     bye_tx: Option<(ClientNonInvite, SocketAddr, u32)>,
     server_txs: Vec<ServerTx>,
     extra_txs: Vec<(ClientNonInvite, SocketAddr)>,
+    /// RFC 4028: what we ask for in the INVITE (raised by a 422).
+    session_expires: u32,
+    /// 422s answered (two at most).
+    interval_tries: u32,
+    /// The negotiated session timer, once confirmed.
+    session: Option<SessionTimer>,
+    /// The peer's 2xx listed UPDATE in Allow: refreshes go by UPDATE
+    /// (no offer/answer), else by re-INVITE.
+    peer_allows_update: bool,
+    /// Our refresh in flight.
+    refresh: Option<session::Refresh>,
+    /// The ACK of our last re-INVITE refresh (sent again if its 2xx is).
+    refresh_ack: Option<(u32, Transmit)>,
+    /// When a refresh that failed is tried again.
+    refresh_retry_at: Option<Instant>,
+    /// The early dialog of reliable provisional responses (RFC 3262),
+    /// for PRACK, and the highest RSeq acknowledged on it.
+    early: Option<(Dialog, u32)>,
     end_after_bye: Option<CallEnd>,
     /// A transport error was reported: a transaction that then fails ends
     /// the call as [`CallEnd::Unreachable`], not [`CallEnd::Timeout`].
@@ -184,6 +275,14 @@ impl UacCall {
             bye_tx: None,
             server_txs: Vec::new(),
             extra_txs: Vec::new(),
+            session_expires: 0,
+            interval_tries: 0,
+            session: None,
+            peer_allows_update: false,
+            refresh: None,
+            refresh_ack: None,
+            refresh_retry_at: None,
+            early: None,
             end_after_bye: None,
             transport_error: false,
             transmits: VecDeque::new(),
@@ -192,6 +291,7 @@ impl UacCall {
             retransmissions: 0,
         };
         c.ring_deadline = Some(now + c.cfg.ring_timeout);
+        c.session_expires = c.cfg.session_expires;
         c.send_invite(None, now)?;
         Ok(c)
     }
@@ -242,8 +342,18 @@ impl UacCall {
             .header("Call-ID", &self.cfg.call_id)
             .header("CSeq", &format!("{} INVITE", self.invite_cseq))
             .header("Contact", &format!("<{}>", self.contact()))
-            .header("Allow", "INVITE, ACK, CANCEL, BYE, INFO, OPTIONS")
+            .header("Allow", ALLOW)
+            // RFC 3262 §4 and RFC 4028 §7.1: reliable provisionals and
+            // session timers are understood.
+            .header("Supported", "100rel, timer")
             .header("User-Agent", &self.cfg.user_agent);
+        if self.session_expires > 0 {
+            b = b.header("Session-Expires", &self.session_expires.to_string());
+            if self.interval_tries > 0 {
+                // §7.4: a retry after 422 carries the Min-SE it learnt.
+                b = b.header("Min-SE", &self.session_expires.to_string());
+            }
+        }
         for (name, value) in &self.cfg.headers {
             b = b.header(name, value);
         }
@@ -350,6 +460,7 @@ impl UacCall {
             // keeps our branch).
             if msg.cseq_method == Method::Invite
                 && msg.branch.as_deref() != Some(self.invite_branch.as_str())
+                && !self.is_refresh_response(&msg)
             {
                 // A final response of an earlier INVITE of ours (before a
                 // digest retry) may still be retransmitted: dropped. A 2xx
@@ -371,11 +482,16 @@ impl UacCall {
             || self
                 .dialog
                 .as_ref()
+                .or(self.early.as_ref().map(|(d, _)| d))
                 .is_some_and(|d| d.next_hop(self.cfg.next_hop) == source)
     }
 
     fn handle_response(&mut self, msg: Message, now: Instant) {
         let branch = msg.branch.clone().unwrap_or_default();
+        if self.is_refresh_response(&msg) {
+            self.handle_refresh_response(msg, now);
+            return;
+        }
         match msg.cseq_method {
             Method::Invite => {
                 if branch == self.invite_branch {
@@ -416,42 +532,82 @@ impl UacCall {
         let branch = msg.branch.clone().unwrap_or_default();
         let method = msg.method().cloned().unwrap_or(Method::Options);
         if method == Method::Ack {
-            return; // We never send a 2xx to an INVITE, so no ACK is expected.
+            // The ACK of a re-INVITE's 2xx: its own transaction (a new
+            // branch), matched by CSeq (§13.2.2.4, §17.2.1).
+            if let Some(s) = self
+                .server_txs
+                .iter_mut()
+                .find(|s| matches!(s.tx, ServerKind::Invite(_)) && s.cseq == msg.cseq)
+            {
+                s.handle_request(&msg, now);
+            }
+            return;
         }
         if let Some(s) = self.server_txs.iter_mut().find(|s| s.branch == branch) {
-            s.tx.handle_retransmission();
+            s.handle_request(&msg, now);
             return;
         }
         let ours = self.dialog.as_ref().is_some_and(|d| {
             msg.to_tag.as_deref() == Some(d.local_tag.as_str())
                 && msg.from_tag.as_deref() == Some(d.remote_tag.as_str())
         });
+        // A session refresh from the peer (RFC 4028 §9): our 2xx says the
+        // interval and who refreshes, and restarts our timer.
+        let mut timer_echo = None;
         let (status, body): (u16, Option<(String, Vec<u8>)>) = if !ours {
             (481, None)
         } else {
             match method {
                 Method::Bye => (200, None),
                 Method::Info | Method::Options => (200, None),
-                // A re-INVITE (session refresh, RFC 4028) keeps our session as is.
-                Method::Invite => (
-                    200,
-                    Some(("application/sdp".into(), self.cfg.sdp_offer.clone())),
-                ),
+                // Glare (§14.1): our re-INVITE is in flight.
+                Method::Invite if self.refresh_is_invite() => (491, None),
+                // A re-INVITE or UPDATE keeps our session as it is: our
+                // SDP answers an offer, or is the offer when none came
+                // (§14.2; RFC 3311 §5.2 for UPDATE, answered only when it
+                // carries one).
+                Method::Invite | Method::Update => {
+                    timer_echo = SessionTimer::from_request(&msg, now);
+                    let sdp = (method == Method::Invite || !msg.body.is_empty())
+                        .then(|| ("application/sdp".to_string(), self.cfg.sdp_offer.clone()));
+                    (200, sdp)
+                }
                 _ => (501, None),
             }
         };
         let local_tag = self.cfg.local_tag.clone();
         let mut b = Builder::response_to(&msg, status, reason_phrase(status), Some(&local_tag));
-        if method == Method::Invite && status == 200 {
-            b = b.header("Contact", &format!("<{}>", self.contact()));
+        if matches!(method, Method::Invite | Method::Update) && status == 200 {
+            b = b
+                .header("Contact", &format!("<{}>", self.contact()))
+                .header("Allow", ALLOW)
+                .header("Supported", "100rel, timer");
+            if let Some((timer, echo)) = timer_echo {
+                b = b
+                    .header("Session-Expires", &echo)
+                    .header("Require", "timer");
+                self.session = Some(timer);
+            }
+        }
+        if status == 491 {
+            // §14.1: the peer waits 0–2 s and tries again.
+            b = b.header("Retry-After", "1");
         }
         if let Some((ct, body)) = &body {
             b = b.body(ct, body);
         }
-        let mut tx = ServerNonInvite::new(self.cfg.timers);
-        tx.respond(status, b.build(), now);
+        let tx = if method == Method::Invite {
+            let mut t = ServerInvite::new(self.cfg.timers);
+            t.respond(status, b.build(), now);
+            ServerKind::Invite(t)
+        } else {
+            let mut t = ServerNonInvite::new(self.cfg.timers);
+            t.respond(status, b.build(), now);
+            ServerKind::NonInvite(t)
+        };
         self.server_txs.push(ServerTx {
             branch,
+            cseq: msg.cseq,
             tx,
             dest: source,
         });
@@ -495,6 +651,10 @@ impl UacCall {
         }
         let mut d = self.make_dialog(&msg);
         let (ack, _) = d.request(&Method::Ack, Some(msg.cseq));
+        // CSeq goes on from any PRACK sent in the early dialog (§12.2.1.1).
+        if let Some((early, _)) = self.early.take() {
+            d.local_cseq = d.local_cseq.max(early.local_cseq);
+        }
         let dest = self.dialog_dest(&d);
         let ack = Transmit {
             dest,
@@ -502,6 +662,11 @@ impl UacCall {
         };
         self.transmits.push_back(ack.clone());
         self.ack = Some(ack);
+        self.session = SessionTimer::from_response(&msg, now);
+        self.peer_allows_update = msg
+            .header_values("Allow")
+            .flat_map(|v| v.split(','))
+            .any(|m| m.trim().eq_ignore_ascii_case("UPDATE"));
         self.dialog = Some(d);
         self.final_status = msg.status();
         if (self.cancel_deadline.is_some() || self.cancel_pending) && self.cancel_for_ring_timeout {
@@ -570,13 +735,22 @@ impl UacCall {
                         if self.state == State::Calling {
                             self.state = State::Early;
                         }
-                        self.events.push_back(UacEvent::Progress { status });
+                        if status > 100 {
+                            self.prack(&msg, now);
+                            let sdp = (!msg.body.is_empty()
+                                && msg
+                                    .content_type()
+                                    .is_some_and(|c| c.eq_ignore_ascii_case("application/sdp")))
+                            .then(|| msg.body.clone());
+                            self.events.push_back(UacEvent::Progress { status, sdp });
+                        }
                         if self.cancel_pending {
                             self.send_cancel(now);
                         }
                     }
                     200..=299 => self.on_2xx(*msg, now),
                     401 | 407 => self.on_challenge(*msg, status, now),
+                    422 if self.on_interval_too_brief(&msg, now) => {}
                     _ => {
                         self.final_status = Some(status);
                         if let Some(seconds) = msg.header("Retry-After").and_then(retry_after) {
@@ -675,11 +849,12 @@ impl UacCall {
             tx.handle_timeout(now);
         }
         for s in &mut self.server_txs {
-            s.tx.handle_timeout(now);
+            s.handle_timeout(now);
         }
         for (tx, _) in &mut self.extra_txs {
             tx.handle_timeout(now);
         }
+        self.session_timeout(now);
         self.flush(now);
     }
 
@@ -757,10 +932,11 @@ impl UacCall {
                 }
             }
             for s in &mut self.server_txs {
-                while let Some(data) = s.tx.poll_transmit() {
+                while let Some(data) = s.poll_transmit() {
                     self.transmits.push_back(Transmit { dest: s.dest, data });
                 }
             }
+            progressed |= self.flush_refresh(now);
             for (tx, dest) in &mut self.extra_txs {
                 while let Some(data) = tx.poll_transmit() {
                     self.transmits.push_back(Transmit { dest: *dest, data });
@@ -771,7 +947,7 @@ impl UacCall {
                 break;
             }
         }
-        self.server_txs.retain(|s| !s.tx.is_terminated());
+        self.server_txs.retain(|s| !s.is_terminated());
         self.extra_txs.retain(|(t, _)| !t.is_terminated());
     }
 
@@ -798,8 +974,9 @@ impl UacCall {
         ]
         .into_iter()
         .flatten()
-        .chain(self.server_txs.iter().filter_map(|s| s.tx.poll_timeout()))
+        .chain(self.server_txs.iter().filter_map(|s| s.poll_timeout()))
         .chain(self.extra_txs.iter().filter_map(|s| s.0.poll_timeout()))
+        .chain(self.session_deadline())
         .min()
     }
 
@@ -811,6 +988,7 @@ impl UacCall {
             && self.bye_tx.as_ref().is_none_or(|t| t.0.is_terminated())
             && self.server_txs.is_empty()
             && self.extra_txs.is_empty()
+            && self.refresh.is_none()
     }
 
     /// Total SIP retransmissions this call sent.

@@ -390,6 +390,11 @@ pub struct Attempt {
     /// against the person's retries. Absent (false) in older records.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub held: bool,
+    /// Milliseconds of early media heard before the final response (an
+    /// announcement played as 183 with SDP), kept beside the data as
+    /// `audio/<check>-<n>-early.wav` for classification. Absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_media_ms: Option<u64>,
 }
 
 #[cfg(test)]

@@ -171,6 +171,9 @@ pub enum EndReason {
     MediaStopped,
     /// The hard limit on a call's length was reached.
     MaxCallLength,
+    /// The session timer ran out (RFC 4028 §10): the carrier's refresh
+    /// never came, or ours failed; genki hung up.
+    SessionExpired,
     /// genki stopped mid-call.
     Interrupted,
     /// The person's SIP URI could not be resolved.
@@ -208,6 +211,7 @@ impl EndReason {
                 | EndReason::NoMedia
                 | EndReason::MediaStopped
                 | EndReason::MaxCallLength
+                | EndReason::SessionExpired
                 | EndReason::NoCommonCodec
                 | EndReason::MediaAddressRefused
                 | EndReason::Interrupted
@@ -251,6 +255,7 @@ impl fmt::Display for EndReason {
             EndReason::NoMedia => "no_media",
             EndReason::MediaStopped => "media_stopped",
             EndReason::MaxCallLength => "max_call_length",
+            EndReason::SessionExpired => "session_expired",
             EndReason::Interrupted => "interrupted",
             EndReason::Unresolvable => "unresolvable",
             EndReason::InvalidTarget => "invalid_target",
@@ -281,6 +286,7 @@ impl FromStr for EndReason {
             "no_media" => EndReason::NoMedia,
             "media_stopped" => EndReason::MediaStopped,
             "max_call_length" => EndReason::MaxCallLength,
+            "session_expired" => EndReason::SessionExpired,
             "interrupted" => EndReason::Interrupted,
             "unresolvable" => EndReason::Unresolvable,
             "invalid_target" => EndReason::InvalidTarget,

@@ -587,18 +587,26 @@ impl Drop for KillOnDrop {
 /// Its stderr goes to `dir/sipp.stderr` (a pipe nobody reads could fill
 /// and stall it).
 pub fn sipp_uas(dir: &std::path::Path, port: u16, media_port: u16, args: &[&str]) -> Child {
+    sipp_scenario(dir, "uas_dtmf_2833.xml", port, media_port, args)
+}
+
+/// sipp running `loadtest/sipp/<scenario>` as a callee, like [`sipp_uas`].
+pub fn sipp_scenario(
+    dir: &std::path::Path,
+    scenario: &str,
+    port: u16,
+    media_port: u16,
+    args: &[&str],
+) -> Child {
     let pcap = "/usr/share/sip-tester/dtmf_2833_1.pcap";
     assert!(
         std::path::Path::new(pcap).exists() && Command::new("sipp").arg("-v").output().is_ok(),
         "sipp and {pcap} are needed: apt-get install sip-tester (the README's test command does)"
     );
-    let scenario = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../loadtest/sipp/uas_dtmf_2833.xml"
-    );
+    let scenario = format!("{}/../loadtest/sipp/{scenario}", env!("CARGO_MANIFEST_DIR"));
     let child = Command::new("sipp")
         .current_dir(dir)
-        .args(["-sf", scenario, "-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-sf", &scenario, "-i", "127.0.0.1", "-p", &port.to_string()])
         .args(["-mi", "127.0.0.1", "-mp", &media_port.to_string()])
         .args(["-key", "pcap", pcap, "-nostdin"])
         .args(args)

@@ -47,6 +47,9 @@ pub enum Cmd<E> {
     },
     Play(StreamId, Prompt),
     StopPlayout(StreamId),
+    /// The call was answered after early media: stop capturing, arm the
+    /// media timeout ([`MediaMux::answered`]).
+    Answered(StreamId, Option<genki_media::mux::MediaTimeout>),
     /// Press a key: RFC 4733 events when negotiated and not `inband_only`,
     /// else `tone` played as audio.
     Digit {
@@ -130,6 +133,9 @@ pub fn run<E: EventSink>(
                 mux.play(id, p);
             }
             Cmd::StopPlayout(id) => mux.stop_playout(id),
+            Cmd::Answered(id, timeout) => {
+                mux.answered(id, timeout, Instant::now());
+            }
             Cmd::Digit {
                 id,
                 digit,

@@ -119,8 +119,11 @@ pub async fn call(
     let r = calls
         .placer
         .place(
-            &to,
-            calls.caller_id_of(case.tenant_id).as_deref(),
+            crate::telephony::call::Dial {
+                to: &to,
+                caller_id: calls.caller_id_of(case.tenant_id).as_deref(),
+                keep_as: None,
+            },
             n.tries,
             clock.now_ms(),
             &mut flow,

@@ -296,6 +296,12 @@ fn erase_subscriber(api: &Api, who: Caller, s: &Subscriber) -> R<Response> {
     api.alerts
         .close_for_lifecycle(s.id, "the person was erased")?;
     let erased = api.svc.store.erase_subscriber(s)?;
+    // Their early media too (files beside the database).
+    if let Some(audio) = &api.svc.calls.audio {
+        if let Err(e) = audio.forget_subscriber(s.id) {
+            tracing::error!(subscriber = s.id, error = %e, "early media of an erased person not removed");
+        }
+    }
     api.svc.calls.invalidate_prompts(s.tenant_id);
     api.svc.store.audit(
         s.tenant_id,

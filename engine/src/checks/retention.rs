@@ -55,6 +55,18 @@ pub fn prune_all(svc: &Service) -> Result<u64, genki_store::StoreError> {
         }
         total += sum.checks;
     }
+    // Early media is kept no longer than the shortest retention a tenant
+    // may set, whatever the tenant (files by age, not by record).
+    if let Some(audio) = &svc.calls.audio {
+        match audio.prune_older_than(crate::telephony::audio::KEEP) {
+            Ok(0) => {}
+            Ok(n) => info!(
+                files = n,
+                "retention: early media older than 30 days removed"
+            ),
+            Err(e) => tracing::warn!(error = %e, "retention: early media not pruned"),
+        }
+    }
     Ok(total)
 }
 

@@ -26,6 +26,7 @@ use crate::clock::{monotonic, Clock};
 use crate::metrics::Metrics;
 use crate::notices::{Notice, Notices};
 use crate::telephony::call::CallResult;
+use crate::telephony::call::Dial;
 use crate::telephony::context::CallContext;
 
 /// How long a claim is held before another owner may take the check over.
@@ -951,8 +952,11 @@ fn spawn_call(
                 .calls
                 .placer
                 .place(
-                    &to,
-                    t.caller_id.as_deref(),
+                    Dial {
+                        to: &to,
+                        caller_id: t.caller_id.as_deref(),
+                        keep_as: Some(&format!("{}-{}", check.id, check.attempts + 1)),
+                    },
                     check.attempts + 1,
                     now,
                     &mut tap,

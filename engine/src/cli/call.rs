@@ -51,6 +51,8 @@ pub struct CallOptions {
     pub media_timeout: Duration,
     /// Hard limit on the call.
     pub max_call: Duration,
+    /// Session interval asked for (RFC 4028), seconds; 0: none.
+    pub session_expires: u32,
     /// Which RTP sources the call accepts.
     pub latching: Latching,
 }
@@ -239,6 +241,8 @@ pub async fn place_call(opts: CallOptions) -> Result<CallReport, CallError> {
         trunk_latching: opts.latching,
         direct_latching: opts.latching,
         max_call: opts.max_call,
+        session_expires: opts.session_expires,
+        audio: None,
     };
     info!(to = %opts.to, %next_hop, local = %setup.endpoint.local_addr, "placing call");
     let now_ms = SystemTime::now()
@@ -246,10 +250,7 @@ pub async fn place_call(opts: CallOptions) -> Result<CallReport, CallError> {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     let mut flow = Flow::new(opts.script.clone());
-    let dial = crate::telephony::call::Dial {
-        to: &opts.to,
-        caller_id: None,
-    };
+    let dial = crate::telephony::call::Dial::to(&opts.to);
     let r = run_call(&setup, dial, 1, now_ms, &mut flow, &opts.prompts).await;
     if r.attempt.end_reason == EndReason::InvalidTarget {
         return Err(CallError::BadRequest(opts.to.clone()));

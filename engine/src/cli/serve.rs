@@ -277,6 +277,9 @@ pub async fn run(
         workers = cfg.sip.media_workers,
         "media workers started"
     );
+    let audio = Arc::new(crate::telephony::audio::AudioStore::new(
+        cfg.storage.path.join("audio"),
+    ));
     let setup = CallSetup {
         endpoint,
         from: if cfg.sip.from.is_empty() {
@@ -313,6 +316,8 @@ pub async fn run(
         trunk_latching: cfg.trunk.rtp_latching.into(),
         direct_latching: cfg.sip.rtp_latching.into(),
         max_call: Duration::from_secs(cfg.sip.max_call_s),
+        session_expires: cfg.sip.session_expires_s as u32,
+        audio: Some(audio.clone()),
     };
     let mut defaults = HashMap::new();
     for (name, _) in prompts::DEFAULTS {
@@ -336,6 +341,7 @@ pub async fn run(
     };
     let mut calls = CallContext::new(Arc::new(setup), domain, store.clone(), Arc::new(defaults));
     calls.uri_phones = cfg.uri_phones_allowed();
+    calls.audio = Some(audio);
     let calls = Arc::new(calls);
     let mut svc = Service::new(
         store.clone(),

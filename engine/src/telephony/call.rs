@@ -46,8 +46,7 @@ pub trait Placer: Send + Sync {
     /// Place one call to `to` and run `dialogue` on it (see [`run_call`]).
     fn place<'a>(
         &'a self,
-        to: &'a str,
-        caller_id: Option<&'a str>,
+        dial: Dial<'a>,
         n: u32,
         started_at_ms: u64,
         dialogue: &'a mut dyn Dialogue,
@@ -66,21 +65,13 @@ pub trait Placer: Send + Sync {
 impl Placer for CallSetup {
     fn place<'a>(
         &'a self,
-        to: &'a str,
-        caller_id: Option<&'a str>,
+        dial: Dial<'a>,
         n: u32,
         started_at_ms: u64,
         dialogue: &'a mut dyn Dialogue,
         prompts: &'a HashMap<String, Prompt>,
     ) -> CallFuture<'a> {
-        Box::pin(run_call(
-            self,
-            Dial { to, caller_id },
-            n,
-            started_at_ms,
-            dialogue,
-            prompts,
-        ))
+        Box::pin(run_call(self, dial, n, started_at_ms, dialogue, prompts))
     }
     fn ring_timeout(&self) -> Duration {
         self.ring_timeout
@@ -162,12 +153,25 @@ impl Presentation {
 /// The From URI of a call whose caller is withheld (RFC 3323 §4.1.1.3).
 pub const ANONYMOUS: &str = "sip:anonymous@anonymous.invalid";
 
-/// Whom a call goes to, and the number it presents (a tenant's own;
-/// None: the trunk's).
+/// Whom a call goes to, the number it presents (a tenant's own; None:
+/// the trunk's), and under what name its early media is kept (a check's
+/// `<check>-<attempt>`; None: not kept).
 #[derive(Debug, Clone, Copy)]
 pub struct Dial<'a> {
     pub to: &'a str,
     pub caller_id: Option<&'a str>,
+    pub keep_as: Option<&'a str>,
+}
+
+impl<'a> Dial<'a> {
+    /// A call to `to` with the trunk's number, nothing kept.
+    pub fn to(to: &'a str) -> Dial<'a> {
+        Dial {
+            to,
+            caller_id: None,
+            keep_as: None,
+        }
+    }
 }
 
 /// What a call needs besides its target.
@@ -200,6 +204,10 @@ pub struct CallSetup {
     pub direct_latching: Latching,
     /// Hard limit on a call, from its INVITE to its end.
     pub max_call: Duration,
+    /// The session interval asked for (RFC 4028), seconds; 0: none.
+    pub session_expires: u32,
+    /// Where early media is kept (None: not kept).
+    pub audio: Option<Arc<crate::telephony::audio::AudioStore>>,
 }
 
 /// The result of one call for the scheduler.
@@ -286,6 +294,7 @@ pub fn conclude(e: &Ending) -> (EndReason, Option<Outcome>, Option<Cause>) {
         (Some(f), _) => f.clone(),
         (None, _) if e.script_done => EndReason::ScriptDone,
         (None, CallEnd::RemoteBye) => EndReason::RemoteBye,
+        (None, CallEnd::SessionExpired) => EndReason::SessionExpired,
         (None, CallEnd::LocalBye) => EndReason::Hangup,
         (None, CallEnd::Cancelled) => EndReason::NoAnswer,
         (None, CallEnd::Timeout) => EndReason::Timeout,
@@ -297,6 +306,9 @@ pub fn conclude(e: &Ending) -> (EndReason, Option<Outcome>, Option<Cause>) {
         // A fault is genki's or the network's, never the person's silence:
         // no outcome the script reached without hearing them stands.
         (true, _) if e.fault.is_some() => (None, Some(Cause::Failed)),
+        // The session timer ended the call before the person's answer:
+        // the network's doing, not their silence.
+        (true, None) if e.sip == CallEnd::SessionExpired => (None, Some(Cause::Failed)),
         (true, Some(o)) => (Some(o), None),
         // Answered, but the line dropped before the script gave an outcome.
         (true, None) => (None, Some(Cause::NoInput)),
@@ -417,6 +429,7 @@ pub async fn run_call(
         target: to.to_string(),
         from,
         headers,
+        session_expires: setup.session_expires,
         local_addr: setup.endpoint.local_addr,
         next_hop,
         outbound_proxy: setup.proxy.is_some(),
@@ -515,8 +528,22 @@ pub async fn run_call(
             .min(if hung_up { give_up } else { limit });
         tokio::select! {
             ev = events.recv() => match ev {
-                Some(UacEvent::Progress { status }) => {
+                Some(UacEvent::Progress { status, sdp }) => {
                     progressed |= status >= 180;
+                    // Early media (a 183's SDP): the network's announcement
+                    // or ringback, heard and kept until the answer.
+                    if let (Some(sdp), true) = (sdp, media.is_none()) {
+                        if let Some(early) = slot.take() {
+                            match setup.media.attach_early(early, &sdp, peer) {
+                                Ok((s, rx)) => {
+                                    debug!(%call_id, status, "early media");
+                                    media = Some(s);
+                                    media_rx = rx;
+                                }
+                                Err(e) => warn!(%call_id, error = %e, "early media not set up"),
+                            }
+                        }
+                    }
                 }
                 Some(UacEvent::RetryAfter { seconds }) => {
                     stats.retry_after = Some(Duration::from_secs(u64::from(seconds)));
@@ -525,7 +552,23 @@ pub async fn run_call(
                     answered_at = Some(Instant::now());
                     attempt.answered = true;
                     attempt.ring_ms = (Instant::now() - start).as_millis() as u64;
-                    let Some(slot) = slot.take() else { continue };
+                    // Answered after early media: the same session goes
+                    // on (RFC 3261 §13.2.1: the 183's SDP was the answer).
+                    if let Some(s) = media.as_ref() {
+                        s.answered();
+                        info!(%call_id, codec = s.codec_name(), "answered (after early media)");
+                        stats.codec = Some(s.codec_name());
+                        flow.start(Instant::now().into_std());
+                        continue;
+                    }
+                    let Some(slot) = slot.take() else {
+                        // The early media's set-up failed and took the port.
+                        warn!(%call_id, "no media for the answered call; hanging up");
+                        failure = Some(MediaFailure::Setup);
+                        hung_up = true;
+                        setup.endpoint.hangup(&call_id);
+                        continue;
+                    };
                     match setup.media.attach(slot, &sdp, peer) {
                         Ok((s, rx)) => {
                             info!(%call_id, codec = s.codec_name(), "answered");
@@ -566,6 +609,8 @@ pub async fn run_call(
                 None => break CallEnd::Timeout,
             },
             ev = media_rx.recv(), if media.is_some() && failure.is_none() => match ev {
+                // Tones in early media are the network's, not a key.
+                Some(MediaEvent::Digit(..)) if answered_at.is_none() => {}
                 Some(MediaEvent::Digit(d, t)) => {
                     let now = Instant::now().into_std();
                     if let Some((d, t)) = collector.push(d, t, now) {
@@ -650,7 +695,29 @@ pub async fn run_call(
     }
     // Remove the stream from its worker (which counts its packets).
     if let Some(s) = media.take() {
+        let law = match s.codec {
+            Codec::Pcmu => genki_media::Law::Ulaw,
+            Codec::Pcma => genki_media::Law::Alaw,
+        };
         stats.rtp = s.finish().await;
+        let early = stats
+            .rtp
+            .as_mut()
+            .map(|r| std::mem::take(&mut r.captured))
+            .unwrap_or_default();
+        if !early.is_empty() {
+            attempt.early_media_ms = Some(early.len() as u64 / 8);
+            if let (Some(store), Some(name)) = (setup.audio.clone(), dial.keep_as) {
+                let name = name.to_string();
+                let kept =
+                    tokio::task::spawn_blocking(move || store.keep(&name, law, &early)).await;
+                match kept {
+                    Ok(Ok(path)) => debug!(%call_id, path = %path.display(), "early media kept"),
+                    Ok(Err(e)) => warn!(%call_id, error = %e, "early media not kept"),
+                    Err(e) => warn!(%call_id, error = %e, "early media not kept"),
+                }
+            }
+        }
     }
     let (reason, outcome, cause) = conclude(&Ending {
         sip: end,
@@ -900,8 +967,7 @@ pub mod testing {
     impl Placer for FakePlacer {
         fn place<'a>(
             &'a self,
-            to: &'a str,
-            _caller_id: Option<&'a str>,
+            dial: Dial<'a>,
             n: u32,
             started_at_ms: u64,
             dialogue: &'a mut dyn Dialogue,
@@ -911,7 +977,7 @@ pub mod testing {
                 self.placed
                     .lock()
                     .unwrap()
-                    .push((to.to_string(), tokio::time::Instant::now()));
+                    .push((dial.to.to_string(), tokio::time::Instant::now()));
                 let failing = self.failing.lock().unwrap().clone();
                 if let Some(reason) = failing {
                     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -25,6 +25,8 @@ pub struct CallContext {
     /// Whether a phone may be a SIP URI (dialled where it points) rather
     /// than a number dialled through the trunk (`[trunk] uri_phones`).
     pub uri_phones: bool,
+    /// Where calls keep early media (erased with the person, pruned by age).
+    pub audio: Option<Arc<crate::telephony::audio::AudioStore>>,
     store: Arc<dyn Storage>,
     defaults: Arc<HashMap<String, Prompt>>,
     /// Tenant prompt sets, built on demand.
@@ -42,6 +44,7 @@ impl CallContext {
             placer,
             trunk_domain,
             uri_phones: true,
+            audio: None,
             store,
             defaults,
             cache: RwLock::new(HashMap::new()),

@@ -95,6 +95,13 @@ impl MediaFailure {
     }
 }
 
+/// Early media kept per call: 10 s of G.711 (8,000 bytes a second) —
+/// the length of the announcements a network plays before its final
+/// response («おかけになった電話番号は現在使われておりません…», 6–8 s),
+/// grown only as audio arrives, and bounded so that 2,000 calls all
+/// hearing announcements hold at most 160 MB.
+pub const EARLY_CAPTURE: usize = 10 * 8000;
+
 /// What a call hears from its media.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
@@ -313,6 +320,14 @@ impl CallMedia {
             .tx
             .send(Cmd::StopPlayout(self.id));
     }
+    /// The call was answered after early media: stop keeping its audio
+    /// and time its media from now.
+    pub fn answered(&self) {
+        let _ = self.rt.workers[self.worker]
+            .tx
+            .send(Cmd::Answered(self.id, Some(self.rt.timeout)));
+    }
+
     pub fn codec_name(&self) -> &'static str {
         match self.codec {
             Codec::Pcmu => "PCMU",
@@ -503,6 +518,29 @@ impl MediaRuntime {
         sdp_answer: &[u8],
         peer: Peer,
     ) -> Result<(CallMedia, mpsc::UnboundedReceiver<MediaEvent>), AttachError> {
+        self.attach_as(slot, sdp_answer, peer, false)
+    }
+
+    /// [`MediaRuntime::attach`] on a provisional answer (183 with SDP):
+    /// early media, kept ([`EARLY_CAPTURE`]) and never timed out — a
+    /// network may send none before its final response — until
+    /// [`CallMedia::answered`].
+    pub fn attach_early(
+        self: &Arc<Self>,
+        slot: Slot,
+        sdp_answer: &[u8],
+        peer: Peer,
+    ) -> Result<(CallMedia, mpsc::UnboundedReceiver<MediaEvent>), AttachError> {
+        self.attach_as(slot, sdp_answer, peer, true)
+    }
+
+    fn attach_as(
+        self: &Arc<Self>,
+        slot: Slot,
+        sdp_answer: &[u8],
+        peer: Peer,
+        early: bool,
+    ) -> Result<(CallMedia, mpsc::UnboundedReceiver<MediaEvent>), AttachError> {
         let n = MediaDescription::parse(sdp_answer)?.negotiate_answer()?;
         media_address_ok(n.remote.ip(), peer.signalling_ip, &self.allow).map_err(|why| {
             AttachError::Address {
@@ -523,7 +561,11 @@ impl MediaRuntime {
         cfg.ts = rand::random();
         cfg.latching = peer.latching;
         cfg.signalling_ip = peer.signalling_ip;
-        cfg.media_timeout = Some(self.timeout);
+        if early {
+            cfg.capture = EARLY_CAPTURE;
+        } else {
+            cfg.media_timeout = Some(self.timeout);
+        }
         self.workers[slot.worker]
             .tx
             .send(Cmd::Add {

@@ -5,13 +5,15 @@
 //! runtime ([`media`]) gives every call its own RTP port on a worker
 //! thread; [`call`] places one call and runs a [`dialogue::Dialogue`] on it
 //! (the watch script implements it, from `checks`); [`prompts`] holds the
-//! built-in prompts; [`net`] resolves and binds.
+//! built-in prompts; [`net`] resolves and binds; [`audio`] keeps early
+//! media beside the database.
 //!
 //! Dependency rule: the ground floor of the engine's folders. May depend on
 //! genki-sip, genki-media, genki-udp, genki-store (records and
 //! vocabulary), [`crate::metrics`] and [`crate::clock`]; never on
 //! `checks`, `alerts`, `api` or `cli`.
 
+pub mod audio;
 pub mod call;
 pub mod context;
 pub mod dialogue;
