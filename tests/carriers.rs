@@ -405,3 +405,140 @@ fn early_media_is_kept_and_the_final_response_decides() {
         .join(format!("{}-1-early.wav", people[1].2))
         .exists());
 }
+
+/// SIP over TCP (RFC 3261 §18; issue 13 acceptance 1, TCP): the trunk's
+/// proxy given as `;transport=tcp`. genki registers over TCP, its calls
+/// go over TCP to Kamailio (which relays them over UDP to the phones),
+/// its BYEs leave on the connection, and the BYE of phones that hang up
+/// themselves comes back to genki over TCP.
+#[test]
+fn genki_registers_and_calls_over_tcp() {
+    let dir = temp_dir("carrier-tcp");
+    let phones = Peer::start(&dir, "phones", false, &["--answer-delay-ms", "100"]);
+    let hangers = Peer::start(
+        &dir,
+        "phones",
+        false,
+        &[
+            "--answer-delay-ms",
+            "100",
+            "--behaviour",
+            "hangup",
+            "--hangup-after-ms",
+            "1500",
+        ],
+    );
+    let k = Kamailio::start_with(&dir, &phones.addr, &hangers.addr, "genki", "s3cret");
+    let mut env = trunk_env(k.port, "s3cret");
+    for (key, v) in env.iter_mut() {
+        if key == "GENKI_TRUNK_PROXY" {
+            v.push_str(";transport=tcp");
+        }
+    }
+    let d = start_daemon(&dir, &env);
+    let http = d.http();
+    poll(&http, "/healthz", Duration::from_secs(15), |v| {
+        v["registration"] == "registered"
+    });
+    let tid = create_tenant(&http, &json!({"name": "TCP", "retry": no_retries()}));
+    for sid in enrol(&http, tid, 2) {
+        let cid = check_now(&http, sid);
+        // Done at the key; the attempt's end is added when the call ends.
+        let v = poll(
+            &http,
+            &format!("/v1/checks/{cid}"),
+            Duration::from_secs(30),
+            |v| v["status"] == "done" && v["attempts"][0]["end_reason"] != "",
+        );
+        assert_eq!(v["outcome"], "fine", "{v}");
+        assert_eq!(v["attempts"][0]["end_reason"], "script_done", "{v}");
+    }
+    let r = http.post(
+        &format!("/v1/tenants/{tid}/subscribers"),
+        &json!({"name": "切る人", "phone": "0900000001"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let v = wait_done(
+        &http,
+        &check_now(&http, r.json()["id"].as_u64().unwrap()),
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        v["attempts"][0]["end_reason"], "remote_bye",
+        "the phone's BYE reached genki over TCP: {v}"
+    );
+    let log = k.log();
+    assert!(
+        log.contains("carrier: registered sip:genki@carrier.test from 127.0.0.1")
+            && log.contains("over tcp"),
+        "registered over TCP: {log}"
+    );
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("carrier: INVITE") && l.ends_with("over tcp"))
+            .count(),
+        3,
+        "every INVITE came over TCP: {log}"
+    );
+    phones.wait_for("two answered calls", Duration::from_secs(20), |r| {
+        r.iter().filter(|x| x["answered"] == true).count() == 2
+    });
+    hangers.wait_for("one answered call", Duration::from_secs(20), |r| {
+        r.iter().filter(|x| x["answered"] == true).count() == 1
+    });
+    assert!(
+        !d.log().contains("malformed"),
+        "nothing unreadable on the stream: {}",
+        d.log()
+    );
+}
+
+/// A real user agent behind the carrier over TCP (issue 13 acceptance 2):
+/// genki → Kamailio over TCP → baresip over TCP (auto-answer, an in-band
+/// "1" in its audio). The check ends `fine`, the key heard in-band.
+#[test]
+fn a_call_through_kamailio_to_baresip_over_tcp_gets_the_key() {
+    let dir = temp_dir("carrier-baresip-tcp");
+    let phones = Peer::start(&dir, "phones", false, &[]);
+    let bport = free_tcp_port();
+    let _baresip = baresip(&dir, bport);
+    let k = Kamailio::start_with(
+        &dir,
+        &phones.addr,
+        &format!("127.0.0.1:{bport};transport=tcp"),
+        "genki",
+        "s3cret",
+    );
+    let mut env = trunk_env(k.port, "s3cret");
+    for (key, v) in env.iter_mut() {
+        if key == "GENKI_TRUNK_PROXY" {
+            v.push_str(";transport=tcp");
+        }
+    }
+    env.push(("GENKI_SIP_RTP_PORTS".into(), "38200-38399".into()));
+    let d = start_daemon(&dir, &env);
+    let http = d.http();
+    poll(&http, "/healthz", Duration::from_secs(15), |v| {
+        v["registration"] == "registered"
+    });
+    let tid = create_tenant(&http, &json!({"name": "baresip", "retry": no_retries()}));
+    let r = http.post(
+        &format!("/v1/tenants/{tid}/subscribers"),
+        &json!({"name": "本物の電話", "phone": "0900000002"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let v = wait_done(
+        &http,
+        &check_now(&http, r.json()["id"].as_u64().unwrap()),
+        Duration::from_secs(60),
+    );
+    assert_eq!(v["outcome"], "fine", "{v}");
+    assert_eq!(v["attempts"][0]["dtmf_transport"], "inband", "{v}");
+    let log = k.log();
+    assert!(
+        log.lines().any(|l| l.contains("carrier: INVITE")
+            && l.contains("transport=tcp")
+            && l.ends_with("over tcp")),
+        "TCP on both sides of the carrier: {log}"
+    );
+}

@@ -13,8 +13,6 @@ mod common;
 
 use std::collections::HashSet;
 use std::net::UdpSocket;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -138,63 +136,14 @@ fn one_sipp_answers_300_concurrent_checks_and_a_kill_loses_none() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// A WAV (8 kHz mono) of 2 s silence, an in-band "1" (697 + 1209 Hz,
-/// 300 ms), and 12 s of silence, made with sox.
-fn key_one_wav(path: &Path) {
-    let p = path.to_str().unwrap();
-    let st = Command::new("sox")
-        .args(["-n", "-r", "8000", "-c", "1", "-b", "16", p])
-        .args([
-            "synth", "0.3", "sine", "697", "sine", "1209", "remix", "1,2",
-        ])
-        .args(["vol", "0.4", "pad", "2", "12"])
-        .status()
-        .expect("sox is needed: apt-get install sox (the README's test command does)");
-    assert!(st.success());
-}
-
 /// Acceptance 2: concurrent daemon checks of one baresip (auto-answer, an
 /// in-band "1" in its WAV; its SDP names another address than its RTP
 /// comes from) all end `fine` with genki's default configuration.
 #[test]
 fn baresip_checks_end_fine_with_the_default_configuration() {
-    assert!(
-        Command::new("baresip").arg("-h").output().is_ok(),
-        "baresip is needed: apt-get install baresip-core (the README's test command does)"
-    );
     let dir = temp_dir("media-baresip");
     let port = free_port();
-    let conf = dir.join("baresip");
-    std::fs::create_dir_all(&conf).unwrap();
-    let wav = dir.join("one.wav");
-    key_one_wav(&wav);
-    std::fs::write(
-        conf.join("config"),
-        format!(
-            "module_path /usr/lib/baresip/modules\nsip_listen 127.0.0.1:{port}\n\
-             audio_source aufile,{}\naudio_player aufile,{}\naudio_alert aufile,{}\n\
-             module g711.so\nmodule aufile.so\nmodule_app account.so\nmodule_app menu.so\n\
-             call_max_calls 8\n",
-            wav.display(),
-            dir.join("heard.wav").display(),
-            dir.join("alert.wav").display(),
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        conf.join("accounts"),
-        format!("<sip:watch@127.0.0.1:{port}>;regint=0;answermode=auto\n"),
-    )
-    .unwrap();
-    let baresip = Command::new("baresip")
-        .args(["-f", conf.to_str().unwrap(), "-t", "120"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start baresip");
-    let _baresip = KillOnDrop(baresip);
-    std::thread::sleep(Duration::from_millis(1500));
+    let _baresip = baresip(&dir, port);
     let mut d = Daemon::start(
         dir.clone(),
         &[("GENKI_SIP_RTP_PORTS", "38000-38199")],

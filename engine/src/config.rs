@@ -713,6 +713,14 @@ impl Config {
                     .into(),
             );
         }
+        if genki_sip::stream::Transport::of_uri(&self.trunk.proxy)
+            == genki_sip::stream::Transport::Tls
+        {
+            return Err(format!(
+                "trunk.proxy: {:?}: SIP over TLS is not supported yet; use ;transport=tcp or UDP",
+                self.trunk.proxy
+            ));
+        }
         if !self.trunk.proxy.is_empty() && !genki_sip::message::is_valid_sip_uri(&self.trunk.proxy)
         {
             return Err(format!(

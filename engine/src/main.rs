@@ -217,6 +217,7 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
             t1,
             t2: Duration::from_secs(4).max(t1),
             t4: Duration::from_secs(5),
+            reliable: false,
         },
         media_timeout: Duration::from_secs(args.media_timeout),
         max_call: Duration::from_secs(args.max_call),

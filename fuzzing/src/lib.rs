@@ -109,6 +109,7 @@ pub fn uac_datagrams(data: &[u8]) {
         user_agent: "genki-fuzz".into(),
         headers: Vec::new(),
         session_expires: 0,
+        transport: Default::default(),
     };
     if ep.start(cfg, now).is_err() {
         return;

@@ -34,6 +34,8 @@ pub struct Dialog {
     pub local_contact: String,
     /// Our transport address, for Via sent-by.
     pub local_addr: SocketAddr,
+    /// The transport of the Via of requests in the dialog.
+    pub transport: crate::stream::Transport,
     branch_counter: u32,
 }
 
@@ -62,6 +64,7 @@ impl Dialog {
             route_set,
             local_contact,
             local_addr,
+            transport: crate::stream::Transport::Udp,
             branch_counter: 0,
         }
     }
@@ -102,7 +105,11 @@ impl Dialog {
         };
         let mut b = Builder::request(method, &ruri).header(
             "Via",
-            &format!("SIP/2.0/UDP {};branch={branch};rport", self.local_addr),
+            &format!(
+                "SIP/2.0/{} {};branch={branch};rport",
+                self.transport.via(),
+                self.local_addr
+            ),
         );
         for r in &routes {
             b = b.header("Route", r);

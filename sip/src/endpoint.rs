@@ -461,6 +461,7 @@ mod tests {
             user_agent: "genki-test".into(),
             headers: Vec::new(),
             session_expires: 0,
+            transport: Default::default(),
         }
     }
 
@@ -757,6 +758,7 @@ mod tests {
                 from_tag: "r".into(),
                 timers: Timers::default(),
                 user_agent: "genki-test".into(),
+                transport: Default::default(),
             },
             now,
         ));

@@ -7,7 +7,8 @@
 //! ([`auth`]), SDP offer/answer ([`sdp`]), the two call cores genki needs:
 //! an outgoing call ([`uac::UacCall`]) and an incoming one ([`uas::UasCall`]),
 //! the [`endpoint::Endpoint`] that routes many outgoing calls on one address,
-//! outbound registration ([`register`]) and session timers ([`session_timer`]).
+//! outbound registration ([`register`]), session timers ([`session_timer`])
+//! and the framing of SIP on streams, TCP and TLS ([`stream`]).
 //!
 //! Dependency rule: this crate never opens a socket, never reads the clock and
 //! never spawns a task. Every input carries the `Instant` it happened at and
@@ -21,6 +22,7 @@ pub mod message;
 pub mod register;
 pub mod sdp;
 pub mod session_timer;
+pub mod stream;
 pub mod transaction;
 pub mod uac;
 pub mod uas;

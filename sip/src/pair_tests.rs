@@ -53,6 +53,7 @@ fn cfg() -> UacConfig {
         user_agent: "genki-test".into(),
         headers: Vec::new(),
         session_expires: 0,
+        transport: Default::default(),
     }
 }
 

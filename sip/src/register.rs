@@ -55,6 +55,8 @@ pub struct RegisterConfig {
     pub from_tag: String,
     pub timers: Timers,
     pub user_agent: String,
+    /// How the REGISTERs travel (Via; no retransmissions when reliable).
+    pub transport: crate::stream::Transport,
 }
 
 /// What happened to the binding.
@@ -104,6 +106,8 @@ impl Registration {
     /// Start registering now: the first REGISTER is ready in
     /// [`Registration::poll_transmit`].
     pub fn new(cfg: RegisterConfig, now: Instant) -> Registration {
+        let mut cfg = cfg;
+        cfg.timers.reliable = cfg.transport.is_reliable();
         let mut r = Registration {
             expires: cfg.expires.max(1),
             cfg,
@@ -144,7 +148,11 @@ impl Registration {
         let mut b = Builder::request(&Method::Other("REGISTER".into()), &self.cfg.registrar)
             .header(
                 "Via",
-                &format!("SIP/2.0/UDP {};branch={branch};rport", self.cfg.local_addr),
+                &format!(
+                    "SIP/2.0/{} {};branch={branch};rport",
+                    self.cfg.transport.via(),
+                    self.cfg.local_addr
+                ),
             )
             .header("Max-Forwards", "70")
             .header(
@@ -391,6 +399,7 @@ mod tests {
             from_tag: "ft".into(),
             timers: Timers::default(),
             user_agent: "genki-test".into(),
+            transport: Default::default(),
         }
     }
 

@@ -30,6 +30,11 @@ pub struct Timers {
     pub t2: Duration,
     /// Longest time a message stays in the network (5 s).
     pub t4: Duration,
+    /// The transport is reliable (TCP, TLS): requests and non-2xx
+    /// responses are not retransmitted (Timers A, E, G) and the
+    /// transactions do not linger to absorb retransmissions (Timers D, I,
+    /// J, K are zero; §17.1.1.2, §17.1.2.2, §17.2.1, §17.2.2).
+    pub reliable: bool,
 }
 
 impl Default for Timers {
@@ -38,6 +43,7 @@ impl Default for Timers {
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
             t4: Duration::from_secs(5),
+            reliable: false,
         }
     }
 }
@@ -106,7 +112,7 @@ impl ClientInvite {
             timers,
             request: request.clone(),
             request_msg,
-            timer_a: Some(now + timers.t1),
+            timer_a: (!timers.reliable).then(|| now + timers.t1),
             a_interval: timers.t1,
             timer_b: Some(now + timers.t1x64()),
             timer_d: None,
@@ -150,7 +156,11 @@ impl ClientInvite {
                     self.state = ClientInviteState::Completed;
                     self.timer_b = None;
                     // §17.1.1.2: Timer D at least 32 s for unreliable transports.
-                    self.timer_d = Some(now + self.timers.t1x64().max(Duration::from_secs(32)));
+                    self.timer_d = Some(if self.timers.reliable {
+                        now
+                    } else {
+                        now + self.timers.t1x64().max(Duration::from_secs(32))
+                    });
                     let ack = self.build_ack(&resp);
                     self.transmits.push_back(ack.clone());
                     self.ack = Some(ack);
@@ -271,7 +281,7 @@ impl ClientNonInvite {
             state: ClientNonInviteState::Trying,
             timers,
             request: request.clone(),
-            timer_e: Some(now + timers.t1),
+            timer_e: (!timers.reliable).then(|| now + timers.t1),
             e_interval: timers.t1,
             timer_f: Some(now + timers.t1x64()),
             timer_k: None,
@@ -300,7 +310,11 @@ impl ClientNonInvite {
                     self.state = ClientNonInviteState::Completed;
                     self.timer_e = None;
                     self.timer_f = None;
-                    self.timer_k = Some(now + self.timers.t4);
+                    self.timer_k = Some(if self.timers.reliable {
+                        now
+                    } else {
+                        now + self.timers.t4
+                    });
                     self.events.push_back(TxEvent::Response(Box::new(resp)));
                 }
             }
@@ -431,7 +445,9 @@ impl ServerInvite {
                 ServerInviteState::Completed
             };
             self.g_interval = self.timers.t1;
-            self.timer_g = Some(now + self.timers.t1);
+            // A 2xx is retransmitted by the UAS core whatever the
+            // transport (§13.3.1.4); a non-2xx only over UDP (Timer G).
+            self.timer_g = (status < 300 || !self.timers.reliable).then(|| now + self.timers.t1);
             self.timer_h = Some(now + self.timers.t1x64());
         }
     }
@@ -456,7 +472,11 @@ impl ServerInvite {
                     self.state = ServerInviteState::Confirmed;
                     self.timer_g = None;
                     self.timer_h = None;
-                    self.timer_i = Some(now + self.timers.t4);
+                    self.timer_i = Some(if self.timers.reliable {
+                        now
+                    } else {
+                        now + self.timers.t4
+                    });
                     self.events.push_back(TxEvent::Acked);
                 }
                 ServerInviteState::Accepted if self.timer_h.is_some() => {
@@ -549,7 +569,11 @@ impl ServerNonInvite {
         self.last_response = Some(bytes);
         if status >= 200 {
             self.final_sent = true;
-            self.timer_j = Some(now + self.timers.t1x64());
+            self.timer_j = Some(if self.timers.reliable {
+                now
+            } else {
+                now + self.timers.t1x64()
+            });
         }
     }
 
@@ -627,6 +651,33 @@ mod tests {
         assert_eq!(sent_at, vec![500, 1500, 3500, 7500, 15500, 31500]);
         assert!(matches!(tx.poll_event(), Some(TxEvent::Timeout)));
         assert_eq!(tx.retransmissions, 6);
+    }
+
+    /// Over TCP/TLS nothing is retransmitted (§17.1.1.2): the INVITE goes
+    /// once, Timer B still ends it, and a final error ends the
+    /// transaction at once (Timer D is zero).
+    #[test]
+    fn reliable_transports_carry_no_retransmissions() {
+        let t0 = Instant::now();
+        let (b, m) = invite();
+        let timers = Timers {
+            reliable: true,
+            ..Timers::default()
+        };
+        let mut tx = ClientInvite::new(b.clone(), m.clone(), timers, t0);
+        assert_eq!(drain(&mut tx), 1);
+        let mut sent = 0;
+        while let Some(t) = tx.poll_timeout() {
+            tx.handle_timeout(t);
+            sent += drain(&mut tx);
+        }
+        assert_eq!(sent, 0);
+        assert!(matches!(tx.poll_event(), Some(TxEvent::Timeout)));
+        let mut tx = ClientInvite::new(b, m.clone(), timers, t0);
+        drain(&mut tx);
+        tx.handle_response(response(&m, 486), t0);
+        tx.handle_timeout(t0);
+        assert!(tx.is_terminated(), "no Timer D on a reliable transport");
     }
 
     #[test]

@@ -61,6 +61,9 @@ pub struct UacConfig {
     /// More headers for the INVITE, e.g. the caller's identity and privacy
     /// (RFC 3325 §9, RFC 3323 §4.2), as (name, value).
     pub headers: Vec<(String, String)>,
+    /// How requests travel to the first hop (Via, Contact; no
+    /// retransmissions on a reliable one).
+    pub transport: crate::stream::Transport,
     /// The session interval asked for in the INVITE (RFC 4028
     /// `Session-Expires`, seconds); 0 asks for none (a peer may still
     /// impose one, and genki honours it).
@@ -249,7 +252,8 @@ impl UacCall {
     /// Build the INVITE and start the call; the INVITE is ready in `poll_transmit`.
     /// Fails when the target or From URI would not make a valid request
     /// (e.g. whitespace in a URI): nothing is sent then.
-    pub fn new(cfg: UacConfig, now: Instant) -> Result<UacCall, ParseError> {
+    pub fn new(mut cfg: UacConfig, now: Instant) -> Result<UacCall, ParseError> {
+        cfg.timers.reliable = cfg.transport.is_reliable();
         if !is_valid_sip_uri(&cfg.target) {
             return Err(ParseError::Invalid("target is not a valid SIP URI"));
         }
@@ -317,7 +321,11 @@ impl UacCall {
             .and_then(|s| s.split('@').next())
             .filter(|u| !u.is_empty() && !u.contains(':'))
             .unwrap_or("genki");
-        format!("sip:{user}@{}", self.cfg.local_addr)
+        format!(
+            "sip:{user}@{}{}",
+            self.cfg.local_addr,
+            self.cfg.transport.uri_param()
+        )
     }
 
     fn send_invite(
@@ -331,7 +339,11 @@ impl UacCall {
         let mut b = Builder::request(&Method::Invite, &self.cfg.target)
             .header(
                 "Via",
-                &format!("SIP/2.0/UDP {};branch={branch};rport", self.cfg.local_addr),
+                &format!(
+                    "SIP/2.0/{} {};branch={branch};rport",
+                    self.cfg.transport.via(),
+                    self.cfg.local_addr
+                ),
             )
             .header("Max-Forwards", "70")
             .header(
@@ -703,7 +715,7 @@ impl UacCall {
             .map(str::to_string)
             .collect();
         routes.reverse();
-        Dialog::new(
+        let mut d = Dialog::new(
             self.cfg.call_id.clone(),
             format!("<{}>", self.cfg.from),
             self.cfg.local_tag.clone(),
@@ -716,7 +728,9 @@ impl UacCall {
             routes,
             self.contact(),
             self.cfg.local_addr,
-        )
+        );
+        d.transport = self.cfg.transport;
+        d
     }
 
     fn on_invite_event(&mut self, ev: TxEvent, now: Instant) {

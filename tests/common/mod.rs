@@ -716,6 +716,17 @@ pub struct Kamailio {
 
 impl Kamailio {
     pub fn start(dir: &std::path::Path, phones: &str, user: &str, password: &str) -> Kamailio {
+        Kamailio::start_with(dir, phones, phones, user, password)
+    }
+
+    /// [`Kamailio::start`] relaying numbers that begin 09 to `phones2`.
+    pub fn start_with(
+        dir: &std::path::Path,
+        phones: &str,
+        phones2: &str,
+        user: &str,
+        password: &str,
+    ) -> Kamailio {
         assert!(
             Command::new("kamailio").arg("-v").output().is_ok(),
             "kamailio is needed: apt-get install kamailio (the README's test command does)"
@@ -739,6 +750,7 @@ impl Kamailio {
             .replace("@MODULES@", modules)
             .replace("@PASSWORD@", password)
             .replace("@USER@", user)
+            .replace("@PHONES2@", phones2)
             .replace("@PHONES@", phones);
         let kdir = dir.join(format!("kamailio-{port}"));
         std::fs::create_dir_all(&kdir).unwrap();
@@ -835,4 +847,61 @@ impl Drop for Kamailio {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A WAV (8 kHz mono) of 2 s silence, an in-band "1" (697 + 1209 Hz,
+/// 300 ms), and 12 s of silence, made with sox.
+pub fn key_one_wav(path: &std::path::Path) {
+    let p = path.to_str().unwrap();
+    let st = Command::new("sox")
+        .args(["-n", "-r", "8000", "-c", "1", "-b", "16", p])
+        .args([
+            "synth", "0.3", "sine", "697", "sine", "1209", "remix", "1,2",
+        ])
+        .args(["vol", "0.4", "pad", "2", "12"])
+        .status()
+        .expect("sox is needed: apt-get install sox (the README's test command does)");
+    assert!(st.success());
+}
+
+/// baresip (Debian's baresip-core) on 127.0.0.1:`port` (UDP and TCP), a
+/// real user agent that answers every call at once and plays a WAV with
+/// an in-band "1" ([`key_one_wav`]); its config lives in `dir`. Killed
+/// when the returned guard drops.
+pub fn baresip(dir: &std::path::Path, port: u16) -> KillOnDrop {
+    assert!(
+        Command::new("baresip").arg("-h").output().is_ok(),
+        "baresip is needed: apt-get install baresip-core (the README's test command does)"
+    );
+    let conf = dir.join(format!("baresip-{port}"));
+    std::fs::create_dir_all(&conf).unwrap();
+    let wav = dir.join("one.wav");
+    key_one_wav(&wav);
+    std::fs::write(
+        conf.join("config"),
+        format!(
+            "module_path /usr/lib/baresip/modules\nsip_listen 127.0.0.1:{port}\n\
+             audio_source aufile,{}\naudio_player aufile,{}\naudio_alert aufile,{}\n\
+             module g711.so\nmodule aufile.so\nmodule_app account.so\nmodule_app menu.so\n\
+             call_max_calls 8\n",
+            wav.display(),
+            dir.join("heard.wav").display(),
+            dir.join("alert.wav").display(),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        conf.join("accounts"),
+        format!("<sip:watch@127.0.0.1:{port}>;regint=0;answermode=auto\n"),
+    )
+    .unwrap();
+    let child = Command::new("baresip")
+        .args(["-f", conf.to_str().unwrap(), "-t", "120"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start baresip");
+    std::thread::sleep(Duration::from_millis(1500));
+    KillOnDrop(child)
 }

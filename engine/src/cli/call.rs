@@ -242,6 +242,11 @@ pub async fn place_call(opts: CallOptions) -> Result<CallReport, CallError> {
         direct_latching: opts.latching,
         max_call: opts.max_call,
         session_expires: opts.session_expires,
+        trunk_transport: opts
+            .proxy
+            .as_deref()
+            .map(genki_sip::stream::Transport::of_uri)
+            .unwrap_or_default(),
         audio: None,
     };
     info!(to = %opts.to, %next_hop, local = %setup.endpoint.local_addr, "placing call");

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use genki_sip::stream::Transport;
 use genki_sip::Timers;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -207,10 +208,13 @@ pub async fn run(
         bound.ip()
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // The trunk's transport, from its proxy URI (`;transport=tcp`).
+    let trunk_transport = Transport::of_uri(&cfg.trunk.proxy);
     let policy = crate::telephony::endpoint::SipPolicy {
         allow: cfg.sip_allow().map_err(ServeError::Config)?,
         trusted: proxy.map(|p| p.ip()).into_iter().collect(),
         stranger_rate: cfg.sip.stranger_rate as u32,
+        listen_tcp: trunk_transport == Transport::Tcp,
     };
     let local = std::net::SocketAddr::new(ip, bound.port());
     let t1 = Duration::from_millis(cfg.sip.t1_ms);
@@ -218,6 +222,7 @@ pub async fn run(
         t1,
         t2: Duration::from_secs(4).max(t1),
         t4: Duration::from_secs(5),
+        reliable: false,
     };
     let (notices, notices_rx) = Notices::channel();
     let notices = Arc::new(notices);
@@ -233,7 +238,12 @@ pub async fn run(
             cfg: genki_sip::register::RegisterConfig {
                 registrar: format!("sip:{}", cfg.trunk.domain),
                 aor: aor.clone(),
-                contact: format!("sip:{}@{local}", cfg.trunk.user),
+                contact: format!(
+                    "sip:{}@{local}{}",
+                    cfg.trunk.user,
+                    trunk_transport.uri_param()
+                ),
+                transport: trunk_transport,
                 local_addr: local,
                 next_hop,
                 credentials: (!cfg.trunk.user.is_empty())
@@ -317,6 +327,7 @@ pub async fn run(
         direct_latching: cfg.sip.rtp_latching.into(),
         max_call: Duration::from_secs(cfg.sip.max_call_s),
         session_expires: cfg.sip.session_expires_s as u32,
+        trunk_transport,
         audio: Some(audio.clone()),
     };
     let mut defaults = HashMap::new();

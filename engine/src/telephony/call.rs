@@ -206,6 +206,8 @@ pub struct CallSetup {
     pub max_call: Duration,
     /// The session interval asked for (RFC 4028), seconds; 0: none.
     pub session_expires: u32,
+    /// How calls through the proxy travel (its URI's `;transport=`).
+    pub trunk_transport: genki_sip::stream::Transport,
     /// Where early media is kept (None: not kept).
     pub audio: Option<Arc<crate::telephony::audio::AudioStore>>,
 }
@@ -430,6 +432,11 @@ pub async fn run_call(
         from,
         headers,
         session_expires: setup.session_expires,
+        transport: if setup.proxy.is_some() {
+            setup.trunk_transport
+        } else {
+            genki_sip::stream::Transport::of_uri(to)
+        },
         local_addr: setup.endpoint.local_addr,
         next_hop,
         outbound_proxy: setup.proxy.is_some(),

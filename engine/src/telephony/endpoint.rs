@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::metrics::Metrics;
 use crate::notices::{Notice, Notices};
+use crate::telephony::streams::{StreamEvent, Streams};
 
 enum Cmd {
     Start {
@@ -113,6 +114,10 @@ pub struct SipPolicy {
     /// Stateless answers a second to strangers (0: the default
     /// [`genki_sip::endpoint::STRANGER_RATE`]).
     pub stranger_rate: u32,
+    /// Accept SIP over TCP on the SIP port too (a trunk on TCP sends its
+    /// in-dialog requests there). Outgoing TCP connections are opened
+    /// whenever a request's Via says TCP, listening or not.
+    pub listen_tcp: bool,
 }
 
 impl SipPolicy {
@@ -169,6 +174,7 @@ impl Endpoint {
         register: Option<RegisterWith>,
     ) -> std::io::Result<Endpoint> {
         let local_addr = sock.local_addr()?;
+        let streams = crate::telephony::streams::Streams::start(local_addr, policy.listen_tcp)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let guard = AliveGuard(alive.clone());
@@ -176,7 +182,10 @@ impl Endpoint {
         let published = registration.clone();
         tokio::spawn(async move {
             let _guard = guard;
-            run(sock, rx, metrics, shutdown, policy, register, published).await
+            run(
+                sock, streams, rx, metrics, shutdown, policy, register, published,
+            )
+            .await
         });
         Ok(Endpoint {
             tx,
@@ -228,8 +237,10 @@ impl Endpoint {
 
 /// The IO loop: the socket and the clock on one side, the sans-IO
 /// [`genki_sip::endpoint::Endpoint`] on the other.
+#[allow(clippy::too_many_arguments)]
 async fn run(
     sock: UdpSocket,
+    (mut streams, mut stream_rx): (Streams, mpsc::UnboundedReceiver<StreamEvent>),
     mut rx: mpsc::UnboundedReceiver<Cmd>,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
@@ -252,6 +263,8 @@ async fn run(
         metrics.trunk_registered.set(0);
     }
     let mut owners: HashMap<String, mpsc::UnboundedSender<UacEvent>> = HashMap::new();
+    // The first REGISTER goes now, not with the loop's first event.
+    flush(&sock, &mut streams, &mut ep, &mut owners).await;
     let mut buf = vec![0u8; 65536];
     let mut stopping = false;
     let mut rx_closed = false;
@@ -284,6 +297,27 @@ async fn run(
                     icmp(&sock, &mut ep, None);
                 }
             },
+            Some(ev) = stream_rx.recv() => {
+                streams.on_event(&ev);
+                match ev {
+                    StreamEvent::Message(src, data) => {
+                        let trusted = policy.trusts(src.ip());
+                        if !trusted && !policy.allow.is_empty() && !ep.is_peer(src.ip()) {
+                            metrics.sip_strangers_dropped.inc();
+                        } else if let Err(e) = ep.handle_datagram_from(&data, src, trusted, Instant::now()) {
+                            debug!(%src, error = %e, "malformed SIP message on a stream dropped");
+                        }
+                    }
+                    // Never connected: the calls sent there fail now (as an ICMP error would).
+                    StreamEvent::Closed { peer, opened: false } => {
+                        let n = ep.handle_unreachable(&[peer], Instant::now());
+                        if n > 0 {
+                            warn!(%peer, calls = n, "first hop unreachable (TCP)");
+                        }
+                    }
+                    _ => {}
+                }
+            }
             // Commands keep flowing while stopping: calls in progress must still hang up.
             cmd = rx.recv(), if !rx_closed => match cmd {
                 Some(Cmd::Start { cfg, events }) => {
@@ -306,7 +340,7 @@ async fn run(
             }
             _ = sleep => ep.handle_timeout(Instant::now()),
         }
-        flush(&sock, &mut ep, &mut owners).await;
+        flush(&sock, &mut streams, &mut ep, &mut owners).await;
         if let Some((n, clock)) = &notices {
             reg.update(&mut ep, &published, &metrics, n, clock.now_ms());
         }
@@ -406,11 +440,21 @@ impl RegWatch {
 /// Send every datagram the endpoint has ready and hand out its events.
 async fn flush(
     sock: &UdpSocket,
+    streams: &mut Streams,
     ep: &mut SipEndpoint,
     owners: &mut HashMap<String, mpsc::UnboundedSender<UacEvent>>,
 ) {
     loop {
         while let Some(t) = ep.poll_transmit() {
+            // A request goes the way its Via says (§18.1.1); anything to a
+            // peer we hold a connection with goes on it (responses return
+            // the way their request came, §18.2.2).
+            let stream = streams.has(t.dest)
+                || genki_sip::stream::request_transport(&t.data).is_some_and(|x| x.is_reliable());
+            if stream {
+                streams.send(t.dest, t.data);
+                continue;
+            }
             if let Err(e) = sock.send_to(&t.data, t.dest).await {
                 debug!(dest = %t.dest, error = %e, "SIP send failed");
                 if matches!(

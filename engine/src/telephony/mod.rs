@@ -6,7 +6,7 @@
 //! thread; [`call`] places one call and runs a [`dialogue::Dialogue`] on it
 //! (the watch script implements it, from `checks`); [`prompts`] holds the
 //! built-in prompts; [`net`] resolves and binds; [`audio`] keeps early
-//! media beside the database.
+//! media beside the database; [`streams`] carries SIP over TCP.
 //!
 //! Dependency rule: the ground floor of the engine's folders. May depend on
 //! genki-sip, genki-media, genki-udp, genki-store (records and
@@ -21,3 +21,4 @@ pub mod endpoint;
 pub mod media;
 pub mod net;
 pub mod prompts;
+pub mod streams;

@@ -42,7 +42,7 @@ pub(super) struct Refresh {
 }
 
 enum RefreshTx {
-    Update(ClientNonInvite),
+    Update(Box<ClientNonInvite>),
     Invite(Box<ClientInvite>),
 }
 
@@ -234,7 +234,11 @@ impl UacCall {
             .header("Allow", super::ALLOW)
             .header("User-Agent", &self.cfg.user_agent);
         let tx = if update {
-            RefreshTx::Update(ClientNonInvite::new(b.build(), self.cfg.timers, now))
+            RefreshTx::Update(Box::new(ClientNonInvite::new(
+                b.build(),
+                self.cfg.timers,
+                now,
+            )))
         } else {
             // The same session, the same SDP (RFC 3264 §8: unchanged
             // version, no change).
@@ -339,6 +343,7 @@ mod tests {
                 user_agent: "genki-test".into(),
                 headers: Vec::new(),
                 session_expires: 1800,
+                transport: Default::default(),
             },
             now,
         )
