@@ -542,3 +542,73 @@ fn a_call_through_kamailio_to_baresip_over_tcp_gets_the_key() {
         "TCP on both sides of the carrier: {log}"
     );
 }
+
+/// SIP over TLS (RFC 3261 §26.2; issue 13 acceptance 1, TLS): the proxy
+/// `;transport=tls`, Kamailio's certificate for carrier.test checked
+/// against the test's CA (`[trunk] tls_ca`). genki registers and calls
+/// over TLS. Checked against the Mozilla roots instead, the test CA is
+/// not trusted: the handshake fails, the registration is `failing` at
+/// once (not at Timer F), and nothing registers.
+#[test]
+fn genki_registers_and_calls_over_tls_and_checks_the_certificate() {
+    let dir = temp_dir("carrier-tls");
+    let phones = Peer::start(&dir, "phones", false, &["--answer-delay-ms", "100"]);
+    let k = Kamailio::start_tls(&dir, &phones.addr, "genki", "s3cret");
+    let (tls_port, ca) = k.tls.clone().unwrap();
+    let tls_env = |ca: Option<&std::path::Path>| {
+        let mut env = trunk_env(k.port, "s3cret");
+        for (key, v) in env.iter_mut() {
+            if key == "GENKI_TRUNK_PROXY" {
+                *v = format!("sip:127.0.0.1:{tls_port};transport=tls");
+            }
+        }
+        if let Some(ca) = ca {
+            env.push(("GENKI_TRUNK_TLS_CA".into(), ca.display().to_string()));
+        }
+        env
+    };
+    // Untrusted: the system's roots do not know the test CA.
+    let untrusted = dir.join("untrusted");
+    std::fs::create_dir_all(&untrusted).unwrap();
+    let d = start_daemon(&untrusted, &tls_env(None));
+    let http = d.http();
+    poll(&http, "/healthz", Duration::from_secs(15), |v| {
+        v["registration"] == "failing"
+    });
+    assert!(
+        !k.log().contains("carrier: registered"),
+        "nothing registered over an untrusted connection"
+    );
+    drop(d);
+    // Trusted: registered and calling over TLS.
+    let d = start_daemon(&dir, &tls_env(Some(&ca)));
+    let http = d.http();
+    poll(&http, "/healthz", Duration::from_secs(15), |v| {
+        v["registration"] == "registered"
+    });
+    let tid = create_tenant(&http, &json!({"name": "TLS", "retry": no_retries()}));
+    for sid in enrol(&http, tid, 2) {
+        let cid = check_now(&http, sid);
+        let v = poll(
+            &http,
+            &format!("/v1/checks/{cid}"),
+            Duration::from_secs(30),
+            |v| v["status"] == "done" && v["attempts"][0]["end_reason"] != "",
+        );
+        assert_eq!(v["outcome"], "fine", "{v}");
+        assert_eq!(v["attempts"][0]["end_reason"], "script_done", "{v}");
+    }
+    let log = k.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("carrier: registered") && l.ends_with("over tls")),
+        "registered over TLS: {log}"
+    );
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("carrier: INVITE") && l.ends_with("over tls"))
+            .count(),
+        2,
+        "every INVITE came over TLS: {log}"
+    );
+}

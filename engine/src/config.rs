@@ -200,6 +200,15 @@ pub struct Trunk {
     /// (P-Asserted-Identity, for a trunk that trusts genki), `ppi`
     /// (P-Preferred-Identity, for one that asserts it itself), `none`.
     pub identity_header: IdentityHeader,
+    /// SIP over TLS (the proxy `sips:…` or `;transport=tls`): a PEM
+    /// bundle of the CAs the trunk's certificate is checked against;
+    /// empty: the Mozilla roots. The name checked is `domain` (else the
+    /// proxy's host).
+    pub tls_ca: String,
+    /// A client certificate (PEM chain) and its key (PEM) for trunks that
+    /// ask for one; both or neither.
+    pub tls_cert: String,
+    pub tls_key: String,
     /// `none`: the number is shown to the person (the default: lines
     /// with anonymous-call rejection, 非通知拒否, refuse anything else
     /// with 433 and never ring); `id`: withheld (RFC 3323 §4.1.1.3 From
@@ -418,6 +427,9 @@ impl Default for Config {
                 register: false,
                 register_expires: 600,
                 caller_id: String::new(),
+                tls_ca: String::new(),
+                tls_cert: String::new(),
+                tls_key: String::new(),
                 identity_header: IdentityHeader::Pai,
                 privacy: CallerPrivacy::None,
             },
@@ -707,19 +719,14 @@ impl Config {
                 self.trunk.caller_id
             ));
         }
+        if self.trunk.tls_cert.is_empty() != self.trunk.tls_key.is_empty() {
+            return Err("trunk.tls_cert and trunk.tls_key: both or neither".into());
+        }
         if self.trunk.register && (self.trunk.domain.is_empty() || self.trunk.user.is_empty()) {
             return Err(
                 "trunk.register: needs trunk.domain and trunk.user (the registered name is sip:<user>@<domain>)"
                     .into(),
             );
-        }
-        if genki_sip::stream::Transport::of_uri(&self.trunk.proxy)
-            == genki_sip::stream::Transport::Tls
-        {
-            return Err(format!(
-                "trunk.proxy: {:?}: SIP over TLS is not supported yet; use ;transport=tcp or UDP",
-                self.trunk.proxy
-            ));
         }
         if !self.trunk.proxy.is_empty() && !genki_sip::message::is_valid_sip_uri(&self.trunk.proxy)
         {

@@ -291,6 +291,14 @@ impl Endpoint {
     /// hop is one of them gets a transport error (§8.1.3.1); the others
     /// are untouched. Returns how many calls it reached.
     pub fn handle_unreachable(&mut self, dests: &[SocketAddr], now: Instant) -> usize {
+        if let Some(r) = self
+            .registration
+            .as_mut()
+            .filter(|r| dests.contains(&r.next_hop()))
+        {
+            r.handle_transport_error(now);
+            self.service_registration();
+        }
         let hit: Vec<String> = self
             .calls
             .iter()

@@ -336,22 +336,24 @@ pub fn is_valid_sip_uri(uri: &str) -> bool {
 /// Host and port of a SIP URI (`sip:user@host:port;params`), port defaulting
 /// to 5060 (§19.1.1). IPv6 references are kept with their brackets removed.
 pub fn uri_host_port(uri: &str) -> Option<(String, u16)> {
-    let rest = uri
-        .strip_prefix("sip:")
-        .or_else(|| uri.strip_prefix("sips:"))?;
+    // §19.1.2: 5061 is the default port of sips (SIP over TLS).
+    let (rest, default_port) = match uri.strip_prefix("sip:") {
+        Some(r) => (r, 5060),
+        None => (uri.strip_prefix("sips:")?, 5061),
+    };
     let rest = rest.split([';', '?']).next()?;
     let hostport = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
     if let Some(v6) = hostport.strip_prefix('[') {
         let (host, after) = v6.split_once(']')?;
         let port = match after.strip_prefix(':') {
             Some(p) => p.parse().ok()?,
-            None => 5060,
+            None => default_port,
         };
         return Some((host.to_string(), port));
     }
     let (host, port) = match hostport.split_once(':') {
         Some((h, p)) => (h, p.parse().ok()?),
-        None => (hostport, 5060),
+        None => (hostport, default_port),
     };
     if host.is_empty() {
         return None;

@@ -192,6 +192,16 @@ impl Registration {
         self.drain(now);
     }
 
+    /// The registrar could not be reached (an ICMP error, a connection
+    /// refused or a TLS handshake failed): the REGISTER in flight fails
+    /// now rather than at Timer F.
+    pub fn handle_transport_error(&mut self, now: Instant) {
+        if let Some(tx) = self.tx.as_mut() {
+            tx.handle_transport_error();
+            self.drain(now);
+        }
+    }
+
     /// The owner's timer fired.
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some(tx) = self.tx.as_mut() {

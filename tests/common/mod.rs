@@ -710,6 +710,8 @@ pub fn kinds(records: &[Value], kind: &str) -> usize {
 pub struct Kamailio {
     child: Option<Child>,
     pub port: u16,
+    /// Its TLS port and the CA its certificate is from ([`Kamailio::start_tls`]).
+    pub tls: Option<(u16, PathBuf)>,
     cfg: PathBuf,
     dir: PathBuf,
 }
@@ -719,6 +721,12 @@ impl Kamailio {
         Kamailio::start_with(dir, phones, phones, user, password)
     }
 
+    /// [`Kamailio::start`] that also takes SIP over TLS: a test CA and a
+    /// certificate for carrier.test are made with openssl.
+    pub fn start_tls(dir: &std::path::Path, phones: &str, user: &str, password: &str) -> Kamailio {
+        Kamailio::start_full(dir, phones, phones, user, password, true)
+    }
+
     /// [`Kamailio::start`] relaying numbers that begin 09 to `phones2`.
     pub fn start_with(
         dir: &std::path::Path,
@@ -726,6 +734,17 @@ impl Kamailio {
         phones2: &str,
         user: &str,
         password: &str,
+    ) -> Kamailio {
+        Kamailio::start_full(dir, phones, phones2, user, password, false)
+    }
+
+    fn start_full(
+        dir: &std::path::Path,
+        phones: &str,
+        phones2: &str,
+        user: &str,
+        password: &str,
+        tls: bool,
     ) -> Kamailio {
         assert!(
             Command::new("kamailio").arg("-v").output().is_ok(),
@@ -754,11 +773,32 @@ impl Kamailio {
             .replace("@PHONES@", phones);
         let kdir = dir.join(format!("kamailio-{port}"));
         std::fs::create_dir_all(&kdir).unwrap();
+        let tls = tls.then(|| {
+            let (ca, cert, key) = test_certificates(&kdir, "carrier.test");
+            let tls_cfg = kdir.join("tls.cfg");
+            std::fs::write(
+                &tls_cfg,
+                format!(
+                    "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\nprivate_key = {}\ncertificate = {}\n\n[client:default]\nverify_certificate = no\nrequire_certificate = no\n",
+                    key.display(),
+                    cert.display()
+                ),
+            )
+            .unwrap();
+            (free_tcp_port(), ca, tls_cfg)
+        });
+        let text = match &tls {
+            Some((tls_port, _, tls_cfg)) => text
+                .replace("@TLS_PORT@", &tls_port.to_string())
+                .replace("@TLS_CFG@", tls_cfg.to_str().unwrap()),
+            None => text,
+        };
         let cfg = kdir.join("carrier.cfg");
         std::fs::write(&cfg, text).unwrap();
         let mut k = Kamailio {
             child: None,
             port,
+            tls: tls.map(|(p, ca, _)| (p, ca)),
             cfg,
             dir: kdir,
         };
@@ -773,7 +813,11 @@ impl Kamailio {
             .open(self.dir.join("kamailio.log"))
             .unwrap();
         let d = self.dir.to_str().unwrap();
-        let child = Command::new("kamailio")
+        let mut cmd = Command::new("kamailio");
+        if self.tls.is_some() {
+            cmd.args(["-A", "WITH_TLS"]);
+        }
+        let child = cmd
             .arg("-f")
             .arg(&self.cfg)
             .args(["-DD", "-E", "-w", d, "-Y", d, "-m", "32", "-M", "8"])
@@ -904,4 +948,74 @@ pub fn baresip(dir: &std::path::Path, port: u16) -> KillOnDrop {
         .expect("start baresip");
     std::thread::sleep(Duration::from_millis(1500));
     KillOnDrop(child)
+}
+
+/// A test CA and a certificate for `name` signed by it, made with openssl
+/// in `dir`: (CA certificate, certificate, key), PEM.
+pub fn test_certificates(dir: &std::path::Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is needed (Debian's openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut a = vec!["req", "-x509"];
+    a.extend_from_slice(&ec);
+    a.extend_from_slice(&[
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=genki test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    run(&a);
+    let mut a = vec!["req"];
+    a.extend_from_slice(&ec);
+    let subj = format!("/CN={name}");
+    a.extend_from_slice(&["-keyout", "srv.key", "-out", "srv.csr", "-subj", &subj]);
+    run(&a);
+    let ext = dir.join("srv.ext");
+    std::fs::write(
+        &ext,
+        format!("subjectAltName=DNS:{name}\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n"),
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "2",
+        "-extfile",
+        ext.to_str().unwrap(),
+    ]);
+    (dir.join("ca.pem"), dir.join("srv.pem"), dir.join("srv.key"))
 }

@@ -215,6 +215,28 @@ pub async fn run(
         trusted: proxy.map(|p| p.ip()).into_iter().collect(),
         stranger_rate: cfg.sip.stranger_rate as u32,
         listen_tcp: trunk_transport == Transport::Tcp,
+        tls: if trunk_transport == Transport::Tls {
+            let name = if cfg.trunk.domain.is_empty() {
+                genki_sip::message::uri_host_port(&cfg.trunk.proxy)
+                    .map(|(h, _)| h)
+                    .unwrap_or_default()
+            } else {
+                cfg.trunk.domain.clone()
+            };
+            let path = |s: &String| (!s.is_empty()).then(|| std::path::PathBuf::from(s));
+            let (ca, cert, key) = (
+                path(&cfg.trunk.tls_ca),
+                path(&cfg.trunk.tls_cert),
+                path(&cfg.trunk.tls_key),
+            );
+            let client = cert.as_deref().zip(key.as_deref());
+            Some(Arc::new(
+                crate::telephony::streams::TlsClient::new(&name, ca.as_deref(), client)
+                    .map_err(|e| ServeError::Config(format!("trunk TLS: {e}")))?,
+            ))
+        } else {
+            None
+        },
     };
     let local = std::net::SocketAddr::new(ip, bound.port());
     let t1 = Duration::from_millis(cfg.sip.t1_ms);

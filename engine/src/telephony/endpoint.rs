@@ -118,6 +118,9 @@ pub struct SipPolicy {
     /// in-dialog requests there). Outgoing TCP connections are opened
     /// whenever a request's Via says TCP, listening or not.
     pub listen_tcp: bool,
+    /// How TLS connections to the trunk are opened (its proxy is `sips:`
+    /// or `;transport=tls`).
+    pub tls: Option<Arc<crate::telephony::streams::TlsClient>>,
 }
 
 impl SipPolicy {
@@ -174,7 +177,11 @@ impl Endpoint {
         register: Option<RegisterWith>,
     ) -> std::io::Result<Endpoint> {
         let local_addr = sock.local_addr()?;
-        let streams = crate::telephony::streams::Streams::start(local_addr, policy.listen_tcp)?;
+        let streams = crate::telephony::streams::Streams::start(
+            local_addr,
+            policy.listen_tcp,
+            policy.tls.clone(),
+        )?;
         let (tx, rx) = mpsc::unbounded_channel();
         let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let guard = AliveGuard(alive.clone());
@@ -449,10 +456,9 @@ async fn flush(
             // A request goes the way its Via says (§18.1.1); anything to a
             // peer we hold a connection with goes on it (responses return
             // the way their request came, §18.2.2).
-            let stream = streams.has(t.dest)
-                || genki_sip::stream::request_transport(&t.data).is_some_and(|x| x.is_reliable());
-            if stream {
-                streams.send(t.dest, t.data);
+            let via = genki_sip::stream::request_transport(&t.data);
+            if streams.has(t.dest) || via.is_some_and(|x| x.is_reliable()) {
+                streams.send(t.dest, t.data, via.unwrap_or_default());
                 continue;
             }
             if let Err(e) = sock.send_to(&t.data, t.dest).await {

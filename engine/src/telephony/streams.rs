@@ -1,4 +1,4 @@
-//! SIP over TCP for the endpoint task (RFC 3261 §18): one connection per
+//! SIP over TCP and TLS for the endpoint task (RFC 3261 §18, §26.2): one connection per
 //! peer address, opened when a request whose Via says TCP goes there
 //! (bound to the SIP port, so the carrier sees the address genki's
 //! Contact names and can send in-dialog requests back on it), accepted
@@ -7,18 +7,29 @@
 //! the sans-IO [`genki_sip::stream::Framer`]; keep-alive pings (CRLFCRLF,
 //! RFC 5626 §3.5.1) are answered.
 //!
+//! TLS is genki as the client (rustls with ring, the trunk's certificate
+//! checked against the Mozilla roots or a configured CA, for the trunk's
+//! name; an optional client certificate): the carrier's in-dialog
+//! requests come back on genki's connection, which leaves from the
+//! address genki's Contact names. genki accepts no TLS connections (it
+//! holds no server certificate).
+//!
 //! Each connection is a task that reads and writes; the endpoint task
 //! hears of messages, openings and closings on one channel
 //! ([`StreamEvent`]) and sends through [`Streams::send`], so its loop
 //! stays the only owner of the SIP state.
 //!
-//! Depends on: genki-sip (framing), tokio.
+//! Depends on: genki-sip (framing), tokio, tokio-rustls, rustls-pki-types, webpki-roots.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 
-use genki_sip::stream::{Frame, Framer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use genki_sip::stream::{Frame, Framer, Transport};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -39,11 +50,89 @@ pub enum StreamEvent {
     Closed { peer: SocketAddr, opened: bool },
 }
 
-/// The endpoint task's TCP connections.
+/// Why TLS cannot be set up (at start: the daemon refuses to run).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("{path}: {why}")]
+    File { path: String, why: String },
+    #[error("{0:?} is not a name a certificate can be checked against")]
+    Name(String),
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// How genki opens TLS to the trunk.
+pub struct TlsClient {
+    connector: tokio_rustls::TlsConnector,
+    name: ServerName<'static>,
+}
+
+impl TlsClient {
+    /// Check the trunk's certificate for `name` against the CA bundle at
+    /// `ca` (PEM) or, without one, the Mozilla roots; present the client
+    /// certificate `client` (PEM chain, PEM key) when given.
+    pub fn new(
+        name: &str,
+        ca: Option<&Path>,
+        client: Option<(&Path, &Path)>,
+    ) -> Result<TlsClient, TlsSetupError> {
+        let file_err = |p: &Path, e: &dyn std::fmt::Display| TlsSetupError::File {
+            path: p.display().to_string(),
+            why: e.to_string(),
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        match ca {
+            Some(p) => {
+                let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(p)
+                    .map_err(|e| file_err(p, &e))?
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| file_err(p, &e))?;
+                if certs.is_empty() {
+                    return Err(file_err(p, &"no certificate in it"));
+                }
+                for c in certs {
+                    roots.add(c)?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+        let config = match client {
+            Some((chain, key)) => {
+                let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(chain)
+                    .map_err(|e| file_err(chain, &e))?
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| file_err(chain, &e))?;
+                let key = PrivateKeyDer::from_pem_file(key).map_err(|e| file_err(key, &e))?;
+                builder.with_client_auth_cert(certs, key)?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let name = ServerName::try_from(name.to_string())
+            .map_err(|_| TlsSetupError::Name(name.to_string()))?;
+        Ok(TlsClient {
+            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            name,
+        })
+    }
+}
+
+impl std::fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TlsClient({:?})", self.name)
+    }
+}
+
+/// The endpoint task's TCP and TLS connections.
 pub struct Streams {
     local: SocketAddr,
     conns: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>,
     events: mpsc::UnboundedSender<StreamEvent>,
+    tls: Option<Arc<TlsClient>>,
 }
 
 impl Streams {
@@ -52,6 +141,7 @@ impl Streams {
     pub fn start(
         local: SocketAddr,
         listen: bool,
+        tls: Option<Arc<TlsClient>>,
     ) -> std::io::Result<(Streams, mpsc::UnboundedReceiver<StreamEvent>)> {
         let (events, rx) = mpsc::unbounded_channel();
         if listen {
@@ -65,6 +155,7 @@ impl Streams {
                 local,
                 conns: HashMap::new(),
                 events,
+                tls,
             },
             rx,
         ))
@@ -75,8 +166,9 @@ impl Streams {
         self.conns.contains_key(&peer)
     }
 
-    /// Send `data` to `peer` on its connection, opening one if needed.
-    pub fn send(&mut self, peer: SocketAddr, data: Vec<u8>) {
+    /// Send `data` to `peer` on its connection, opening one (over
+    /// `transport`: TCP, or TLS) if needed.
+    pub fn send(&mut self, peer: SocketAddr, data: Vec<u8>, transport: Transport) {
         if let Some(tx) = self.conns.get(&peer) {
             if tx.send(data.clone()).is_ok() {
                 return;
@@ -91,10 +183,24 @@ impl Streams {
             });
             return;
         }
+        let tls = match transport {
+            Transport::Tls => match &self.tls {
+                Some(t) => Some(t.clone()),
+                None => {
+                    warn!(%peer, "a TLS request but no TLS configured ([trunk] proxy sips:…)");
+                    let _ = self.events.send(StreamEvent::Closed {
+                        peer,
+                        opened: false,
+                    });
+                    return;
+                }
+            },
+            _ => None,
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         let _ = tx.send(data);
         self.conns.insert(peer, tx);
-        tokio::spawn(open(self.local, peer, rx, self.events.clone()));
+        tokio::spawn(open(self.local, peer, tls, rx, self.events.clone()));
     }
 
     /// Take in an event about the connections (before handing its message on).
@@ -148,6 +254,7 @@ async fn accept_loop(listener: TcpListener, events: mpsc::UnboundedSender<Stream
 async fn open(
     local: SocketAddr,
     peer: SocketAddr,
+    tls: Option<Arc<TlsClient>>,
     rx: mpsc::UnboundedReceiver<Vec<u8>>,
     events: mpsc::UnboundedSender<StreamEvent>,
 ) {
@@ -165,11 +272,20 @@ async fn open(
             }
         }
     };
-    match tokio::time::timeout(std::time::Duration::from_secs(10), connect).await {
-        Ok(Ok(stream)) => {
-            let _ = stream.set_nodelay(true);
-            run(stream, peer, rx, events).await
+    let connect = async {
+        let tcp = connect.await?;
+        let _ = tcp.set_nodelay(true);
+        match tls {
+            None => Ok::<_, std::io::Error>(Conn::Tcp(tcp)),
+            Some(t) => {
+                let s = t.connector.connect(t.name.clone(), tcp).await?;
+                Ok(Conn::Tls(Box::new(s)))
+            }
         }
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(10), connect).await {
+        Ok(Ok(Conn::Tcp(s))) => run(s, peer, rx, events).await,
+        Ok(Ok(Conn::Tls(s))) => run(*s, peer, rx, events).await,
         Ok(Err(e)) => {
             warn!(%peer, error = %e, "SIP TCP connection failed");
             let _ = events.send(StreamEvent::Closed {
@@ -187,14 +303,19 @@ async fn open(
     }
 }
 
+enum Conn {
+    Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
 /// Read and write one connection until either side ends.
-async fn run(
-    stream: TcpStream,
+async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(
+    stream: S,
     peer: SocketAddr,
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
     events: mpsc::UnboundedSender<StreamEvent>,
 ) {
-    let (mut r, mut w) = stream.into_split();
+    let (mut r, mut w) = tokio::io::split(stream);
     let (pong_tx, mut pong_rx) = mpsc::unbounded_channel::<()>();
     let reader_events = events.clone();
     let reader = async move {
@@ -269,8 +390,8 @@ mod tests {
             let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
             u.local_addr().unwrap()
         };
-        let (mut streams, mut rx) = Streams::start(local, true).unwrap();
-        streams.send(peer, REQ.to_vec());
+        let (mut streams, mut rx) = Streams::start(local, true, None).unwrap();
+        streams.send(peer, REQ.to_vec(), Transport::Tcp);
         let (mut conn, from) = peer_listener.accept().await.unwrap();
         assert_eq!(from, local, "opened from the SIP port");
         let mut buf = vec![0u8; REQ.len()];
