@@ -612,3 +612,76 @@ fn genki_registers_and_calls_over_tls_and_checks_the_certificate() {
         "every INVITE came over TLS: {log}"
     );
 }
+
+/// A trunk published in DNS (RFC 3263; issue 13 acceptance 3): NAPTR for
+/// carrier.test names `_sip._udp.carrier.test`, whose SRV records name two
+/// targets — a (priority 10, 127.0.0.2, nothing listening) and b
+/// (priority 20, the phones). The first target is down: the call goes to
+/// the second at once (the ICMP error), counted as a failover, and ends
+/// `fine`. The records change (only a third target, other phones): once
+/// their one-second TTL has passed, calls go there.
+#[test]
+fn a_trunk_in_dns_fails_over_to_its_second_target_and_ttls_are_honoured() {
+    let dir = temp_dir("carrier-dns");
+    let phones = Peer::start(&dir, "phones", false, &["--answer-delay-ms", "100"]);
+    let later = Peer::start(&dir, "phones", false, &["--answer-delay-ms", "100"]);
+    let port_of = |addr: &str| addr.rsplit(':').next().unwrap().to_string();
+    let dead = free_port();
+    let dns_port = free_port();
+    let records = |targets: &[(&str, &str, u16, &str)]| -> Vec<String> {
+        let mut r =
+            vec!["--naptr-record=carrier.test,10,50,s,SIP+D2U,,_sip._udp.carrier.test".to_string()];
+        for (name, ip, prio, port) in targets {
+            r.push(format!(
+                "--srv-host=_sip._udp.carrier.test,{name}.carrier.test,{port},{prio},50"
+            ));
+            r.push(format!("--host-record={name}.carrier.test,{ip}"));
+        }
+        r
+    };
+    let dead_port = dead.to_string();
+    let live_port = port_of(&phones.addr);
+    let dns = dnsmasq(
+        dns_port,
+        &records(&[
+            ("a", "127.0.0.2", 10, &dead_port),
+            ("b", "127.0.0.1", 20, &live_port),
+        ]),
+    );
+    let d = Daemon::start(
+        dir.clone(),
+        &[
+            ("GENKI_SIP_T1_MS", "100"),
+            ("GENKI_TRUNK_PROXY", "sip:carrier.test"),
+            ("GENKI_TRUNK_DOMAIN", "carrier.test"),
+            ("GENKI_TRUNK_DNS_SERVERS", &format!("127.0.0.1:{dns_port}")),
+        ],
+        &["--clock-start", CLOCK],
+    );
+    let http = d.http();
+    let tid = create_tenant(&http, &json!({"name": "DNS", "retry": no_retries()}));
+    let people = enrol(&http, tid, 2);
+    let v = wait_done(&http, &check_now(&http, people[0]), Duration::from_secs(30));
+    assert_eq!(v["outcome"], "fine", "{v}");
+    assert_eq!(
+        v["attempts"].as_array().unwrap().len(),
+        1,
+        "one attempt: {v}"
+    );
+    assert!(metric(&http, "genki_trunk_failovers_total") >= 1);
+    phones.wait_for(
+        "the call at the second target",
+        Duration::from_secs(10),
+        |r| r.iter().filter(|x| x["answered"] == true).count() == 1,
+    );
+    // New records: only c, the other phones. After the TTL, calls go there.
+    drop(dns);
+    let later_port = port_of(&later.addr);
+    let _dns = dnsmasq(dns_port, &records(&[("c", "127.0.0.1", 10, &later_port)]));
+    std::thread::sleep(Duration::from_millis(2500));
+    let v = wait_done(&http, &check_now(&http, people[1]), Duration::from_secs(30));
+    assert_eq!(v["outcome"], "fine", "{v}");
+    later.wait_for("the call at the new target", Duration::from_secs(10), |r| {
+        r.iter().filter(|x| x["answered"] == true).count() == 1
+    });
+}

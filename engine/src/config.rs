@@ -200,6 +200,9 @@ pub struct Trunk {
     /// (P-Asserted-Identity, for a trunk that trusts genki), `ppi`
     /// (P-Preferred-Identity, for one that asserts it itself), `none`.
     pub identity_header: IdentityHeader,
+    /// DNS servers (`ip:port`, comma-separated) the trunk's domain is
+    /// looked up with (NAPTR, SRV, A/AAAA; RFC 3263); empty: the system's.
+    pub dns_servers: String,
     /// SIP over TLS (the proxy `sips:…` or `;transport=tls`): a PEM
     /// bundle of the CAs the trunk's certificate is checked against;
     /// empty: the Mozilla roots. The name checked is `domain` (else the
@@ -427,6 +430,7 @@ impl Default for Config {
                 register: false,
                 register_expires: 600,
                 caller_id: String::new(),
+                dns_servers: String::new(),
                 tls_ca: String::new(),
                 tls_cert: String::new(),
                 tls_key: String::new(),
@@ -651,6 +655,20 @@ impl Config {
 
     /// Whether phones may be SIP URIs, `auto` resolved: allowed while no
     /// trunk is configured.
+    /// `[trunk] dns_servers` as addresses.
+    pub fn dns_servers(&self) -> Result<Vec<SocketAddr>, String> {
+        self.trunk
+            .dns_servers
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<SocketAddr>()
+                    .map_err(|_| format!("trunk.dns_servers: {s:?} is not ip:port"))
+            })
+            .collect()
+    }
+
     pub fn uri_phones_allowed(&self) -> bool {
         match self.trunk.uri_phones {
             UriPhones::Allow => true,
@@ -719,6 +737,7 @@ impl Config {
                 self.trunk.caller_id
             ));
         }
+        self.dns_servers()?;
         if self.trunk.tls_cert.is_empty() != self.trunk.tls_key.is_empty() {
             return Err("trunk.tls_cert and trunk.tls_key: both or neither".into());
         }

@@ -165,6 +165,8 @@ pub struct Metrics {
     /// when genki does not register.
     pub trunk_registered: Gauge,
     pub trunk_registration_failures: Counter,
+    /// Calls that went on to the trunk's next DNS target (RFC 3263 §4.3).
+    pub trunk_failovers: Counter,
     /// Attempts the carrier failed that did not count against the person.
     pub attempts_held: Counter,
     /// API connections closed at once because the cap was reached.
@@ -223,6 +225,7 @@ impl Default for Metrics {
                 g
             },
             trunk_registration_failures: Counter::default(),
+            trunk_failovers: Counter::default(),
             attempts_held: Counter::default(),
             api_connections_refused: Counter::default(),
             api_rate_limited: Counter::default(),
@@ -414,6 +417,11 @@ impl Metrics {
             "genki_trunk_registration_failures_total",
             "REGISTERs to the trunk refused or unanswered (each is retried with back-off).",
             &[("", self.trunk_registration_failures.get())],
+        );
+        c(
+            "genki_trunk_failovers_total",
+            "Calls whose INVITE went on to the trunk's next target (no answer, unreachable, or 503 before ringing).",
+            &[("", self.trunk_failovers.get())],
         );
         c(
             "genki_attempts_held_total",

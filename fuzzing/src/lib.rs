@@ -108,6 +108,7 @@ pub fn uac_datagrams(data: &[u8]) {
         timers: Default::default(),
         user_agent: "genki-fuzz".into(),
         headers: Vec::new(),
+        alternates: Vec::new(),
         session_expires: 0,
         transport: Default::default(),
     };

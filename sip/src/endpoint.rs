@@ -102,6 +102,8 @@ impl Bucket {
 
 struct Slot {
     uac: UacCall,
+    /// The first hop it was started with (the `peers` count it holds).
+    peer_ip: IpAddr,
     ended_at: Option<Instant>,
     /// The deadline this call has in the heap; other entries are stale.
     armed: Option<Instant>,
@@ -204,11 +206,13 @@ impl Endpoint {
         }
         let uac = UacCall::new(cfg, now)?;
         let id = uac.call_id().to_string();
-        *self.peers.entry(uac.next_hop().ip()).or_default() += 1;
+        let peer_ip = uac.next_hop().ip();
+        *self.peers.entry(peer_ip).or_default() += 1;
         self.calls.insert(
             id.clone(),
             Slot {
                 uac,
+                peer_ip,
                 ended_at: None,
                 armed: None,
             },
@@ -408,7 +412,7 @@ impl Endpoint {
         }
         let linger_end = slot.ended_at.map(|e| e + self.linger);
         if slot.uac.is_finished() || linger_end.is_some_and(|e| now >= e) {
-            let ip = slot.uac.next_hop().ip();
+            let ip = slot.peer_ip;
             self.calls.remove(id);
             if let std::collections::hash_map::Entry::Occupied(mut e) = self.peers.entry(ip) {
                 *e.get_mut() -= 1;
@@ -468,6 +472,7 @@ mod tests {
             timers: Timers::default(),
             user_agent: "genki-test".into(),
             headers: Vec::new(),
+            alternates: Vec::new(),
             session_expires: 0,
             transport: Default::default(),
         }

@@ -52,6 +52,7 @@ fn cfg() -> UacConfig {
         timers: Timers::default(),
         user_agent: "genki-test".into(),
         headers: Vec::new(),
+        alternates: Vec::new(),
         session_expires: 0,
         transport: Default::default(),
     }

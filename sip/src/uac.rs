@@ -61,6 +61,11 @@ pub struct UacConfig {
     /// More headers for the INVITE, e.g. the caller's identity and privacy
     /// (RFC 3325 §9, RFC 3323 §4.2), as (name, value).
     pub headers: Vec<(String, String)>,
+    /// Further addresses of the same next hop (the trunk's other DNS
+    /// targets, RFC 3263 §4.3, in order): when the INVITE gets no answer,
+    /// the hop is unreachable, or it answers 503 before anything rang,
+    /// the INVITE goes to the next one (a new transaction).
+    pub alternates: Vec<SocketAddr>,
     /// How requests travel to the first hop (Via, Contact; no
     /// retransmissions on a reliable one).
     pub transport: crate::stream::Transport,
@@ -120,6 +125,9 @@ pub enum UacEvent {
     /// this long (`Retry-After`, RFC 3261 §20.33; a 503's way of saying
     /// how long the service is down). Comes just before `Ended`.
     RetryAfter { seconds: u32 },
+    /// The INVITE went on to the next target after `from` failed (no
+    /// answer, unreachable, or 503; RFC 3263 §4.3).
+    FailedOver { from: SocketAddr, to: SocketAddr },
     /// The call is over; nothing more will be sent except retransmissions
     /// of final messages that the owner may still deliver.
     Ended { end: CallEnd },
@@ -772,6 +780,11 @@ impl UacCall {
                         }
                         if self.cancel_deadline.is_some() {
                             self.end(CallEnd::Cancelled);
+                        } else if status == 503
+                            && self.state == State::Calling
+                            && self.fail_over(now)
+                        {
+                            // The next target takes the call.
                         } else if status == 403 && self.auth_tries > 0 && !self.provisional {
                             // Our credentials were refused (§22.4 leaves
                             // it to 403): the trunk's fault, not the line's.
@@ -787,12 +800,32 @@ impl UacCall {
                 // a CANCEL actually sent makes it a cancelled call.
                 if self.cancel_deadline.is_some() {
                     self.end(CallEnd::Cancelled);
-                } else {
+                } else if !self.fail_over(now) {
                     self.end(CallEnd::Timeout);
                 }
             }
             _ => {}
         }
+    }
+
+    /// Send the INVITE to the next target (RFC 3263 §4.3: an identical
+    /// request, a new branch, the next address). False when there is none
+    /// left or the call is no longer placing.
+    fn fail_over(&mut self, now: Instant) -> bool {
+        if self.cfg.alternates.is_empty()
+            || self.cancel_deadline.is_some()
+            || self.cancel_pending
+            || self.state != State::Calling
+        {
+            return false;
+        }
+        let to = self.cfg.alternates.remove(0);
+        let from = std::mem::replace(&mut self.cfg.next_hop, to);
+        self.transport_error = false;
+        self.provisional = false;
+        self.final_status = None;
+        self.events.push_back(UacEvent::FailedOver { from, to });
+        self.send_invite(None, now).is_ok()
     }
 
     fn challenge_answer(

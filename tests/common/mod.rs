@@ -1019,3 +1019,31 @@ pub fn test_certificates(dir: &std::path::Path, name: &str) -> (PathBuf, PathBuf
     ]);
     (dir.join("ca.pem"), dir.join("srv.pem"), dir.join("srv.key"))
 }
+
+/// dnsmasq (Debian's dnsmasq-base) answering on 127.0.0.1:`port` only,
+/// from `records` (dnsmasq options such as `--srv-host=…`,
+/// `--naptr-record=…`, `--host-record=…`), with a TTL of one second.
+/// Nothing else: no upstream servers, no hosts file.
+pub fn dnsmasq(port: u16, records: &[String]) -> KillOnDrop {
+    let child = Command::new("dnsmasq")
+        .args([
+            "--keep-in-foreground",
+            "--bind-interfaces",
+            "--listen-address=127.0.0.1",
+            "--no-resolv",
+            "--no-hosts",
+            "--no-poll",
+            "--conf-file=/dev/null",
+            "--pid-file=",
+            "--local-ttl=1",
+            "--log-facility=-",
+        ])
+        .arg(format!("--port={port}"))
+        .args(records)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dnsmasq is needed: apt-get install dnsmasq-base (the README's test command does)");
+    std::thread::sleep(Duration::from_millis(400));
+    KillOnDrop(child)
+}

@@ -248,6 +248,7 @@ pub async fn place_call(opts: CallOptions) -> Result<CallReport, CallError> {
             .map(genki_sip::stream::Transport::of_uri)
             .unwrap_or_default(),
         audio: None,
+        route: None,
     };
     info!(to = %opts.to, %next_hop, local = %setup.endpoint.local_addr, "placing call");
     let now_ms = SystemTime::now()

@@ -195,11 +195,32 @@ pub async fn run(
     };
     let metrics = Arc::new(Metrics::default());
 
-    let proxy = if cfg.trunk.proxy.is_empty() {
+    // A trunk given as a domain is located by NAPTR/SRV (RFC 3263) for
+    // every call; its first target now is where registration goes and
+    // what the other uses of "the proxy" see.
+    let route = if cfg.trunk.proxy.is_empty() {
         None
     } else {
-        Some(net::resolve_uri(&cfg.trunk.proxy).await?)
+        let servers = cfg.dns_servers().map_err(ServeError::Config)?;
+        crate::telephony::dns::TrunkRoute::new(&cfg.trunk.proxy, &servers)
+            .map_err(|e| ServeError::Config(format!("trunk.proxy: {e}")))?
+            .map(Arc::new)
     };
+    let mut trunk_ips: Vec<std::net::IpAddr> = Vec::new();
+    let proxy = match (&route, cfg.trunk.proxy.is_empty()) {
+        (_, true) => None,
+        (Some(r), false) => {
+            let targets = r
+                .targets()
+                .await
+                .map_err(|e| ServeError::Config(format!("trunk.proxy: {e}")))?;
+            trunk_ips.extend(targets.iter().map(|t| t.addr.ip()));
+            info!(targets = ?targets.iter().map(|t| t.addr).collect::<Vec<_>>(), "the trunk's targets (RFC 3263)");
+            targets.first().map(|t| t.addr)
+        }
+        (None, false) => Some(net::resolve_uri(&cfg.trunk.proxy).await?),
+    };
+    trunk_ips.extend(proxy.map(|p| p.ip()));
     let bound = sip.local_addr()?;
     let ip = if bound.ip().is_unspecified() {
         net::local_ip_for(proxy.unwrap_or_else(|| "127.0.0.1:5060".parse().expect("literal")))
@@ -212,7 +233,7 @@ pub async fn run(
     let trunk_transport = Transport::of_uri(&cfg.trunk.proxy);
     let policy = crate::telephony::endpoint::SipPolicy {
         allow: cfg.sip_allow().map_err(ServeError::Config)?,
-        trusted: proxy.map(|p| p.ip()).into_iter().collect(),
+        trusted: trunk_ips.clone(),
         stranger_rate: cfg.sip.stranger_rate as u32,
         listen_tcp: trunk_transport == Transport::Tcp,
         tls: if trunk_transport == Transport::Tls {
@@ -351,6 +372,7 @@ pub async fn run(
         session_expires: cfg.sip.session_expires_s as u32,
         trunk_transport,
         audio: Some(audio.clone()),
+        route,
     };
     let mut defaults = HashMap::new();
     for (name, _) in prompts::DEFAULTS {

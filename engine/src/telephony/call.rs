@@ -206,6 +206,9 @@ pub struct CallSetup {
     pub max_call: Duration,
     /// The session interval asked for (RFC 4028), seconds; 0: none.
     pub session_expires: u32,
+    /// The trunk's targets when its proxy is a domain (RFC 3263), looked
+    /// up for every call; None: `proxy` as resolved at start.
+    pub route: Option<Arc<crate::telephony::dns::TrunkRoute>>,
     /// How calls through the proxy travel (its URI's `;transport=`).
     pub trunk_transport: genki_sip::stream::Transport,
     /// Where early media is kept (None: not kept).
@@ -376,9 +379,34 @@ pub async fn run_call(
         r.cause = Some(Cause::Carrier);
         return r;
     }
-    let next_hop = match setup.proxy {
-        Some(p) => p,
-        None => match crate::telephony::net::resolve_uri(to).await {
+    // The trunk's targets, in order (RFC 3263): the first is dialled, the
+    // others take over if it fails.
+    let mut alternates = Vec::new();
+    let mut transport = if setup.proxy.is_some() {
+        setup.trunk_transport
+    } else {
+        genki_sip::stream::Transport::of_uri(to)
+    };
+    let next_hop = match (setup.proxy, &setup.route) {
+        (Some(_), Some(route)) => match route.targets().await {
+            Ok(t) if !t.is_empty() => {
+                transport = t[0].transport;
+                alternates = t[1..]
+                    .iter()
+                    .filter(|x| x.transport == transport)
+                    .map(|x| x.addr)
+                    .collect();
+                t[0].addr
+            }
+            Ok(_) | Err(_) => {
+                warn!(to = %redacted(to), "the trunk's domain did not resolve; not dialled");
+                let mut r = fail(attempt, EndReason::Unresolvable);
+                r.cause = Some(Cause::Carrier);
+                return r;
+            }
+        },
+        (Some(p), None) => p,
+        (None, _) => match crate::telephony::net::resolve_uri(to).await {
             Ok(a) => a,
             Err(e) => {
                 warn!(to = %redacted(to), error = %e, "cannot resolve the subscriber's address");
@@ -431,12 +459,9 @@ pub async fn run_call(
         target: to.to_string(),
         from,
         headers,
+        alternates,
         session_expires: setup.session_expires,
-        transport: if setup.proxy.is_some() {
-            setup.trunk_transport
-        } else {
-            genki_sip::stream::Transport::of_uri(to)
-        },
+        transport,
         local_addr: setup.endpoint.local_addr,
         next_hop,
         outbound_proxy: setup.proxy.is_some(),
@@ -551,6 +576,10 @@ pub async fn run_call(
                             }
                         }
                     }
+                }
+                Some(UacEvent::FailedOver { from, to }) => {
+                    warn!(%call_id, %from, %to, "trunk target failed; the call goes to the next one");
+                    m.trunk_failovers.inc();
                 }
                 Some(UacEvent::RetryAfter { seconds }) => {
                     stats.retry_after = Some(Duration::from_secs(u64::from(seconds)));

@@ -6,7 +6,8 @@
 //! thread; [`call`] places one call and runs a [`dialogue::Dialogue`] on it
 //! (the watch script implements it, from `checks`); [`prompts`] holds the
 //! built-in prompts; [`net`] resolves and binds; [`audio`] keeps early
-//! media beside the database; [`streams`] carries SIP over TCP.
+//! media beside the database; [`streams`] carries SIP over TCP and TLS;
+//! [`dns`] locates a trunk given as a domain (RFC 3263).
 //!
 //! Dependency rule: the ground floor of the engine's folders. May depend on
 //! genki-sip, genki-media, genki-udp, genki-store (records and
@@ -17,6 +18,7 @@ pub mod audio;
 pub mod call;
 pub mod context;
 pub mod dialogue;
+pub mod dns;
 pub mod endpoint;
 pub mod media;
 pub mod net;

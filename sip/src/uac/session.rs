@@ -17,6 +17,9 @@
 //!   its early dialog; retransmissions and older RSeqs get none (RFC 3262
 //!   §4: the PRACK's own transaction retransmits).
 //!
+//! The tests here also cover the UAC's failover between a trunk's
+//! targets (RFC 3263 §4.3), which shares their helpers.
+//!
 //! Depends on: [`crate::session_timer`], [`crate::transaction`],
 //! [`crate::dialog`], [`crate::message`].
 
@@ -326,6 +329,10 @@ mod tests {
     const PEER: &str = "127.0.0.1:5080";
 
     fn call(now: Instant) -> UacCall {
+        call_via(now, Vec::new())
+    }
+
+    fn call_via(now: Instant, alternates: Vec<SocketAddr>) -> UacCall {
         UacCall::new(
             UacConfig {
                 target: format!("sip:1001@{PEER}"),
@@ -342,6 +349,7 @@ mod tests {
                 timers: Timers::default(),
                 user_agent: "genki-test".into(),
                 headers: Vec::new(),
+                alternates,
                 session_expires: 1800,
                 transport: Default::default(),
             },
@@ -614,5 +622,49 @@ mod tests {
             .find(|m| m.method() == Some(&Method::Bye))
             .unwrap();
         assert!(bye.cseq > second[0].cseq, "CSeq goes on after the PRACKs");
+    }
+
+    /// RFC 3263 §4.3: a target that never answers (Timer B) or answers 503
+    /// before anything rang gives the INVITE to the next one — a new
+    /// transaction; the last one's failure ends the call.
+    #[test]
+    fn a_failed_target_hands_the_invite_to_the_next() {
+        let start = Instant::now();
+        let mut now = start;
+        let b: SocketAddr = "127.0.0.1:5081".parse().unwrap();
+        let c: SocketAddr = "127.0.0.1:5082".parse().unwrap();
+        let mut uac = call_via(now, vec![b, c]);
+        let first: Vec<_> = std::iter::from_fn(|| uac.poll_transmit()).collect();
+        assert_eq!(first[0].dest, PEER.parse::<SocketAddr>().unwrap());
+        // Nothing answers: Timer B (32 s), then the INVITE goes to b.
+        let mut to_b = None;
+        while let Some(t) = uac.poll_timeout() {
+            now = t;
+            uac.handle_timeout(now);
+            if let Some(x) = std::iter::from_fn(|| uac.poll_transmit()).find(|x| x.dest == b) {
+                to_b = Some(x);
+                break;
+            }
+        }
+        let to_b = to_b.expect("the INVITE went on to b");
+        assert!(now - start >= Duration::from_secs(32));
+        assert!(std::iter::from_fn(|| uac.poll_event())
+            .any(|e| matches!(e, UacEvent::FailedOver { to, .. } if to == b)));
+        let invite = Message::parse(&to_b.data).unwrap();
+        assert_eq!(invite.method(), Some(&Method::Invite));
+        // b answers 503: on to c at once.
+        let r = reply(&invite, 503, &[]);
+        assert!(uac.handle_message(Message::parse(&r.build()).unwrap(), b, now));
+        let to_c: Vec<_> = std::iter::from_fn(|| uac.poll_transmit()).collect();
+        let invite_c = to_c
+            .iter()
+            .find(|x| x.dest == c)
+            .map(|x| Message::parse(&x.data).unwrap())
+            .expect("the INVITE went on to c");
+        assert_ne!(invite_c.branch, invite.branch, "a new transaction");
+        // c answers 503 too: nothing left, the call ends with it.
+        let r = reply(&invite_c, 503, &[]);
+        assert!(uac.handle_message(Message::parse(&r.build()).unwrap(), c, now));
+        assert_eq!(ended(&mut uac), Some(CallEnd::Rejected { status: 503 }));
     }
 }
