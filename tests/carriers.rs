@@ -655,6 +655,8 @@ fn a_trunk_in_dns_fails_over_to_its_second_target_and_ttls_are_honoured() {
             ("GENKI_TRUNK_PROXY", "sip:carrier.test"),
             ("GENKI_TRUNK_DOMAIN", "carrier.test"),
             ("GENKI_TRUNK_DNS_SERVERS", &format!("127.0.0.1:{dns_port}")),
+            // The failover itself, without the keep-alive's head start.
+            ("GENKI_TRUNK_KEEPALIVE_S", "0"),
         ],
         &["--clock-start", CLOCK],
     );
@@ -684,4 +686,59 @@ fn a_trunk_in_dns_fails_over_to_its_second_target_and_ttls_are_honoured() {
     later.wait_for("the call at the new target", Duration::from_secs(10), |r| {
         r.iter().filter(|x| x["answered"] == true).count() == 1
     });
+}
+
+/// OPTIONS keep-alive (RFC 3261 §11; `[trunk] keepalive_s`): of the two
+/// DNS targets the first (127.0.0.2, nothing there) never answers and is
+/// shown down in `/healthz`, the phones answer and are up; a call then
+/// goes straight to the live target — no failover, no time lost on the
+/// dead one.
+#[test]
+fn the_keepalive_marks_a_dead_target_down_and_calls_skip_it() {
+    let dir = temp_dir("carrier-keepalive");
+    let phones = Peer::start(&dir, "phones", false, &["--answer-delay-ms", "100"]);
+    let live = phones.addr.rsplit(':').next().unwrap().to_string();
+    let dead = free_port().to_string();
+    let dns_port = free_port();
+    let _dns = dnsmasq(
+        dns_port,
+        &[
+            "--naptr-record=carrier.test,10,50,s,SIP+D2U,,_sip._udp.carrier.test".to_string(),
+            format!("--srv-host=_sip._udp.carrier.test,a.carrier.test,{dead},10,50"),
+            "--host-record=a.carrier.test,127.0.0.2".to_string(),
+            format!("--srv-host=_sip._udp.carrier.test,b.carrier.test,{live},20,50"),
+            "--host-record=b.carrier.test,127.0.0.1".to_string(),
+        ],
+    );
+    let d = Daemon::start(
+        dir.clone(),
+        &[
+            ("GENKI_SIP_T1_MS", "100"),
+            ("GENKI_TRUNK_PROXY", "sip:carrier.test"),
+            ("GENKI_TRUNK_DOMAIN", "carrier.test"),
+            ("GENKI_TRUNK_DNS_SERVERS", &format!("127.0.0.1:{dns_port}")),
+            ("GENKI_TRUNK_KEEPALIVE_S", "1"),
+        ],
+        &["--clock-start", CLOCK],
+    );
+    let http = d.http();
+    let dead_addr = format!("127.0.0.2:{dead}");
+    let v = poll(&http, "/healthz", Duration::from_secs(15), |v| {
+        let t = v["trunk_targets"].as_array().cloned().unwrap_or_default();
+        t.iter()
+            .any(|x| x["addr"] == dead_addr.as_str() && x["up"] == false)
+            && t.iter()
+                .any(|x| x["addr"] == phones.addr.as_str() && x["up"] == true)
+    });
+    assert_eq!(v["trunk"], "closed", "{v}");
+    assert_eq!(metric(&http, "genki_trunk_targets_down"), 1);
+    let tid = create_tenant(&http, &json!({"name": "keepalive", "retry": no_retries()}));
+    let sid = enrol(&http, tid, 1)[0];
+    let v = wait_done(&http, &check_now(&http, sid), Duration::from_secs(30));
+    assert_eq!(v["outcome"], "fine", "{v}");
+    assert_eq!(
+        metric(&http, "genki_trunk_failovers_total"),
+        0,
+        "the dead target was never tried"
+    );
 }

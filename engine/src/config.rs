@@ -200,6 +200,10 @@ pub struct Trunk {
     /// (P-Asserted-Identity, for a trunk that trusts genki), `ppi`
     /// (P-Preferred-Identity, for one that asserts it itself), `none`.
     pub identity_header: IdentityHeader,
+    /// Seconds between OPTIONS keep-alives to each of the trunk's targets
+    /// (RFC 3261 §11); 0: none. A target that does not answer is tried
+    /// last by calls until it answers again.
+    pub keepalive_s: u64,
     /// DNS servers (`ip:port`, comma-separated) the trunk's domain is
     /// looked up with (NAPTR, SRV, A/AAAA; RFC 3263); empty: the system's.
     pub dns_servers: String,
@@ -431,6 +435,7 @@ impl Default for Config {
                 register_expires: 600,
                 caller_id: String::new(),
                 dns_servers: String::new(),
+                keepalive_s: 30,
                 tls_ca: String::new(),
                 tls_cert: String::new(),
                 tls_key: String::new(),
@@ -758,6 +763,7 @@ impl Config {
         // (a huge value would panic where a deadline is computed).
         for (name, v, lo, hi) in [
             ("sip.ring_timeout_s", self.sip.ring_timeout_s, 1, 600),
+            ("trunk.keepalive_s", self.trunk.keepalive_s, 0, 3600),
             (
                 "trunk.register_expires",
                 self.trunk.register_expires,

@@ -167,6 +167,8 @@ pub struct Metrics {
     pub trunk_registration_failures: Counter,
     /// Calls that went on to the trunk's next DNS target (RFC 3263 §4.3).
     pub trunk_failovers: Counter,
+    /// Trunk targets whose last OPTIONS went unanswered.
+    pub trunk_targets_down: Gauge,
     /// Attempts the carrier failed that did not count against the person.
     pub attempts_held: Counter,
     /// API connections closed at once because the cap was reached.
@@ -226,6 +228,7 @@ impl Default for Metrics {
             },
             trunk_registration_failures: Counter::default(),
             trunk_failovers: Counter::default(),
+            trunk_targets_down: Gauge::default(),
             attempts_held: Counter::default(),
             api_connections_refused: Counter::default(),
             api_rate_limited: Counter::default(),
@@ -429,6 +432,7 @@ impl Metrics {
             &[("", self.attempts_held.get())],
         );
         let _ = writeln!(o, "# HELP genki_trunk_circuit The trunk's circuit: 0 closed (dialling), 1 probing, 2 open (carrier failing, checks held).\n# TYPE genki_trunk_circuit gauge\ngenki_trunk_circuit {}", self.trunk_circuit.get());
+        let _ = writeln!(o, "# HELP genki_trunk_targets_down Trunk targets whose last OPTIONS keep-alive went unanswered (calls try them last).\n# TYPE genki_trunk_targets_down gauge\ngenki_trunk_targets_down {}", self.trunk_targets_down.get());
         let _ = writeln!(o, "# HELP genki_trunk_registered The trunk's registration: 1 bound (calls go out), 0 not bound (nothing dialled through the trunk), -1 genki does not register.\n# TYPE genki_trunk_registered gauge\ngenki_trunk_registered {}", self.trunk_registered.get());
         let _ = writeln!(o, "# HELP genki_alerts_open Alert cases open or acknowledged, not yet resolved.\n# TYPE genki_alerts_open gauge\ngenki_alerts_open {}", self.alerts_open.get());
         let _ = writeln!(o, "# HELP genki_active_calls Calls in progress.\n# TYPE genki_active_calls gauge\ngenki_active_calls {}", self.active_calls.get());

@@ -515,6 +515,14 @@ pub async fn run(cfg: PhoneConfig) -> anyhow::Result<PhonesReport> {
                         continue;
                     }
                 };
+                // An OPTIONS outside any call (a keep-alive, RFC 3261
+                // §11): 200, as any user agent answers it.
+                if msg.method() == Some(&Method::Options) && !calls.contains_key(&msg.call_id) {
+                    if let Some(reply) = genki_sip::endpoint::stateless_reply(&msg) {
+                        let _ = sock.send_to(&reply, src).await;
+                    }
+                    continue;
+                }
                 dirty.push(msg.call_id.clone());
                 on_message(&cfg, &mut calls, &mut seen_invite, msg, src, local, timers, &nonce, now);
             }

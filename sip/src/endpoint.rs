@@ -26,6 +26,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::dialog::Transmit;
+use crate::keepalive::{Prober, TargetChange};
 use crate::message::{reason_phrase, Builder, Message, Method, ParseError};
 use crate::register::{RegEvent, Registration};
 use crate::uac::{UacCall, UacConfig, UacEvent};
@@ -122,6 +123,7 @@ pub struct Endpoint {
     strangers: Bucket,
     registration: Option<Registration>,
     reg_events: VecDeque<RegEvent>,
+    prober: Option<Prober>,
 }
 
 impl Default for Endpoint {
@@ -144,6 +146,26 @@ impl Endpoint {
             strangers: Bucket::new(STRANGER_RATE),
             registration: None,
             reg_events: VecDeque::new(),
+            prober: None,
+        }
+    }
+
+    /// Probe the trunk's targets with OPTIONS from now on.
+    pub fn set_prober(&mut self, p: Prober) {
+        self.prober = Some(p);
+        self.service_prober();
+    }
+
+    /// A trunk target's state changed (from the prober).
+    pub fn poll_target_change(&mut self) -> Option<TargetChange> {
+        self.prober.as_mut().and_then(|p| p.poll_event())
+    }
+
+    fn service_prober(&mut self) {
+        if let Some(p) = self.prober.as_mut() {
+            while let Some(t) = p.poll_transmit() {
+                self.transmits.push_back(t);
+            }
         }
     }
 
@@ -257,7 +279,12 @@ impl Endpoint {
                 return Err(e);
             }
         };
-        if let Some(r) = self
+        if let Some(p) = self.prober.as_mut().filter(|p| p.owns(&msg.call_id)) {
+            if msg.status().is_some() {
+                p.handle_response(msg, src, now);
+                self.service_prober();
+            }
+        } else if let Some(r) = self
             .registration
             .as_mut()
             .filter(|r| r.call_id() == msg.call_id)
@@ -295,6 +322,10 @@ impl Endpoint {
     /// hop is one of them gets a transport error (§8.1.3.1); the others
     /// are untouched. Returns how many calls it reached.
     pub fn handle_unreachable(&mut self, dests: &[SocketAddr], now: Instant) -> usize {
+        if let Some(p) = self.prober.as_mut() {
+            p.handle_transport_error(dests, now);
+            self.service_prober();
+        }
         if let Some(r) = self
             .registration
             .as_mut()
@@ -320,6 +351,12 @@ impl Endpoint {
 
     /// Run every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(p) = self.prober.as_mut() {
+            if p.poll_timeout().is_some_and(|t| t <= now) {
+                p.handle_timeout(now);
+                self.service_prober();
+            }
+        }
         if let Some(r) = self.registration.as_mut() {
             if r.poll_timeout().is_some_and(|t| t <= now) {
                 r.handle_timeout(now);
@@ -349,7 +386,13 @@ impl Endpoint {
 
     /// The next instant [`Endpoint::handle_timeout`] must run at.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        let reg = self.registration.as_ref().and_then(|r| r.poll_timeout());
+        let reg = [
+            self.registration.as_ref().and_then(|r| r.poll_timeout()),
+            self.prober.as_ref().and_then(|p| p.poll_timeout()),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         // Drop stale entries on top so the owner never wakes for nothing.
         while let Some(Reverse((t, id))) = self.timers.peek() {
             match self.calls.get(id) {

@@ -8,7 +8,8 @@
 //! an outgoing call ([`uac::UacCall`]) and an incoming one ([`uas::UasCall`]),
 //! the [`endpoint::Endpoint`] that routes many outgoing calls on one address,
 //! outbound registration ([`register`]), session timers ([`session_timer`])
-//! and the framing of SIP on streams, TCP and TLS ([`stream`]).
+//! the framing of SIP on streams, TCP and TLS ([`stream`]), and OPTIONS
+//! keep-alive to a trunk's targets ([`keepalive`]).
 //!
 //! Dependency rule: this crate never opens a socket, never reads the clock and
 //! never spawns a task. Every input carries the `Instant` it happened at and
@@ -18,6 +19,7 @@
 pub mod auth;
 pub mod dialog;
 pub mod endpoint;
+pub mod keepalive;
 pub mod message;
 pub mod register;
 pub mod sdp;

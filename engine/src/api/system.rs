@@ -31,6 +31,15 @@ pub(crate) struct Health {
     /// answer: nobody is dialled through the trunk, checks are held, the
     /// operator was told). Not a fault of this node either.
     registration: &'static str,
+    /// The trunk's targets and whether each answered its last OPTIONS
+    /// keep-alive (`[trunk] keepalive_s`); a down one is tried last.
+    trunk_targets: Vec<TargetHealth>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TargetHealth {
+    addr: String,
+    up: bool,
 }
 
 #[utoipa::path(
@@ -63,6 +72,17 @@ pub(crate) async fn healthz(State(api): S) -> Response {
             media,
             trunk: api.svc.circuit().state().as_str(),
             registration: api.svc.calls.placer.registration().as_str(),
+            trunk_targets: api
+                .svc
+                .calls
+                .placer
+                .trunk_targets()
+                .into_iter()
+                .map(|(a, up)| TargetHealth {
+                    addr: a.to_string(),
+                    up,
+                })
+                .collect(),
         },
     )
 }

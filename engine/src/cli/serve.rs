@@ -207,6 +207,7 @@ pub async fn run(
             .map(Arc::new)
     };
     let mut trunk_ips: Vec<std::net::IpAddr> = Vec::new();
+    let mut trunk_targets: Vec<std::net::SocketAddr> = Vec::new();
     let proxy = match (&route, cfg.trunk.proxy.is_empty()) {
         (_, true) => None,
         (Some(r), false) => {
@@ -215,12 +216,16 @@ pub async fn run(
                 .await
                 .map_err(|e| ServeError::Config(format!("trunk.proxy: {e}")))?;
             trunk_ips.extend(targets.iter().map(|t| t.addr.ip()));
+            trunk_targets.extend(targets.iter().map(|t| t.addr));
             info!(targets = ?targets.iter().map(|t| t.addr).collect::<Vec<_>>(), "the trunk's targets (RFC 3263)");
             targets.first().map(|t| t.addr)
         }
         (None, false) => Some(net::resolve_uri(&cfg.trunk.proxy).await?),
     };
     trunk_ips.extend(proxy.map(|p| p.ip()));
+    if trunk_targets.is_empty() {
+        trunk_targets.extend(proxy);
+    }
     let bound = sip.local_addr()?;
     let ip = if bound.ip().is_unspecified() {
         net::local_ip_for(proxy.unwrap_or_else(|| "127.0.0.1:5060".parse().expect("literal")))
@@ -229,6 +234,13 @@ pub async fn run(
         bound.ip()
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let t1 = Duration::from_millis(cfg.sip.t1_ms);
+    let timers = Timers {
+        t1,
+        t2: Duration::from_secs(4).max(t1),
+        t4: Duration::from_secs(5),
+        reliable: false,
+    };
     // The trunk's transport, from its proxy URI (`;transport=tcp`).
     let trunk_transport = Transport::of_uri(&cfg.trunk.proxy);
     let policy = crate::telephony::endpoint::SipPolicy {
@@ -236,6 +248,18 @@ pub async fn run(
         trusted: trunk_ips.clone(),
         stranger_rate: cfg.sip.stranger_rate as u32,
         listen_tcp: trunk_transport == Transport::Tcp,
+        keepalive: (cfg.trunk.keepalive_s > 0 && !trunk_targets.is_empty()).then(|| {
+            genki_sip::keepalive::ProbeConfig {
+                targets: trunk_targets.clone(),
+                interval: Duration::from_secs(cfg.trunk.keepalive_s),
+                from: format!("sip:genki@{ip}"),
+                local_addr: std::net::SocketAddr::new(ip, bound.port()),
+                transport: trunk_transport,
+                timers,
+                user_agent: concat!("genki/", env!("CARGO_PKG_VERSION")).to_string(),
+                tag: format!("{:08x}", rand::random::<u32>()),
+            }
+        }),
         tls: if trunk_transport == Transport::Tls {
             let name = if cfg.trunk.domain.is_empty() {
                 genki_sip::message::uri_host_port(&cfg.trunk.proxy)
@@ -260,13 +284,6 @@ pub async fn run(
         },
     };
     let local = std::net::SocketAddr::new(ip, bound.port());
-    let t1 = Duration::from_millis(cfg.sip.t1_ms);
-    let timers = Timers {
-        t1,
-        t2: Duration::from_secs(4).max(t1),
-        t4: Duration::from_secs(5),
-        reliable: false,
-    };
     let (notices, notices_rx) = Notices::channel();
     let notices = Arc::new(notices);
     // The trunk's address-of-record (RFC 3261 §10.2): what genki registers,

@@ -60,6 +60,10 @@ pub trait Placer: Send + Sync {
     fn registration(&self) -> RegStatus {
         RegStatus::Off
     }
+    /// The trunk's targets and whether each answered its last keep-alive.
+    fn trunk_targets(&self) -> Vec<(SocketAddr, bool)> {
+        Vec::new()
+    }
 }
 
 impl Placer for CallSetup {
@@ -81,6 +85,9 @@ impl Placer for CallSetup {
     }
     fn registration(&self) -> RegStatus {
         self.endpoint.registration()
+    }
+    fn trunk_targets(&self) -> Vec<(SocketAddr, bool)> {
+        self.endpoint.targets().all()
     }
 }
 
@@ -389,7 +396,11 @@ pub async fn run_call(
     };
     let next_hop = match (setup.proxy, &setup.route) {
         (Some(_), Some(route)) => match route.targets().await {
-            Ok(t) if !t.is_empty() => {
+            Ok(mut t) if !t.is_empty() => {
+                // Targets the keep-alive found down go last (stable: the
+                // DNS order stays among the others).
+                let states = setup.endpoint.targets();
+                t.sort_by_key(|x| states.is_down(x.addr));
                 transport = t[0].transport;
                 alternates = t[1..]
                     .iter()

@@ -121,6 +121,9 @@ pub struct SipPolicy {
     /// How TLS connections to the trunk are opened (its proxy is `sips:`
     /// or `;transport=tls`).
     pub tls: Option<Arc<crate::telephony::streams::TlsClient>>,
+    /// OPTIONS keep-alive to the trunk's targets (RFC 3261 §11): their
+    /// up/down state orders every call's targets.
+    pub keepalive: Option<genki_sip::keepalive::ProbeConfig>,
 }
 
 impl SipPolicy {
@@ -136,6 +139,31 @@ pub struct Endpoint {
     pub local_addr: SocketAddr,
     alive: Arc<std::sync::atomic::AtomicBool>,
     registration: Arc<TrunkRegistration>,
+    targets: Arc<TargetStates>,
+}
+
+/// The trunk's targets as the keep-alive last found them (address → up).
+#[derive(Debug, Default)]
+pub struct TargetStates(std::sync::Mutex<Vec<(SocketAddr, bool)>>);
+
+impl TargetStates {
+    fn set(&self, addr: SocketAddr, up: bool) {
+        let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match v.iter_mut().find(|(a, _)| *a == addr) {
+            Some(e) => e.1 = up,
+            None => v.push((addr, up)),
+        }
+    }
+
+    /// Every probed target and whether it answered its last OPTIONS.
+    pub fn all(&self) -> Vec<(SocketAddr, bool)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether `addr` was found down (never probed: not down).
+    pub fn is_down(&self, addr: SocketAddr) -> bool {
+        self.all().iter().any(|(a, up)| *a == addr && !up)
+    }
 }
 
 /// Marks the endpoint task gone when it ends, even by a panic.
@@ -187,10 +215,19 @@ impl Endpoint {
         let guard = AliveGuard(alive.clone());
         let registration = Arc::new(TrunkRegistration::default());
         let published = registration.clone();
+        let targets = Arc::new(TargetStates::default());
+        let published_targets = targets.clone();
         tokio::spawn(async move {
             let _guard = guard;
             run(
-                sock, streams, rx, metrics, shutdown, policy, register, published,
+                sock,
+                streams,
+                rx,
+                metrics,
+                shutdown,
+                policy,
+                register,
+                (published, published_targets),
             )
             .await
         });
@@ -199,7 +236,13 @@ impl Endpoint {
             local_addr,
             alive,
             registration,
+            targets,
         })
+    }
+
+    /// The trunk's targets as the keep-alive last found them.
+    pub fn targets(&self) -> Arc<TargetStates> {
+        self.targets.clone()
     }
 
     /// Where the trunk's registration stands.
@@ -253,7 +296,7 @@ async fn run(
     mut shutdown: watch::Receiver<bool>,
     policy: SipPolicy,
     register: Option<RegisterWith>,
-    published: Arc<TrunkRegistration>,
+    (published, published_targets): (Arc<TrunkRegistration>, Arc<TargetStates>),
 ) {
     let mut ep = SipEndpoint::default();
     if policy.stranger_rate > 0 {
@@ -263,6 +306,9 @@ async fn run(
         .as_ref()
         .map(|r| (r.notices.clone(), r.clock.clone()));
     let mut reg = RegWatch::default();
+    if let Some(k) = policy.keepalive.clone() {
+        ep.set_prober(genki_sip::keepalive::Prober::new(k, Instant::now()));
+    }
     if let Some(r) = register {
         info!(registrar = %r.cfg.next_hop, aor = %r.cfg.aor, "registering with the trunk");
         ep.set_registration(Registration::new(r.cfg, Instant::now()));
@@ -348,6 +394,17 @@ async fn run(
             _ = sleep => ep.handle_timeout(Instant::now()),
         }
         flush(&sock, &mut streams, &mut ep, &mut owners).await;
+        while let Some(c) = ep.poll_target_change() {
+            if c.up {
+                info!(target = %c.addr, "trunk target up (OPTIONS answered)");
+            } else {
+                warn!(target = %c.addr, "trunk target down (OPTIONS unanswered); calls go to the others first");
+            }
+            published_targets.set(c.addr, c.up);
+            metrics
+                .trunk_targets_down
+                .set(published_targets.all().iter().filter(|(_, up)| !up).count() as i64);
+        }
         if let Some((n, clock)) = &notices {
             reg.update(&mut ep, &published, &metrics, n, clock.now_ms());
         }
