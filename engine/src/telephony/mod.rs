@@ -11,7 +11,9 @@
 //!
 //! Dependency rule: the ground floor of the engine's folders. May depend on
 //! genki-sip, genki-media, genki-udp, genki-store (records and
-//! vocabulary), [`crate::metrics`] and [`crate::clock`]; never on
+//! vocabulary), [`crate::metrics`], [`crate::clock`] and [`crate::notices`]
+//! (the trunk's registration tells the operator), and the crates made for
+//! its jobs (tokio, rustls, hickory-resolver); never on
 //! `checks`, `alerts`, `api` or `cli`.
 
 pub mod audio;
