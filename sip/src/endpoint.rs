@@ -815,6 +815,7 @@ mod tests {
                 timers: Timers::default(),
                 user_agent: "genki-test".into(),
                 transport: Default::default(),
+                alternates: Vec::new(),
             },
             now,
         ));

@@ -57,6 +57,10 @@ pub struct RegisterConfig {
     pub user_agent: String,
     /// How the REGISTERs travel (Via; no retransmissions when reliable).
     pub transport: crate::stream::Transport,
+    /// The registrar's other addresses (the trunk's further DNS targets,
+    /// RFC 3263 §4.3): when one does not answer or cannot be reached, the
+    /// next is tried at once; the back-off starts when all have failed.
+    pub alternates: Vec<SocketAddr>,
 }
 
 /// What happened to the binding.
@@ -98,6 +102,8 @@ pub struct Registration {
     backoff: Duration,
     branch_seq: u64,
     last_sent: Option<Instant>,
+    /// Registrar addresses tried without an answer since the last one.
+    unanswered: usize,
     events: VecDeque<RegEvent>,
     transmits: VecDeque<Vec<u8>>,
 }
@@ -120,6 +126,7 @@ impl Registration {
             backoff: MIN_BACKOFF,
             branch_seq: 0,
             last_sent: None,
+            unanswered: 0,
             events: VecDeque::new(),
             transmits: VecDeque::new(),
         };
@@ -250,6 +257,7 @@ impl Registration {
                 let granted = granted_expires(&m, &self.cfg.contact).unwrap_or(self.expires);
                 let granted = Duration::from_secs(u64::from(granted.max(1)));
                 self.auth_tries = 0;
+                self.unanswered = 0;
                 self.backoff = MIN_BACKOFF;
                 let until = now + granted;
                 self.bound_until = Some(until);
@@ -310,6 +318,20 @@ impl Registration {
     }
 
     fn failed(&mut self, status: Option<u16>, now: Instant) {
+        // No answer at all: the next address of the registrar, at once,
+        // until every one has been tried (RFC 3263 §4.3).
+        if status.is_none() && !self.cfg.alternates.is_empty() {
+            self.unanswered += 1;
+            if self.unanswered <= self.cfg.alternates.len() {
+                let next = self.cfg.alternates.remove(0);
+                let old = std::mem::replace(&mut self.cfg.next_hop, next);
+                self.cfg.alternates.push(old);
+                self.auth_tries = 0;
+                self.send(None, now);
+                return;
+            }
+        }
+        self.unanswered = 0;
         let retry_in = self.backoff;
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
         self.auth_tries = 0;
@@ -410,6 +432,7 @@ mod tests {
             timers: Timers::default(),
             user_agent: "genki-test".into(),
             transport: Default::default(),
+            alternates: Vec::new(),
         }
     }
 
@@ -598,5 +621,40 @@ mod tests {
         now += Duration::from_secs(60);
         r.refresh_now(now);
         assert!(r.poll_transmit().is_some());
+    }
+
+    /// A registrar address that never answers hands the REGISTER to the
+    /// next one at once; the one that answers keeps the binding.
+    #[test]
+    fn a_silent_registrar_address_gives_way_to_the_next() {
+        let mut now = Instant::now();
+        let mut c = cfg();
+        c.credentials = None;
+        let other: SocketAddr = "127.0.0.2:5070".parse().unwrap();
+        c.alternates = vec![other];
+        let mut r = Registration::new(c, now);
+        assert_eq!(
+            r.next_hop(),
+            "127.0.0.1:5070".parse::<SocketAddr>().unwrap()
+        );
+        // Nothing answers until Timer F.
+        while r.poll_transmit().is_some() {}
+        let mut moved = None;
+        while let Some(t) = r.poll_timeout() {
+            now = t;
+            r.handle_timeout(now);
+            if r.next_hop() == other {
+                moved = r.poll_transmit();
+                break;
+            }
+            while r.poll_transmit().is_some() {}
+        }
+        let again = moved.expect("a REGISTER to the other address at once");
+        assert!(
+            r.poll_event().is_none(),
+            "not failed yet: another address was left"
+        );
+        r.handle_response(reply(&again, 200, &[("Expires", "600")]), now);
+        assert!(r.is_registered(now));
     }
 }

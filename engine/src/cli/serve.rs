@@ -304,6 +304,13 @@ pub async fn run(
                     trunk_transport.uri_param()
                 ),
                 transport: trunk_transport,
+                // The trunk's other DNS targets take the REGISTER when the
+                // first does not answer.
+                alternates: trunk_targets
+                    .iter()
+                    .copied()
+                    .filter(|t| *t != next_hop)
+                    .collect(),
                 local_addr: local,
                 next_hop,
                 credentials: (!cfg.trunk.user.is_empty())
