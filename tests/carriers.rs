@@ -58,6 +58,23 @@ fn enrol(http: &Http, tid: u64, n: usize) -> Vec<u64> {
         .collect()
 }
 
+/// Two people of tenant `tid` checked now: each ends `fine`, and its call
+/// ends with genki's hang-up after the script (the outcome is stored at
+/// the key; the attempt's end when the call ends).
+fn two_fine_calls(http: &Http, tid: u64) {
+    for sid in enrol(http, tid, 2) {
+        let cid = check_now(http, sid);
+        let v = poll(
+            http,
+            &format!("/v1/checks/{cid}"),
+            Duration::from_secs(30),
+            |v| v["status"] == "done" && v["attempts"][0]["end_reason"] != "",
+        );
+        assert_eq!(v["outcome"], "fine", "{v}");
+        assert_eq!(v["attempts"][0]["end_reason"], "script_done", "{v}");
+    }
+}
+
 #[test]
 fn genki_registers_with_kamailio_and_survives_its_restart() {
     let dir = temp_dir("carrier-register");
@@ -441,18 +458,7 @@ fn genki_registers_and_calls_over_tcp() {
         v["registration"] == "registered"
     });
     let tid = create_tenant(&http, &json!({"name": "TCP", "retry": no_retries()}));
-    for sid in enrol(&http, tid, 2) {
-        let cid = check_now(&http, sid);
-        // Done at the key; the attempt's end is added when the call ends.
-        let v = poll(
-            &http,
-            &format!("/v1/checks/{cid}"),
-            Duration::from_secs(30),
-            |v| v["status"] == "done" && v["attempts"][0]["end_reason"] != "",
-        );
-        assert_eq!(v["outcome"], "fine", "{v}");
-        assert_eq!(v["attempts"][0]["end_reason"], "script_done", "{v}");
-    }
+    two_fine_calls(&http, tid);
     let r = http.post(
         &format!("/v1/tenants/{tid}/subscribers"),
         &json!({"name": "切る人", "phone": "0900000001"}),
@@ -587,17 +593,7 @@ fn genki_registers_and_calls_over_tls_and_checks_the_certificate() {
         v["registration"] == "registered"
     });
     let tid = create_tenant(&http, &json!({"name": "TLS", "retry": no_retries()}));
-    for sid in enrol(&http, tid, 2) {
-        let cid = check_now(&http, sid);
-        let v = poll(
-            &http,
-            &format!("/v1/checks/{cid}"),
-            Duration::from_secs(30),
-            |v| v["status"] == "done" && v["attempts"][0]["end_reason"] != "",
-        );
-        assert_eq!(v["outcome"], "fine", "{v}");
-        assert_eq!(v["attempts"][0]["end_reason"], "script_done", "{v}");
-    }
+    two_fine_calls(&http, tid);
     let log = k.log();
     assert!(
         log.lines()

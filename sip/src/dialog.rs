@@ -103,14 +103,8 @@ impl Dialog {
         } else {
             (self.remote_target.clone(), self.route_set.clone())
         };
-        let mut b = Builder::request(method, &ruri).header(
-            "Via",
-            &format!(
-                "SIP/2.0/{} {};branch={branch};rport",
-                self.transport.via(),
-                self.local_addr
-            ),
-        );
+        let mut b = Builder::request(method, &ruri)
+            .header("Via", &self.transport.via_value(self.local_addr, &branch));
         for r in &routes {
             b = b.header("Route", r);
         }

@@ -164,14 +164,8 @@ impl Prober {
         let bytes = Builder::request(&Method::Options, &target)
             .header(
                 "Via",
-                &format!(
-                    "SIP/2.0/{} {};branch=z9hG4bK{}.{}.{}",
-                    c.transport.via(),
-                    c.local_addr,
-                    c.tag,
-                    i,
-                    p.cseq
-                ),
+                &c.transport
+                    .via_value(c.local_addr, &format!("z9hG4bK{}.{}.{}", c.tag, i, p.cseq)),
             )
             .header("Max-Forwards", "70")
             .header("From", &format!("<{}>;tag={}", c.from, c.tag))

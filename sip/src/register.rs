@@ -155,11 +155,7 @@ impl Registration {
         let mut b = Builder::request(&Method::Other("REGISTER".into()), &self.cfg.registrar)
             .header(
                 "Via",
-                &format!(
-                    "SIP/2.0/{} {};branch={branch};rport",
-                    self.cfg.transport.via(),
-                    self.cfg.local_addr
-                ),
+                &self.cfg.transport.via_value(self.cfg.local_addr, &branch),
             )
             .header("Max-Forwards", "70")
             .header(

@@ -34,6 +34,13 @@ impl Transport {
         }
     }
 
+    /// The Via value of a request sent from `sent_by` with `branch`
+    /// (§8.1.1.7, §18.1.1; `rport`, RFC 3581, so answers come back to the
+    /// port it left from).
+    pub fn via_value(self, sent_by: std::net::SocketAddr, branch: &str) -> String {
+        format!("SIP/2.0/{} {sent_by};branch={branch};rport", self.via())
+    }
+
     /// The URI parameter naming it (§19.1.1), empty for UDP (the default).
     pub fn uri_param(self) -> &'static str {
         match self {

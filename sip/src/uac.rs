@@ -347,11 +347,7 @@ impl UacCall {
         let mut b = Builder::request(&Method::Invite, &self.cfg.target)
             .header(
                 "Via",
-                &format!(
-                    "SIP/2.0/{} {};branch={branch};rport",
-                    self.cfg.transport.via(),
-                    self.cfg.local_addr
-                ),
+                &self.cfg.transport.via_value(self.cfg.local_addr, &branch),
             )
             .header("Max-Forwards", "70")
             .header(
