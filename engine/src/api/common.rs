@@ -129,6 +129,10 @@ impl From<StoreError> for ApiError {
         if let StoreError::Busy(m) = e {
             return ApiError::new(StatusCode::CONFLICT, "call_in_progress", m);
         }
+        if let StoreError::NotFound(what) = e {
+            // Gone between the API's read and its write (an erasure).
+            return ApiError::not_found(what);
+        }
         tracing::error!(error = %e, "storage error in the API");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

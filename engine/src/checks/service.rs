@@ -287,13 +287,30 @@ impl Service {
     }
 
     /// Request a check of `subscriber` now (the API's one-off check).
+    ///
+    /// A one-off check's id is the person and the millisecond it was asked
+    /// for, so two requests in the same millisecond would be one check
+    /// (and the daily limit would count one): the second takes the next
+    /// free millisecond instead.
     pub fn request_check(&self, s: &Subscriber) -> Result<CheckId, StoreError> {
         let now = self.clock.now_ms();
-        let id = CheckId::one_off(s.id, now);
-        self.store
-            .create_check(&new_check(id, s.tenant_id, now, now))?;
-        self.wake.notify_one();
-        Ok(id)
+        for later in 0..1_000 {
+            let id = CheckId::one_off(s.id, now + later);
+            if self
+                .store
+                .create_check(&new_check(id, s.tenant_id, now, now))?
+            {
+                self.wake.notify_one();
+                return Ok(id);
+            }
+            if self.store.check(&id)?.is_none() {
+                // Not created and not there: the person was erased.
+                return Err(StoreError::NotFound("subscriber"));
+            }
+        }
+        Err(StoreError::Busy(
+            "too many checks asked for this person at once",
+        ))
     }
 
     /// What to do after an attempt, by the tenant's policy and calendar.
@@ -1096,6 +1113,38 @@ mod tests {
             2,
             tick,
         ))
+    }
+
+    #[test]
+    fn call_now_twice_in_one_millisecond_is_two_checks() {
+        let clock = Arc::new(ManualClock::at(jst("2026-11-22T10:00")));
+        let svc = service_with(
+            clock.clone(),
+            Arc::new(FakePlacer::new(None, Duration::ZERO)),
+        );
+        let t = svc
+            .store
+            .create_tenant(Tenant::with_defaults("t", 0))
+            .unwrap();
+        let s = svc
+            .store
+            .create_subscriber(Subscriber {
+                id: 0,
+                tenant_id: t.id,
+                name: "x".into(),
+                phone: "sip:1@127.0.0.1".into(),
+                schedule: None,
+                paused_until: None,
+                notes: String::new(),
+                created_at_ms: 0,
+            })
+            .unwrap();
+        let a = svc.request_check(&s).unwrap();
+        let b = svc.request_check(&s).unwrap();
+        assert_ne!(a, b, "the clock did not move, the checks are still two");
+        let since = clock.now_ms() - 1;
+        assert_eq!(svc.store.one_offs_since(s.id, since).unwrap(), 2);
+        assert_eq!(svc.store.due(clock.now_ms(), 10).unwrap().len(), 2);
     }
 
     #[test]
