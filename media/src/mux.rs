@@ -224,6 +224,10 @@ struct Stream {
     latching: Latching,
     signalling_ip: Option<IpAddr>,
     latched: Option<SocketAddr>,
+    /// The source latched before the peer moved its media
+    /// ([`MediaMux::retarget`]): its packets still in flight must not
+    /// latch the stream back to where the peer no longer listens.
+    left: Option<SocketAddr>,
     foreign: u64,
     media_timeout: Option<MediaTimeout>,
     /// When missing media is reported (kept as an instant so the check
@@ -253,13 +257,14 @@ impl Stream {
     /// May a packet from `src` latch this stream?
     fn may_latch(&self, src: SocketAddr, data: &[u8]) -> bool {
         let allowed = src == self.remote
-            || match self.latching {
-                Latching::Off => false,
-                Latching::Host => {
-                    src.ip() == self.remote.ip() || Some(src.ip()) == self.signalling_ip
-                }
-                Latching::Any => true,
-            };
+            || Some(src) != self.left
+                && match self.latching {
+                    Latching::Off => false,
+                    Latching::Host => {
+                        src.ip() == self.remote.ip() || Some(src.ip()) == self.signalling_ip
+                    }
+                    Latching::Any => true,
+                };
         if !allowed || data.len() < 12 || data[0] >> 6 != 2 {
             return false;
         }
@@ -488,6 +493,7 @@ impl MediaMux {
             latching: cfg.latching,
             signalling_ip: cfg.signalling_ip,
             latched: None,
+            left: None,
             foreign: 0,
             media_timeout: cfg.media_timeout,
             media_deadline: cfg.media_timeout.map(|t| now + t.start),
@@ -564,6 +570,51 @@ impl MediaMux {
             s.media_deadline = Some(now + if s.last_rx.is_some() { t.gap } else { t.start });
         }
         true
+    }
+
+    /// The peer moved its media (a re-INVITE or UPDATE offer, or a 2xx
+    /// whose SDP differs from the 183's: RFC 3264 §8 lets either side
+    /// change its address mid-call): packets now go to `remote`, and the
+    /// stream latches afresh by its [`Latching`] rule, since the old source
+    /// may be gone (an SBC that re-anchored the media) — never back to the
+    /// source it had latched to, whose late packets may still arrive. `remote_ssrc` is
+    /// the new description's `a=ssrc`, if any. Ok(false) when the stream
+    /// is unknown; on a shared socket another stream may not already
+    /// receive from the new address.
+    pub fn retarget(
+        &mut self,
+        id: StreamId,
+        remote: SocketAddr,
+        remote_ssrc: Option<u32>,
+    ) -> Result<bool, MuxError> {
+        let Some(&slot) = self.by_id.get(&id) else {
+            return Ok(false);
+        };
+        let Some(s) = self.streams[slot].as_mut() else {
+            return Ok(false);
+        };
+        if matches!(s.binding, Binding::Shared(_)) {
+            let key_taken = match remote_ssrc {
+                Some(x) => self.by_ssrc.get(&(remote, x)),
+                None => self.by_remote.get(&remote),
+            }
+            .is_some_and(|&other| other != slot);
+            if key_taken {
+                return Err(MuxError::RemoteInUse(remote));
+            }
+            match s.remote_ssrc {
+                Some(x) => self.by_ssrc.remove(&(s.remote, x)),
+                None => self.by_remote.remove(&s.remote),
+            };
+            match remote_ssrc {
+                Some(x) => self.by_ssrc.insert((remote, x), slot),
+                None => self.by_remote.insert(remote, slot),
+            };
+        }
+        s.left = s.latched.take().filter(|&a| a != remote);
+        s.remote = remote;
+        s.remote_ssrc = remote_ssrc;
+        Ok(true)
     }
 
     fn stream(&mut self, id: StreamId) -> Option<&mut Stream> {
@@ -764,6 +815,77 @@ mod tests {
         assert!(stats.sent >= 50);
         assert!(mux.remove(7).is_none());
         assert_eq!(mux.len(), 99);
+    }
+
+    /// A peer that moves its media mid-call: packets go to the new
+    /// address, the old source is no longer heard (a stream on its own
+    /// socket latches afresh, to the new source), and on a shared socket
+    /// the new address routes to the stream.
+    #[test]
+    fn a_stream_follows_its_peer_to_a_new_address() {
+        let t0 = Instant::now();
+        let mut mux = MediaMux::new();
+        let old = SocketAddr::from(([127, 0, 0, 1], 44000));
+        let new = SocketAddr::from(([127, 0, 0, 1], 44002));
+        mux.add(1, Binding::Own(7), cfg(44000), t0).unwrap();
+        mux.add(2, SHARED, cfg(45000), t0).unwrap();
+        let mut peer = RtpSender::new(9, 1, 0, Law::Ulaw, 0);
+        peer.start(t0);
+        let mut buf = [0u8; 256];
+        let mut packet = |t| {
+            let n = peer.poll_transmit(t, &mut buf).unwrap();
+            buf[..n].to_vec()
+        };
+        let p = packet(t0);
+        mux.handle_own_datagram(1, old, &p, t0);
+        assert!(
+            matches!(mux.poll_event(), Some(MuxEvent::Latched { source, .. }) if source == old)
+        );
+        let mut batch = PacketBatch::new(8);
+        mux.poll_transmit(t0, Duration::from_millis(1), &mut batch);
+        assert!((0..batch.len()).any(|i| batch.get(i).1 == old));
+
+        assert_eq!(mux.retarget(1, new, None), Ok(true));
+        assert_eq!(mux.retarget(99, new, None), Ok(false));
+        let t1 = t0 + Duration::from_millis(20);
+        let p = packet(t1);
+        mux.handle_own_datagram(1, old, &p, t1);
+        assert_eq!(mux.foreign, 1, "the old source is not the peer any more");
+        mux.handle_own_datagram(1, new, &p, t1);
+        assert!(
+            matches!(mux.poll_event(), Some(MuxEvent::Latched { source, .. }) if source == new)
+        );
+        let mut batch = PacketBatch::new(8);
+        mux.poll_transmit(t1, Duration::from_millis(1), &mut batch);
+        let dests: Vec<_> = (0..batch.len()).map(|i| batch.get(i).1).collect();
+        assert!(dests.contains(&new) && !dests.contains(&old), "{dests:?}");
+
+        // Shared socket: re-routed, and never onto another stream's address.
+        let shared_new = SocketAddr::from(([127, 0, 0, 1], 45002));
+        assert_eq!(
+            mux.retarget(2, SocketAddr::from(([127, 0, 0, 1], 45000)), None),
+            Ok(true),
+            "its own address again"
+        );
+        mux.add(3, SHARED, cfg(46000), t0).unwrap();
+        assert_eq!(
+            mux.retarget(2, SocketAddr::from(([127, 0, 0, 1], 46000)), None),
+            Err(MuxError::RemoteInUse(SocketAddr::from((
+                [127, 0, 0, 1],
+                46000
+            ))))
+        );
+        assert_eq!(mux.retarget(2, shared_new, None), Ok(true));
+        let before = mux.unknown_source;
+        mux.handle_datagram(SocketAddr::from(([127, 0, 0, 1], 45000)), &p, t1);
+        assert_eq!(
+            mux.unknown_source,
+            before + 1,
+            "the old address is nobody's"
+        );
+        mux.handle_datagram(shared_new, &p, t1);
+        assert_eq!(mux.unknown_source, before + 1);
+        assert_eq!(mux.remove(2).unwrap().received, 1);
     }
 
     #[test]

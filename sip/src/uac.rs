@@ -128,6 +128,11 @@ pub enum UacEvent {
     /// The INVITE went on to the next target after `from` failed (no
     /// answer, unreachable, or 503; RFC 3263 §4.3).
     FailedOver { from: SocketAddr, to: SocketAddr },
+    /// The peer described its media again in the dialog: the offer of its
+    /// re-INVITE or UPDATE (already answered 200 with our SDP), or the
+    /// answer in the ACK of a re-INVITE that came without an offer (RFC
+    /// 3264 §8: it may move its address). The owner follows it.
+    MediaUpdate { sdp: Vec<u8> },
     /// The call is over; nothing more will be sent except retransmissions
     /// of final messages that the owner may still deliver.
     Ended { end: CallEnd },
@@ -556,6 +561,11 @@ impl UacCall {
                 .find(|s| matches!(s.tx, ServerKind::Invite(_)) && s.cseq == msg.cseq)
             {
                 s.handle_request(&msg, now);
+                // The answer to the offer our 2xx made (§14.2).
+                if !msg.body.is_empty() {
+                    self.events
+                        .push_back(UacEvent::MediaUpdate { sdp: msg.body });
+                }
             }
             return;
         }
@@ -636,6 +646,9 @@ impl UacCall {
                 content_type: msg.content_type().unwrap_or_default(),
                 body: msg.body,
             }),
+            Method::Invite | Method::Update if status == 200 && !msg.body.is_empty() => self
+                .events
+                .push_back(UacEvent::MediaUpdate { sdp: msg.body }),
             _ => {}
         }
     }

@@ -57,6 +57,9 @@ pub trait MediaIo: Send {
     /// kernel then delivers only the peer's datagrams to it and caches the
     /// route for sends to it.
     fn connect(&mut self, token: SockToken, peer: SocketAddr);
+    /// Undo [`MediaIo::connect`]: the call's peer moved its media, so the
+    /// socket must hear other sources again until it latches anew.
+    fn disconnect(&mut self, token: SockToken);
     /// Send every packet of `batch` from its socket ([`PacketBatch::sock`]).
     /// Returns how many left; when it returns, the batch may be reused.
     fn send(&mut self, batch: &PacketBatch) -> usize;
@@ -64,6 +67,27 @@ pub trait MediaIo: Send {
     fn recv(&mut self, f: &mut dyn FnMut(SockToken, SocketAddr, &[u8]));
     /// "epoll" or "io_uring" (for logs and metrics).
     fn name(&self) -> &'static str;
+}
+
+/// Dissolve a UDP socket's association (connect(2) to an `AF_UNSPEC`
+/// address; std has no call for it): it receives from anyone again.
+pub(crate) fn dissolve(sock: &UdpSocket) -> io::Result<()> {
+    // SAFETY: an all-zero sockaddr with family AF_UNSPEC is what connect(2)
+    // documents for this; the length is that of the struct passed.
+    let mut addr: libc::sockaddr = unsafe { std::mem::zeroed() };
+    addr.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+    let r = unsafe {
+        libc::connect(
+            sock.as_raw_fd(),
+            &addr,
+            std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// The IO `kind` asks for (io_uring falls back to epoll under `Auto`).
@@ -188,6 +212,12 @@ impl MediaIo for EpollIo {
     fn connect(&mut self, token: SockToken, peer: SocketAddr) {
         if let Some(s) = self.socks.get(token) {
             let _ = s.connect(peer);
+        }
+    }
+
+    fn disconnect(&mut self, token: SockToken) {
+        if let Some(s) = self.socks.get(token) {
+            let _ = dissolve(s);
         }
     }
 

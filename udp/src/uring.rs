@@ -372,6 +372,14 @@ impl MediaIo for UringIo {
         }
     }
 
+    fn disconnect(&mut self, token: SockToken) {
+        if let Some(s) = self.socks.get_mut(token) {
+            // Sends carry their address again even if this fails.
+            s.peer = None;
+            let _ = crate::sockets::dissolve(&s.sock);
+        }
+    }
+
     fn send(&mut self, batch: &PacketBatch) -> usize {
         let n = batch.len();
         if n == 0 {

@@ -30,6 +30,9 @@ pub trait EventSink: Send + 'static {
     fn deliver(&self, event: MuxEvent);
     /// The stream could not be set up (the worker drops the sink next).
     fn setup_failed(&self, _why: &str) {}
+    /// The stream could not follow its peer to a new address (another
+    /// stream on the shared socket receives from it); it keeps the old one.
+    fn retarget_failed(&self, _why: &str) {}
 }
 
 /// Called with a removed stream's counters (e.g. to fill a oneshot).
@@ -50,6 +53,12 @@ pub enum Cmd<E> {
     /// The call was answered after early media: stop capturing, arm the
     /// media timeout ([`MediaMux::answered`]).
     Answered(StreamId, Option<genki_media::mux::MediaTimeout>),
+    /// The peer moved its media ([`MediaMux::retarget`]).
+    Retarget {
+        id: StreamId,
+        remote: std::net::SocketAddr,
+        remote_ssrc: Option<u32>,
+    },
     /// Press a key: RFC 4733 events when negotiated and not `inband_only`,
     /// else `tone` played as audio.
     Digit {
@@ -135,6 +144,26 @@ pub fn run<E: EventSink>(
             Cmd::StopPlayout(id) => mux.stop_playout(id),
             Cmd::Answered(id, timeout) => {
                 mux.answered(id, timeout, Instant::now());
+            }
+            Cmd::Retarget {
+                id,
+                remote,
+                remote_ssrc,
+            } => {
+                match mux.retarget(id, remote, remote_ssrc) {
+                    Ok(true) => {
+                        // It latches afresh: hear every source again.
+                        if let Some(&t) = own.get(&id) {
+                            io.disconnect(t);
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        if let Some(sink) = sinks.get(&id) {
+                            sink.retarget_failed(&e.to_string());
+                        }
+                    }
+                }
             }
             Cmd::Digit {
                 id,

@@ -601,8 +601,17 @@ pub async fn run_call(
                     attempt.ring_ms = (Instant::now() - start).as_millis() as u64;
                     // Answered after early media: the same session goes
                     // on (RFC 3261 §13.2.1: the 183's SDP was the answer).
-                    if let Some(s) = media.as_ref() {
+                    if let Some(s) = media.as_mut() {
                         s.answered();
+                        // The 2xx may name other media than the 183 did
+                        // (the announcement came from another box).
+                        // (A 2xx after a reliable 183 may carry none.)
+                        match s.retarget(&sdp, peer) {
+                            Ok(true) => info!(%call_id, remote = %s.remote, "the answer moved the media"),
+                            Ok(false) => {}
+                            Err(_) if sdp.is_empty() => {}
+                            Err(e) => warn!(%call_id, error = %e, "the answer's SDP is not followed; media stays where the 183 put it"),
+                        }
                         info!(%call_id, codec = s.codec_name(), "answered (after early media)");
                         stats.codec = Some(s.codec_name());
                         flow.start(Instant::now().into_std());
@@ -649,6 +658,15 @@ pub async fn run_call(
                         if let Some((d, t)) = collector.push(d, DtmfTransport::Info, Instant::now().into_std()) {
                             on_digit(&mut attempt, m, d, t);
                             flow.on_digit(d, Instant::now().into_std());
+                        }
+                    }
+                }
+                Some(UacEvent::MediaUpdate { sdp }) => {
+                    if let Some(s) = media.as_mut() {
+                        match s.retarget(&sdp, peer) {
+                            Ok(true) => info!(%call_id, remote = %s.remote, "the peer moved its media"),
+                            Ok(false) => {}
+                            Err(e) => warn!(%call_id, error = %e, "the peer's new SDP is not followed; media stays"),
                         }
                     }
                 }

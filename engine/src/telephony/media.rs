@@ -137,6 +137,9 @@ impl EventSink for Sink {
         warn!(error = %why, "media stream not set up");
         let _ = self.0.send(MediaEvent::Failed(MediaFailure::Setup));
     }
+    fn retarget_failed(&self, why: &str) {
+        warn!(error = %why, "the peer moved its media; the call keeps the old address");
+    }
 }
 
 type Cmd = worker::Cmd<Sink>;
@@ -309,6 +312,7 @@ pub struct CallMedia {
     removed: bool,
     pub codec: Codec,
     pub remote: SocketAddr,
+    remote_ssrc: Option<u32>,
 }
 
 impl CallMedia {
@@ -326,6 +330,38 @@ impl CallMedia {
         let _ = self.rt.workers[self.worker]
             .tx
             .send(Cmd::Answered(self.id, Some(self.rt.timeout)));
+    }
+
+    /// The peer described its media again (an offer in a re-INVITE or
+    /// UPDATE, or a 2xx whose SDP differs from the 183's): when it names
+    /// another address (or SSRC), the stream follows it there and latches
+    /// afresh. Without this, a carrier that re-anchors its media mid-call
+    /// would leave the person hearing nothing and their key unheard (a
+    /// false "no response"). The address passes the same rule as the
+    /// answer's ([`media_address_ok`]); the codec stays the one in use
+    /// (genki answers with the offer it made). Ok(true) when it moved.
+    pub fn retarget(&mut self, sdp: &[u8], peer: Peer) -> Result<bool, AttachError> {
+        let n = MediaDescription::parse(sdp)?.negotiate_answer()?;
+        media_address_ok(n.remote.ip(), peer.signalling_ip, &self.rt.allow).map_err(|why| {
+            AttachError::Address {
+                addr: n.remote.ip(),
+                why,
+            }
+        })?;
+        if n.remote == self.remote && n.ssrc == self.remote_ssrc {
+            return Ok(false);
+        }
+        self.rt.workers[self.worker]
+            .tx
+            .send(Cmd::Retarget {
+                id: self.id,
+                remote: n.remote,
+                remote_ssrc: n.ssrc,
+            })
+            .map_err(|_| AttachError::NoWorker)?;
+        self.remote = n.remote;
+        self.remote_ssrc = n.ssrc;
+        Ok(true)
     }
 
     pub fn codec_name(&self) -> &'static str {
@@ -583,6 +619,7 @@ impl MediaRuntime {
                 removed: false,
                 codec: n.codec,
                 remote: n.remote,
+                remote_ssrc: n.ssrc,
             },
             rx,
         ))

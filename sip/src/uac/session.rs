@@ -534,6 +534,50 @@ mod tests {
         assert_eq!(ended(&mut c), Some(CallEnd::SessionExpired));
     }
 
+    /// The peer moves its media: the SDP of its re-INVITE offer, of its
+    /// UPDATE, and of the ACK that answers our offer (a re-INVITE without
+    /// one) each reach the owner; a refresh without SDP does not.
+    #[test]
+    fn the_peers_new_media_description_reaches_the_owner() {
+        let now = Instant::now();
+        let mut c = answered(now, &[]);
+        while c.poll_event().is_some() {}
+        let req = |method: &str, cseq: u32, body: &str| {
+            let m = format!(
+                "{method} sip:genki@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKmv{cseq}{method}\r\nFrom: <sip:1001@127.0.0.1>;tag=theirs\r\nTo: <sip:genki@127.0.0.1>;tag=ours\r\nCall-ID: st-call\r\nCSeq: {cseq} {method}\r\nContact: <sip:1001@127.0.0.1:5080>\r\n{}Content-Length: {}\r\n\r\n{body}",
+                if body.is_empty() { "" } else { "Content-Type: application/sdp\r\n" },
+                body.len()
+            );
+            Message::parse(m.as_bytes()).unwrap()
+        };
+        let updates = |c: &mut UacCall| -> Vec<Vec<u8>> {
+            std::iter::from_fn(|| c.poll_event())
+                .filter_map(|e| match e {
+                    UacEvent::MediaUpdate { sdp } => Some(sdp),
+                    _ => None,
+                })
+                .collect()
+        };
+        let peer = PEER.parse().unwrap();
+        assert!(c.handle_message(req("INVITE", 8, "v=0 moved\r\n"), peer, now));
+        assert_eq!(out(&mut c)[0].status(), Some(200));
+        assert_eq!(updates(&mut c), vec![b"v=0 moved\r\n".to_vec()]);
+        assert!(c.handle_message(req("ACK", 8, ""), peer, now));
+        assert!(updates(&mut c).is_empty(), "an empty ACK changes nothing");
+        assert!(c.handle_message(req("UPDATE", 9, "v=0 again\r\n"), peer, now));
+        assert_eq!(out(&mut c)[0].status(), Some(200));
+        assert_eq!(updates(&mut c), vec![b"v=0 again\r\n".to_vec()]);
+        assert!(c.handle_message(req("UPDATE", 10, ""), peer, now));
+        assert_eq!(out(&mut c)[0].status(), Some(200));
+        assert!(updates(&mut c).is_empty(), "a refresh without SDP");
+        assert!(c.handle_message(req("INVITE", 11, ""), peer, now));
+        let o = out(&mut c);
+        assert_eq!(o[0].body, b"v=0\r\n", "our offer: {o:?}");
+        assert!(updates(&mut c).is_empty());
+        assert!(c.handle_message(req("ACK", 11, "v=0 answer\r\n"), peer, now));
+        assert_eq!(updates(&mut c), vec![b"v=0 answer\r\n".to_vec()]);
+    }
+
     /// 422 with a Min-SE: the INVITE again (new CSeq) asking for it.
     #[test]
     fn a_422_is_answered_with_its_min_se() {
