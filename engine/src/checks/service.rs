@@ -810,8 +810,12 @@ fn not_counted(a: &Attempt) -> bool {
 /// Whether an attempt reached the person's line: it was answered, rang
 /// out (genki's ring timeout, 480, 408, 487), or found the line busy
 /// (486, 600). Only such attempts make a check `missed`.
+///
+/// An answer that genki's or the network's own fault cut short (no media,
+/// media stopped, session expired: [`EndReason::is_system`]) does not
+/// count: the person may have been there and nobody heard them.
 fn reached_the_line(a: &Attempt) -> bool {
-    a.answered
+    (a.answered && !a.end_reason.is_system())
         || matches!(
             a.end_reason,
             EndReason::NoAnswer | EndReason::Rejected(480 | 408 | 487 | 486 | 600)
@@ -1322,6 +1326,16 @@ mod tests {
         };
         assert_eq!(
             svc.next_after(&t, &c, &no_media_only, std::slice::from_ref(&refused), late),
+            Next::Final {
+                outcome: Outcome::NotAttempted,
+                cause: Some(Cause::Failed)
+            }
+        );
+        // Answered, but genki never heard the line (its media failed):
+        // were every call of a round to end so — genki's own firewall —
+        // nobody may be reported silent.
+        assert_eq!(
+            svc.next_after(&t, &c, &media, std::slice::from_ref(&media.attempt), late),
             Next::Final {
                 outcome: Outcome::NotAttempted,
                 cause: Some(Cause::Failed)
