@@ -77,6 +77,12 @@ pub struct Sip {
     /// the longest silence of RTP after it, before genki ends the call as a
     /// media fault (retried, never the person's silence).
     pub media_timeout_s: u64,
+    /// After the answer, listen before the first prompt: wait for the far
+    /// end to be quiet, wait through a call recorder's ringback until the
+    /// person lifts the handset, and tell answering machines (message left,
+    /// retried), network announcements and fax apart (README "Who
+    /// answered"). false: the prompt starts at the answer.
+    pub answer_wait: bool,
     /// Hard limit on a call's length in seconds, from INVITE to end.
     pub max_call_s: u64,
     /// Session interval asked for in every INVITE (RFC 4028
@@ -409,6 +415,7 @@ impl Default for Config {
                 media_io: MediaIoKind::Auto,
                 rtp_latching: RtpLatching::Host,
                 media_timeout_s: 5,
+                answer_wait: true,
                 max_call_s: 300,
                 session_expires_s: 1800,
                 allow: String::new(),

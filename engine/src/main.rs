@@ -138,6 +138,11 @@ struct CallArgs {
     /// Hard limit on the call, seconds.
     #[arg(long, default_value_t = 300)]
     max_call: u64,
+    /// Play the prompt at the answer instead of listening first (for the
+    /// far end to be quiet, through a call recorder's ringback; README
+    /// "Who answered").
+    #[arg(long)]
+    prompt_at_answer: bool,
     /// Session interval asked for (RFC 4028 Session-Expires, seconds; 0
     /// asks for none). What the callee grants is honoured either way.
     #[arg(long, default_value_t = 1800)]
@@ -223,6 +228,7 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
         max_call: Duration::from_secs(args.max_call),
         session_expires: args.session_expires,
         latching: args.rtp_latching.into(),
+        answer_wait: !args.prompt_at_answer,
     };
     let report = place_call(opts)
         .await

@@ -355,6 +355,8 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Value> {
         leak_to: None,
         json: false,
         rtp_base: cfg.rtp_base,
+        play: None,
+        play_audio: None,
         mix: Mix(Some(Arc::new(move |user: &str| lookup.get(user).cloned()))),
     };
     let phones_task = tokio::spawn(phones::run(phone_cfg));

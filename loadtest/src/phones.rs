@@ -159,6 +159,15 @@ pub struct PhoneConfig {
     /// Print one JSON line per finished call on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Play this WAV (8 kHz mono 16-bit) as the far end's audio from the
+    /// answer on: a call recorder, an answering machine, a person saying
+    /// もしもし (`scripts/make-corpus` makes them). Keys still follow
+    /// --digits and --digit-delay-ms (from the ACK).
+    #[arg(long)]
+    pub play: Option<std::path::PathBuf>,
+    /// The --play audio, read once (not a flag).
+    #[arg(skip)]
+    pub play_audio: Option<Prompt>,
     /// First RTP port to use (even); each call takes the next free one.
     #[arg(long, default_value_t = 40000)]
     pub rtp_base: u16,
@@ -390,7 +399,14 @@ pub struct PhonesReport {
 }
 
 /// Run the phones until `calls` have finished or `max_seconds` pass.
-pub async fn run(cfg: PhoneConfig) -> anyhow::Result<PhonesReport> {
+pub async fn run(mut cfg: PhoneConfig) -> anyhow::Result<PhonesReport> {
+    if let Some(path) = &cfg.play {
+        let f = std::fs::File::open(path)
+            .map_err(|e| anyhow::anyhow!("--play {}: {e}", path.display()))?;
+        let pcm = genki_media::wav::read_wav_8k(f)
+            .map_err(|e| anyhow::anyhow!("--play {}: {e}", path.display()))?;
+        cfg.play_audio = Some(Prompt::from_pcm("play", &pcm));
+    }
     let sock = UdpSocket::bind(cfg.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", cfg.listen))?;
@@ -815,6 +831,7 @@ fn perform(
             );
             let announce = c.profile.behaviour == Behaviour::Announce;
             let announce_len = cfg.announce_ms;
+            let play = cfg.play_audio.clone();
             c.uas.respond(
                 if announce { 183 } else { 200 },
                 &[],
@@ -860,6 +877,8 @@ fn perform(
                 let _ = media
                     .tx
                     .send(worker::Cmd::Play(id, announcement(announce_len)));
+            } else if let Some(p) = play {
+                let _ = media.tx.send(worker::Cmd::Play(id, p));
             }
             c.media = Some(id);
         }

@@ -37,13 +37,15 @@
 //! buffers; per-stream state is allocated when a stream is added. Send
 //! lateness is kept in a fixed bucket array ([`Lateness`]).
 //!
-//! Depends on: [`crate::rtp`], [`crate::dtmf`], [`crate::prompt`]. No IO, no clock.
+//! Depends on: [`crate::rtp`], [`crate::dtmf`], [`crate::prompt`],
+//! [`crate::listen`]. No IO, no clock.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::dtmf::{DtmfTransport, InbandDetector, Rfc4733Receiver};
+use crate::listen::{Heard, Listener};
 use crate::prompt::{Law, Prompt};
 use crate::rtp::{PlayoutEvent, RtpReceiver, RtpSender};
 
@@ -125,6 +127,10 @@ pub struct StreamConfig {
     /// [`MediaMux::answered`]: the early media a network plays before the
     /// final response (an announcement), for the owner to keep. 0: none.
     pub capture: usize,
+    /// Hear voices and tones in the peer's audio ([`crate::listen`]) and
+    /// report them as [`MuxEvent::Heard`]: who answered is decided from
+    /// them. Quiet frames cost one integer pass.
+    pub listen: bool,
 }
 
 impl StreamConfig {
@@ -151,6 +157,7 @@ impl StreamConfig {
             signalling_ip: None,
             media_timeout: None,
             capture: 0,
+            listen: false,
         }
     }
 }
@@ -172,6 +179,9 @@ pub enum MuxEvent {
     /// owner may connect the socket to it, so the kernel drops strangers
     /// and routes sends without a lookup per packet.
     Latched { id: StreamId, source: SocketAddr },
+    /// A voice or tone began or ended in the peer's audio
+    /// ([`StreamConfig::listen`]).
+    Heard { id: StreamId, heard: Heard },
 }
 
 impl MuxEvent {
@@ -181,7 +191,8 @@ impl MuxEvent {
             MuxEvent::Digit { id, .. }
             | MuxEvent::PlayFinished { id }
             | MuxEvent::NoMedia { id, .. }
-            | MuxEvent::Latched { id, .. } => *id,
+            | MuxEvent::Latched { id, .. }
+            | MuxEvent::Heard { id, .. } => *id,
         }
     }
 }
@@ -240,6 +251,7 @@ struct Stream {
     receiver: RtpReceiver,
     rfc4733: Rfc4733Receiver,
     inband: Option<InbandDetector>,
+    listener: Option<Box<Listener>>,
     first_rx: Option<Instant>,
     last_rx: Option<Instant>,
     max_interarrival: Duration,
@@ -311,20 +323,27 @@ impl Stream {
             self.captured
                 .extend_from_slice(&p.payload[..p.payload.len().min(room)]);
         }
-        let Some(det) = self.inband.as_mut() else {
+        if self.inband.is_none() && self.listener.is_none() {
             return;
-        };
+        }
         let mut pcm = [0i16; 160];
         for chunk in p.payload.chunks(pcm.len()) {
             for (o, b) in pcm.iter_mut().zip(chunk) {
                 *o = self.law.decode(*b);
             }
-            if let Some(digit) = det.feed(&pcm[..chunk.len()]) {
+            let pcm = &pcm[..chunk.len()];
+            if let Some(digit) = self.inband.as_mut().and_then(|d| d.feed(pcm)) {
                 events.push_back(MuxEvent::Digit {
                     id: self.id,
                     digit,
                     transport: DtmfTransport::Inband,
                 });
+            }
+            if let Some(l) = self.listener.as_mut() {
+                l.feed(pcm, now);
+                while let Some(heard) = l.poll() {
+                    events.push_back(MuxEvent::Heard { id: self.id, heard });
+                }
             }
         }
     }
@@ -504,6 +523,7 @@ impl MediaMux {
             receiver: RtpReceiver::new(),
             rfc4733: Rfc4733Receiver::new(),
             inband: cfg.detect_inband.then(InbandDetector::default),
+            listener: cfg.listen.then(Box::default),
             first_rx: None,
             last_rx: None,
             max_interarrival: Duration::ZERO,

@@ -30,12 +30,12 @@ pub use alerts::{
 };
 pub use kv::{FaultyKv, Kv, MemKv};
 pub use records::{
-    AlertRules, Attempt, Check, CheckId, CheckStatus, Outcome, RetryPolicy, Schedule, Subscriber,
-    Tenant,
+    AlertRules, Attempt, Check, CheckId, CheckStatus, HeardTone, Hearing, Outcome, RetryPolicy,
+    Schedule, Subscriber, Tenant,
 };
 pub use seam::{AlertLog, CheckLog, Directory, Storage};
 pub use store::{Erased, Next, Pruned, Store};
-pub use vocab::{Cause, CheckKind, DtmfTransport, EndReason, EventKind, WatcherAnswer};
+pub use vocab::{AnsweredBy, Cause, CheckKind, DtmfTransport, EndReason, EventKind, WatcherAnswer};
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use crate::vocab::{Cause, CheckKind, DtmfTransport, EndReason};
+use crate::vocab::{AnsweredBy, Cause, CheckKind, DtmfTransport, EndReason};
 use crate::StoreError;
 
 /// Format byte of every record written by this release.
@@ -395,6 +395,46 @@ pub struct Attempt {
     /// `audio/<check>-<n>-early.wav` for classification. Absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_media_ms: Option<u64>,
+    /// Who answered, as genki heard it (absent: not answered, or an older
+    /// record). Evidence for coordinators, never the outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_by: Option<AnsweredBy>,
+    /// What the verdict rests on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hearing: Option<Hearing>,
+}
+
+/// What genki heard after an answer (times in ms from the answer).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Hearing {
+    /// The first sound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_sound_ms: Option<u32>,
+    /// Voice before the first prompt, and in how many runs (words).
+    pub greeting_ms: u32,
+    pub words: u32,
+    /// A call recorder's ringback heard after the answer.
+    pub ringback_ms: u32,
+    /// When the first prompt started: the wait the person had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_at_ms: Option<u32>,
+    /// Voice heard after the prompt started (a person who speaks).
+    pub spoke_ms: u32,
+    /// Times the script started again when a recorder's ringback was
+    /// heard late and the person then lifted the handset.
+    pub restarts: u32,
+    /// The first tones heard: frequency, start, length.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tones: Vec<HeardTone>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HeardTone {
+    pub hz: u16,
+    pub at_ms: u32,
+    pub ms: u32,
 }
 
 #[cfg(test)]

@@ -83,6 +83,17 @@ pub enum Cause {
     /// ends on it is `not_attempted` — the coordinator's to act on (a
     /// blocked caller, call barring), not the person's silence.
     Rejected,
+    /// An answering machine or voicemail took the call (heard: a long
+    /// greeting, a beep): the person did not answer; retried like no
+    /// answer, and never `fine`.
+    Machine,
+    /// The network answered with an announcement (special information
+    /// tones, a busy tone) instead of the person: retried, and a check
+    /// that ends on it is `not_attempted`, never an alert.
+    Announcement,
+    /// A fax machine answers this number: not retried, the check ends
+    /// `not_attempted` — the coordinator must fix the number.
+    Fax,
     /// A word this release does not know (kept verbatim).
     Other(String),
 }
@@ -103,6 +114,9 @@ impl Cause {
             Cause::NotAllowed => "not_allowed",
             Cause::InvalidNumber => "invalid_number",
             Cause::Rejected => "rejected",
+            Cause::Machine => "machine",
+            Cause::Announcement => "announcement",
+            Cause::Fax => "fax",
             Cause::Other(s) => s,
         }
     }
@@ -125,6 +139,9 @@ impl FromStr for Cause {
             "not_allowed" => Cause::NotAllowed,
             "invalid_number" => Cause::InvalidNumber,
             "rejected" => Cause::Rejected,
+            "machine" => Cause::Machine,
+            "announcement" => Cause::Announcement,
+            "fax" => Cause::Fax,
             other => Cause::Other(other.to_string()),
         })
     }
@@ -189,6 +206,17 @@ pub enum EndReason {
     /// The trunk requires registration and genki's binding did not hold:
     /// nothing was dialled (the carrier would refuse it). A carrier fault.
     Unregistered,
+    /// genki heard an answering machine, left its message (if the tenant
+    /// has one) and hung up.
+    Machine,
+    /// genki heard a network announcement (special information tones, a
+    /// busy tone) after the answer and hung up.
+    Announcement,
+    /// genki heard a fax machine and hung up.
+    Fax,
+    /// A call recorder rang the person's handset and nobody lifted it
+    /// before genki gave up (the person's no-answer).
+    NotLifted,
     /// A word this release does not know (kept verbatim).
     Other(String),
 }
@@ -263,6 +291,10 @@ impl fmt::Display for EndReason {
             EndReason::Paused => "paused",
             EndReason::Rescheduled => "rescheduled",
             EndReason::Unregistered => "unregistered",
+            EndReason::Machine => "machine",
+            EndReason::Announcement => "announcement",
+            EndReason::Fax => "fax",
+            EndReason::NotLifted => "not_lifted",
             EndReason::Other(s) => s,
         };
         f.write_str(s)
@@ -294,6 +326,10 @@ impl FromStr for EndReason {
             "paused" => EndReason::Paused,
             "rescheduled" => EndReason::Rescheduled,
             "unregistered" => EndReason::Unregistered,
+            "machine" => EndReason::Machine,
+            "announcement" => EndReason::Announcement,
+            "fax" => EndReason::Fax,
+            "not_lifted" => EndReason::NotLifted,
             other => match other.split_once(':') {
                 Some(("rejected", c)) if status(c).is_some() => {
                     EndReason::Rejected(status(c).unwrap_or_default())
@@ -573,11 +609,11 @@ mod openapi_schemas {
 
     string_schema!(
         super::Cause,
-        "no_answer, busy, failed, no_input, interrupted, outside_window, subscriber_deleted, paused"
+        "no_answer, busy, failed, carrier, no_input, interrupted, outside_window, subscriber_deleted, paused, rescheduled, not_allowed, invalid_number, rejected, machine, announcement, fax"
     );
     string_schema!(
         super::EndReason,
-        "script_done, remote_bye, hangup, no_answer, rejected:<status>, auth_failed:<status>, timeout, unreachable, no_common_codec, media_setup_failed, no_media, media_stopped, max_call_length, interrupted, unresolvable, invalid_target, subscriber_deleted"
+        "script_done, remote_bye, hangup, no_answer, rejected:<status>, auth_failed:<status>, timeout, unreachable, no_common_codec, media_setup_failed, no_media, media_stopped, max_call_length, interrupted, unresolvable, invalid_target, subscriber_deleted, paused, rescheduled, unregistered, session_expired, media_address_refused, machine, announcement, fax, not_lifted"
     );
     string_schema!(
         super::EventKind,
@@ -585,7 +621,69 @@ mod openapi_schemas {
     );
     string_schema!(super::WatcherAnswer, "ack, pass, resolve, none");
     string_schema!(
+        super::AnsweredBy,
+        "human, recorder, machine, announcement, fax, silence, unknown"
+    );
+    string_schema!(
         crate::records::CheckId,
         "<subscriber id>-s<slot unix seconds> (scheduled) or <subscriber id>-o<request unix ms> (one-off)"
     );
 }
+
+/// Who answered a call, as genki heard it (issue 14): evidence beside the
+/// outcome, never the outcome itself (`fine` needs the person's key).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum AnsweredBy {
+    Human,
+    /// An anti-fraud call recorder: an announcement, then ringback until
+    /// the person lifted the handset.
+    Recorder,
+    /// An answering machine or voicemail.
+    Machine,
+    /// A network announcement (special information tones, a busy tone).
+    Announcement,
+    Fax,
+    /// Nothing was heard before the prompt.
+    Silence,
+    Unknown,
+    /// A word this release does not know (kept verbatim).
+    Other(String),
+}
+
+impl AnsweredBy {
+    pub fn as_str(&self) -> &str {
+        match self {
+            AnsweredBy::Human => "human",
+            AnsweredBy::Recorder => "recorder",
+            AnsweredBy::Machine => "machine",
+            AnsweredBy::Announcement => "announcement",
+            AnsweredBy::Fax => "fax",
+            AnsweredBy::Silence => "silence",
+            AnsweredBy::Unknown => "unknown",
+            AnsweredBy::Other(s) => s,
+        }
+    }
+}
+
+impl FromStr for AnsweredBy {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "human" => AnsweredBy::Human,
+            "recorder" => AnsweredBy::Recorder,
+            "machine" => AnsweredBy::Machine,
+            "announcement" => AnsweredBy::Announcement,
+            "fax" => AnsweredBy::Fax,
+            "silence" => AnsweredBy::Silence,
+            "unknown" => AnsweredBy::Unknown,
+            other => AnsweredBy::Other(other.to_string()),
+        })
+    }
+}
+
+impl fmt::Display for AnsweredBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+string_serde!(AnsweredBy);

@@ -55,6 +55,8 @@ pub struct CallOptions {
     pub session_expires: u32,
     /// Which RTP sources the call accepts.
     pub latching: Latching,
+    /// Listen after the answer before the first prompt (who answered).
+    pub answer_wait: bool,
 }
 
 /// The script `genki call` runs without `--script`: play `prompt` (named
@@ -104,6 +106,11 @@ pub fn simple_script(gather: usize, timeout_s: u64, plays: u32) -> Script {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CallReport {
     pub answered: bool,
+    /// Who answered, as genki heard it, and what that rests on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answered_by: Option<genki_store::AnsweredBy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hearing: Option<genki_store::Hearing>,
     /// Final response code to the INVITE (None when nothing answered at all).
     pub sip_status: Option<u16>,
     /// The script's outcome (None for the flags' script, which sets none).
@@ -249,6 +256,9 @@ pub async fn place_call(opts: CallOptions) -> Result<CallReport, CallError> {
             .unwrap_or_default(),
         audio: None,
         route: None,
+        answer: opts
+            .answer_wait
+            .then(genki_media::answer::AnswerParams::default),
     };
     info!(to = %opts.to, %next_hop, local = %setup.endpoint.local_addr, "placing call");
     let now_ms = SystemTime::now()
@@ -268,6 +278,8 @@ pub async fn place_call(opts: CallOptions) -> Result<CallReport, CallError> {
     let a = r.attempt;
     Ok(CallReport {
         answered: a.answered,
+        answered_by: a.answered_by.clone(),
+        hearing: a.hearing.clone(),
         sip_status: a.sip_status,
         outcome: r.outcome,
         cause: r.cause,

@@ -397,6 +397,10 @@ pub async fn run(
         trunk_transport,
         audio: Some(audio.clone()),
         route,
+        answer: cfg
+            .sip
+            .answer_wait
+            .then(genki_media::answer::AnswerParams::default),
     };
     let mut defaults = HashMap::new();
     for (name, _) in prompts::DEFAULTS {

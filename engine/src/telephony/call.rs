@@ -18,6 +18,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use genki_media::answer::{AnswerClassifier, AnswerParams, Decision};
 use genki_media::dtmf::{parse_info, DtmfCollector, DtmfTransport};
 use genki_media::mux::StreamStats;
 use genki_media::Prompt;
@@ -220,6 +221,9 @@ pub struct CallSetup {
     pub trunk_transport: genki_sip::stream::Transport,
     /// Where early media is kept (None: not kept).
     pub audio: Option<Arc<crate::telephony::audio::AudioStore>>,
+    /// Listen after the answer before the first prompt (who answered:
+    /// [`genki_media::answer`]); None: the prompt starts at the answer.
+    pub answer: Option<AnswerParams>,
 }
 
 /// The result of one call for the scheduler.
@@ -263,6 +267,10 @@ pub struct Ending {
     /// genki ended the call for a fault of its own or of the network
     /// (media, an unusable SDP answer): never the person's silence.
     pub fault: Option<EndReason>,
+    /// genki heard that no person took the call and hung up: an answering
+    /// machine, an announcement, a fax, or a recorder's ringing nobody
+    /// answered ([`EndReason::Machine`] … [`EndReason::NotLifted`]).
+    pub not_person: Option<EndReason>,
 }
 
 /// A call's target as logs show it: the user part (a person's phone
@@ -304,6 +312,9 @@ fn through_trunk(setup: &CallSetup, to: &str) -> bool {
 pub fn conclude(e: &Ending) -> (EndReason, Option<Outcome>, Option<Cause>) {
     let reason = match (&e.fault, &e.sip) {
         (Some(f), _) => f.clone(),
+        (None, _) if e.not_person.is_some() && e.outcome.is_none() => {
+            e.not_person.clone().unwrap_or_default()
+        }
         (None, _) if e.script_done => EndReason::ScriptDone,
         (None, CallEnd::RemoteBye) => EndReason::RemoteBye,
         (None, CallEnd::SessionExpired) => EndReason::SessionExpired,
@@ -321,6 +332,18 @@ pub fn conclude(e: &Ending) -> (EndReason, Option<Outcome>, Option<Cause>) {
         // The session timer ended the call before the person's answer:
         // the network's doing, not their silence.
         (true, None) if e.sip == CallEnd::SessionExpired => (None, Some(Cause::Failed)),
+        // Heard: not the person. A machine or a handset nobody lifted is
+        // the person not answering; an announcement or a fax is not their
+        // line at all.
+        (true, None) if e.not_person.is_some() => (
+            None,
+            Some(match reason {
+                EndReason::Machine => Cause::Machine,
+                EndReason::Fax => Cause::Fax,
+                EndReason::NotLifted => Cause::NoAnswer,
+                _ => Cause::Announcement,
+            }),
+        ),
         (true, Some(o)) => (Some(o), None),
         // Answered, but the line dropped before the script gave an outcome.
         (true, None) => (None, Some(Cause::NoInput)),
@@ -510,6 +533,8 @@ pub async fn run_call(
     let limit = start + setup.max_call;
     let give_up = limit + setup.timers.t1 * 64 + Duration::from_secs(1);
     let mut stats = CallStats::default();
+    // Who answered, and where the script stands because of it.
+    let mut ans = Answer::default();
     let mut reached = false;
     // A provisional response beyond 100 came: the request got past the trunk.
     let mut progressed = false;
@@ -525,7 +550,59 @@ pub async fn run_call(
             so_far.talk_ms = answered_at
                 .map(|a| (now - a).as_millis() as u64)
                 .unwrap_or(0);
+            if let Some(h) = ans.hearer.as_ref() {
+                let (by, hearing) = hearing_of(h.evidence());
+                so_far.answered_by = by;
+                so_far.hearing = Some(hearing);
+            }
             flow.reached(&so_far);
+        }
+        // What listening decided.
+        while let Some(d) = ans.hearer.as_mut().and_then(|h| h.poll(now.into_std())) {
+            if hung_up {
+                break;
+            }
+            match d {
+                Decision::Prompt { by } => {
+                    debug!(%call_id, by = by.as_str(), "prompt starts");
+                    ans.holding = false;
+                    ans.started = true;
+                    flow.start(now.into_std());
+                }
+                Decision::Hold => {
+                    info!(%call_id, "a call recorder rings the handset; prompt held");
+                    ans.holding = true;
+                    pending_prompts = 0;
+                    if let Some(s) = media.as_ref() {
+                        s.stop_playout();
+                    }
+                }
+                Decision::Machine { beep } => {
+                    info!(%call_id, beep, "an answering machine");
+                    ans.not_person = Some(EndReason::Machine);
+                    match (prompts.get(MACHINE_MESSAGE), media.as_ref()) {
+                        (Some(p), Some(s)) => {
+                            s.play(p.clone());
+                            stats.prompt_plays += 1;
+                            ans.leaving_message = true;
+                        }
+                        _ => {
+                            hung_up = true;
+                            setup.endpoint.hangup(&call_id);
+                        }
+                    }
+                }
+                Decision::HangUp { by } => {
+                    info!(%call_id, by = by.as_str(), "not a person; hanging up");
+                    ans.not_person = Some(match by {
+                        genki_media::answer::AnsweredBy::Fax => EndReason::Fax,
+                        genki_media::answer::AnsweredBy::Recorder => EndReason::NotLifted,
+                        _ => EndReason::Announcement,
+                    });
+                    hung_up = true;
+                    setup.endpoint.hangup(&call_id);
+                }
+            }
         }
         // Flow commands.
         while let Some(cmd) = flow.poll_cmd() {
@@ -566,6 +643,10 @@ pub async fn run_call(
         }
         let deadline = flow
             .poll_timeout()
+            .filter(|_| !ans.holding)
+            .into_iter()
+            .chain(ans.hearer.as_ref().and_then(|h| h.poll_timeout()))
+            .min()
             .map(Instant::from_std)
             .unwrap_or(now + Duration::from_secs(3600))
             .min(if hung_up { give_up } else { limit });
@@ -614,7 +695,7 @@ pub async fn run_call(
                         }
                         info!(%call_id, codec = s.codec_name(), "answered (after early media)");
                         stats.codec = Some(s.codec_name());
-                        flow.start(Instant::now().into_std());
+                        ans.begin(setup.answer, flow, Instant::now().into_std());
                         continue;
                     }
                     let Some(slot) = slot.take() else {
@@ -631,7 +712,7 @@ pub async fn run_call(
                             stats.codec = Some(s.codec_name());
                             media = Some(s);
                             media_rx = rx;
-                            flow.start(Instant::now().into_std());
+                            ans.begin(setup.answer, flow, Instant::now().into_std());
                         }
                         Err(AttachError::Sdp(e)) => {
                             warn!(%call_id, error = %e, "unusable SDP answer; hanging up");
@@ -655,9 +736,12 @@ pub async fn run_call(
                 }
                 Some(UacEvent::Info { content_type, body }) => {
                     if let Some(d) = parse_info(&content_type, &body) {
-                        if let Some((d, t)) = collector.push(d, DtmfTransport::Info, Instant::now().into_std()) {
+                        let now = Instant::now().into_std();
+                        if let Some((d, t)) = collector.push(d, DtmfTransport::Info, now) {
                             on_digit(&mut attempt, m, d, t);
-                            flow.on_digit(d, Instant::now().into_std());
+                            if ans.key(flow, now) {
+                                flow.on_digit(d, now);
+                            }
                         }
                     }
                 }
@@ -680,13 +764,28 @@ pub async fn run_call(
                     let now = Instant::now().into_std();
                     if let Some((d, t)) = collector.push(d, t, now) {
                         on_digit(&mut attempt, m, d, t);
-                        flow.on_digit(d, now);
+                        if ans.key(flow, now) {
+                            flow.on_digit(d, now);
+                        }
+                    }
+                }
+                Some(MediaEvent::PlayFinished) if ans.leaving_message => {
+                    // The message is on the machine's tape.
+                    ans.leaving_message = false;
+                    if !hung_up {
+                        hung_up = true;
+                        setup.endpoint.hangup(&call_id);
                     }
                 }
                 Some(MediaEvent::PlayFinished) => {
                     pending_prompts = pending_prompts.saturating_sub(1);
-                    if pending_prompts == 0 {
+                    if pending_prompts == 0 && !ans.holding {
                         flow.on_play_finished(Instant::now().into_std());
+                    }
+                }
+                Some(MediaEvent::Heard(h)) => {
+                    if let Some(l) = ans.hearer.as_mut() {
+                        l.heard(h);
                     }
                 }
                 // The worker reported a fault, or died (its channel closed).
@@ -723,7 +822,9 @@ pub async fn run_call(
                     hung_up = true;
                     setup.endpoint.hangup(&call_id);
                 }
-                flow.handle_timeout(now.into_std());
+                if !ans.holding {
+                    flow.handle_timeout(now.into_std());
+                }
             }
         }
     };
@@ -793,7 +894,13 @@ pub async fn run_call(
             .map(EndReason::from)
             .or(codec_failed.then_some(EndReason::NoCommonCodec))
             .or(address_refused.then_some(EndReason::MediaAddressRefused)),
+        not_person: ans.not_person.clone(),
     });
+    if let Some(h) = ans.hearer.as_ref() {
+        let (by, hearing) = hearing_of(h.evidence());
+        attempt.answered_by = by;
+        attempt.hearing = Some(hearing);
+    }
     attempt.end_reason = reason;
     attempt.outcome = outcome;
     debug!(%call_id, ?outcome, ?cause, end = %attempt.end_reason, "call finished");
@@ -802,6 +909,100 @@ pub async fn run_call(
         outcome,
         cause,
         stats,
+    }
+}
+
+/// What the classifier heard, as the attempt stores it.
+fn hearing_of(
+    e: &genki_media::answer::Evidence,
+) -> (Option<genki_store::AnsweredBy>, genki_store::Hearing) {
+    use genki_media::answer::AnsweredBy as Heard;
+    use genki_store::AnsweredBy as Stored;
+    let by = e.by.map(|b| match b {
+        Heard::Human => Stored::Human,
+        Heard::Recorder => Stored::Recorder,
+        Heard::Machine => Stored::Machine,
+        Heard::Announcement => Stored::Announcement,
+        Heard::Fax => Stored::Fax,
+        Heard::Silence => Stored::Silence,
+        Heard::Unknown => Stored::Unknown,
+    });
+    let hearing = genki_store::Hearing {
+        first_sound_ms: e.first_sound_ms,
+        greeting_ms: e.greeting_ms,
+        words: e.words,
+        ringback_ms: e.ringback_ms,
+        prompt_at_ms: e.prompt_at_ms,
+        spoke_ms: e.spoke_ms,
+        restarts: e.restarts,
+        tones: e
+            .tones
+            .iter()
+            .map(|t| genki_store::HeardTone {
+                hz: t.hz,
+                at_ms: t.at_ms,
+                ms: t.ms,
+            })
+            .collect(),
+    };
+    (by, hearing)
+}
+
+/// The tenant prompt left on an answering machine after its greeting
+/// (e.g. 「げんきコールです。折り返しお電話ください」); without it genki
+/// hangs up without a word.
+pub const MACHINE_MESSAGE: &str = "machine_message";
+
+/// Who answered, and where the script stands because of it.
+#[derive(Default)]
+struct Answer {
+    /// Listening (None: not answered yet, or genki does not listen).
+    hearer: Option<AnswerClassifier>,
+    /// The script has started.
+    started: bool,
+    /// A recorder's ringback holds the script until the person lifts.
+    holding: bool,
+    /// genki is leaving an answering machine its message.
+    leaving_message: bool,
+    /// genki heard that no person took the call.
+    not_person: Option<EndReason>,
+}
+
+impl Answer {
+    /// The call was answered: listen first (`params`), or start the
+    /// script now.
+    fn begin(
+        &mut self,
+        params: Option<AnswerParams>,
+        flow: &mut (impl Dialogue + ?Sized),
+        now: std::time::Instant,
+    ) {
+        match params {
+            Some(p) => self.hearer = Some(AnswerClassifier::new(p, now)),
+            None => {
+                self.started = true;
+                flow.start(now);
+            }
+        }
+    }
+
+    /// A key came. A key is a person (no recorder, machine or
+    /// announcement sends one): before the prompt, or while a recorder's
+    /// ringback held it, the script starts now and takes the key. False
+    /// when the key must be ignored (genki already heard no person).
+    fn key(&mut self, flow: &mut (impl Dialogue + ?Sized), now: std::time::Instant) -> bool {
+        if self.not_person.is_some() {
+            return false;
+        }
+        if !self.started || self.holding {
+            if let Some(h) = self.hearer.as_mut() {
+                h.key_pressed(now);
+            }
+            self.started = true;
+            self.holding = false;
+            flow.start(now);
+        }
+        true
     }
 }
 
@@ -829,6 +1030,7 @@ mod tests {
             outcome: None,
             script_done: false,
             fault: None,
+            not_person: None,
         }
     }
 
@@ -1056,6 +1258,7 @@ pub mod testing {
                         outcome: None,
                         script_done: false,
                         fault: None,
+                        not_person: None,
                     });
                     return CallResult {
                         attempt: Attempt {

@@ -109,6 +109,8 @@ pub enum MediaEvent {
     PlayFinished,
     /// The media failed; the call must end (a system cause).
     Failed(MediaFailure),
+    /// A voice or tone began or ended in the peer's audio.
+    Heard(genki_media::listen::Heard),
 }
 
 /// Events go straight into the call task's channel.
@@ -130,6 +132,7 @@ impl EventSink for Sink {
             } => MediaEvent::Failed(MediaFailure::MediaStopped),
             // The worker connects the call's socket; nothing for the call.
             MuxEvent::Latched { .. } => return,
+            MuxEvent::Heard { heard, .. } => MediaEvent::Heard(heard),
         };
         let _ = self.0.send(ev);
     }
@@ -597,6 +600,8 @@ impl MediaRuntime {
         cfg.ts = rand::random();
         cfg.latching = peer.latching;
         cfg.signalling_ip = peer.signalling_ip;
+        // Hear who answers (genki_media::answer decides from it).
+        cfg.listen = true;
         if early {
             cfg.capture = EARLY_CAPTURE;
         } else {
