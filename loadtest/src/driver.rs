@@ -51,6 +51,11 @@ pub struct RunConfig {
     /// First RTP port of the phones.
     #[arg(long, default_value_t = 30000)]
     pub rtp_base: u16,
+    /// Every answering phone plays this WAV (8 kHz mono) from its answer
+    /// on, e.g. a person saying はい from `scripts/make-corpus`: genki then
+    /// hears a voice on every call (what listening costs).
+    #[arg(long)]
+    pub play: Option<std::path::PathBuf>,
     /// Spread the check requests evenly over this many seconds (0: all at once).
     #[arg(long, default_value_t = 0)]
     pub spread_s: u64,
@@ -355,7 +360,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Value> {
         leak_to: None,
         json: false,
         rtp_base: cfg.rtp_base,
-        play: None,
+        play: cfg.play.clone(),
         play_audio: None,
         mix: Mix(Some(Arc::new(move |user: &str| lookup.get(user).cloned()))),
     };

@@ -199,7 +199,8 @@ impl Calendar {
             return None;
         }
         let allowed = match cause {
-            Cause::NoAnswer => policy.retry_no_answer,
+            // A machine took the call: the person did not answer.
+            Cause::NoAnswer | Cause::Machine => policy.retry_no_answer,
             Cause::Busy => policy.retry_busy,
             Cause::NoInput => policy.retry_no_input,
             _ => policy.retry_failed,

@@ -339,7 +339,9 @@ impl Service {
         // A wrong number, or a refusal only the presented number can
         // change (433): calling again changes nothing. The coordinator's
         // to act on, never the watchers'.
-        if cause == Cause::InvalidNumber || r.attempt.end_reason == EndReason::Rejected(433) {
+        if matches!(cause, Cause::InvalidNumber | Cause::Fax)
+            || r.attempt.end_reason == EndReason::Rejected(433)
+        {
             return Next::Final {
                 outcome: Outcome::NotAttempted,
                 cause: Some(cause),
@@ -814,8 +816,14 @@ fn not_counted(a: &Attempt) -> bool {
 /// An answer that genki's or the network's own fault cut short (no media,
 /// media stopped, session expired: [`EndReason::is_system`]) does not
 /// count: the person may have been there and nobody heard them.
+///
+/// An answer by the network (an announcement) or a fax is not the
+/// person's line either; an answering machine, or a call recorder that
+/// rang the handset for nobody, is.
 fn reached_the_line(a: &Attempt) -> bool {
-    (a.answered && !a.end_reason.is_system())
+    (a.answered
+        && !a.end_reason.is_system()
+        && !matches!(a.end_reason, EndReason::Announcement | EndReason::Fax))
         || matches!(
             a.end_reason,
             EndReason::NoAnswer | EndReason::Rejected(480 | 408 | 487 | 486 | 600)
@@ -1339,6 +1347,56 @@ mod tests {
             Next::Final {
                 outcome: Outcome::NotAttempted,
                 cause: Some(Cause::Failed)
+            }
+        );
+        // Heard after the answer: a fax ends the check at once (a wrong
+        // number); an announcement never makes it `missed`; a machine is
+        // the person not answering, retried as such, and `missed` at the end.
+        let heard = |reason: EndReason, cause: Cause| CallResult {
+            attempt: Attempt {
+                n: 2,
+                answered: true,
+                end_reason: reason,
+                ..Default::default()
+            },
+            cause: Some(cause),
+            ..r.clone()
+        };
+        let noon = jst("2026-11-24T12:00");
+        assert_eq!(
+            svc.next_after(&t, &c, &heard(EndReason::Fax, Cause::Fax), &[], noon),
+            Next::Final {
+                outcome: Outcome::NotAttempted,
+                cause: Some(Cause::Fax)
+            }
+        );
+        let announced = heard(EndReason::Announcement, Cause::Announcement);
+        assert_eq!(
+            svc.next_after(
+                &t,
+                &c,
+                &announced,
+                std::slice::from_ref(&announced.attempt),
+                late
+            ),
+            Next::Final {
+                outcome: Outcome::NotAttempted,
+                cause: Some(Cause::Announcement)
+            }
+        );
+        let machine = heard(EndReason::Machine, Cause::Machine);
+        assert!(matches!(
+            svc.next_after(&t, &c, &machine, &[], noon),
+            Next::Retry {
+                cause: Cause::Machine,
+                ..
+            }
+        ));
+        assert_eq!(
+            svc.next_after(&t, &c, &machine, &[], late),
+            Next::Final {
+                outcome: Outcome::Missed,
+                cause: Some(Cause::Machine)
             }
         );
         // One attempt that rang out is enough for `missed`.

@@ -346,6 +346,7 @@ pub async fn run(
                 gap: media_timeout,
             },
             allow: cfg.media_allow().map_err(ServeError::Config)?,
+            listen: cfg.sip.answer_wait,
         },
         metrics.clone(),
     )?;

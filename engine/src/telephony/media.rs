@@ -163,6 +163,9 @@ pub struct MediaOptions {
     /// Media addresses accepted whatever the signalling peer
     /// ([`media_address_ok`]); `[sip] media_allow`.
     pub allow: Vec<ipnet::IpNet>,
+    /// Hear voices and tones in every call's audio (who answered;
+    /// `[sip] answer_wait`).
+    pub listen: bool,
 }
 
 /// The media workers of one daemon.
@@ -178,6 +181,7 @@ pub struct MediaRuntime {
     port_cursor: AtomicUsize,
     timeout: MediaTimeout,
     allow: Vec<ipnet::IpNet>,
+    listen: bool,
     /// "io_uring" or "epoll".
     pub io_name: &'static str,
     metrics: Arc<Metrics>,
@@ -500,6 +504,7 @@ impl MediaRuntime {
             port_cursor: AtomicUsize::new(0),
             timeout: opts.timeout,
             allow: opts.allow.clone(),
+            listen: opts.listen,
             io_name,
             metrics,
         }))
@@ -601,7 +606,7 @@ impl MediaRuntime {
         cfg.latching = peer.latching;
         cfg.signalling_ip = peer.signalling_ip;
         // Hear who answers (genki_media::answer decides from it).
-        cfg.listen = true;
+        cfg.listen = self.listen;
         if early {
             cfg.capture = EARLY_CAPTURE;
         } else {
