@@ -10,7 +10,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use genki_media::dtmf::{tone, InbandDetector};
 use genki_media::mux::{Binding, MediaMux, PacketBatch, StreamConfig};
 use genki_media::rtp::RtpSender;
-use genki_media::{g711, Law, Prompt};
+use genki_media::{g711, listen, Law, Prompt};
 use genki_sip::message::{Builder, Message, Method};
 use genki_sip::transaction::ClientInvite;
 use genki_sip::Timers;
@@ -116,6 +116,36 @@ fn media(c: &mut Criterion) {
     g.bench_function("in-band DTMF detector, one 20 ms frame", |b| {
         b.iter(|| det.feed(black_box(&frame)))
     });
+    // Listening (who answered): a frame of silence, of voice, of a tone.
+    for (name, pcm) in [
+        (
+            "listen: one 20 ms frame of silence",
+            listen::synth::quiet(20_000),
+        ),
+        (
+            "listen: one 20 ms frame of voice",
+            listen::synth::voice(-20.0, 80, 7),
+        ),
+        (
+            "listen: one 20 ms frame of ringback",
+            listen::synth::ringback_jp(-20.0, 7),
+        ),
+    ] {
+        let mut l = listen::Listener::default();
+        let frames: Vec<&[i16]> = pcm.chunks(160).filter(|f| f.len() == 160).collect();
+        let t0 = Instant::now();
+        let mut i = 0usize;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                i += 1;
+                l.feed(
+                    black_box(frames[i % frames.len()]),
+                    t0 + Duration::from_millis(20 * i as u64),
+                );
+                while l.poll().is_some() {}
+            })
+        });
+    }
     let prompt = Prompt::from_pcm("p", &vec![1000i16; 8000 * 60]);
     let mut s = RtpSender::new(1, 1, 1, Law::Ulaw, 0);
     let mut buf = [0u8; 256];

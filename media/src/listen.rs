@@ -373,6 +373,11 @@ fn pure_tone(x: &[i16; FRAME], p: f64, share: f64) -> Option<u16> {
         .map(|&g| f64::from(g))
         .filter(|g| (g - median).abs() <= window)
         .fold((0.0, 0u32), |(s, c), g| (s + g, c + 1));
+    // A tone's crossings are evenly spaced; a voice's are not (most
+    // voice frames end here, before any filter runs).
+    if (count as usize) * 4 < gaps.len() * 3 {
+        return None;
+    }
     let half_period = sum / f64::from(count.max(1));
     let estimate = 8000.0 / (2.0 * half_period);
     if !(250.0..=3400.0).contains(&estimate) {
