@@ -16,7 +16,9 @@
 //! Then end to end (acceptance 2): the daemon calls simulated phones that
 //! play a call recorder (announcement, two rings, もしもし); the person
 //! presses 1 six seconds after lifting → `fine`; the same without a key →
-//! `no_response`, never `fine`. Both attempts say `recorder`.
+//! `no_response`, never `fine`. Both attempts say `recorder`. A person who
+//! answers silently and then speaks over the prompt without a key is
+//! `spoke`.
 
 mod common;
 
@@ -227,7 +229,7 @@ fn a_recorder_then_a_key_is_fine_and_without_a_key_never_fine() {
     );
     let wav_arg = wav.to_string_lossy().to_string();
     let delay = (lift_ms + 6000).to_string();
-    let (p1, p2) = (free_port(), free_port());
+    let (p1, p2, p3) = (free_port(), free_port(), free_port());
     let keyed = phones(
         p1,
         &[
@@ -240,8 +242,13 @@ fn a_recorder_then_a_key_is_fine_and_without_a_key_never_fine() {
         ],
     );
     let silent = phones(p2, &["--play", &wav_arg, "--digits", ""]);
+    let spoke_wav = corpus
+        .join("spoke_after_prompt.wav")
+        .to_string_lossy()
+        .to_string();
+    let speaker = phones(p3, &["--play", &spoke_wav, "--digits", ""]);
     let mut checks = vec![];
-    for (name, port) in [("keyed", p1), ("silent", p2)] {
+    for (name, port) in [("keyed", p1), ("silent", p2), ("speaker", p3)] {
         let r = http.post(
             &format!("/v1/tenants/{tid}/subscribers"),
             &json!({"name": name, "phone": format!("sip:{name}@127.0.0.1:{port}")}),
@@ -251,6 +258,7 @@ fn a_recorder_then_a_key_is_fine_and_without_a_key_never_fine() {
     }
     let fine = wait_done(&http, &checks[0], Duration::from_secs(90));
     let quiet = wait_done(&http, &checks[1], Duration::from_secs(90));
+    let spoke = wait_done(&http, &checks[2], Duration::from_secs(90));
     assert_eq!(fine["outcome"], "fine", "{fine}");
     let a = &fine["attempts"][0];
     assert_eq!(a["answered_by"], "recorder", "{a}");
@@ -265,6 +273,19 @@ fn a_recorder_then_a_key_is_fine_and_without_a_key_never_fine() {
     assert_ne!(quiet["outcome"], "fine", "{quiet}");
     assert_eq!(quiet["outcome"], "no_response", "{quiet}");
     assert_eq!(quiet["attempts"][0]["answered_by"], "recorder", "{quiet}");
+    // Silence, then a voice over the prompt and no key: `spoke`, not
+    // silent (the tenant's default: retried while attempts remain).
+    assert_eq!(spoke["outcome"], "spoke", "{spoke}");
+    assert_eq!(spoke["last_cause"], "spoke", "{spoke}");
+    assert_eq!(spoke["attempts"][0]["answered_by"], "silence", "{spoke}");
+    assert!(
+        spoke["attempts"][0]["hearing"]["spoke_ms"]
+            .as_u64()
+            .unwrap()
+            >= 250,
+        "{spoke}"
+    );
+    phone_records(speaker);
     let recs = phone_records(keyed);
     assert_eq!(recs[0]["digits_sent"], "1", "{recs:?}");
     phone_records(silent);
@@ -277,11 +298,11 @@ fn a_recorder_then_a_key_is_fine_and_without_a_key_never_fine() {
 /// Talk-off (acceptance 5): Japanese speech (several voices, speeds,
 /// levels, half over line noise) and synthetic music played as the
 /// answer, through G.711 and genki's in-band DTMF detector as the media
-/// worker runs it: not one digit. `GENKI_TALKOFF_MINUTES` sets the speech
+/// worker runs it: not one digit. `TALKOFF_MINUTES` sets the speech
 /// minutes (default 60, with 15 of music: the hour the issue asks for).
 #[test]
 fn an_hour_of_speech_and_music_presses_no_key() {
-    let minutes: u32 = std::env::var("GENKI_TALKOFF_MINUTES")
+    let minutes: u32 = std::env::var("TALKOFF_MINUTES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(60);

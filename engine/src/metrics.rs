@@ -117,6 +117,7 @@ pub struct Metrics {
     pub outcome_needs_contact: Counter,
     pub outcome_no_response: Counter,
     pub outcome_missed: Counter,
+    pub outcome_spoke: Counter,
     pub outcome_not_attempted: Counter,
     pub attempts: Counter,
     pub retries_scheduled: Counter,
@@ -190,6 +191,7 @@ impl Default for Metrics {
             outcome_needs_contact: Counter::default(),
             outcome_no_response: Counter::default(),
             outcome_missed: Counter::default(),
+            outcome_spoke: Counter::default(),
             outcome_not_attempted: Counter::default(),
             attempts: Counter::default(),
             retries_scheduled: Counter::default(),
@@ -270,6 +272,7 @@ impl Metrics {
                 ),
                 ("outcome=\"no_response\"", self.outcome_no_response.get()),
                 ("outcome=\"missed\"", self.outcome_missed.get()),
+                ("outcome=\"spoke\"", self.outcome_spoke.get()),
                 (
                     "outcome=\"not_attempted\"",
                     self.outcome_not_attempted.get(),

@@ -31,7 +31,7 @@ pub use alerts::{
 pub use kv::{FaultyKv, Kv, MemKv};
 pub use records::{
     AlertRules, Attempt, Check, CheckId, CheckStatus, HeardTone, Hearing, Outcome, RetryPolicy,
-    Schedule, Subscriber, Tenant,
+    Schedule, SpokePolicy, Subscriber, Tenant,
 };
 pub use seam::{AlertLog, CheckLog, Directory, Storage};
 pub use store::{Erased, Next, Pruned, Store};

@@ -124,7 +124,12 @@ pub struct AlertRules {
 impl Default for AlertRules {
     fn default() -> Self {
         AlertRules {
-            open_on: vec![Outcome::Missed, Outcome::NeedsContact, Outcome::NoResponse],
+            open_on: vec![
+                Outcome::Missed,
+                Outcome::NeedsContact,
+                Outcome::NoResponse,
+                Outcome::Spoke,
+            ],
             urgent_on: vec![Outcome::NoResponse],
             urgent_after_missed_days: 2,
             urgent_skips_quiet_hours: true,
@@ -149,6 +154,32 @@ pub struct RetryPolicy {
     /// A retry that would fall outside the calling window moves to the next
     /// window (true) or the check ends as missed (false).
     pub carry_to_next_window: bool,
+    /// Answered, a voice heard after the prompt, no key (`spoke`). Not
+    /// written when it is the default (records keep their bytes).
+    #[serde(default, skip_serializing_if = "SpokePolicy::is_default")]
+    pub on_spoke: SpokePolicy,
+}
+
+/// What an answer with a voice but no key becomes.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum SpokePolicy {
+    /// Call again while attempts remain (the person may press next time);
+    /// then `spoke`.
+    #[default]
+    Retry,
+    /// `spoke` at once: a coordinator reviews (a case opens, not urgent).
+    Review,
+    /// A voice counts as `fine` (the tenant's choice, e.g. for people who
+    /// cannot press keys); the attempt keeps what was heard as evidence.
+    Fine,
+}
+
+impl SpokePolicy {
+    pub fn is_default(&self) -> bool {
+        *self == SpokePolicy::Retry
+    }
 }
 
 impl Default for RetryPolicy {
@@ -161,6 +192,7 @@ impl Default for RetryPolicy {
             retry_failed: true,
             retry_no_input: false,
             carry_to_next_window: false,
+            on_spoke: SpokePolicy::Retry,
         }
     }
 }
@@ -206,6 +238,11 @@ pub enum Outcome {
     NoResponse,
     /// Never reached after all attempts.
     Missed,
+    /// Answered, and a voice was heard after the prompt, but no key: the
+    /// person (or someone) is there and did not confirm they are well —
+    /// someone who cannot press keys (a rotary phone), or presses late.
+    /// Not urgent; the tenant's `retry.on_spoke` decides what it becomes.
+    Spoke,
     /// Not called at all: the person was paused or removed before the
     /// check ran (the cause says which). Never an alert.
     NotAttempted,
@@ -218,14 +255,16 @@ impl Outcome {
             Outcome::NeedsContact => "needs_contact",
             Outcome::NoResponse => "no_response",
             Outcome::Missed => "missed",
+            Outcome::Spoke => "spoke",
             Outcome::NotAttempted => "not_attempted",
         }
     }
-    pub const ALL: [Outcome; 5] = [
+    pub const ALL: [Outcome; 6] = [
         Outcome::Fine,
         Outcome::NeedsContact,
         Outcome::NoResponse,
         Outcome::Missed,
+        Outcome::Spoke,
         Outcome::NotAttempted,
     ];
 }

@@ -83,6 +83,8 @@ pub enum Cause {
     /// ends on it is `not_attempted` — the coordinator's to act on (a
     /// blocked caller, call barring), not the person's silence.
     Rejected,
+    /// Answered, a voice was heard after the prompt, but no key pressed.
+    Spoke,
     /// An answering machine or voicemail took the call (heard: a long
     /// greeting, a beep): the person did not answer; retried like no
     /// answer, and never `fine`.
@@ -114,6 +116,7 @@ impl Cause {
             Cause::NotAllowed => "not_allowed",
             Cause::InvalidNumber => "invalid_number",
             Cause::Rejected => "rejected",
+            Cause::Spoke => "spoke",
             Cause::Machine => "machine",
             Cause::Announcement => "announcement",
             Cause::Fax => "fax",
@@ -139,6 +142,7 @@ impl FromStr for Cause {
             "not_allowed" => Cause::NotAllowed,
             "invalid_number" => Cause::InvalidNumber,
             "rejected" => Cause::Rejected,
+            "spoke" => Cause::Spoke,
             "machine" => Cause::Machine,
             "announcement" => Cause::Announcement,
             "fax" => Cause::Fax,

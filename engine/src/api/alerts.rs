@@ -617,9 +617,16 @@ async fn get_alert(State(api): S, who: Caller, Path(id): Path<u64>) -> R<Respons
         c.tenant_id,
         json!({"did": "read_alert", "case": c.id}),
     )?;
+    // The notifications first, then the case again: a delivery's state and
+    // its timeline event are one batch, so a case read after its
+    // notifications is at least as new as they are (never a notification
+    // `given_up` beside a timeline that lacks it — a torn read the slow
+    // audit write above made likely).
+    let notifications = api.svc.store.notifications_of(c.id)?;
+    let c = api.svc.store.alert_case(c.id)?.unwrap_or(c);
     let view = CaseView {
         case: case_summary(&c),
-        notifications: api.svc.store.notifications_of(c.id)?,
+        notifications,
         told: c.told,
         timeline: c.timeline,
     };

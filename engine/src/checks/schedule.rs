@@ -201,6 +201,8 @@ impl Calendar {
         let allowed = match cause {
             // A machine took the call: the person did not answer.
             Cause::NoAnswer | Cause::Machine => policy.retry_no_answer,
+            // The tenant's `on_spoke = retry` asked for it.
+            Cause::Spoke => true,
             Cause::Busy => policy.retry_busy,
             Cause::NoInput => policy.retry_no_input,
             _ => policy.retry_failed,

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use genki_store::{
-    Attempt, Cause, Check, CheckId, CheckKind, CheckStatus, EndReason, Next, Outcome, Storage,
-    StoreError, Subscriber, Tenant,
+    Attempt, Cause, Check, CheckId, CheckKind, CheckStatus, EndReason, Next, Outcome, SpokePolicy,
+    Storage, StoreError, Subscriber, Tenant,
 };
 use tokio::sync::{mpsc, watch, Notify};
 use tracing::{debug, error, info, warn};
@@ -223,6 +223,7 @@ impl Service {
             Some(Outcome::NeedsContact) => self.metrics.outcome_needs_contact.inc(),
             Some(Outcome::NoResponse) => self.metrics.outcome_no_response.inc(),
             Some(Outcome::Missed) => self.metrics.outcome_missed.inc(),
+            Some(Outcome::Spoke) => self.metrics.outcome_spoke.inc(),
             Some(Outcome::NotAttempted) => self.metrics.outcome_not_attempted.inc(),
             None => {}
         }
@@ -336,6 +337,24 @@ impl Service {
         if cause == Cause::Carrier {
             cause = Cause::Failed;
         }
+        // A voice but no key: the tenant says what it becomes.
+        if cause == Cause::Spoke {
+            match t.retry.on_spoke {
+                SpokePolicy::Fine => {
+                    return Next::Final {
+                        outcome: Outcome::Fine,
+                        cause: Some(cause),
+                    }
+                }
+                SpokePolicy::Review => {
+                    return Next::Final {
+                        outcome: Outcome::Spoke,
+                        cause: Some(cause),
+                    }
+                }
+                SpokePolicy::Retry => {}
+            }
+        }
         // A wrong number, or a refusal only the presented number can
         // change (433): calling again changes nothing. The coordinator's
         // to act on, never the watchers'.
@@ -365,6 +384,10 @@ impl Service {
             Some(due_at_ms) => Next::Retry { due_at_ms, cause },
             None if cause == Cause::NoInput => Next::Final {
                 outcome: Outcome::NoResponse,
+                cause: Some(cause),
+            },
+            None if cause == Cause::Spoke => Next::Final {
+                outcome: Outcome::Spoke,
                 cause: Some(cause),
             },
             None if rang => Next::Final {
@@ -1399,6 +1422,24 @@ mod tests {
                 cause: Some(Cause::Machine)
             }
         );
+        // A voice but no key: by the tenant's policy.
+        let spoke = heard(EndReason::ScriptDone, Cause::Spoke);
+        let mut t2 = t.clone();
+        for (policy, at, want) in [
+            (SpokePolicy::Fine, noon, Some(Outcome::Fine)),
+            (SpokePolicy::Review, noon, Some(Outcome::Spoke)),
+            (SpokePolicy::Retry, noon, None),
+            (SpokePolicy::Retry, late, Some(Outcome::Spoke)),
+        ] {
+            t2.retry.on_spoke = policy;
+            match (svc.next_after(&t2, &c, &spoke, &[], at), want) {
+                (Next::Final { outcome, cause }, Some(w)) => {
+                    assert_eq!((outcome, cause), (w, Some(Cause::Spoke)), "{policy:?}")
+                }
+                (Next::Retry { cause, .. }, None) => assert_eq!(cause, Cause::Spoke),
+                (other, w) => panic!("{policy:?}: {other:?}, wanted {w:?}"),
+            }
+        }
         // One attempt that rang out is enough for `missed`.
         let rang_out = Attempt {
             end_reason: EndReason::NoAnswer,

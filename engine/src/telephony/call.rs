@@ -536,6 +536,7 @@ pub async fn run_call(
     // Who answered, and where the script stands because of it.
     let mut ans = Answer::default();
     let mut reached = false;
+    let mut stored_early = false;
     // A provisional response beyond 100 came: the request got past the trunk.
     let mut progressed = false;
     let mut end = loop {
@@ -543,6 +544,16 @@ pub async fn run_call(
         let now = Instant::now();
         if !reached && failure.is_none() && flow.outcome().is_some() {
             reached = true;
+        }
+        // A script that ends silent (no key) while genki heard a voice is
+        // `spoke`, decided at the call's end (by the tenant's policy), not
+        // stored now as `no_response`.
+        let spoke_now = ans
+            .hearer
+            .as_ref()
+            .is_some_and(|h| h.evidence().spoke_ms >= SPOKE_MS);
+        if reached && !stored_early && !(spoke_now && flow.outcome() == Some(Outcome::NoResponse)) {
+            stored_early = true;
             let mut so_far = attempt.clone();
             so_far.digits = flow.digits().to_string();
             so_far.outcome = flow.outcome();
@@ -903,6 +914,19 @@ pub async fn run_call(
     }
     attempt.end_reason = reason;
     attempt.outcome = outcome;
+    // No key, but a voice answered the prompt: someone is there. The
+    // tenant's policy decides what that becomes (checks::service).
+    let spoke = attempt
+        .hearing
+        .as_ref()
+        .is_some_and(|h| h.spoke_ms >= SPOKE_MS);
+    let (outcome, cause) = match (outcome, cause) {
+        (Some(Outcome::NoResponse), _) | (None, Some(Cause::NoInput)) if spoke => {
+            (None, Some(Cause::Spoke))
+        }
+        other => other,
+    };
+    attempt.outcome = outcome;
     debug!(%call_id, ?outcome, ?cause, end = %attempt.end_reason, "call finished");
     CallResult {
         attempt,
@@ -947,6 +971,10 @@ fn hearing_of(
     };
     (by, hearing)
 }
+
+/// Voice heard after the prompt, with no key, that makes an answer
+/// `spoke` rather than silent (a はい is ~300 ms).
+pub const SPOKE_MS: u32 = 250;
 
 /// The tenant prompt left on an answering machine after its greeting
 /// (e.g. 「げんきコールです。折り返しお電話ください」); without it genki
