@@ -375,3 +375,139 @@ fn an_hour_of_speech_and_music_presses_no_key() {
     assert!(seconds >= f64::from(minutes) * 60.0, "{seconds} s");
     assert!(digits.is_empty(), "{digits:#?}");
 }
+
+/// Call-ins (acceptance 3): a person whose check was missed calls genki's
+/// number (sipp as the caller, From their number, pressing 1 by RFC 2833):
+/// the menu answers, the call is recorded as a check of its own whose
+/// attempt is marked inbound, and the open case closes with the all-clear
+/// to the watcher who was told. An unknown number hears the message and
+/// leaves no record of anyone.
+#[test]
+fn a_person_calling_back_closes_their_case_and_a_stranger_leaves_no_record() {
+    const SECRET: &str = "s3cret-callin-0123456789";
+    let dir = temp_dir("answers-callin");
+    let hook = Peer::start(
+        &dir,
+        "webhook",
+        true,
+        &["--secret", SECRET, "--max-seconds", "180"],
+    );
+    let nobody = Peer::start(
+        &dir,
+        "phones",
+        false,
+        &[
+            "--behaviour",
+            "no-answer",
+            "--calls",
+            "0",
+            "--max-seconds",
+            "180",
+        ],
+    );
+    let mut d = Daemon::start(
+        dir.clone(),
+        &[
+            ("GENKI_SIP_RING_TIMEOUT_S", "2"),
+            ("GENKI_ALERTS_WEBHOOK_ALLOW", "127.0.0.0/8"),
+            ("GENKI_SIP_RTP_PORTS", "38800-38899"),
+        ],
+        &["--clock-start", CLOCK],
+    );
+    let http = d.http();
+    let tid = create_tenant(
+        &http,
+        &json!({"name": "callins", "window_start": "08:00", "window_end": "20:00", "retry": no_retries()}),
+    );
+    webhook_ladder(&http, tid, &format!("http://{}/genki", hook.addr), SECRET);
+    let r = http.post(
+        &format!("/v1/tenants/{tid}/subscribers"),
+        &json!({"name": "山田 花子", "phone": format!("sip:0471234567@{}", nobody.addr)}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let sid = r.json()["id"].as_u64().unwrap();
+    let missed = wait_done(&http, &check_now(&http, sid), Duration::from_secs(60));
+    assert_eq!(missed["outcome"], "missed", "{missed}");
+    let open = poll(
+        &http,
+        &format!("/v1/tenants/{tid}/alerts?state=open"),
+        Duration::from_secs(15),
+        |v| v["alerts"].as_array().is_some_and(|a| a.len() == 1),
+    );
+    let case_id = open["alerts"][0]["id"].as_u64().unwrap();
+    hook.wait_for("the alert webhook", Duration::from_secs(20), |r| {
+        r.iter().any(|e| e["type"] == "alert")
+    });
+
+    // She calls back and presses 1.
+    let call_in = |caller: &str| {
+        let port = free_port();
+        let media = free_port();
+        let sdir = dir.join(format!("sipp-{caller}"));
+        std::fs::create_dir_all(&sdir).unwrap();
+        let sipp = sipp_scenario(
+            &sdir,
+            "uac_callin.xml",
+            port,
+            media,
+            &[
+                "-key",
+                "caller",
+                caller,
+                "-key",
+                "dtmf",
+                "/usr/share/sip-tester/dtmf_2833_1.pcap",
+                "-m",
+                "1",
+                "-timeout",
+                "60s",
+                &format!("127.0.0.1:{}", d.sip_port),
+            ],
+        );
+        let out = wait_bounded(sipp, Duration::from_secs(70));
+        assert!(
+            out.status.success(),
+            "sipp ({caller}): {}",
+            std::fs::read_to_string(sdir.join("sipp.stderr")).unwrap_or_default()
+        );
+    };
+    call_in("0471234567");
+    let closed = poll(
+        &http,
+        &format!("/v1/alerts/{case_id}"),
+        Duration::from_secs(15),
+        |v| v["state"] == "resolved",
+    );
+    assert_eq!(closed["resolved_by"], "subscriber", "{closed}");
+    hook.wait_for("the all-clear webhook", Duration::from_secs(20), |r| {
+        r.iter().any(|e| e["type"] == "all_clear")
+    });
+    let rows = http.get(&format!("/v1/tenants/{tid}/outcomes")).json();
+    let items = rows["items"].as_array().unwrap();
+    let fine: Vec<_> = items.iter().filter(|i| i["outcome"] == "fine").collect();
+    assert_eq!(fine.len(), 1, "{rows}");
+    let check = http
+        .get(&format!(
+            "/v1/checks/{}",
+            fine[0]["check_id"].as_str().unwrap()
+        ))
+        .json();
+    let a = &check["attempts"][0];
+    assert_eq!(a["inbound"], true, "{check}");
+    assert_eq!(a["digits"], "1", "{check}");
+    assert_eq!(a["dtmf_transport"], "rfc4733", "{check}");
+
+    // A stranger: the message, and nothing recorded.
+    call_in("0399999999");
+    let after = http.get(&format!("/v1/tenants/{tid}/outcomes")).json();
+    assert_eq!(
+        after["items"].as_array().unwrap().len(),
+        items.len(),
+        "{after}"
+    );
+    assert_eq!(metric(&http, "genki_inbound_calls_total"), 2);
+    assert!(d.log().contains("call-in from an unknown number"), "log");
+    let (code, _) = d.terminate();
+    assert_eq!(code, 0);
+    std::fs::remove_dir_all(&dir).ok();
+}

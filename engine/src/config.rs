@@ -83,6 +83,10 @@ pub struct Sip {
     /// retried), network announcements and fax apart (README "Who
     /// answered"). false: the prompt starts at the answer.
     pub answer_wait: bool,
+    /// Calls to genki's own number taken at once (people calling back:
+    /// README "Call-ins"); more are answered 486 Busy. 0: none taken (an
+    /// INVITE to genki gets 481).
+    pub inbound_max: u64,
     /// Hard limit on a call's length in seconds, from INVITE to end.
     pub max_call_s: u64,
     /// Session interval asked for in every INVITE (RFC 4028
@@ -416,6 +420,7 @@ impl Default for Config {
                 rtp_latching: RtpLatching::Host,
                 media_timeout_s: 5,
                 answer_wait: true,
+                inbound_max: 50,
                 max_call_s: 300,
                 session_expires_s: 1800,
                 allow: String::new(),

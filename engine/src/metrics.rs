@@ -168,6 +168,8 @@ pub struct Metrics {
     pub trunk_registration_failures: Counter,
     /// Calls that went on to the trunk's next DNS target (RFC 3263 §4.3).
     pub trunk_failovers: Counter,
+    /// Calls to genki's own number (call-ins), answered.
+    pub inbound_calls: Counter,
     /// Trunk targets whose last OPTIONS went unanswered.
     pub trunk_targets_down: Gauge,
     /// Attempts the carrier failed that did not count against the person.
@@ -230,6 +232,7 @@ impl Default for Metrics {
             },
             trunk_registration_failures: Counter::default(),
             trunk_failovers: Counter::default(),
+            inbound_calls: Counter::default(),
             trunk_targets_down: Gauge::default(),
             attempts_held: Counter::default(),
             api_connections_refused: Counter::default(),
@@ -428,6 +431,11 @@ impl Metrics {
             "genki_trunk_failovers_total",
             "Calls whose INVITE went on to the trunk's next target (no answer, unreachable, or 503 before ringing).",
             &[("", self.trunk_failovers.get())],
+        );
+        c(
+            "genki_inbound_calls_total",
+            "Calls to genki's own number (people calling back), answered with the check-in menu or, for unknown numbers, a message.",
+            &[("", self.inbound_calls.get())],
         );
         c(
             "genki_attempts_held_total",

@@ -18,7 +18,12 @@
 //! owner does the IO: it feeds datagrams, send errors and
 //! instants in, and polls datagrams, events and the next deadline out.
 //!
-//! Depends on: [`crate::uac`], [`crate::register`], [`crate::message`].
+//! With [`Endpoint::set_inbound`] it also takes incoming calls (a person
+//! calling genki's number back): a new INVITE becomes a [`UasCall`] kept
+//! beside the outgoing ones, announced as [`InboundEvent::Invite`]; the
+//! owner answers it ([`Endpoint::respond_inbound`]) and hangs it up.
+//!
+//! Depends on: [`crate::uac`], [`crate::uas`], [`crate::register`], [`crate::message`].
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -29,7 +34,9 @@ use crate::dialog::Transmit;
 use crate::keepalive::{Prober, TargetChange};
 use crate::message::{reason_phrase, Builder, Message, Method, ParseError};
 use crate::register::{RegEvent, Registration};
+use crate::transaction::Timers;
 use crate::uac::{UacCall, UacConfig, UacEvent};
+use crate::uas::{UasCall, UasEvent};
 
 /// After a call ended, keep it this long at most to absorb retransmissions
 /// of its final messages (a 200 to our BYE, a repeated BYE): 64·T1 with
@@ -101,6 +108,37 @@ impl Bucket {
     }
 }
 
+/// What the owner hears of an incoming call, keyed by its Call-ID.
+#[derive(Debug, Clone)]
+pub enum InboundEvent {
+    /// A new call: answer it with [`Endpoint::respond_inbound`].
+    Invite {
+        invite: Box<Message>,
+        source: SocketAddr,
+    },
+    /// Its progress (ACK, CANCEL, BYE…); the call's last event is
+    /// `Cancelled`, `AckTimeout`, `RemoteBye` or `ByeDone`.
+    Call(UasEvent),
+}
+
+/// Incoming calls taken, and what they need.
+struct Inbound {
+    local_addr: SocketAddr,
+    timers: Timers,
+    /// At most this many at once; more are refused 486.
+    max: usize,
+    calls: HashMap<String, UasSlot>,
+    events: VecDeque<(String, InboundEvent)>,
+    /// For the To tags (xorshift from the owner's random seed).
+    seed: u64,
+}
+
+struct UasSlot {
+    uas: UasCall,
+    armed: Option<Instant>,
+    ended_at: Option<Instant>,
+}
+
 struct Slot {
     uac: UacCall,
     /// The first hop it was started with (the `peers` count it holds).
@@ -124,6 +162,7 @@ pub struct Endpoint {
     registration: Option<Registration>,
     reg_events: VecDeque<RegEvent>,
     prober: Option<Prober>,
+    inbound: Option<Inbound>,
 }
 
 impl Default for Endpoint {
@@ -147,6 +186,96 @@ impl Endpoint {
             registration: None,
             reg_events: VecDeque::new(),
             prober: None,
+            inbound: None,
+        }
+    }
+
+    /// Take incoming calls from now on (at most `max` at once), answering
+    /// from `local_addr` (the Contact) with `timers`; `seed` (random, from
+    /// the owner: this core draws no randomness) makes the To tags.
+    pub fn set_inbound(&mut self, local_addr: SocketAddr, timers: Timers, max: usize, seed: u64) {
+        self.inbound = Some(Inbound {
+            local_addr,
+            timers,
+            max,
+            calls: HashMap::new(),
+            events: VecDeque::new(),
+            seed: seed | 1,
+        });
+    }
+
+    /// Answer (or refuse) an incoming call's INVITE.
+    pub fn respond_inbound(
+        &mut self,
+        call_id: &str,
+        status: u16,
+        body: Option<(&str, &[u8])>,
+        now: Instant,
+    ) {
+        if let Some(slot) = self.inbound.as_mut().and_then(|i| i.calls.get_mut(call_id)) {
+            slot.uas.respond(
+                status,
+                &[("Allow", "INVITE, ACK, CANCEL, BYE, INFO, OPTIONS")],
+                body,
+                now,
+            );
+        }
+        self.service_uas(call_id, now);
+    }
+
+    /// Hang up an answered incoming call (BYE).
+    pub fn hangup_inbound(&mut self, call_id: &str, now: Instant) {
+        if let Some(slot) = self.inbound.as_mut().and_then(|i| i.calls.get_mut(call_id)) {
+            slot.uas.hangup(now);
+        }
+        self.service_uas(call_id, now);
+    }
+
+    /// The next event of an incoming call.
+    pub fn poll_inbound_event(&mut self) -> Option<(String, InboundEvent)> {
+        self.inbound.as_mut()?.events.pop_front()
+    }
+
+    /// Move an incoming call's output to the queues, re-arm its timer, and
+    /// drop it once finished (or lingered).
+    fn service_uas(&mut self, id: &str, now: Instant) {
+        let linger = self.linger;
+        let Some(inb) = self.inbound.as_mut() else {
+            return;
+        };
+        let Some(slot) = inb.calls.get_mut(id) else {
+            return;
+        };
+        while let Some(t) = slot.uas.poll_transmit() {
+            self.transmits.push_back(t);
+        }
+        while let Some(ev) = slot.uas.poll_event() {
+            if matches!(
+                ev,
+                UasEvent::Cancelled
+                    | UasEvent::AckTimeout
+                    | UasEvent::RemoteBye
+                    | UasEvent::ByeDone { .. }
+            ) {
+                slot.ended_at.get_or_insert(now);
+            }
+            inb.events
+                .push_back((id.to_string(), InboundEvent::Call(ev)));
+        }
+        let linger_end = slot.ended_at.map(|e| e + linger);
+        if slot.uas.is_finished() || linger_end.is_some_and(|e| now >= e) {
+            inb.calls.remove(id);
+            return;
+        }
+        let next = match (slot.uas.poll_timeout(), linger_end) {
+            (Some(t), Some(e)) => Some(t.min(e)),
+            (t, e) => t.or(e),
+        };
+        if let Some(t) = next {
+            if slot.armed != Some(t) {
+                slot.armed = Some(t);
+                self.timers.push(Reverse((t, id.to_string())));
+            }
         }
     }
 
@@ -304,6 +433,55 @@ impl Endpoint {
                 self.stats.spoofed += 1;
             }
             self.service(&id, now);
+        } else if let Some(slot) = self
+            .inbound
+            .as_mut()
+            .and_then(|i| i.calls.get_mut(&msg.call_id))
+        {
+            let id = msg.call_id.clone();
+            slot.uas.handle_message(msg, src, now);
+            self.service_uas(&id, now);
+        } else if self.inbound.is_some()
+            && msg.method() == Some(&Method::Invite)
+            && msg.to_tag.is_none()
+        {
+            if !trusted && !self.is_peer(src.ip()) && !self.strangers.take(now) {
+                self.stats.strangers_dropped += 1;
+                return Ok(());
+            }
+            let id = msg.call_id.clone();
+            let inb = self.inbound.as_mut().expect("inbound");
+            // §19.3: a To tag of at least 32 random bits (the owner seeded it).
+            inb.seed ^= inb.seed << 13;
+            inb.seed ^= inb.seed >> 7;
+            inb.seed ^= inb.seed << 17;
+            let tag = format!("{:016x}", inb.seed);
+            let mut uas = UasCall::new(msg.clone(), src, inb.local_addr, tag, inb.timers);
+            if inb.calls.len() >= inb.max {
+                // §21.4.24: busy here, and nothing kept but the answer.
+                uas.respond(486, &[], None, now);
+                while let Some(t) = uas.poll_transmit() {
+                    self.transmits.push_back(t);
+                }
+                return Ok(());
+            }
+            uas.respond(100, &[], None, now);
+            inb.calls.insert(
+                id.clone(),
+                UasSlot {
+                    uas,
+                    armed: None,
+                    ended_at: None,
+                },
+            );
+            inb.events.push_back((
+                id.clone(),
+                InboundEvent::Invite {
+                    invite: Box::new(msg),
+                    source: src,
+                },
+            ));
+            self.service_uas(&id, now);
         } else if let Some(reply) = stateless_reply(&msg) {
             if !trusted && !self.is_peer(src.ip()) && !self.strangers.take(now) {
                 self.stats.strangers_dropped += 1;
@@ -371,6 +549,15 @@ impl Endpoint {
                 break;
             };
             let Some(slot) = self.calls.get_mut(&id) else {
+                if let Some(u) = self.inbound.as_mut().and_then(|i| i.calls.get_mut(&id)) {
+                    if u.armed == Some(t) {
+                        u.armed = None;
+                        if u.uas.poll_timeout().is_some_and(|d| d <= now) {
+                            u.uas.handle_timeout(now);
+                        }
+                        self.service_uas(&id, now);
+                    }
+                }
                 continue;
             };
             if slot.armed != Some(t) {
@@ -395,14 +582,18 @@ impl Endpoint {
         .min();
         // Drop stale entries on top so the owner never wakes for nothing.
         while let Some(Reverse((t, id))) = self.timers.peek() {
-            match self.calls.get(id) {
-                Some(s) if s.armed == Some(*t) => {
-                    return Some(reg.map_or(*t, |r| r.min(*t)));
-                }
-                _ => {
-                    self.timers.pop();
-                }
+            let live = match self.calls.get(id) {
+                Some(s) => s.armed == Some(*t),
+                None => self
+                    .inbound
+                    .as_ref()
+                    .and_then(|i| i.calls.get(id))
+                    .is_some_and(|u| u.armed == Some(*t)),
+            };
+            if live {
+                return Some(reg.map_or(*t, |r| r.min(*t)));
             }
+            self.timers.pop();
         }
         reg
     }
@@ -519,6 +710,74 @@ mod tests {
             session_expires: 0,
             transport: Default::default(),
         }
+    }
+
+    /// An incoming call: 100 at once, the owner hears the INVITE, answers
+    /// 200 (retransmitted until the ACK), hears the ACK and the caller's
+    /// BYE (answered 200). Beyond `max` at once: 486, nothing kept. Off by
+    /// default: an INVITE for no call gets the stateless 481.
+    #[test]
+    fn incoming_calls_are_taken_answered_and_ended() {
+        let now = Instant::now();
+        let caller: SocketAddr = "127.0.0.1:5090".parse().unwrap();
+        let invite = |id: &str| {
+            format!(
+                "INVITE sip:genki@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bK{id}\r\nFrom: <sip:0471234567@127.0.0.1>;tag=c{id}\r\nTo: <sip:genki@127.0.0.1>\r\nCall-ID: {id}\r\nCSeq: 1 INVITE\r\nContact: <sip:0471234567@127.0.0.1:5090>\r\nContent-Type: application/sdp\r\nContent-Length: 5\r\n\r\nv=0\r\n"
+            )
+        };
+        let mut off = Endpoint::default();
+        off.handle_datagram_from(invite("x").as_bytes(), caller, true, now)
+            .unwrap();
+        let sent = drain(&mut off);
+        assert!(String::from_utf8_lossy(&sent[0].data).starts_with("SIP/2.0 481"));
+
+        let mut ep = Endpoint::default();
+        ep.set_inbound(LOCAL.parse().unwrap(), Timers::default(), 1, 42);
+        ep.handle_datagram_from(invite("in1").as_bytes(), caller, true, now)
+            .unwrap();
+        let sent = drain(&mut ep);
+        assert!(String::from_utf8_lossy(&sent[0].data).starts_with("SIP/2.0 100"));
+        let Some((id, InboundEvent::Invite { invite: m, source })) = ep.poll_inbound_event() else {
+            panic!("no INVITE event")
+        };
+        assert_eq!(
+            (id.as_str(), source, m.body.as_slice()),
+            ("in1", caller, &b"v=0\r\n"[..])
+        );
+        // A second call while the first is up: busy.
+        ep.handle_datagram_from(invite("in2").as_bytes(), caller, true, now)
+            .unwrap();
+        let sent = drain(&mut ep);
+        assert!(String::from_utf8_lossy(&sent[0].data).starts_with("SIP/2.0 486"));
+        assert!(ep.poll_inbound_event().is_none());
+        ep.respond_inbound("in1", 200, Some(("application/sdp", b"v=0\r\n")), now);
+        let ok = drain(&mut ep);
+        let ok = Message::parse(&ok[0].data).unwrap();
+        assert_eq!(ok.status(), Some(200));
+        let tag = ok.to_tag.clone().unwrap();
+        assert!(tag.len() >= 8);
+        // Unacknowledged: the 200 again at T1.
+        ep.handle_timeout(now + Duration::from_millis(600));
+        assert_eq!(drain(&mut ep).len(), 1);
+        let in_dialog = |method: &str, cseq: u32| {
+            format!(
+                "{method} sip:genki@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bK{method}{cseq}\r\nFrom: <sip:0471234567@127.0.0.1>;tag=cin1\r\nTo: <sip:genki@127.0.0.1>;tag={tag}\r\nCall-ID: in1\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
+            )
+        };
+        ep.handle_datagram_from(in_dialog("ACK", 1).as_bytes(), caller, true, now)
+            .unwrap();
+        assert!(matches!(
+            ep.poll_inbound_event(),
+            Some((_, InboundEvent::Call(UasEvent::Acked)))
+        ));
+        ep.handle_datagram_from(in_dialog("BYE", 2).as_bytes(), caller, true, now)
+            .unwrap();
+        let sent = drain(&mut ep);
+        assert!(String::from_utf8_lossy(&sent[0].data).starts_with("SIP/2.0 200"));
+        assert!(matches!(
+            ep.poll_inbound_event(),
+            Some((_, InboundEvent::Call(UasEvent::RemoteBye)))
+        ));
     }
 
     fn drain(ep: &mut Endpoint) -> Vec<Transmit> {

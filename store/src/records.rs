@@ -441,6 +441,10 @@ pub struct Attempt {
     /// What the verdict rests on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hearing: Option<Hearing>,
+    /// The person called genki (a call-in after a missed check), not
+    /// genki the person. Absent (false) for genki's own calls.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inbound: bool,
 }
 
 /// What genki heard after an answer (times in ms from the answer).

@@ -13,6 +13,7 @@
 
 pub mod dialer;
 pub mod holidays;
+pub mod inbound;
 pub mod retention;
 pub mod schedule;
 pub mod script;

@@ -78,6 +78,16 @@ impl Calendar {
         Self::ts(ms).to_zoned(self.tz.clone()).date()
     }
 
+    /// The local day holding `ms`: its first and its next day's first
+    /// millisecond (unix ms).
+    pub fn day_of(&self, ms: u64) -> Option<(u64, u64)> {
+        let date = self.local_date(ms);
+        Some((
+            self.at(date, Time::midnight())?,
+            self.at(date.tomorrow().ok()?, Time::midnight())?,
+        ))
+    }
+
     fn at(&self, date: Date, time: Time) -> Option<u64> {
         let z = date.to_datetime(time).to_zoned(self.tz.clone()).ok()?;
         u64::try_from(z.timestamp().as_millisecond()).ok()

@@ -295,13 +295,19 @@ impl Service {
     /// free millisecond instead.
     pub fn request_check(&self, s: &Subscriber) -> Result<CheckId, StoreError> {
         let now = self.clock.now_ms();
+        let id = self.new_one_off(s, now, now)?;
+        self.wake.notify_one();
+        Ok(id)
+    }
+
+    /// Create a one-off check of `s` asked for at `now`, due at `due_ms`.
+    fn new_one_off(&self, s: &Subscriber, now: u64, due_ms: u64) -> Result<CheckId, StoreError> {
         for later in 0..1_000 {
             let id = CheckId::one_off(s.id, now + later);
             if self
                 .store
-                .create_check(&new_check(id, s.tenant_id, now, now))?
+                .create_check(&new_check(id, s.tenant_id, due_ms, now))?
             {
-                self.wake.notify_one();
                 return Ok(id);
             }
             if self.store.check(&id)?.is_none() {
@@ -312,6 +318,80 @@ impl Service {
         Err(StoreError::Busy(
             "too many checks asked for this person at once",
         ))
+    }
+
+    /// The person called genki's number and answered its check-in menu
+    /// (`outcome`: `fine` or `needs_contact`). Recorded as a check of its
+    /// own — a one-off created and finished at once, the inbound call its
+    /// attempt — and every check of theirs still pending today (a retry
+    /// included) is settled with it, so nobody calls them again today. The
+    /// alert engine then treats it as any outcome: a `fine` closes their
+    /// open case with the all-clear, `needs_contact` opens one.
+    pub fn check_in(
+        &self,
+        s: &Subscriber,
+        outcome: Outcome,
+        attempt: &Attempt,
+    ) -> Result<CheckId, StoreError> {
+        let now = self.clock.now_ms();
+        // Due a day ahead: the due loop must not dial it before it is done.
+        let id = self.new_one_off(s, now, now + 86_400_000)?;
+        if let Some(_claimed) = self.store.claim(&id, &self.owner, now + 60_000)? {
+            let c = self.store.finish_attempt(
+                &id,
+                attempt,
+                Next::Final {
+                    outcome,
+                    cause: None,
+                },
+                now,
+            )?;
+            self.count_final(&c);
+        }
+        let t = self.store.tenant(s.tenant_id)?;
+        let day = t
+            .as_ref()
+            .and_then(|t| Calendar::of(t).ok())
+            .and_then(|cal| cal.day_of(now));
+        if let Some((from, to)) = day {
+            for c in self.store.checks_of(s.tenant_id, from, to, 100_000)? {
+                if c.id.subscriber_id != s.id || c.id == id || c.status != CheckStatus::Pending {
+                    continue;
+                }
+                let next = Next::Final {
+                    outcome,
+                    cause: None,
+                };
+                if let Some(done) = self.store.settle_pending(&c.id, next, now)? {
+                    info!(check = %c.id, "settled by the person's call-in");
+                    self.count_final(&done);
+                }
+            }
+        }
+        Ok(id)
+    }
+
+    /// The person whose phone is `number` (a caller's presented number),
+    /// if genki watches over them: compared as national digits (+81 → 0,
+    /// separators and a SIP URI's host ignored). Reads every subscriber:
+    /// call-ins are rare; an index by number is for a larger scale.
+    pub fn identify(&self, number: &str) -> Result<Option<Subscriber>, StoreError> {
+        let want = national_digits(number);
+        if want.len() < 3 {
+            return Ok(None);
+        }
+        for t in self.store.tenants()? {
+            let mut after = 0;
+            loop {
+                let page = self.store.subscribers_of(t.id, after, 1000)?;
+                let Some(last) = page.last() else { break };
+                after = last.id;
+                if let Some(s) = page.into_iter().find(|s| national_digits(&s.phone) == want) {
+                    return Ok(Some(s));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// What to do after an attempt, by the tenant's policy and calendar.
@@ -832,6 +912,25 @@ fn not_counted(a: &Attempt) -> bool {
     a.held || a.end_reason == EndReason::Interrupted
 }
 
+/// A phone number as national digits: the user part of a SIP/tel URI,
+/// separators dropped, `+81` (Japan's country code) as the trunk prefix 0.
+pub fn national_digits(phone: &str) -> String {
+    let user = phone
+        .trim()
+        .trim_start_matches("sips:")
+        .trim_start_matches("sip:")
+        .trim_start_matches("tel:");
+    let user = user.split(['@', ';']).next().unwrap_or("");
+    let digits: String = user
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '+')
+        .collect();
+    match digits.strip_prefix("+81") {
+        Some(rest) => format!("0{rest}"),
+        None => digits.trim_start_matches('+').to_string(),
+    }
+}
+
 /// Whether an attempt reached the person's line: it was answered, rang
 /// out (genki's ring timeout, 480, 408, 487), or found the line busy
 /// (486, 600). Only such attempts make a check `missed`.
@@ -1148,6 +1247,69 @@ mod tests {
             2,
             tick,
         ))
+    }
+
+    #[test]
+    fn a_call_in_settles_the_days_pending_checks_and_is_a_check_of_its_own() {
+        let clock = Arc::new(ManualClock::at(jst("2026-11-24T10:00")));
+        let svc = service_with(
+            clock.clone(),
+            Arc::new(FakePlacer::new(None, Duration::ZERO)),
+        );
+        let t = svc
+            .store
+            .create_tenant(Tenant::with_defaults("t", 0))
+            .unwrap();
+        let s = svc
+            .store
+            .create_subscriber(Subscriber {
+                id: 0,
+                tenant_id: t.id,
+                name: "x".into(),
+                phone: "+81 47-123-4567".into(),
+                schedule: None,
+                paused_until: None,
+                notes: String::new(),
+                created_at_ms: 0,
+            })
+            .unwrap();
+        let pending = svc.request_check(&s).unwrap();
+        clock.set(jst("2026-11-24T10:05"));
+        for number in ["0471234567", "+81471234567", "sip:0471234567@10.0.0.1:5060"] {
+            assert_eq!(
+                svc.identify(number).unwrap().map(|x| x.id),
+                Some(s.id),
+                "{number}"
+            );
+        }
+        for stranger in ["0399999999", "", "anonymous"] {
+            assert!(svc.identify(stranger).unwrap().is_none(), "{stranger}");
+        }
+        let heard = Attempt {
+            n: 1,
+            answered: true,
+            digits: "1".into(),
+            inbound: true,
+            ..Default::default()
+        };
+        let id = svc.check_in(&s, Outcome::Fine, &heard).unwrap();
+        let own = svc.store.check(&id).unwrap().unwrap();
+        assert_eq!(
+            (own.status, own.outcome),
+            (CheckStatus::Done, Some(Outcome::Fine))
+        );
+        assert!(svc.store.attempts(&id).unwrap()[0].inbound);
+        let settled = svc.store.check(&pending).unwrap().unwrap();
+        assert_eq!(
+            (settled.status, settled.outcome),
+            (CheckStatus::Done, Some(Outcome::Fine)),
+            "the day's pending check is not called any more"
+        );
+        assert!(svc
+            .store
+            .due(jst("2026-11-26T10:00"), 10)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

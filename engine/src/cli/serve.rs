@@ -243,7 +243,9 @@ pub async fn run(
     };
     // The trunk's transport, from its proxy URI (`;transport=tcp`).
     let trunk_transport = Transport::of_uri(&cfg.trunk.proxy);
+    let (inbound_tx, inbound_rx) = tokio::sync::mpsc::unbounded_channel();
     let policy = crate::telephony::endpoint::SipPolicy {
+        inbound: (cfg.sip.inbound_max > 0).then_some((inbound_tx, cfg.sip.inbound_max as usize)),
         allow: cfg.sip_allow().map_err(ServeError::Config)?,
         trusted: trunk_ips.clone(),
         stranger_rate: cfg.sip.stranger_rate as u32,
@@ -423,7 +425,8 @@ pub async fn run(
             .unwrap_or("")
             .to_string()
     };
-    let mut calls = CallContext::new(Arc::new(setup), domain, store.clone(), Arc::new(defaults));
+    let setup = Arc::new(setup);
+    let mut calls = CallContext::new(setup.clone(), domain, store.clone(), Arc::new(defaults));
     calls.uri_phones = cfg.uri_phones_allowed();
     calls.audio = Some(audio);
     let calls = Arc::new(calls);
@@ -443,6 +446,12 @@ pub async fn run(
     ));
     svc.notices = notices;
     let svc = Arc::new(svc);
+    // Call-ins (people calling genki back), each on its own task.
+    tokio::spawn(crate::checks::inbound::serve(
+        svc.clone(),
+        setup.clone(),
+        inbound_rx,
+    ));
     let alerts = Arc::new(Alerts::new(
         store.clone(),
         metrics.clone(),

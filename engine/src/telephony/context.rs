@@ -74,6 +74,11 @@ impl CallContext {
     }
 
     /// The prompts a tenant's calls use.
+    /// The built-in prompts (for a caller of no tenant).
+    pub fn default_prompts(&self) -> Arc<HashMap<String, Prompt>> {
+        self.defaults.clone()
+    }
+
     pub fn prompts_for(&self, tenant: u64) -> Result<Arc<HashMap<String, Prompt>>, StoreError> {
         if let Some(p) = self
             .cache

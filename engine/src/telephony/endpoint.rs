@@ -14,9 +14,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use genki_sip::endpoint::InboundEvent;
 use genki_sip::endpoint::{Endpoint as SipEndpoint, EndpointStats};
 use genki_sip::register::{RegEvent, RegisterConfig, Registration};
 use genki_sip::uac::{UacCall, UacConfig, UacEvent};
+use genki_sip::uas::UasEvent;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
@@ -35,6 +37,27 @@ enum Cmd {
     },
     /// The trunk refused a call as if it had lost our binding.
     Reregister,
+    /// Answer (or refuse) an incoming call.
+    Respond {
+        call_id: String,
+        status: u16,
+        sdp: Option<Vec<u8>>,
+    },
+    /// Hang up an answered incoming call.
+    HangupInbound {
+        call_id: String,
+    },
+}
+
+/// A call to genki's own number (a person calling back), handed to
+/// whoever takes them ([`SipPolicy::inbound`]); its progress arrives on
+/// `events`, the last one an ending (`Cancelled`, `AckTimeout`,
+/// `RemoteBye`, `ByeDone`).
+pub struct InboundCall {
+    pub call_id: String,
+    pub invite: genki_sip::Message,
+    pub source: SocketAddr,
+    pub events: mpsc::UnboundedReceiver<UasEvent>,
 }
 
 /// Where the trunk's registration stands.
@@ -124,6 +147,9 @@ pub struct SipPolicy {
     /// OPTIONS keep-alive to the trunk's targets (RFC 3261 §11): their
     /// up/down state orders every call's targets.
     pub keepalive: Option<genki_sip::keepalive::ProbeConfig>,
+    /// Take calls to genki's number (call-backs) and hand them here, at
+    /// most `.1` at once (more are answered 486). None: refused (481).
+    pub inbound: Option<(mpsc::UnboundedSender<InboundCall>, usize)>,
 }
 
 impl SipPolicy {
@@ -283,6 +309,22 @@ impl Endpoint {
             call_id: call_id.to_string(),
         });
     }
+
+    /// Answer an incoming call (`sdp`: the answer to its offer) or refuse it.
+    pub fn respond_inbound(&self, call_id: &str, status: u16, sdp: Option<Vec<u8>>) {
+        let _ = self.tx.send(Cmd::Respond {
+            call_id: call_id.to_string(),
+            status,
+            sdp,
+        });
+    }
+
+    /// Hang up an answered incoming call.
+    pub fn hangup_inbound(&self, call_id: &str) {
+        let _ = self.tx.send(Cmd::HangupInbound {
+            call_id: call_id.to_string(),
+        });
+    }
 }
 
 /// The IO loop: the socket and the clock on one side, the sans-IO
@@ -315,7 +357,15 @@ async fn run(
         published.set(RegStatus::Registering);
         metrics.trunk_registered.set(0);
     }
-    let mut owners: HashMap<String, mpsc::UnboundedSender<UacEvent>> = HashMap::new();
+    if let Some((_, max)) = &policy.inbound {
+        ep.set_inbound(
+            local_addr_of(&sock),
+            genki_sip::Timers::default(),
+            *max,
+            rand::random(),
+        );
+    }
+    let mut owners = Owners::default();
     // The first REGISTER goes now, not with the loop's first event.
     flush(&sock, &mut streams, &mut ep, &mut owners).await;
     let mut buf = vec![0u8; 65536];
@@ -376,13 +426,20 @@ async fn run(
                 Some(Cmd::Start { cfg, events }) => {
                     match ep.start(*cfg, Instant::now()) {
                         Ok(id) => {
-                            owners.insert(id, events);
+                            owners.out.insert(id, events);
                         }
                         Err(e) => warn!(error = %e, "call not started"),
                     }
                 }
                 Some(Cmd::Hangup { call_id }) => ep.hangup(&call_id, Instant::now()),
                 Some(Cmd::Reregister) => ep.refresh_registration(Instant::now()),
+                Some(Cmd::Respond { call_id, status, sdp }) => ep.respond_inbound(
+                    &call_id,
+                    status,
+                    sdp.as_deref().map(|b| ("application/sdp", b)),
+                    Instant::now(),
+                ),
+                Some(Cmd::HangupInbound { call_id }) => ep.hangup_inbound(&call_id, Instant::now()),
                 None => {
                     rx_closed = true;
                     stopping = true;
@@ -393,6 +450,8 @@ async fn run(
             }
             _ = sleep => ep.handle_timeout(Instant::now()),
         }
+        flush(&sock, &mut streams, &mut ep, &mut owners).await;
+        hand_out_inbound(&mut ep, &mut owners, &policy);
         flush(&sock, &mut streams, &mut ep, &mut owners).await;
         while let Some(c) = ep.poll_target_change() {
             if c.up {
@@ -501,13 +560,63 @@ impl RegWatch {
     }
 }
 
+/// Who hears each call's events: outgoing calls' owners, and incoming
+/// calls' handlers.
+#[derive(Default)]
+struct Owners {
+    out: HashMap<String, mpsc::UnboundedSender<UacEvent>>,
+    inbound: HashMap<String, mpsc::UnboundedSender<UasEvent>>,
+}
+
+fn local_addr_of(sock: &UdpSocket) -> SocketAddr {
+    sock.local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 5060)))
+}
+
+/// New incoming calls go to their handler; the others' progress to theirs.
+fn hand_out_inbound(ep: &mut SipEndpoint, owners: &mut Owners, policy: &SipPolicy) {
+    while let Some((id, ev)) = ep.poll_inbound_event() {
+        match ev {
+            InboundEvent::Invite { invite, source } => {
+                let (etx, erx) = mpsc::unbounded_channel();
+                let taken = policy.inbound.as_ref().is_some_and(|(tx, _)| {
+                    tx.send(InboundCall {
+                        call_id: id.clone(),
+                        invite: *invite,
+                        source,
+                        events: erx,
+                    })
+                    .is_ok()
+                });
+                if taken {
+                    owners.inbound.insert(id, etx);
+                } else {
+                    // Nobody takes calls now (stopping): temporarily unavailable.
+                    ep.respond_inbound(&id, 480, None, Instant::now());
+                }
+            }
+            InboundEvent::Call(ev) => {
+                let last = matches!(
+                    ev,
+                    UasEvent::Cancelled
+                        | UasEvent::AckTimeout
+                        | UasEvent::RemoteBye
+                        | UasEvent::ByeDone { .. }
+                );
+                if let Some(tx) = owners.inbound.get(&id) {
+                    let _ = tx.send(ev);
+                }
+                if last {
+                    owners.inbound.remove(&id);
+                }
+            }
+        }
+    }
+}
+
 /// Send every datagram the endpoint has ready and hand out its events.
-async fn flush(
-    sock: &UdpSocket,
-    streams: &mut Streams,
-    ep: &mut SipEndpoint,
-    owners: &mut HashMap<String, mpsc::UnboundedSender<UacEvent>>,
-) {
+async fn flush(sock: &UdpSocket, streams: &mut Streams, ep: &mut SipEndpoint, owners: &mut Owners) {
+    let owners = &mut owners.out;
     loop {
         while let Some(t) = ep.poll_transmit() {
             // A request goes the way its Via says (§18.1.1); anything to a

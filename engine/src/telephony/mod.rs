@@ -22,6 +22,7 @@ pub mod context;
 pub mod dialogue;
 pub mod dns;
 pub mod endpoint;
+pub mod inbound;
 pub mod media;
 pub mod net;
 pub mod prompts;

@@ -45,6 +45,14 @@ pub const DEFAULTS: &[(&str, &[u8])] = &[
         "alert_resolved",
         include_bytes!("../../../prompts/alert_resolved.wav"),
     ),
+    (
+        "checkin_menu",
+        include_bytes!("../../../prompts/checkin_menu.wav"),
+    ),
+    (
+        "unknown_caller",
+        include_bytes!("../../../prompts/unknown_caller.wav"),
+    ),
 ];
 
 /// Why a prompt could not be loaded.

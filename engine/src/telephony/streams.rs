@@ -386,11 +386,16 @@ mod tests {
     async fn a_connection_carries_messages_both_ways() {
         let peer_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let peer = peer_listener.local_addr().unwrap();
-        let local: SocketAddr = {
-            let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-            u.local_addr().unwrap()
-        };
-        let (mut streams, mut rx) = Streams::start(local, true, None).unwrap();
+        // A free UDP port's number may be some other test's TCP port:
+        // pick again until the TCP side binds too.
+        let (local, (mut streams, mut rx)) = (0..20)
+            .find_map(|_| {
+                let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                let local = u.local_addr().unwrap();
+                drop(u);
+                Streams::start(local, true, None).ok().map(|s| (local, s))
+            })
+            .expect("a port free for both UDP and TCP");
         streams.send(peer, REQ.to_vec(), Transport::Tcp);
         let (mut conn, from) = peer_listener.accept().await.unwrap();
         assert_eq!(from, local, "opened from the SIP port");
