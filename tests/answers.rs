@@ -18,7 +18,8 @@
 //! presses 1 six seconds after lifting → `fine`; the same without a key →
 //! `no_response`, never `fine`. Both attempts say `recorder`. A person who
 //! answers silently and then speaks over the prompt without a key is
-//! `spoke`.
+//! `spoke`, and what they said is kept for a coordinator (the tenant's
+//! `record_answers_s`).
 
 mod common;
 
@@ -225,7 +226,8 @@ fn a_recorder_then_a_key_is_fine_and_without_a_key_never_fine() {
     let http = d.http();
     let tid = create_tenant(
         &http,
-        &json!({"name": "recorders", "window_start": "08:00", "window_end": "20:00", "retry": no_retries()}),
+        &json!({"name": "recorders", "window_start": "08:00", "window_end": "20:00", "retry": no_retries(),
+            "record_answers_s": 4}),
     );
     let wav_arg = wav.to_string_lossy().to_string();
     let delay = (lift_ms + 6000).to_string();
@@ -284,6 +286,19 @@ fn a_recorder_then_a_key_is_fine_and_without_a_key_never_fine() {
             .unwrap()
             >= 250,
         "{spoke}"
+    );
+    // The tenant keeps the person during each prompt and 4 s after it: the
+    // speaker's words are there for a coordinator to listen to, as a file.
+    let kept = spoke["attempts"][0]["recorded_ms"].as_u64().unwrap_or(0);
+    // Each play of the prompt and 4 s after it (at most three plays).
+    assert!((4000..=60_000).contains(&kept), "{spoke}");
+    let wav = dir
+        .join("audio")
+        .join(format!("{}-1-answer.wav", checks[2]));
+    let heard = genki_media::wav::read_wav_8k(std::fs::File::open(&wav).unwrap()).unwrap();
+    assert!(
+        heard.iter().any(|v| v.unsigned_abs() > 2000),
+        "the recording holds the person's voice, not silence"
     );
     phone_records(speaker);
     let recs = phone_records(keyed);
@@ -381,7 +396,8 @@ fn an_hour_of_speech_and_music_presses_no_key() {
 /// the menu answers, the call is recorded as a check of its own whose
 /// attempt is marked inbound, and the open case closes with the all-clear
 /// to the watcher who was told. An unknown number hears the message and
-/// leaves no record of anyone.
+/// leaves no record of anyone. A tenant whose people check in by ringing
+/// and hanging up records that as `fine`.
 #[test]
 fn a_person_calling_back_closes_their_case_and_a_stranger_leaves_no_record() {
     const SECRET: &str = "s3cret-callin-0123456789";
@@ -440,14 +456,14 @@ fn a_person_calling_back_closes_their_case_and_a_stranger_leaves_no_record() {
     });
 
     // She calls back and presses 1.
-    let call_in = |caller: &str| {
+    let call = |scenario: &str, caller: &str| {
         let port = free_port();
         let media = free_port();
-        let sdir = dir.join(format!("sipp-{caller}"));
+        let sdir = dir.join(format!("sipp-{scenario}-{caller}"));
         std::fs::create_dir_all(&sdir).unwrap();
         let sipp = sipp_scenario(
             &sdir,
-            "uac_callin.xml",
+            scenario,
             port,
             media,
             &[
@@ -471,6 +487,7 @@ fn a_person_calling_back_closes_their_case_and_a_stranger_leaves_no_record() {
             std::fs::read_to_string(sdir.join("sipp.stderr")).unwrap_or_default()
         );
     };
+    let call_in = |caller: &str| call("uac_callin.xml", caller);
     call_in("0471234567");
     let closed = poll(
         &http,
@@ -507,6 +524,32 @@ fn a_person_calling_back_closes_their_case_and_a_stranger_leaves_no_record() {
     );
     assert_eq!(metric(&http, "genki_inbound_calls_total"), 2);
     assert!(d.log().contains("call-in from an unknown number"), "log");
+
+    // A tenant whose people check in by ringing and hanging up.
+    let r = http.patch(
+        &format!("/v1/tenants/{tid}"),
+        &json!({"checkin_by_ringing": true}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    call("uac_ring_hangup.xml", "+81471234567");
+    let rows = http.get(&format!("/v1/tenants/{tid}/outcomes")).json();
+    let fine: Vec<_> = rows["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["outcome"] == "fine")
+        .collect();
+    assert_eq!(fine.len(), 2, "{rows}");
+    let rung = fine
+        .iter()
+        .map(|f| {
+            http.get(&format!("/v1/checks/{}", f["check_id"].as_str().unwrap()))
+                .json()
+        })
+        .find(|c| c["attempts"][0]["end_reason"] == "no_answer")
+        .expect("the check-in by ringing");
+    assert_eq!(rung["attempts"][0]["inbound"], true, "{rung}");
+    assert_eq!(rung["attempts"][0]["answered"], false, "{rung}");
     let (code, _) = d.terminate();
     assert_eq!(code, 0);
     std::fs::remove_dir_all(&dir).ok();

@@ -215,6 +215,8 @@ pub struct StreamStats {
     pub latched: Option<SocketAddr>,
     /// The peer's audio kept ([`StreamConfig::capture`]), in its G.711 law.
     pub captured: Vec<u8>,
+    /// The peer's audio kept after prompts ([`MediaMux::record`]).
+    pub recorded: Vec<u8>,
 }
 
 /// Why a stream could not be added.
@@ -257,6 +259,9 @@ struct Stream {
     max_interarrival: Duration,
     capture_limit: usize,
     captured: Vec<u8>,
+    /// The person's audio kept after a prompt ([`MediaMux::record`]).
+    record_limit: usize,
+    recorded: Vec<u8>,
 }
 
 impl Stream {
@@ -321,6 +326,11 @@ impl Stream {
         if self.captured.len() < self.capture_limit {
             let room = self.capture_limit - self.captured.len();
             self.captured
+                .extend_from_slice(&p.payload[..p.payload.len().min(room)]);
+        }
+        if self.recorded.len() < self.record_limit {
+            let room = self.record_limit - self.recorded.len();
+            self.recorded
                 .extend_from_slice(&p.payload[..p.payload.len().min(room)]);
         }
         if self.inband.is_none() && self.listener.is_none() {
@@ -529,6 +539,8 @@ impl MediaMux {
             max_interarrival: Duration::ZERO,
             capture_limit: cfg.capture,
             captured: Vec::new(),
+            record_limit: 0,
+            recorded: Vec::new(),
         };
         let slot = match self.free.pop() {
             Some(i) => {
@@ -573,6 +585,7 @@ impl MediaMux {
             foreign: s.foreign,
             latched: s.latched,
             captured: s.captured,
+            recorded: s.recorded,
         })
     }
 
@@ -635,6 +648,17 @@ impl MediaMux {
         s.remote = remote;
         s.remote_ssrc = remote_ssrc;
         Ok(true)
+    }
+
+    /// Keep the next `bytes` of the peer's audio (G.711: 8,000 a second),
+    /// after what is kept already: the person's answer after a prompt, for
+    /// a coordinator to listen to. False when the stream is unknown.
+    pub fn record(&mut self, id: StreamId, bytes: usize) -> bool {
+        let Some(s) = self.stream(id) else {
+            return false;
+        };
+        s.record_limit = s.recorded.len() + bytes;
+        true
     }
 
     fn stream(&mut self, id: StreamId) -> Option<&mut Stream> {
@@ -835,6 +859,33 @@ mod tests {
         assert!(stats.sent >= 50);
         assert!(mux.remove(7).is_none());
         assert_eq!(mux.len(), 99);
+    }
+
+    /// `record` keeps the next bytes of the peer's audio, and only those.
+    #[test]
+    fn record_keeps_just_the_asked_seconds_of_the_peers_audio() {
+        let t0 = Instant::now();
+        let mut mux = MediaMux::new();
+        let remote = SocketAddr::from(([127, 0, 0, 1], 47000));
+        mux.add(1, Binding::Own(3), cfg(47000), t0).unwrap();
+        let mut peer = RtpSender::new(5, 1, 0, Law::Ulaw, 0);
+        peer.start(t0);
+        let mut buf = [0u8; 256];
+        let mut t = t0;
+        let mut send = |mux: &mut MediaMux, n: usize| {
+            for _ in 0..n {
+                let len = peer.poll_transmit(t, &mut buf).unwrap();
+                mux.handle_own_datagram(1, remote, &buf[..len], t);
+                t += Duration::from_millis(20);
+            }
+        };
+        send(&mut mux, 2);
+        assert!(mux.record(1, 400));
+        assert!(!mux.record(9, 400));
+        send(&mut mux, 5);
+        let stats = mux.remove(1).unwrap();
+        assert_eq!(stats.recorded.len(), 400, "2.5 packets' worth, no more");
+        assert!(stats.captured.is_empty(), "no early media asked for");
     }
 
     /// A peer that moves its media mid-call: packets go to the new

@@ -218,14 +218,10 @@ impl UasCall {
                     self.flush();
                     return;
                 }
+                let mut cancelled = false;
                 let status = match method {
                     Method::Cancel if msg.branch == self.invite.branch => {
-                        if self.final_status.is_none() {
-                            // §9.2: 487 to the INVITE, then 200 to the CANCEL.
-                            self.respond(487, &[], None, now);
-                            self.events.push_back(UasEvent::Cancelled);
-                            self.ended = true;
-                        }
+                        cancelled = self.final_status.is_none();
                         200
                     }
                     Method::Cancel => 481,
@@ -252,6 +248,14 @@ impl UasCall {
                 let mut tx = ServerNonInvite::new(self.timers);
                 tx.respond(status, b.build(), now);
                 self.server_txs.push((branch, tx, source));
+                if cancelled {
+                    // §9.2: the CANCEL's 200 (above, sent first), then
+                    // the INVITE's 487.
+                    self.flush();
+                    self.respond(487, &[], None, now);
+                    self.events.push_back(UasEvent::Cancelled);
+                    self.ended = true;
+                }
             }
             None => {}
         }
@@ -274,6 +278,13 @@ impl UasCall {
 
     fn flush(&mut self) {
         let dest = self.dest();
+        // Answers to the caller's requests first: a CANCEL's 200 goes
+        // before the INVITE's 487 (§9.2).
+        for (_, tx, src) in &mut self.server_txs {
+            while let Some(data) = tx.poll_transmit() {
+                self.transmits.push_back(Transmit { dest: *src, data });
+            }
+        }
         while let Some(data) = self.invite_tx.poll_transmit() {
             self.transmits.push_back(Transmit {
                 dest: self.source,

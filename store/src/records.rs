@@ -78,6 +78,27 @@ pub struct Tenant {
     /// operator: the trunk must own it). None: the trunk's `caller_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller_id: Option<String>,
+    /// Seconds of the person's audio kept after each prompt (and during
+    /// it: people answer over it), for a coordinator to listen to (0:
+    /// none, the default; at most 15). Kept as
+    /// files beside the data, never in the database; erased with the
+    /// person and pruned after 30 days.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub record_answers_s: u32,
+    /// Listen after the answer before the first prompt (who answered: a
+    /// call recorder, a machine…). None: the daemon's `[sip] answer_wait`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_first: Option<bool>,
+    /// A person who calls genki and hangs up while it still rings (the
+    /// "ring twice and hang up" habit) has checked in: recorded `fine`.
+    /// Off by default (the tenant's choice: a presented number is all it
+    /// rests on).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub checkin_by_ringing: bool,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 impl Tenant {
@@ -101,6 +122,9 @@ impl Tenant {
             retention_days: None,
             dial_allow: None,
             caller_id: None,
+            record_answers_s: 0,
+            listen_first: None,
+            checkin_by_ringing: false,
         }
     }
 }
@@ -441,6 +465,10 @@ pub struct Attempt {
     /// What the verdict rests on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hearing: Option<Hearing>,
+    /// Milliseconds of the person's audio kept after the prompts
+    /// (`audio/<check>-<n>-answer.wav`; the tenant's `record_answers_s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_ms: Option<u64>,
     /// The person called genki (a call-in after a missed check), not
     /// genki the person. Absent (false) for genki's own calls.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

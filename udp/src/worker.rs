@@ -53,6 +53,8 @@ pub enum Cmd<E> {
     /// The call was answered after early media: stop capturing, arm the
     /// media timeout ([`MediaMux::answered`]).
     Answered(StreamId, Option<genki_media::mux::MediaTimeout>),
+    /// Keep the next bytes of the peer's audio ([`MediaMux::record`]).
+    Record(StreamId, usize),
     /// The peer moved its media ([`MediaMux::retarget`]).
     Retarget {
         id: StreamId,
@@ -144,6 +146,9 @@ pub fn run<E: EventSink>(
             Cmd::StopPlayout(id) => mux.stop_playout(id),
             Cmd::Answered(id, timeout) => {
                 mux.answered(id, timeout, Instant::now());
+            }
+            Cmd::Record(id, bytes) => {
+                mux.record(id, bytes);
             }
             Cmd::Retarget {
                 id,

@@ -123,6 +123,8 @@ pub async fn call(
                 to: &to,
                 caller_id: calls.caller_id_of(case.tenant_id).as_deref(),
                 keep_as: None,
+                record_s: 0,
+                listen_first: None,
             },
             n.tries,
             clock.now_ms(),

@@ -44,6 +44,16 @@ pub(crate) struct TenantPatch {
     /// people (1–16 digits, a leading + allowed; the trunk must own it);
     /// null: the trunk's `caller_id`.
     caller_id: Option<Option<String>>,
+    /// Seconds of the person's audio kept after each prompt for a
+    /// coordinator to listen to (0–15; 0: none, the default).
+    record_answers_s: Option<u32>,
+    /// Listen after the answer before the first prompt (through a call
+    /// recorder's ringback, past a machine's greeting); null: the daemon's
+    /// `[sip] answer_wait`.
+    listen_first: Option<Option<bool>>,
+    /// A person who calls genki and hangs up while it still rings has
+    /// checked in (`fine`); false (the default): only a key counts.
+    checkin_by_ringing: Option<bool>,
 }
 
 /// A tenant created: its id and its API token (shown this once).
@@ -135,6 +145,18 @@ pub(crate) fn apply_tenant_patch(api: &Api, t: &mut Tenant, p: TenantPatch) -> R
             ));
         }
         t.caller_id = v;
+    }
+    if let Some(v) = p.checkin_by_ringing {
+        t.checkin_by_ringing = v;
+    }
+    if let Some(v) = p.listen_first {
+        t.listen_first = v;
+    }
+    if let Some(v) = p.record_answers_s {
+        if v > 15 {
+            return Err(ApiError::bad("record_answers_s", "0 (none) to 15 seconds"));
+        }
+        t.record_answers_s = v;
     }
     if let Some(v) = p.retention_days {
         // At least a month: the alert rules look back over recent days

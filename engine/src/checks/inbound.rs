@@ -12,14 +12,14 @@
 
 use std::sync::Arc;
 
-use genki_store::Outcome;
+use genki_store::{Attempt, EndReason, Outcome};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::checks::service::Service;
 use crate::telephony::call::{redacted, CallSetup};
 use crate::telephony::endpoint::InboundCall;
-use crate::telephony::inbound::{answer, caller_number};
+use crate::telephony::inbound::{answer, caller_number, ring_for, RING_CHECKIN};
 
 /// Take every call-in from `rx` until it closes, each on its own task.
 pub async fn serve(
@@ -61,7 +61,37 @@ async fn take(svc: Arc<Service>, setup: Arc<CallSetup>, call: InboundCall) {
         None => warn!(from = %shown, "call-in from an unknown number: the message, no record"),
     }
     svc.metrics.inbound_calls.inc();
-    let r = answer(&setup, call, who.is_some(), &prompts, svc.clock.now_ms()).await;
+    let mut call = call;
+    let started = svc.clock.now_ms();
+    // The tenant's people may check in by ringing and hanging up.
+    let by_ringing = who.as_ref().is_some_and(|s| {
+        svc.store
+            .tenant(s.tenant_id)
+            .ok()
+            .flatten()
+            .is_some_and(|t| t.checkin_by_ringing)
+    });
+    if let (true, Some(s)) = (by_ringing, &who) {
+        if ring_for(&setup, &mut call, RING_CHECKIN).await {
+            let attempt = Attempt {
+                n: 1,
+                call_id: call.call_id.clone(),
+                started_at_ms: started,
+                sip_status: Some(487),
+                end_reason: EndReason::NoAnswer,
+                outcome: Some(Outcome::Fine),
+                inbound: true,
+                ..Default::default()
+            };
+            let (svc, s) = (svc.clone(), s.clone());
+            match crate::rt::blocking(move || svc.check_in(&s, Outcome::Fine, &attempt)) {
+                Ok(id) => info!(check = %id, "check-in by ringing recorded"),
+                Err(e) => warn!(error = %e, "check-in by ringing not recorded"),
+            }
+            return;
+        }
+    }
+    let r = answer(&setup, call, who.is_some(), &prompts, started).await;
     let (Some(s), Some(key)) = (who, r.key) else {
         return;
     };

@@ -270,6 +270,9 @@ mod tests {
             retention_days: None,
             dial_allow: None,
             caller_id: None,
+            record_answers_s: 0,
+            listen_first: None,
+            checkin_by_ringing: false,
         }
     }
 

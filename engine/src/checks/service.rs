@@ -1107,6 +1107,8 @@ fn spawn_call(
                         to: &to,
                         caller_id: t.caller_id.as_deref(),
                         keep_as: Some(&format!("{}-{}", check.id, check.attempts + 1)),
+                        record_s: t.record_answers_s,
+                        listen_first: t.listen_first,
                     },
                     check.attempts + 1,
                     now,

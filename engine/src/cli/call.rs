@@ -226,7 +226,6 @@ pub async fn place_call(opts: CallOptions) -> Result<CallReport, CallError> {
                 gap: opts.media_timeout,
             },
             allow: Vec::new(),
-            listen: opts.answer_wait,
         },
         metrics.clone(),
     )?;

@@ -348,7 +348,6 @@ pub async fn run(
                 gap: media_timeout,
             },
             allow: cfg.media_allow().map_err(ServeError::Config)?,
-            listen: cfg.sip.answer_wait,
         },
         metrics.clone(),
     )?;

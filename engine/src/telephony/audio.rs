@@ -1,8 +1,10 @@
-//! Early media kept beside the database: the audio a network played
-//! before its final response (an announcement as 183 with SDP), one WAV
-//! per attempt, `<dir>/<check>-<attempt>-early.wav`, for classifying
-//! what answered (issue 14) and for a coordinator to listen to why a
-//! number failed.
+//! Audio kept beside the database: the early media a network played
+//! before its final response (an announcement as 183 with SDP),
+//! `<dir>/<check>-<attempt>-early.wav`, for classifying what answered and
+//! for a coordinator to listen to why a number failed; and, where the
+//! tenant asks for it (`record_answers_s`), the person's first seconds
+//! after each prompt, `<check>-<attempt>-answer.wav`, for a coordinator to
+//! listen to a spoken answer.
 //!
 //! Files, not database values: a few seconds of audio per failed attempt
 //! would swell every read of attempts and every backup's hot path. They
@@ -21,6 +23,24 @@ use genki_media::Law;
 /// The longest any early media is kept.
 pub const KEEP: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// Which audio of an attempt a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// What the network played before the answer.
+    Early,
+    /// The person after the prompts (the tenant's `record_answers_s`).
+    Answer,
+}
+
+impl Kept {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kept::Early => "early",
+            Kept::Answer => "answer",
+        }
+    }
+}
+
 /// Where early media is kept.
 #[derive(Debug, Clone)]
 pub struct AudioStore {
@@ -34,12 +54,28 @@ impl AudioStore {
 
     /// The file an attempt's early media is kept in.
     pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("{name}-early.wav"))
+        self.path_of(name, Kept::Early)
     }
 
-    /// Keep `audio` (G.711 in `law`) as `name` (written whole, then
-    /// renamed, so a crash never leaves half a file under the name).
+    /// The file an attempt's audio of `kind` is kept in.
+    pub fn path_of(&self, name: &str, kind: Kept) -> PathBuf {
+        self.dir.join(format!("{name}-{}.wav", kind.as_str()))
+    }
+
+    /// Keep an attempt's early media.
     pub fn keep(&self, name: &str, law: Law, audio: &[u8]) -> std::io::Result<PathBuf> {
+        self.keep_as(name, Kept::Early, law, audio)
+    }
+
+    /// Keep `audio` (G.711 in `law`) as `name`'s `kind` (written whole,
+    /// then renamed, so a crash never leaves half a file under the name).
+    pub fn keep_as(
+        &self,
+        name: &str,
+        kind: Kept,
+        law: Law,
+        audio: &[u8],
+    ) -> std::io::Result<PathBuf> {
         if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -48,8 +84,8 @@ impl AudioStore {
         }
         std::fs::create_dir_all(&self.dir)?;
         let pcm: Vec<i16> = audio.iter().map(|b| law.decode(*b)).collect();
-        let path = self.path(name);
-        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let path = self.path_of(name, kind);
+        let tmp = self.dir.join(format!(".{name}-{}.tmp", kind.as_str()));
         std::fs::write(&tmp, genki_media::wav::write_wav_8k(&pcm))?;
         std::fs::rename(&tmp, &path)?;
         Ok(path)

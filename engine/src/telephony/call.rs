@@ -169,6 +169,11 @@ pub struct Dial<'a> {
     pub to: &'a str,
     pub caller_id: Option<&'a str>,
     pub keep_as: Option<&'a str>,
+    /// Seconds of the person's audio kept after each prompt (0: none).
+    pub record_s: u32,
+    /// The tenant's choice to listen before the first prompt (None: the
+    /// daemon's [`CallSetup::answer`]).
+    pub listen_first: Option<bool>,
 }
 
 impl<'a> Dial<'a> {
@@ -178,6 +183,8 @@ impl<'a> Dial<'a> {
             to,
             caller_id: None,
             keep_as: None,
+            record_s: 0,
+            listen_first: None,
         }
     }
 }
@@ -470,6 +477,12 @@ pub async fn run_call(
     let rtp_port = slot.local.port();
     let ssrc = slot.ssrc;
     let mut slot = Some(slot);
+    // Listen before the first prompt? The tenant's choice, else the daemon's.
+    let answer_params = match dial.listen_first {
+        Some(true) => Some(setup.answer.unwrap_or_default()),
+        Some(false) => None,
+        None => setup.answer,
+    };
     let peer = Peer {
         latching: if setup.proxy.is_some() {
             setup.trunk_latching
@@ -477,6 +490,7 @@ pub async fn run_call(
             setup.direct_latching
         },
         signalling_ip: Some(next_hop.ip()),
+        listen: answer_params.is_some(),
     };
     let call_id = format!("{:016x}@genki", rand::random::<u64>());
     attempt.call_id = call_id.clone();
@@ -620,15 +634,22 @@ pub async fn run_call(
             match cmd {
                 FlowCmd::Play(names) => {
                     if let Some(s) = media.as_ref() {
+                        let mut played_ms = 0;
                         for name in names {
                             match prompts.get(&name) {
                                 Some(p) => {
                                     s.play(p.clone());
+                                    played_ms += p.duration_ms();
                                     pending_prompts += 1;
                                     stats.prompt_plays += 1;
                                 }
                                 None => warn!(%call_id, prompt = %name, "prompt missing; skipped"),
                             }
+                        }
+                        // The person answers over the prompt or after it:
+                        // keep both, if the tenant asks.
+                        if dial.record_s > 0 && played_ms > 0 && flow.outcome().is_none() {
+                            s.record((played_ms / 1000) as u32 + dial.record_s);
                         }
                     }
                     if pending_prompts == 0 {
@@ -706,7 +727,7 @@ pub async fn run_call(
                         }
                         info!(%call_id, codec = s.codec_name(), "answered (after early media)");
                         stats.codec = Some(s.codec_name());
-                        ans.begin(setup.answer, flow, Instant::now().into_std());
+                        ans.begin(answer_params, flow, Instant::now().into_std());
                         continue;
                     }
                     let Some(slot) = slot.take() else {
@@ -723,7 +744,7 @@ pub async fn run_call(
                             stats.codec = Some(s.codec_name());
                             media = Some(s);
                             media_rx = rx;
-                            ans.begin(setup.answer, flow, Instant::now().into_std());
+                            ans.begin(answer_params, flow, Instant::now().into_std());
                         }
                         Err(AttachError::Sdp(e)) => {
                             warn!(%call_id, error = %e, "unusable SDP answer; hanging up");
@@ -882,6 +903,26 @@ pub async fn run_call(
             .as_mut()
             .map(|r| std::mem::take(&mut r.captured))
             .unwrap_or_default();
+        let answer = stats
+            .rtp
+            .as_mut()
+            .map(|r| std::mem::take(&mut r.recorded))
+            .unwrap_or_default();
+        if !answer.is_empty() {
+            attempt.recorded_ms = Some(answer.len() as u64 / 8);
+            if let (Some(store), Some(name)) = (setup.audio.clone(), dial.keep_as) {
+                let name = name.to_string();
+                let kept = tokio::task::spawn_blocking(move || {
+                    store.keep_as(&name, crate::telephony::audio::Kept::Answer, law, &answer)
+                })
+                .await;
+                match kept {
+                    Ok(Ok(path)) => debug!(%call_id, path = %path.display(), "answer kept"),
+                    Ok(Err(e)) => warn!(%call_id, error = %e, "answer not kept"),
+                    Err(e) => warn!(%call_id, error = %e, "answer not kept"),
+                }
+            }
+        }
         if !early.is_empty() {
             attempt.early_media_ms = Some(early.len() as u64 / 8);
             if let (Some(store), Some(name)) = (setup.audio.clone(), dial.keep_as) {

@@ -64,6 +64,26 @@ pub fn caller_number(invite: &genki_sip::Message) -> String {
         .to_string()
 }
 
+/// How long genki lets a call-in ring before it answers, for a tenant
+/// whose people check in by ringing and hanging up.
+pub const RING_CHECKIN: Duration = Duration::from_secs(8);
+
+/// Let `call` ring (180) for `window`: true when the caller hung up
+/// meanwhile (CANCEL, answered 487 by the endpoint) — their check-in.
+pub async fn ring_for(setup: &CallSetup, call: &mut InboundCall, window: Duration) -> bool {
+    setup.endpoint.respond_inbound(&call.call_id, 180, None);
+    let until = Instant::now() + window;
+    loop {
+        tokio::select! {
+            ev = call.events.recv() => match ev {
+                Some(UasEvent::Cancelled) | None => return true,
+                Some(_) => {}
+            },
+            _ = tokio::time::sleep_until(until) => return false,
+        }
+    }
+}
+
 /// Answer `call`: the menu when `known`, else the message for strangers.
 pub async fn answer(
     setup: &CallSetup,
@@ -102,6 +122,7 @@ pub async fn answer(
     let peer = Peer {
         latching: setup.direct_latching,
         signalling_ip: Some(call.source.ip()),
+        listen: false,
     };
     let (media, mut media_rx) = match setup.media.attach(slot, &call.invite.body, peer) {
         Ok(m) => m,

@@ -163,9 +163,6 @@ pub struct MediaOptions {
     /// Media addresses accepted whatever the signalling peer
     /// ([`media_address_ok`]); `[sip] media_allow`.
     pub allow: Vec<ipnet::IpNet>,
-    /// Hear voices and tones in every call's audio (who answered;
-    /// `[sip] answer_wait`).
-    pub listen: bool,
 }
 
 /// The media workers of one daemon.
@@ -181,7 +178,6 @@ pub struct MediaRuntime {
     port_cursor: AtomicUsize,
     timeout: MediaTimeout,
     allow: Vec<ipnet::IpNet>,
-    listen: bool,
     /// "io_uring" or "epoll".
     pub io_name: &'static str,
     metrics: Arc<Metrics>,
@@ -308,6 +304,8 @@ pub struct Peer {
     pub latching: Latching,
     /// The IP the SIP answer came from (the next hop).
     pub signalling_ip: Option<IpAddr>,
+    /// Hear voices and tones in the call's audio (who answered).
+    pub listen: bool,
 }
 
 /// A call's stream; removed from its worker (and its socket closed) when
@@ -331,6 +329,13 @@ impl CallMedia {
             .tx
             .send(Cmd::StopPlayout(self.id));
     }
+    /// Keep the next `seconds` of the person's audio (after a prompt).
+    pub fn record(&self, seconds: u32) {
+        let _ = self.rt.workers[self.worker]
+            .tx
+            .send(Cmd::Record(self.id, seconds as usize * 8000));
+    }
+
     /// The call was answered after early media: stop keeping its audio
     /// and time its media from now.
     pub fn answered(&self) {
@@ -504,7 +509,6 @@ impl MediaRuntime {
             port_cursor: AtomicUsize::new(0),
             timeout: opts.timeout,
             allow: opts.allow.clone(),
-            listen: opts.listen,
             io_name,
             metrics,
         }))
@@ -606,7 +610,7 @@ impl MediaRuntime {
         cfg.latching = peer.latching;
         cfg.signalling_ip = peer.signalling_ip;
         // Hear who answers (genki_media::answer decides from it).
-        cfg.listen = self.listen;
+        cfg.listen = peer.listen;
         if early {
             cfg.capture = EARLY_CAPTURE;
         } else {
