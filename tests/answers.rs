@@ -554,3 +554,78 @@ fn a_person_calling_back_closes_their_case_and_a_stranger_leaves_no_record() {
     assert_eq!(code, 0);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Every call recorder of the corpus, end to end at once (acceptance 1:
+/// "every recorder case ends with the person's real key"): the daemon
+/// calls 13 simulated phones, each playing one recorder file (one to four
+/// rings, the person speaking or lifting silently) and pressing 1 about
+/// six seconds after lifting. Every check ends `fine` with the key, every
+/// attempt says `recorder`, and no prompt started before the ringing ended.
+#[test]
+fn every_recorder_of_the_corpus_ends_with_the_persons_key() {
+    let corpus = corpus("recorders");
+    let index = std::fs::read_to_string(corpus.join("index.tsv")).unwrap();
+    let files: Vec<String> = index
+        .lines()
+        .filter(|l| l.split('\t').nth(1) == Some("recorder"))
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .collect();
+    assert!(files.len() >= 10, "{files:?}");
+    let dir = temp_dir("answers-recorders");
+    let mut d = Daemon::start(
+        dir.clone(),
+        &[("GENKI_SIP_RTP_PORTS", "38900-38999")],
+        &["--clock-start", CLOCK],
+    );
+    let http = d.http();
+    let tid = create_tenant(
+        &http,
+        &json!({"name": "recorders", "window_start": "08:00", "window_end": "20:00", "retry": no_retries()}),
+    );
+    let mut running = vec![];
+    for (i, f) in files.iter().enumerate() {
+        let wav = corpus.join(f);
+        let pcm = genki_media::wav::read_wav_8k(std::fs::File::open(&wav).unwrap()).unwrap();
+        let ms = (pcm.len() / 8) as u64;
+        // Each file ends with 6 s of quiet after the lift: the key comes
+        // about six seconds after it, a second before the file's end.
+        let delay = (ms - 1000).to_string();
+        let port = free_port();
+        let phone = phones(
+            port,
+            &[
+                "--play",
+                &wav.to_string_lossy(),
+                "--digits",
+                "1",
+                "--digit-delay-ms",
+                &delay,
+            ],
+        );
+        let r = http.post(
+            &format!("/v1/tenants/{tid}/subscribers"),
+            &json!({"name": format!("p{i}"), "phone": format!("sip:r{i}@127.0.0.1:{port}")}),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        let check = check_now(&http, r.json()["id"].as_u64().unwrap());
+        running.push((f.clone(), ms, check, phone));
+    }
+    for (f, ms, check, phone) in running {
+        let done = wait_done(&http, &check, Duration::from_secs(120));
+        assert_eq!(done["outcome"], "fine", "{f}: {done}");
+        let a = &done["attempts"][0];
+        assert_eq!(a["answered_by"], "recorder", "{f}: {a}");
+        assert_eq!(a["digits"], "1", "{f}: {a}");
+        let prompt_at = a["hearing"]["prompt_at_ms"].as_u64().unwrap_or(0);
+        assert!(
+            prompt_at + 8000 > ms,
+            "{f}: the prompt started at {prompt_at} ms, the ringing ended ~{} ms: {a}",
+            ms - 8000
+        );
+        phone_records(phone);
+    }
+    let (code, _) = d.terminate();
+    assert_eq!(code, 0);
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_dir_all(&corpus).ok();
+}
