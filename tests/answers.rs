@@ -38,14 +38,19 @@ use common::*;
 /// A Tuesday morning in Tokyo that is not a holiday.
 const CLOCK: &str = "2026-11-24T10:00:00+09:00";
 
-/// Build the corpus into a fresh directory (espeak-ng and sox needed).
-fn corpus(name: &str) -> std::path::PathBuf {
+/// espeak-ng and sox make the corpus and the talk-off set.
+fn need_tools() {
     for tool in ["espeak-ng", "sox"] {
         assert!(
             Command::new(tool).arg("--version").output().is_ok(),
             "{tool} is needed: apt-get install espeak-ng sox (the README's test command does)"
         );
     }
+}
+
+/// Build the corpus into a fresh directory (espeak-ng and sox needed).
+fn corpus(name: &str) -> std::path::PathBuf {
+    need_tools();
     let dir = std::env::temp_dir().join(format!("genki-corpus-{name}-{}", std::process::id()));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-corpus");
     let out = Command::new(&script)
@@ -106,23 +111,7 @@ fn classify(pcm: &[i16]) -> Run {
 
 #[test]
 fn the_corpus_is_classified_and_no_machine_is_taken_for_a_person() {
-    for tool in ["espeak-ng", "sox"] {
-        assert!(
-            Command::new(tool).arg("--version").output().is_ok(),
-            "{tool} is needed: apt-get install espeak-ng sox (the README's test command does)"
-        );
-    }
-    let dir = std::env::temp_dir().join(format!("genki-corpus-{}", std::process::id()));
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-corpus");
-    let out = Command::new(&script)
-        .arg(&dir)
-        .output()
-        .expect("run make-corpus");
-    assert!(
-        out.status.success(),
-        "make-corpus: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let dir = corpus("table");
     let index = std::fs::read_to_string(dir.join("index.tsv")).unwrap();
     let mut table: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
     let (mut right, mut total) = (0u32, 0u32);
@@ -321,12 +310,7 @@ fn an_hour_of_speech_and_music_presses_no_key() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(60);
-    for tool in ["espeak-ng", "sox"] {
-        assert!(
-            Command::new(tool).arg("--version").output().is_ok(),
-            "{tool} is needed: apt-get install espeak-ng sox (the README's test command does)"
-        );
-    }
+    need_tools();
     let dir = std::env::temp_dir().join(format!("genki-talkoff-{}", std::process::id()));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-talkoff");
     let out = Command::new(&script)

@@ -267,16 +267,13 @@ impl Endpoint {
             inb.calls.remove(id);
             return;
         }
-        let next = match (slot.uas.poll_timeout(), linger_end) {
-            (Some(t), Some(e)) => Some(t.min(e)),
-            (t, e) => t.or(e),
-        };
-        if let Some(t) = next {
-            if slot.armed != Some(t) {
-                slot.armed = Some(t);
-                self.timers.push(Reverse((t, id.to_string())));
-            }
-        }
+        arm(
+            &mut self.timers,
+            &mut slot.armed,
+            slot.uas.poll_timeout(),
+            linger_end,
+            id,
+        );
     }
 
     /// Probe the trunk's targets with OPTIONS from now on.
@@ -656,15 +653,33 @@ impl Endpoint {
             }
             return;
         }
-        let next = match (slot.uac.poll_timeout(), linger_end) {
-            (Some(t), Some(e)) => Some(t.min(e)),
-            (t, e) => t.or(e),
-        };
-        if let Some(t) = next {
-            if slot.armed != Some(t) {
-                slot.armed = Some(t);
-                self.timers.push(Reverse((t, id.to_string())));
-            }
+        arm(
+            &mut self.timers,
+            &mut slot.armed,
+            slot.uac.poll_timeout(),
+            linger_end,
+            id,
+        );
+    }
+}
+
+/// Put a call's next deadline (its own, or the end of its lingering) in
+/// the timer heap, unless it is there already (`armed`).
+fn arm(
+    timers: &mut BinaryHeap<Reverse<(Instant, String)>>,
+    armed: &mut Option<Instant>,
+    own: Option<Instant>,
+    linger_end: Option<Instant>,
+    id: &str,
+) {
+    let next = match (own, linger_end) {
+        (Some(t), Some(e)) => Some(t.min(e)),
+        (t, e) => t.or(e),
+    };
+    if let Some(t) = next {
+        if *armed != Some(t) {
+            *armed = Some(t);
+            timers.push(Reverse((t, id.to_string())));
         }
     }
 }
