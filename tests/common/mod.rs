@@ -35,6 +35,17 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A port free on 127.0.0.1 for both UDP and TCP (a server such as
+/// Kamailio binds both).
+pub fn free_tcp_and_udp_port() -> u16 {
+    loop {
+        let p = free_port();
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+}
+
 /// Two free even ports P and P+1 range for RTP, as "P-P+1".
 pub fn free_rtp_range() -> (u16, String) {
     loop {
@@ -757,56 +768,76 @@ impl Kamailio {
         .into_iter()
         .find(|p| std::path::Path::new(p).join("tm.so").exists())
         .expect("kamailio modules directory");
-        let port = free_port();
         let template = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../tests/kamailio/carrier.cfg"
         ))
         .expect("tests/kamailio/carrier.cfg");
-        let text = template
-            .replace("@PORT@", &port.to_string())
-            .replace("@DOMAIN@", "carrier.test")
-            .replace("@MODULES@", modules)
-            .replace("@PASSWORD@", password)
-            .replace("@USER@", user)
-            .replace("@PHONES2@", phones2)
-            .replace("@PHONES@", phones);
-        let kdir = dir.join(format!("kamailio-{port}"));
-        std::fs::create_dir_all(&kdir).unwrap();
-        let tls = tls.then(|| {
-            let (ca, cert, key) = test_certificates(&kdir, "carrier.test");
-            let tls_cfg = kdir.join("tls.cfg");
-            std::fs::write(
-                &tls_cfg,
-                format!(
-                    "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\nprivate_key = {}\ncertificate = {}\n\n[client:default]\nverify_certificate = no\nrequire_certificate = no\n",
-                    key.display(),
-                    cert.display()
-                ),
-            )
-            .unwrap();
-            (free_tcp_port(), ca, tls_cfg)
-        });
-        let text = match &tls {
-            Some((tls_port, _, tls_cfg)) => text
-                .replace("@TLS_PORT@", &tls_port.to_string())
-                .replace("@TLS_CFG@", tls_cfg.to_str().unwrap()),
-            None => text,
-        };
-        let cfg = kdir.join("carrier.cfg");
-        std::fs::write(&cfg, text).unwrap();
-        let mut k = Kamailio {
-            child: None,
-            port,
-            tls: tls.map(|(p, ca, _)| (p, ca)),
-            cfg,
-            dir: kdir,
-        };
-        k.spawn();
-        k
+        // A port found free may be taken by another test's socket before
+        // Kamailio binds it: then it exits with "Address already in use"
+        // and the next try takes other ports.
+        for attempt in 1.. {
+            let port = free_tcp_and_udp_port();
+            let text = template
+                .replace("@PORT@", &port.to_string())
+                .replace("@DOMAIN@", "carrier.test")
+                .replace("@MODULES@", modules)
+                .replace("@PASSWORD@", password)
+                .replace("@USER@", user)
+                .replace("@PHONES2@", phones2)
+                .replace("@PHONES@", phones);
+            let kdir = dir.join(format!("kamailio-{port}"));
+            std::fs::create_dir_all(&kdir).unwrap();
+            let tls = tls.then(|| {
+                let (ca, cert, key) = test_certificates(&kdir, "carrier.test");
+                let tls_cfg = kdir.join("tls.cfg");
+                std::fs::write(
+                    &tls_cfg,
+                    format!(
+                        "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\nprivate_key = {}\ncertificate = {}\n\n[client:default]\nverify_certificate = no\nrequire_certificate = no\n",
+                        key.display(),
+                        cert.display()
+                    ),
+                )
+                .unwrap();
+                (free_tcp_and_udp_port(), ca, tls_cfg)
+            });
+            let text = match &tls {
+                Some((tls_port, _, tls_cfg)) => text
+                    .replace("@TLS_PORT@", &tls_port.to_string())
+                    .replace("@TLS_CFG@", tls_cfg.to_str().unwrap()),
+                None => text,
+            };
+            let cfg = kdir.join("carrier.cfg");
+            std::fs::write(&cfg, text).unwrap();
+            let mut k = Kamailio {
+                child: None,
+                port,
+                tls: tls.map(|(p, ca, _)| (p, ca)),
+                cfg,
+                dir: kdir,
+            };
+            match k.try_spawn() {
+                Ok(()) => return k,
+                Err(log) if attempt < 5 && log.contains("Address already in use") => {
+                    eprintln!("kamailio: port {port} was taken meanwhile; another try");
+                    k.child = None;
+                }
+                Err(log) => panic!("kamailio did not come up: {log}"),
+            }
+        }
+        unreachable!()
     }
 
     fn spawn(&mut self) {
+        if let Err(log) = self.try_spawn() {
+            panic!("kamailio did not come up: {log}");
+        }
+    }
+
+    /// Start it and wait until it answers an OPTIONS; its log if it exits
+    /// or stays silent for 15 s.
+    fn try_spawn(&mut self) -> Result<(), String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -844,14 +875,22 @@ impl Kamailio {
             let _ = sock.send_to(req.as_bytes(), ("127.0.0.1", self.port));
             if let Ok((n, _)) = sock.recv_from(&mut buf) {
                 if buf[..n].starts_with(b"SIP/2.0 200") {
-                    return;
+                    return Ok(());
                 }
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(15),
-                "kamailio did not come up: {}",
-                self.log()
-            );
+            let exited = self
+                .child
+                .as_mut()
+                .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+            if exited || start.elapsed() > Duration::from_secs(15) {
+                if let Some(mut c) = self.child.take() {
+                    unsafe_kill(c.id(), 15);
+                    std::thread::sleep(Duration::from_millis(300));
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+                return Err(self.log());
+            }
         }
     }
 
