@@ -49,6 +49,10 @@ pub struct Api {
     /// A token that may read `/metrics` and nothing else (for Prometheus);
     /// empty: only the operator's token reads them.
     pub metrics_token: String,
+    /// Serve the coordinators' console at `/console/` (README "The console").
+    pub console: bool,
+    /// Hours a console sign-in lasts before the staff member signs in again.
+    pub console_session_hours: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -408,6 +412,8 @@ impl Default for Config {
                 rate_burst: 200,
                 threads: 2,
                 metrics_token: String::new(),
+                console: true,
+                console_session_hours: 10,
             },
             sip: Sip {
                 bind: "127.0.0.1:5060".parse().expect("literal"),
@@ -700,6 +706,12 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if !(1..=720).contains(&self.api.console_session_hours) {
+            return Err(format!(
+                "api.console_session_hours: {} is not 1–720 hours",
+                self.api.console_session_hours
+            ));
+        }
         self.sip_allow().map_err(|e| format!("sip.allow: {e}"))?;
         if !self.storage.secret_key.is_empty() {
             crate::secrets::SecretBox::from_hex(&self.storage.secret_key)

@@ -10,12 +10,14 @@
 //!   the dialer, the watch script;
 //! - [`alerts`]: alert cases, the ladder, the outbox and its channels;
 //! - [`api`]: the admin HTTP API, one file per resource;
+//! - [`console`]: the coordinators' web pages (sign-in, Today, cases,
+//!   people, import, report, settings), acting through the API's handlers;
 //! - [`cli`]: `genki call`, `genki demo` and the wiring of `genki serve`;
 //! - [`config`], read by `cli`; [`clock`], [`metrics`], [`notices`] (to the
 //!   operator), [`rt`] and [`secrets`] (sealing secrets at rest), used by all.
 //!
-//! Dependency rule: folders import downwards only — cli → api → alerts →
-//! checks → telephony → (clock, metrics, notices, rt, secrets) — never back up, with no import
+//! Dependency rule: folders import downwards only — cli → console → api →
+//! alerts → checks → telephony → (clock, metrics, notices, rt, secrets, passwords) — never back up, with no import
 //! circle inside a folder either (farm-studio look engine/src); the crate
 //! may depend on genki-sip, genki-media, genki-udp and genki-storage, never
 //! on genki-loadtest.
@@ -26,8 +28,10 @@ pub mod checks;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod metrics;
 pub mod notices;
+pub mod passwords;
 pub mod rt;
 pub mod secrets;
 pub mod telephony;

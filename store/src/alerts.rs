@@ -314,7 +314,7 @@ pub struct AlertWrite {
 
 impl Store {
     /// Reserve `n` ids of a sequence, the counter update going into `b`.
-    fn reserve_ids(&self, b: &mut Batch, seq: &str, n: u64) -> Result<u64, StoreError> {
+    pub(crate) fn reserve_ids(&self, b: &mut Batch, seq: &str, n: u64) -> Result<u64, StoreError> {
         let meta = cf::META;
         let cur = match self.raw(meta, seq.as_bytes())? {
             Some(v) if v.len() == 8 => u64::from_be_bytes(v[..8].try_into().expect("8 bytes")),

@@ -49,6 +49,11 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Backend>) {
             notifications_move_in_the_outbox_and_cases_close,
         ),
         ("watchers_and_ladders", watchers_and_ladders),
+        ("a_persons_history_is_theirs", a_persons_history_is_theirs),
+        (
+            "staff_logins_are_unique_and_sessions_end",
+            staff_logins_are_unique_and_sessions_end,
+        ),
         (
             "concurrent_claims_give_a_check_to_one_owner",
             concurrent_claims_give_a_check_to_one_owner,
@@ -466,6 +471,94 @@ pub fn watchers_and_ladders(b: &dyn Backend) {
     assert_eq!(s.ladder(LadderOf::Tenant(9)).unwrap(), None);
     s.delete_watcher(&w).unwrap();
     assert!(s.watchers_of(3).unwrap().is_empty());
+}
+
+/// A person's history holds their checks, scheduled and one-off, in
+/// time order, and nobody else's.
+pub fn a_persons_history_is_theirs(b: &dyn Backend) {
+    let s = b.open();
+    let t = s.create_tenant(tenant()).unwrap();
+    let p = s.create_subscriber(sub(t.id)).unwrap();
+    let other = s.create_subscriber(sub(t.id)).unwrap();
+    let late = check(&p, 3000);
+    let early = check(&p, 1000);
+    let one_off = Check::pending(CheckId::one_off(p.id, 2_000_000), t.id, 2_000_000, 1);
+    for c in [&late, &early, &one_off, &check(&other, 2000)] {
+        assert!(s.create_check(c).unwrap());
+    }
+    let ids = |from, to| -> Vec<CheckId> {
+        s.checks_of_subscriber(p.id, from, to)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect()
+    };
+    assert_eq!(ids(0, u64::MAX), vec![early.id, one_off.id, late.id]);
+    assert_eq!(ids(1_500_000, 3_000_000), vec![one_off.id]);
+}
+
+/// Console users: a login is unique across tenants, the record survives a
+/// reopen with its lockout, a deleted user's login is free again, and a
+/// session is found by its hash until it is deleted or pruned after its end.
+pub fn staff_logins_are_unique_and_sessions_end(b: &dyn Backend) {
+    use crate::{Session, Staff, StaffRole};
+    let s = b.open();
+    let new = |tenant_id: u64, login: &str| Staff {
+        id: 0,
+        tenant_id,
+        login: login.into(),
+        name: "見守り 太郎".into(),
+        role: StaffRole::Coordinator,
+        password: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        failed: 0,
+        locked_until_ms: None,
+        disabled: false,
+        created_at_ms: 5,
+    };
+    let a = s.create_staff(new(1, "taro")).unwrap();
+    let b2 = s.create_staff(new(2, "hanako")).unwrap();
+    assert_ne!(a.id, b2.id);
+    assert!(matches!(
+        s.create_staff(new(2, "taro")),
+        Err(crate::StoreError::Exists(_))
+    ));
+    let mut locked = a.clone();
+    locked.failed = 10;
+    locked.locked_until_ms = Some(99);
+    s.put_staff(&locked).unwrap();
+    drop(s);
+    let s = b.open();
+    assert_eq!(s.staff_by_login("taro").unwrap(), Some(locked.clone()));
+    assert_eq!(s.staff(b2.id).unwrap(), Some(b2.clone()));
+    assert_eq!(s.staff_of(1).unwrap(), vec![locked.clone()]);
+    assert!(s.staff_of(3).unwrap().is_empty());
+    let session = Session {
+        staff_id: a.id,
+        tenant_id: 1,
+        csrf: "c".into(),
+        locale: "ja".into(),
+        created_at_ms: 10,
+        expires_at_ms: 100,
+    };
+    let (h1, h2) = ([1u8; 32], [2u8; 32]);
+    s.put_session(&h1, &session).unwrap();
+    s.put_session(
+        &h2,
+        &Session {
+            expires_at_ms: 1000,
+            ..session.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(s.session(&h1).unwrap(), Some(session));
+    assert_eq!(s.prune_sessions(500).unwrap(), 1);
+    assert_eq!(s.session(&h1).unwrap(), None);
+    assert!(s.session(&h2).unwrap().is_some());
+    s.delete_session(&h2).unwrap();
+    assert_eq!(s.session(&h2).unwrap(), None);
+    s.delete_staff(&locked).unwrap();
+    assert_eq!(s.staff_by_login("taro").unwrap(), None);
+    assert_eq!(s.create_staff(new(1, "taro")).unwrap().login, "taro");
 }
 
 /// Many threads claim the same due checks: each check goes to exactly

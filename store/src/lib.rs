@@ -3,7 +3,8 @@
 //!
 //! Tenants, API tokens (hashes only), subscribers, checks with their due
 //! index and leases, attempts, outcomes, prompts, audit entries, and the
-//! alert engine's records (watchers, ladders, cases, the outbox), in
+//! alert engine's records (watchers, ladders, cases, the outbox), the
+//! console's staff and sessions ([`staff`]), in
 //! column families named by constants ([`store::cf`]), with big-endian keys
 //! and a format byte on every record ([`records`]); their vocabulary
 //! ([`vocab`]). The seam is named by [`seam`]'s traits; [`Store`] writes the check lifecycle (claim with owner and
@@ -21,6 +22,7 @@ pub mod conformance;
 pub mod kv;
 pub mod records;
 pub mod seam;
+pub mod staff;
 pub mod store;
 pub mod vocab;
 
@@ -34,6 +36,7 @@ pub use records::{
     Schedule, SpokePolicy, Subscriber, Tenant,
 };
 pub use seam::{AlertLog, CheckLog, Directory, Storage};
+pub use staff::{Session, Staff, StaffRole};
 pub use store::{Erased, Next, Pruned, Store};
 pub use vocab::{AnsweredBy, Cause, CheckKind, DtmfTransport, EndReason, EventKind, WatcherAnswer};
 
@@ -61,6 +64,9 @@ pub enum StoreError {
     /// The engine cannot do this.
     #[error("{0}")]
     Unsupported(&'static str),
+    /// A record with this unique name exists (a staff login).
+    #[error("{0} already exists")]
+    Exists(&'static str),
     /// The records are in use (e.g. a call to the person is in progress).
     #[error("{0}")]
     Busy(&'static str),

@@ -7,17 +7,19 @@
 //! invariants (a final outcome's alert input is stored with the outcome;
 //! one commit applies a case, its timer, its outbox changes and the inbox
 //! entry it consumed, together or not at all). [`Directory`] is the rest:
-//! tenants, tokens, people, prompts, audit, watchers and ladders.
+//! tenants, tokens, people, prompts, audit, watchers and ladders, and
+//! the console's staff and sessions.
 //!
 //! [`crate::Store`] (the lifecycle written once over a [`crate::Kv`]
 //! engine: RocksDB, or memory) implements all three; a shared-database
 //! engine would implement them itself. Either way
 //! [`crate::conformance`] is the contract: it runs against `dyn Storage`.
 //!
-//! Depends on: [`crate::store`], [`crate::records`], [`crate::alerts`].
+//! Depends on: [`crate::store`], [`crate::records`], [`crate::alerts`], [`crate::staff`].
 
 use crate::alerts::{AlertCase, AlertInput, AlertWrite, Ladder, LadderOf, Notification, Watcher};
 use crate::records::{Attempt, Check, CheckId, Outcome, Subscriber, Tenant};
+use crate::staff::{Session, Staff};
 use crate::{Next, Store, StoreError};
 
 /// Declares a trait and implements it for [`Store`] by its inherent
@@ -63,6 +65,8 @@ seam! {
         fn outcomes(&self, tenant_id: u64, from_ms: u64, to_ms: u64, limit: usize) -> Result<Vec<Check>, StoreError>;
         /// A tenant's checks by slot time in [from, to).
         fn checks_of(&self, tenant_id: u64, from_ms: u64, to_ms: u64, limit: usize) -> Result<Vec<Check>, StoreError>;
+        /// A person's checks by slot (or request) time in [from, to), oldest first.
+        fn checks_of_subscriber(&self, subscriber_id: u64, from_ms: u64, to_ms: u64) -> Result<Vec<Check>, StoreError>;
         /// One-off checks of a person requested at or after `from_ms`.
         fn one_offs_since(&self, subscriber_id: u64, from_ms: u64) -> Result<u64, StoreError>;
     }
@@ -129,6 +133,20 @@ seam! {
         fn put_ladder(&self, of: LadderOf, l: &Ladder) -> Result<(), StoreError>;
         fn ladder(&self, of: LadderOf) -> Result<Option<Ladder>, StoreError>;
         fn delete_ladder(&self, of: LadderOf) -> Result<(), StoreError>;
+        /// Add a console user; `StoreError::Exists` when the login is taken.
+        fn create_staff(&self, s: Staff) -> Result<Staff, StoreError>;
+        fn put_staff(&self, s: &Staff) -> Result<(), StoreError>;
+        fn staff(&self, id: u64) -> Result<Option<Staff>, StoreError>;
+        fn staff_by_login(&self, login: &str) -> Result<Option<Staff>, StoreError>;
+        /// A tenant's console users (0: the operator's).
+        fn staff_of(&self, tenant_id: u64) -> Result<Vec<Staff>, StoreError>;
+        fn delete_staff(&self, s: &Staff) -> Result<(), StoreError>;
+        /// A console session by the hash of its cookie's token.
+        fn put_session(&self, hash: &[u8; 32], s: &Session) -> Result<(), StoreError>;
+        fn session(&self, hash: &[u8; 32]) -> Result<Option<Session>, StoreError>;
+        fn delete_session(&self, hash: &[u8; 32]) -> Result<(), StoreError>;
+        /// Forget sessions that ended before `now_ms`; how many.
+        fn prune_sessions(&self, now_ms: u64) -> Result<usize, StoreError>;
         /// Make everything cheap to reopen (a clean shutdown).
         fn flush(&self) -> Result<(), StoreError>;
         /// A consistent copy of the database in `dir` (a backup).

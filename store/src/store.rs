@@ -85,7 +85,11 @@ pub mod cf {
     /// person's finished check leaves behind, so that the tenant's counts
     /// do not change (nothing in it names anyone).
     pub const TALLIES: &str = "tallies";
-    pub const ALL: [&str; 26] = [
+    /// b'i' | staff_id → Staff; b'l' | login → staff_id; b's' |
+    /// sha256(session token) → Session (the console's sign-in, issue 15).
+    pub const STAFF: &str = "staff";
+    pub const ALL: [&str; 27] = [
+        STAFF,
         TALLIES,
         QUARANTINE,
         META,
@@ -1140,6 +1144,25 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Check>, StoreError> {
         self.checks_by_time(cf::TENANT_CHECKS, tenant_id, from_ms, to_ms, limit)
+    }
+
+    /// A person's checks (scheduled and one-off) whose slot or request
+    /// time is in [from_ms, to_ms), oldest first: their history page.
+    pub fn checks_of_subscriber(
+        &self,
+        subscriber_id: u64,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<Check>, StoreError> {
+        let sid = be(subscriber_id);
+        let rows = self.scan(cf::CHECKS, &sid, &sid, usize::MAX)?;
+        let mut out: Vec<Check> = self
+            .decode_all::<Check>(cf::CHECKS, rows)?
+            .into_iter()
+            .filter(|c| (from_ms..to_ms).contains(&Self::check_time_ms(&c.id)))
+            .collect();
+        out.sort_by_key(|c| (Self::check_time_ms(&c.id), c.id.key()));
+        Ok(out)
     }
 
     /// Checks listed in a `tenant_id | time_ms | check key` index, in [from_ms, to_ms).

@@ -714,6 +714,41 @@ impl Alerts {
         Ok(c.expect("committed case"))
     }
 
+    /// Staff pass an open case on (console, API): the event is in the
+    /// timeline and the next tier of the ladder is told now instead of at
+    /// its deadline. A case every tier was told of cannot be passed.
+    pub fn pass(&self, case_id: u64, by: &str, note: Option<&str>) -> Result<AlertCase, CaseError> {
+        let _g = self.guard();
+        let now = self.clock.now_ms();
+        let mut case = self.store.alert_case(case_id)?.ok_or(CaseError::NotFound)?;
+        match case.state {
+            CaseState::Open => {}
+            CaseState::Acknowledged => {
+                return Err(CaseError::Conflict(format!(
+                    "already acknowledged by {}",
+                    case.acked_by.as_deref().unwrap_or("someone")
+                )))
+            }
+            CaseState::Resolved => return Err(CaseError::Conflict("the case is resolved".into())),
+        }
+        if case.exhausted {
+            return Err(CaseError::Conflict(
+                "every tier of the ladder has been told: take the case instead".into(),
+            ));
+        }
+        case.event(now, EventKind::Passed, json!({"by": by, "note": note}));
+        let tenant = self.store.tenant(case.tenant_id)?;
+        let (rules, cal) = Self::tenant_rules(tenant.as_ref());
+        let ns = self.escalate(&mut case, &rules, cal.as_ref(), "passed", now)?;
+        let (c, _) = self.store.alert_commit(AlertWrite {
+            case: Some(case),
+            notifications: ns,
+            inbox_done: None,
+        })?;
+        self.wake.notify_one();
+        Ok(c.expect("committed case"))
+    }
+
     /// The watcher who took the case closes it (API).
     /// Close the person's open case because genki no longer watches over
     /// them (deleted, or paused): pending notifications are cancelled and

@@ -192,7 +192,7 @@ fn load_watcher(api: &Api, who: Caller, id: u64) -> R<Watcher> {
     responses((status = 201, body = WatcherView), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
     security(("bearer" = [])),
 )]
-async fn create_watcher(
+pub(crate) async fn create_watcher(
     State(api): S,
     who: Caller,
     Path(tid): Path<u64>,
@@ -385,7 +385,7 @@ async fn delete_ladder(State(api): S, who: Caller, kind: &str, id: u64) -> R<Res
     responses((status = 200, body = Ladder), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
     security(("bearer" = [])),
 )]
-async fn put_tenant_ladder(
+pub(crate) async fn put_tenant_ladder(
     s: S,
     who: Caller,
     Path(id): Path<u64>,
@@ -593,7 +593,7 @@ async fn list_alerts(
     ))
 }
 
-fn load_case(api: &Api, who: Caller, id: u64) -> R<AlertCase> {
+pub(crate) fn load_case(api: &Api, who: Caller, id: u64) -> R<AlertCase> {
     match api.svc.store.alert_case(id)? {
         Some(c) if who.can_see(c.tenant_id) => Ok(c),
         _ => Err(ApiError::not_found("alert")),
@@ -637,9 +637,9 @@ async fn get_alert(State(api): S, who: Caller, Path(id): Path<u64>) -> R<Respons
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CaseAction {
-    by: String,
+    pub(crate) by: String,
     #[serde(default)]
-    note: Option<String>,
+    pub(crate) note: Option<String>,
 }
 
 fn case_error(e: CaseError) -> ApiError {
@@ -650,12 +650,31 @@ fn case_error(e: CaseError) -> ApiError {
     }
 }
 
-async fn case_action(
+/// What is done to a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Act {
+    Ack,
+    Pass,
+    Resolve,
+}
+
+impl Act {
+    fn audit_word(self) -> &'static str {
+        match self {
+            Act::Ack => "ack_alert",
+            Act::Pass => "pass_alert",
+            Act::Resolve => "resolve_alert",
+        }
+    }
+}
+
+/// Take, pass or resolve a case: the one rule for the API and the console.
+pub(crate) async fn case_action(
     api: Arc<Api>,
     who: Caller,
     id: u64,
     a: CaseAction,
-    resolve: bool,
+    act: Act,
 ) -> R<Response> {
     load_case(&api, who, id)?;
     if a.by.trim().is_empty() || a.by.len() > 200 {
@@ -665,12 +684,10 @@ async fn case_action(
         return Err(ApiError::bad("note", "at most 4000 characters"));
     }
     let alerts = api.alerts.clone();
-    let r = tokio::task::spawn_blocking(move || {
-        if resolve {
-            alerts.resolve(id, &a.by, a.note.as_deref())
-        } else {
-            alerts.ack(id, &a.by, a.note.as_deref())
-        }
+    let r = tokio::task::spawn_blocking(move || match act {
+        Act::Ack => alerts.ack(id, &a.by, a.note.as_deref()),
+        Act::Pass => alerts.pass(id, &a.by, a.note.as_deref()),
+        Act::Resolve => alerts.resolve(id, &a.by, a.note.as_deref()),
     })
     .await
     .map_err(|_| {
@@ -684,7 +701,7 @@ async fn case_action(
     api.svc.store.audit(
         c.tenant_id,
         now_ms(&api),
-        &json!({"by": format!("{who:?}"), "did": if resolve { "resolve_alert" } else { "ack_alert" }, "case": c.id}),
+        &json!({"by": format!("{who:?}"), "did": act.audit_word(), "case": c.id}),
     )?;
     Ok(reply(StatusCode::OK, &case_summary(&c)))
 }
@@ -705,7 +722,26 @@ async fn ack_alert(
     Path(id): Path<u64>,
     StrictJson(a): StrictJson<CaseAction>,
 ) -> R<Response> {
-    case_action(api, who, id, a, false).await
+    case_action(api, who, id, a, Act::Ack).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/alerts/{id}/pass",
+    tag = "alerts",
+    summary = "Pass an open case on: the next tier of the ladder is told now; 409 if taken, resolved or every tier was told",
+    params(("id" = u64, Path, description = "case id")),
+    request_body = CaseAction,
+    responses((status = 200, body = CaseSummary), (status = "4XX", description = "`{\"error\": {code, message, field?}}`", body = ErrorBody)),
+    security(("bearer" = [])),
+)]
+async fn pass_alert(
+    State(api): S,
+    who: Caller,
+    Path(id): Path<u64>,
+    StrictJson(a): StrictJson<CaseAction>,
+) -> R<Response> {
+    case_action(api, who, id, a, Act::Pass).await
 }
 
 #[utoipa::path(
@@ -724,7 +760,7 @@ async fn resolve_alert(
     Path(id): Path<u64>,
     StrictJson(a): StrictJson<CaseAction>,
 ) -> R<Response> {
-    case_action(api, who, id, a, true).await
+    case_action(api, who, id, a, Act::Resolve).await
 }
 
 /// The alert resources' routes (see [`Route`]).
@@ -757,6 +793,7 @@ pub fn routes() -> Vec<Route> {
         ("/v1/tenants/{id}/alerts", &["get"], get(list_alerts)),
         ("/v1/alerts/{id}", &["get"], get(get_alert)),
         ("/v1/alerts/{id}/ack", &["post"], post(ack_alert)),
+        ("/v1/alerts/{id}/pass", &["post"], post(pass_alert)),
         ("/v1/alerts/{id}/resolve", &["post"], post(resolve_alert)),
     ]
 }

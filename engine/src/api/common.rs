@@ -149,11 +149,20 @@ pub(crate) type R<T> = Result<T, ApiError>;
 pub(crate) enum Caller {
     Operator,
     Tenant(u64),
+    /// A staff member signed in to the console ([`crate::console`]), acting
+    /// within one tenant; the console checks their role before it calls.
+    Staff {
+        tenant: u64,
+        staff: u64,
+    },
 }
 
 impl Caller {
     pub(crate) fn can_see(self, tenant: u64) -> bool {
-        self == Caller::Operator || self == Caller::Tenant(tenant)
+        match self {
+            Caller::Operator => true,
+            Caller::Tenant(t) | Caller::Staff { tenant: t, .. } => t == tenant,
+        }
     }
 }
 

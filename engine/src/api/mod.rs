@@ -18,6 +18,7 @@ pub mod limits;
 pub mod prompts;
 pub mod reports;
 pub mod server;
+pub mod staff;
 pub mod subscribers;
 pub mod system;
 pub mod tenants;
@@ -96,6 +97,13 @@ fn routes() -> Vec<Route> {
             post(checks::request_check),
         ),
         ("/v1/checks/{id}", &["get"], get(checks::get_check)),
+        ("/v1/staff", &["post"], post(staff::create_staff)),
+        ("/v1/tenants/{id}/staff", &["get"], get(staff::list_staff)),
+        (
+            "/v1/staff/{id}",
+            &["patch", "delete"],
+            axum::routing::patch(staff::patch_staff).delete(staff::delete_staff),
+        ),
     ]
 }
 

@@ -238,6 +238,32 @@ pub(crate) struct DateQ {
     after: Option<String>,
 }
 
+/// A tenant's local day (YYYY-MM-DD; None: today) and its bounds in unix
+/// ms, [start, end): the one rule for "a day" of the summary and the console.
+pub(crate) fn day_of(
+    api: &Api,
+    t: &genki_store::Tenant,
+    date: Option<&str>,
+) -> R<(jiff::civil::Date, u64, u64)> {
+    let cal = Calendar::of(t).map_err(|e| ApiError::bad(e.field, e.message))?;
+    let date = match date {
+        Some(d) => d
+            .parse::<jiff::civil::Date>()
+            .map_err(|_| ApiError::bad("date", format!("{d:?} is not a date YYYY-MM-DD")))?,
+        None => cal.local_date(now_ms(api)),
+    };
+    let start = parse_instant("date", &date.to_string(), &cal)?;
+    let end = parse_instant(
+        "date",
+        &date
+            .tomorrow()
+            .map_err(|_| ApiError::bad("date", "out of range"))?
+            .to_string(),
+        &cal,
+    )?;
+    Ok((date, start, end))
+}
+
 #[utoipa::path(
     get,
     path = "/v1/tenants/{id}/summary",
@@ -254,22 +280,7 @@ pub(crate) async fn summary(
     Query(q): Query<DateQ>,
 ) -> R<Response> {
     let t = load_tenant(&api, who, tid)?;
-    let cal = Calendar::of(&t).map_err(|e| ApiError::bad(e.field, e.message))?;
-    let date = match &q.date {
-        Some(d) => d
-            .parse::<jiff::civil::Date>()
-            .map_err(|_| ApiError::bad("date", format!("{d:?} is not a date YYYY-MM-DD")))?,
-        None => cal.local_date(now_ms(&api)),
-    };
-    let start = parse_instant("date", &date.to_string(), &cal)?;
-    let end = parse_instant(
-        "date",
-        &date
-            .tomorrow()
-            .map_err(|_| ApiError::bad("date", "out of range"))?
-            .to_string(),
-        &cal,
-    )?;
+    let (date, start, end) = day_of(&api, &t, q.date.as_deref())?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 1000);
     let after = q
         .after

@@ -364,7 +364,12 @@ pub(crate) async fn fallback() -> ApiError {
         super::alerts::list_alerts,
         super::alerts::get_alert,
         super::alerts::ack_alert,
+        super::alerts::pass_alert,
         super::alerts::resolve_alert,
+        super::staff::create_staff,
+        super::staff::list_staff,
+        super::staff::patch_staff,
+        super::staff::delete_staff,
     ),
     modifiers(&Bearer)
 )]

@@ -512,11 +512,19 @@ pub async fn run(
             cfg.api.rate_burst as u32,
         ),
     });
+    // The console beside the API, on the same service layer.
+    let mut router = api::router(api.clone());
+    if cfg.api.console {
+        router = router.merge(crate::console::router(crate::console::Console::new(
+            api,
+            cfg.api.console_session_hours,
+        )));
+    }
     // The API on a runtime of its own: a heavy request never delays SIP
     // timers or the due loop.
     let http = api::server::spawn(
         listener,
-        api::router(api),
+        router,
         api::server::Limits {
             max_connections: cfg.api.max_connections as usize,
             header_read: Duration::from_secs(cfg.api.header_read_timeout_s),
