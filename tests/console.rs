@@ -198,10 +198,17 @@ impl Browser {
         assert!(bad.is_empty(), "{page}: accessibility violations: {bad:#?}");
     }
 
+    /// The whole page (the window made as tall as it, then put back).
     async fn shot(&self, name: &str) {
         if let Some(dir) = &self.shots {
             std::fs::create_dir_all(dir).unwrap();
+            let h = self
+                .js("return document.documentElement.scrollHeight;")
+                .await;
+            let h = h.as_u64().unwrap_or(768).clamp(768, 2400) as u32;
+            self.client.set_window_size(1366, h + 140).await.unwrap();
             let png = self.client.screenshot().await.unwrap();
+            self.client.set_window_size(1366, 768).await.unwrap();
             std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
         }
     }
@@ -556,6 +563,28 @@ async fn an_import_shows_the_bad_row_and_a_viewer_changes_nothing() {
     assert!(errors.contains("phone") && errors.contains('3'), "{errors}");
     b.accessible("import (result)").await;
     b.shot("import").await;
+    // A coordinator pauses a person until a date, and resumes them.
+    let sid = w.people[0];
+    b.go(&format!("/console/people/{sid}")).await;
+    b.js("document.querySelector('#until').value = '2099-01-31'; return null;")
+        .await;
+    b.click("form[action$='/pause'] button").await;
+    b.wait_for(
+        ".flash",
+        |t| t.contains("一時停止を保存しました"),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(b.text("#paused").await, "2099-01-31");
+    assert_eq!(
+        w.http.get(&format!("/v1/subscribers/{sid}")).json()["paused_until"],
+        json!("2099-01-31")
+    );
+    b.click("form[action$='/pause'] input[value=''] + button")
+        .await;
+    b.wait_for("#paused", |t| t == "—", Duration::from_secs(10))
+        .await;
+    assert!(w.http.get(&format!("/v1/subscribers/{sid}")).json()["paused_until"].is_null());
     b.sign_out().await;
 
     b.sign_in("suzuki", PW).await;

@@ -22,8 +22,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::alerts::cases::CaseError;
 use crate::api::common::{
-    audit_read, load_subscriber, load_tenant, now_ms, phone_allowed, reply, validate_name,
-    validate_phone, Api, ApiError, Caller, ErrorBody, Route, StrictJson, R, S,
+    audit_read, clearable, load_subscriber, load_tenant, now_ms, phone_allowed, reply,
+    validate_name, validate_phone, Api, ApiError, Caller, ErrorBody, Route, StrictJson, R, S,
 };
 use crate::checks::schedule::parse_hhmm;
 
@@ -71,11 +71,17 @@ pub(crate) struct WatcherList {
 #[serde(deny_unknown_fields)]
 pub(crate) struct WatcherPatch {
     name: Option<String>,
+    #[serde(default, deserialize_with = "clearable")]
     phone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "clearable")]
     email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "clearable")]
     webhook_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "clearable")]
     webhook_secret: Option<Option<String>>,
+    #[serde(default, deserialize_with = "clearable")]
     quiet_start: Option<Option<String>>,
+    #[serde(default, deserialize_with = "clearable")]
     quiet_end: Option<Option<String>>,
 }
 

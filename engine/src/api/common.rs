@@ -229,6 +229,18 @@ pub(crate) fn caller(api: &Api, headers: &HeaderMap) -> R<Caller> {
     }
 }
 
+/// For a PATCH field that may be cleared: absent leaves it (`None`),
+/// `null` clears it (`Some(None)`), a value sets it. Serde alone reads a
+/// `null` as absent for `Option<Option<T>>`, which made "null clears" a
+/// silent no-op (a paused person could not be resumed early).
+pub(crate) fn clearable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 /// Parse a JSON body strictly; errors name the field (serde_path_to_error).
 pub(crate) fn parse<T: DeserializeOwned>(body: &Bytes) -> R<T> {
     let de = &mut serde_json::Deserializer::from_slice(body);

@@ -276,6 +276,19 @@ mod tests {
         }
     }
 
+    /// In a PATCH, `null` clears a field and absence leaves it.
+    #[test]
+    fn null_clears_and_absence_leaves() {
+        use super::subscribers::SubscriberPatch;
+        let p: SubscriberPatch =
+            super::common::parse(&br#"{"paused_until": null}"#[..].into()).unwrap();
+        assert_eq!(p.paused_until, Some(None));
+        assert_eq!(p.schedule, None);
+        let p: SubscriberPatch =
+            super::common::parse(&br#"{"paused_until": "2099-01-01"}"#[..].into()).unwrap();
+        assert_eq!(p.paused_until, Some(Some("2099-01-01".to_string())));
+    }
+
     #[test]
     fn phones_and_days() {
         assert!(validate_phone("sip:1001@127.0.0.1:5080").is_ok());

@@ -37,8 +37,10 @@ pub(crate) struct NewSubscriber {
 pub(crate) struct SubscriberPatch {
     name: Option<String>,
     phone: Option<String>,
-    schedule: Option<Option<Schedule>>,
-    paused_until: Option<Option<String>>,
+    #[serde(default, deserialize_with = "clearable")]
+    pub(crate) schedule: Option<Option<Schedule>>,
+    #[serde(default, deserialize_with = "clearable")]
+    pub(crate) paused_until: Option<Option<String>>,
     notes: Option<String>,
 }
 

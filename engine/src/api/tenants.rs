@@ -29,20 +29,26 @@ pub(crate) struct TenantPatch {
     window_end: Option<String>,
     skip_holidays: Option<bool>,
     retry: Option<RetryPolicy>,
+    #[serde(default, deserialize_with = "clearable")]
     cps: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "clearable")]
     max_calls: Option<Option<u32>>,
     /// The tenant's watch script (README \"Watch script\"); null: the default.
     #[schema(value_type = Option<Object>)]
+    #[serde(default, deserialize_with = "clearable")]
     script: Option<Option<Value>>,
     alerts: Option<genki_store::AlertRules>,
     /// Days finished checks and resolved cases are kept (30–3650); null: until erased.
+    #[serde(default, deserialize_with = "clearable")]
     retention_days: Option<Option<u32>>,
     /// Operator only: number prefixes this tenant may enrol and dial (1–32
     /// of up to 16 digits, a leading + allowed); null: any number.
+    #[serde(default, deserialize_with = "clearable")]
     dial_allow: Option<Option<Vec<String>>>,
     /// Operator only: the number presented when calling this tenant's
     /// people (1–16 digits, a leading + allowed; the trunk must own it);
     /// null: the trunk's `caller_id`.
+    #[serde(default, deserialize_with = "clearable")]
     caller_id: Option<Option<String>>,
     /// Seconds of the person's audio kept after each prompt for a
     /// coordinator to listen to (0–15; 0: none, the default).
@@ -50,6 +56,7 @@ pub(crate) struct TenantPatch {
     /// Listen after the answer before the first prompt (through a call
     /// recorder's ringback, past a machine's greeting); null: the daemon's
     /// `[sip] answer_wait`.
+    #[serde(default, deserialize_with = "clearable")]
     listen_first: Option<Option<bool>>,
     /// A person who calls genki and hangs up while it still rings has
     /// checked in (`fine`); false (the default): only a key counts.
