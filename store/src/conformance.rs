@@ -51,6 +51,10 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Backend>) {
         ("watchers_and_ladders", watchers_and_ladders),
         ("a_persons_history_is_theirs", a_persons_history_is_theirs),
         (
+            "a_day_at_a_glance_follows_every_change",
+            a_day_at_a_glance_follows_every_change,
+        ),
+        (
             "staff_logins_are_unique_and_sessions_end",
             staff_logins_are_unique_and_sessions_end,
         ),
@@ -495,6 +499,143 @@ pub fn a_persons_history_is_theirs(b: &dyn Backend) {
     };
     assert_eq!(ids(0, u64::MAX), vec![early.id, one_off.id, late.id]);
     assert_eq!(ids(1_500_000, 3_000_000), vec![one_off.id]);
+}
+
+/// The day view counts every state and lists the checks to look at
+/// first, and it follows claims, retries, outcomes, settlements and an
+/// erasure, whether it was first asked for before them or after.
+pub fn a_day_at_a_glance_follows_every_change(b: &dyn Backend) {
+    let s = b.open();
+    let t = s.create_tenant(tenant()).unwrap();
+    let other = s.create_tenant(tenant()).unwrap();
+    let people: Vec<Subscriber> = (0..6)
+        .map(|_| s.create_subscriber(sub(t.id)).unwrap())
+        .collect();
+    let stranger = s.create_subscriber(sub(other.id)).unwrap();
+    // Slots at 1000 s; the day is [0, 2_000_000) ms.
+    let checks: Vec<Check> = people.iter().map(|p| check(p, 1000)).collect();
+    assert_eq!(s.create_checks(&checks).unwrap(), 6);
+    assert!(s.create_check(&check(&stranger, 1000)).unwrap());
+    assert!(
+        s.create_check(&check(&people[0], 5000)).unwrap(),
+        "another day"
+    );
+    let day = |s: &dyn Storage| s.day_view(t.id, 0, 2_000_000, 10).unwrap();
+    let counts = |v: &crate::DayView| -> Vec<(String, u64)> {
+        v.counts
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| (k.clone(), *n))
+            .collect()
+    };
+    let first = day(s.as_ref());
+    assert_eq!(first.total, 6);
+    assert_eq!(counts(&first), vec![("pending".to_string(), 6)]);
+    assert!(
+        first.waiting.is_empty(),
+        "none called yet: counted, not listed"
+    );
+    let fin = |i: usize, n: u32, next: Next| {
+        s.claim(&checks[i].id, "n", 9_000_000).unwrap().unwrap();
+        let a = Attempt {
+            n,
+            call_id: format!("c{i}-{n}"),
+            started_at_ms: 1_000_000,
+            answered: true,
+            sip_status: Some(200),
+            ring_ms: 1,
+            talk_ms: 1,
+            digits: String::new(),
+            dtmf_transport: None,
+            end_reason: EndReason::ScriptDone,
+            outcome: None,
+            held: false,
+            early_media_ms: None,
+            answered_by: None,
+            hearing: None,
+            recorded_ms: None,
+            inbound: false,
+        };
+        s.finish_attempt(&checks[i].id, &a, next, 1_100_000)
+            .unwrap();
+    };
+    fin(
+        0,
+        1,
+        Next::Final {
+            outcome: Outcome::Fine,
+            cause: None,
+        },
+    );
+    fin(
+        1,
+        1,
+        Next::Final {
+            outcome: Outcome::NeedsContact,
+            cause: None,
+        },
+    );
+    fin(
+        2,
+        1,
+        Next::Final {
+            outcome: Outcome::Missed,
+            cause: Some(Cause::NoAnswer),
+        },
+    );
+    fin(
+        3,
+        1,
+        Next::Retry {
+            due_at_ms: 1_500_000,
+            cause: Cause::Busy,
+        },
+    );
+    s.claim(&checks[4].id, "n", 9_000_000).unwrap().unwrap();
+    s.settle_pending(
+        &checks[5].id,
+        Next::Final {
+            outcome: Outcome::NotAttempted,
+            cause: Some(Cause::Paused),
+        },
+        1_100_000,
+    )
+    .unwrap()
+    .unwrap();
+    let expect = vec![
+        ("dialing".to_string(), 1),
+        ("fine".to_string(), 1),
+        ("missed".to_string(), 1),
+        ("needs_contact".to_string(), 1),
+        ("not_attempted".to_string(), 1),
+        ("retrying".to_string(), 1),
+    ];
+    let v = day(s.as_ref());
+    assert_eq!(counts(&v), expect);
+    assert_eq!(v.total, 6);
+    let order: Vec<u64> = v.waiting.iter().map(|c| c.id.subscriber_id).collect();
+    // needs contact, missed, not attempted, in a call, retry due.
+    let ids = |ix: &[usize]| ix.iter().map(|i| people[*i].id).collect::<Vec<_>>();
+    assert_eq!(order, ids(&[1, 2, 5, 4, 3]));
+    assert_eq!(s.day_view(t.id, 0, 2_000_000, 2).unwrap().waiting.len(), 2);
+    // A fresh open (nothing in memory) sees the same.
+    drop(s);
+    let s = b.open();
+    let v2 = day(s.as_ref());
+    assert_eq!((counts(&v2), v2.total), (expect.clone(), 6));
+    // Erasing the missed person: their outcome still counts, no row.
+    s.erase_subscriber(&people[2]).unwrap();
+    let v3 = day(s.as_ref());
+    assert_eq!((counts(&v3), v3.total), (expect, 6));
+    assert_eq!(
+        v3.waiting
+            .iter()
+            .map(|c| c.id.subscriber_id)
+            .collect::<Vec<_>>(),
+        ids(&[1, 5, 4, 3])
+    );
+    assert_eq!(s.day_view(other.id, 0, 2_000_000, 10).unwrap().total, 1);
+    assert_eq!(s.day_view(t.id, 4_000_000, 6_000_000, 10).unwrap().total, 1);
 }
 
 /// Console users: a login is unique across tenants, the record survives a

@@ -19,6 +19,7 @@
 
 pub mod alerts;
 pub mod conformance;
+pub mod dayview;
 pub mod kv;
 pub mod records;
 pub mod seam;
@@ -30,6 +31,7 @@ pub use alerts::{
     AlertCase, AlertInput, AlertWrite, CaseEvent, CaseOutcome, CaseState, Channel, Ladder,
     LadderOf, Notification, NotifyKind, NotifyState, Severity, Tier, Told, Watcher,
 };
+pub use dayview::DayView;
 pub use kv::{FaultyKv, Kv, MemKv};
 pub use records::{
     AlertRules, Attempt, Check, CheckId, CheckStatus, HeardTone, Hearing, Outcome, RetryPolicy,

@@ -67,6 +67,9 @@ seam! {
         fn checks_of(&self, tenant_id: u64, from_ms: u64, to_ms: u64, limit: usize) -> Result<Vec<Check>, StoreError>;
         /// A person's checks by slot (or request) time in [from, to), oldest first.
         fn checks_of_subscriber(&self, subscriber_id: u64, from_ms: u64, to_ms: u64) -> Result<Vec<Check>, StoreError>;
+        /// A tenant's checks of [from, to) at a glance: counts by state and
+        /// the first `limit` not yet fine (the console's Today page).
+        fn day_view(&self, tenant_id: u64, from_ms: u64, to_ms: u64, limit: usize) -> Result<crate::DayView, StoreError>;
         /// One-off checks of a person requested at or after `from_ms`.
         fn one_offs_since(&self, subscriber_id: u64, from_ms: u64) -> Result<u64, StoreError>;
     }

@@ -19,6 +19,7 @@ use std::sync::Mutex;
 
 use std::sync::Arc;
 
+use crate::dayview::Snap;
 use crate::kv::{Batch, Kv, MemKv};
 
 use crate::alerts::AlertInput;
@@ -156,7 +157,7 @@ pub struct Pruned {
 
 /// The database. Cheap to share behind an `Arc`.
 pub struct Store {
-    kv: Arc<dyn Kv>,
+    pub(crate) kv: Arc<dyn Kv>,
     /// Serialises read-modify-write of checks and id sequences (one process
     /// owns the database; the shared-database mode will use leases instead).
     lock: Mutex<()>,
@@ -183,6 +184,9 @@ pub struct Store {
     /// not created, their record is not put again).
     erased: Mutex<std::collections::HashSet<u64>>,
     quarantined: std::sync::atomic::AtomicU64,
+    /// Each tenant's day at a glance, kept with every write of a check
+    /// ([`crate::dayview`]).
+    pub(crate) views: crate::dayview::Views,
     /// Test hook run between the generation check and the floor's raise.
     #[cfg(test)]
     pub(crate) raise_hook: Mutex<Option<std::sync::Arc<dyn Fn() + Send + Sync>>>,
@@ -212,6 +216,7 @@ impl Store {
             writes_failing: std::sync::atomic::AtomicBool::new(false),
             write_failures: std::sync::atomic::AtomicU64::new(0),
             erased: Mutex::new(std::collections::HashSet::new()),
+            views: crate::dayview::Views::default(),
             quarantined: std::sync::atomic::AtomicU64::new(0),
             #[cfg(test)]
             raise_hook: Mutex::new(None),
@@ -538,6 +543,7 @@ impl Store {
             .iter()
             .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
             .collect();
+        let _v = self.views.shared();
         let sid = be(s.id);
         if !self.scan(cf::INFLIGHT, &sid, &sid, 1)?.is_empty() {
             return Err(StoreError::Busy(
@@ -553,8 +559,9 @@ impl Store {
         let mut b = Batch::default();
         let mut e = Erased::default();
         let mut tallies = Vec::new();
+        let mut gone = Vec::new();
         for (k, v) in self.scan(cf::CHECKS, &sid, &sid, usize::MAX)? {
-            self.forget_check(&mut b, &tenant, &k, &v, &mut tallies);
+            self.forget_check(&mut b, &tenant, &k, &v, &mut tallies, &mut gone);
             e.checks += 1;
         }
         for (k, _) in self.scan(cf::ATTEMPTS, &sid, &sid, usize::MAX)? {
@@ -604,6 +611,7 @@ impl Store {
                 .remove(&s.id);
             return Err(err);
         }
+        self.forgotten(gone);
         Ok(e)
     }
 
@@ -617,6 +625,7 @@ impl Store {
         k: &[u8],
         v: &[u8],
         tallies: &mut Vec<(u64, Outcome)>,
+        gone: &mut Vec<Snap>,
     ) {
         b.delete(cf::CHECKS, k);
         b.delete(cf::INFLIGHT, k);
@@ -627,6 +636,7 @@ impl Store {
         let t = Self::check_time_ms(&id);
         b.delete(cf::TENANT_CHECKS, cat(&[tenant, &be(t), k]));
         if let Ok(c) = decode::<Check>(cf::CHECKS, v) {
+            gone.push(Snap::of(&c, t));
             b.delete(cf::DUE, cat(&[&be(c.due_at_ms), k]));
             if let Some(f) = c.finished_at_ms {
                 b.delete(cf::OUTCOMES, cat(&[tenant, &be(f), k]));
@@ -634,6 +644,15 @@ impl Store {
             if let (CheckStatus::Done, Some(o)) = (c.status, c.outcome) {
                 tallies.push((t, o));
             }
+        }
+    }
+
+    /// Checks forgotten (erased or pruned) leave the views' rows; a
+    /// finished one still counts (as its anonymous tally does).
+    fn forgotten(&self, gone: Vec<Snap>) {
+        for g in gone {
+            let after = (g.word >= crate::dayview::FIRST_OUTCOME).then(|| g.tallied());
+            self.views.change(Some(g), after);
         }
     }
 
@@ -666,6 +685,8 @@ impl Store {
     /// yet is kept. Call again until it returns no checks.
     pub fn prune(&self, tenant_id: u64, before_ms: u64, max: usize) -> Result<Pruned, StoreError> {
         let _g = self.guard();
+        let _v = self.views.shared();
+        let mut gone = Vec::new();
         let tenant = be(tenant_id);
         let mut b = Batch::default();
         let mut p = Pruned::default();
@@ -687,7 +708,7 @@ impl Store {
                 continue;
             }
             match self.raw(cf::CHECKS, key)? {
-                Some(v) => self.forget_check(&mut b, &tenant, key, &v, &mut tallies),
+                Some(v) => self.forget_check(&mut b, &tenant, key, &v, &mut tallies, &mut gone),
                 // A stale index entry: drop it.
                 None => b.delete(cf::OUTCOMES, &ik),
             }
@@ -705,6 +726,7 @@ impl Store {
         }
         self.put_tallies(&mut b, &tenant, &tallies)?;
         self.write(b)?;
+        self.forgotten(gone);
         Ok(p)
     }
 
@@ -829,7 +851,7 @@ impl Store {
     }
 
     /// Time of a check for the tenant's time-ordered index: the scheduled slot, or the request.
-    fn check_time_ms(id: &CheckId) -> u64 {
+    pub(crate) fn check_time_ms(id: &CheckId) -> u64 {
         if id.kind == CheckKind::Scheduled {
             id.slot.saturating_mul(1000)
         } else {
@@ -841,9 +863,12 @@ impl Store {
     /// exist (the planner's path). Returns how many were created.
     pub fn create_checks(&self, checks: &[Check]) -> Result<u64, StoreError> {
         let _g = self.guard();
+        let _v = self.views.shared();
         let cf_checks = cf::CHECKS;
         let mut b = Batch::default();
         let mut created = 0;
+        let mut snaps = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let erased = self
             .erased
             .lock()
@@ -851,9 +876,13 @@ impl Store {
             .clone();
         for c in checks {
             let key = c.id.key();
-            if erased.contains(&c.id.subscriber_id) || self.raw(cf_checks, key)?.is_some() {
+            if erased.contains(&c.id.subscriber_id)
+                || !seen.insert(key)
+                || self.raw(cf_checks, key)?.is_some()
+            {
                 continue;
             }
+            snaps.push(Snap::of(c, Self::check_time_ms(&c.id)));
             b.put(cf_checks, key, encode(c));
             self.put_due(&mut b, c.due_at_ms, &key)?;
             b.put(
@@ -866,6 +895,9 @@ impl Store {
         if created > 0 {
             self.write_due(b, created)?;
         }
+        for s in snaps {
+            self.views.change(None, Some(s));
+        }
         Ok(created)
     }
 
@@ -873,6 +905,7 @@ impl Store {
     /// idempotent: the id is subscriber + slot). Returns whether it was created.
     pub fn create_check(&self, c: &Check) -> Result<bool, StoreError> {
         let _g = self.guard();
+        let _v = self.views.shared();
         if self.was_erased(c.id.subscriber_id) {
             return Ok(false);
         }
@@ -889,6 +922,8 @@ impl Store {
             [],
         );
         self.write_due(b, 1)?;
+        self.views
+            .change(None, Some(Snap::of(c, Self::check_time_ms(&c.id))));
         Ok(true)
     }
 
@@ -983,6 +1018,7 @@ impl Store {
         lease_until_ms: u64,
     ) -> Result<Option<Check>, StoreError> {
         let _g = self.stripe(id);
+        let _v = self.views.shared();
         if self.was_erased(id.subscriber_id) {
             return Ok(None);
         }
@@ -990,12 +1026,15 @@ impl Store {
             return Ok(None);
         };
         let key = id.key();
+        let before = Snap::of(&c, Self::check_time_ms(id));
         c.status = CheckStatus::Dialing;
         c.owner = Some(owner.to_string());
         c.lease_until_ms = Some(lease_until_ms);
         b.put(cf::CHECKS, key, encode(&c));
         b.put(cf::INFLIGHT, key, []);
         self.write(b)?;
+        self.views
+            .change(Some(before), Some(Snap::of(&c, Self::check_time_ms(id))));
         Ok(Some(c))
     }
 
@@ -1010,7 +1049,9 @@ impl Store {
         now_ms: u64,
     ) -> Result<Check, StoreError> {
         let _g = self.stripe(id);
+        let _v = self.views.shared();
         let mut c = self.check(id)?.ok_or(StoreError::NotFound("check"))?;
+        let before = Snap::of(&c, Self::check_time_ms(id));
         let key = id.key();
         let mut b = Batch::default();
         b.put(
@@ -1031,6 +1072,8 @@ impl Store {
         c.lease_until_ms = None;
         let puts = self.apply_next(&mut b, &mut c, next, now_ms)?;
         self.write_due(b, puts)?;
+        self.views
+            .change(Some(before), Some(Snap::of(&c, Self::check_time_ms(id))));
         Ok(c)
     }
 
@@ -1095,11 +1138,15 @@ impl Store {
         now_ms: u64,
     ) -> Result<Option<Check>, StoreError> {
         let _g = self.stripe(id);
+        let _v = self.views.shared();
         let Some((mut c, mut b)) = self.take_pending(id)? else {
             return Ok(None);
         };
+        let before = Snap::of(&c, Self::check_time_ms(id));
         let puts = self.apply_next(&mut b, &mut c, next, now_ms)?;
         self.write_due(b, puts)?;
+        self.views
+            .change(Some(before), Some(Snap::of(&c, Self::check_time_ms(id))));
         Ok(Some(c))
     }
 

@@ -73,6 +73,7 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("next_attempt", "次の発信", "Next attempt"),
     ("case", "ケース", "Case"),
     ("more_rows", "ほかにもいます。利用者の画面で確かめてください。", "There are more; see each person's page."),
+    ("rows_hint", "対応が必要な方から順に並べています（まだ電話していない方は件数のみ）。", "Those to act on come first (people not yet called are only counted)."),
     ("everyone_fine", "全員の「元気」が確認できました。", "Everyone is fine."),
     ("cases_title", "対応ケース", "Alert cases"),
     ("filter", "絞り込み", "Filter"),
@@ -217,7 +218,7 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("o_missed", "不在", "missed"),
     ("o_spoke", "声のみ（ボタンなし）", "spoke (no key)"),
     ("o_not_attempted", "発信せず", "not attempted"),
-    ("s_pending", "待機中", "pending"),
+    ("s_pending", "発信前", "not yet called"),
     ("s_dialing", "通話中", "in call"),
     ("s_retrying", "再発信待ち", "retry due"),
     // Causes.
