@@ -761,7 +761,33 @@ fn the_console_refuses_forged_forms_other_tenants_and_guessers() {
         &json!({"unlock": true}),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(sign_in_raw(&web, "suzuki", PW, &[]).status, 303);
+    let r = sign_in_raw(&web, "suzuki", PW, &[]);
+    assert_eq!(r.status, 303);
+    let old = format!(
+        "genki_session={}",
+        cookie_of(&r.headers, "genki_session").unwrap()
+    );
+    assert_eq!(
+        web.request("GET", "/console/today", None, &[("Cookie", &old)])
+            .status,
+        200
+    );
+    // A new password ends every session begun with the old one.
+    let r = w.http.patch(
+        &format!("/v1/staff/{}", suzuki["id"]),
+        &json!({"password": "another long phrase"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = web.request("GET", "/console/today", None, &[("Cookie", &old)]);
+    assert_eq!(r.status, 303, "the old session still works");
+    // The sign-in page shows no words a link brings.
+    let r = web.request(
+        "GET",
+        "/console/signin?err=locked&until=CALL-0120-000-000",
+        None,
+        &[],
+    );
+    assert!(!r.body.contains("CALL-0120"), "{}", r.body);
     // Every sign-in and failure is in the audit trail.
     let audit = w.http.get(&format!("/v1/audit?tenant={}", w.tid));
     assert!(

@@ -655,6 +655,7 @@ pub fn staff_logins_are_unique_and_sessions_end(b: &dyn Backend) {
         locked_until_ms: None,
         disabled: false,
         created_at_ms: 5,
+        generation: 0,
     };
     let a = s.create_staff(new(1, "taro")).unwrap();
     let b2 = s.create_staff(new(2, "hanako")).unwrap();
@@ -680,6 +681,7 @@ pub fn staff_logins_are_unique_and_sessions_end(b: &dyn Backend) {
         locale: "ja".into(),
         created_at_ms: 10,
         expires_at_ms: 100,
+        generation: 0,
     };
     let (h1, h2) = ([1u8; 32], [2u8; 32]);
     s.put_session(&h1, &session).unwrap();
@@ -697,6 +699,19 @@ pub fn staff_logins_are_unique_and_sessions_end(b: &dyn Backend) {
     assert!(s.session(&h2).unwrap().is_some());
     s.delete_session(&h2).unwrap();
     assert_eq!(s.session(&h2).unwrap(), None);
+    // Concurrent changes each see the other's (no lost update).
+    std::thread::scope(|sc| {
+        for _ in 0..8 {
+            sc.spawn(|| {
+                s.update_staff(locked.id, &|m| m.failed += 1)
+                    .unwrap()
+                    .unwrap();
+            });
+        }
+    });
+    assert_eq!(s.staff(locked.id).unwrap().unwrap().failed, 18);
+    assert_eq!(s.update_staff(999, &|m| m.failed = 0).unwrap(), None);
+    let locked = s.staff(locked.id).unwrap().unwrap();
     s.delete_staff(&locked).unwrap();
     assert_eq!(s.staff_by_login("taro").unwrap(), None);
     assert_eq!(s.create_staff(new(1, "taro")).unwrap().login, "taro");

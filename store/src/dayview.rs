@@ -12,8 +12,8 @@
 //! here is stored: the checks are the record, this is an index of them
 //! that a restart rebuilds.
 //!
-//! Depends on: [`crate::records`], [`crate::store`] (the column families
-//! it scans to build a view).
+//! Depends on: [`crate::records`]. ([`crate::Store`] builds and reads the
+//! views: `Store::day_view`.)
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -216,7 +216,7 @@ pub(crate) struct Views {
 /// How far before the range first asked for memory holds a tenant's view
 /// (yesterday's late retries are still on Today's page), and how far it
 /// may lag behind the ranges asked since before it is trimmed.
-const KEEP_BEFORE: u64 = 2 * 86_400_000;
+pub(crate) const KEEP_BEFORE: u64 = 2 * 86_400_000;
 
 impl Views {
     pub fn shared(&self) -> std::sync::RwLockReadGuard<'_, ()> {
@@ -236,140 +236,5 @@ impl Views {
         if let Some(a) = after {
             v.add(&a);
         }
-    }
-}
-
-use crate::store::{be, cf};
-use crate::{CheckId, Store, StoreError};
-
-impl Store {
-    /// A tenant's checks with slot (or request) times in [from_ms, to_ms)
-    /// at a glance ([`DayView`]): from memory after the first call for the
-    /// tenant (one scan from two days before `from_ms`), by a scan for a
-    /// range older than that.
-    pub fn day_view(
-        &self,
-        tenant_id: u64,
-        from_ms: u64,
-        to_ms: u64,
-        limit: usize,
-    ) -> Result<DayView, StoreError> {
-        let since = {
-            let mut t = self.views.tenants.lock().unwrap_or_else(|e| e.into_inner());
-            match t.get_mut(&tenant_id) {
-                Some(v) => {
-                    if from_ms <= v.latest.saturating_add(86_400_000) {
-                        v.trim(from_ms.saturating_sub(KEEP_BEFORE * 2));
-                    }
-                    Some(v.since)
-                }
-                None => None,
-            }
-        };
-        let (counts, total, keys) = match since {
-            Some(s) if from_ms >= s => self.read_view(tenant_id, from_ms, to_ms, limit),
-            Some(_) => self
-                .scan_view(tenant_id, from_ms, to_ms)?
-                .read(from_ms, to_ms, limit),
-            None => {
-                let since = from_ms.saturating_sub(KEEP_BEFORE);
-                let _alone = self.views.gate.write().unwrap_or_else(|e| e.into_inner());
-                // Another caller may have built it while this one waited.
-                let built = self
-                    .views
-                    .tenants
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .contains_key(&tenant_id);
-                if !built {
-                    let v = self.scan_view(tenant_id, since, u64::MAX)?;
-                    self.views
-                        .tenants
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(tenant_id, v);
-                }
-                drop(_alone);
-                self.read_view(tenant_id, from_ms, to_ms, limit)
-            }
-        };
-        let mut waiting = Vec::with_capacity(keys.len());
-        for k in keys {
-            if let Some(c) = CheckId::from_key(&k)
-                .map(|id| self.check(&id))
-                .transpose()?
-                .flatten()
-            {
-                waiting.push(c);
-            }
-        }
-        Ok(DayView {
-            counts,
-            total,
-            waiting,
-        })
-    }
-
-    fn read_view(
-        &self,
-        tenant_id: u64,
-        from_ms: u64,
-        to_ms: u64,
-        limit: usize,
-    ) -> (BTreeMap<String, u64>, u64, Vec<[u8; 17]>) {
-        let t = self.views.tenants.lock().unwrap_or_else(|e| e.into_inner());
-        t.get(&tenant_id)
-            .map(|v| v.read(from_ms, to_ms, limit))
-            .unwrap_or_default()
-    }
-
-    /// A view of [from_ms, to_ms) built from the checks and tallies on disk.
-    fn scan_view(
-        &self,
-        tenant_id: u64,
-        from_ms: u64,
-        to_ms: u64,
-    ) -> Result<TenantView, StoreError> {
-        let mut v = TenantView::new(from_ms);
-        let tenant = be(tenant_id);
-        let start = [&tenant[..], &be(from_ms)].concat();
-        let mut index = Vec::new();
-        self.kv.scan(cf::TENANT_CHECKS, &start, &mut |k, _| {
-            if !k.starts_with(&tenant) || k.len() != 8 + 8 + 17 {
-                return false;
-            }
-            let at = u64::from_be_bytes(k[8..16].try_into().expect("8 bytes"));
-            if at >= to_ms {
-                return false;
-            }
-            index.push((at, k[16..].to_vec()));
-            true
-        })?;
-        for (at, key) in index {
-            if let Some(c) = CheckId::from_key(&key)
-                .map(|id| self.check(&id))
-                .transpose()?
-                .flatten()
-            {
-                v.add(&Snap::of(&c, at));
-            }
-        }
-        self.kv.scan(cf::TALLIES, &start, &mut |k, val| {
-            if !k.starts_with(&tenant) || k.len() < 16 {
-                return false;
-            }
-            let at = u64::from_be_bytes(k[8..16].try_into().expect("8 bytes"));
-            if at >= to_ms {
-                return false;
-            }
-            if let Some(o) = std::str::from_utf8(val)
-                .ok()
-                .and_then(|w| Outcome::ALL.into_iter().find(|o| o.as_str() == w))
-            {
-                v.add_tally(at, o);
-            }
-            true
-        })?;
-        Ok(v)
     }
 }

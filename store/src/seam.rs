@@ -139,6 +139,8 @@ seam! {
         /// Add a console user; `StoreError::Exists` when the login is taken.
         fn create_staff(&self, s: Staff) -> Result<Staff, StoreError>;
         fn put_staff(&self, s: &Staff) -> Result<(), StoreError>;
+        /// Change a staff member's record as it is now, atomically; None if gone.
+        fn update_staff(&self, id: u64, change: &dyn Fn(&mut Staff)) -> Result<Option<Staff>, StoreError>;
         fn staff(&self, id: u64) -> Result<Option<Staff>, StoreError>;
         fn staff_by_login(&self, login: &str) -> Result<Option<Staff>, StoreError>;
         /// A tenant's console users (0: the operator's).

@@ -82,6 +82,10 @@ pub struct Staff {
     #[serde(default)]
     pub disabled: bool,
     pub created_at_ms: u64,
+    /// Bumped when the password changes or the account is disabled: a
+    /// session started before it is no session.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// A signed-in browser.
@@ -94,6 +98,9 @@ pub struct Session {
     pub csrf: String,
     /// "ja" or "en".
     pub locale: String,
+    /// The staff member's `generation` when the session began.
+    #[serde(default)]
+    pub generation: u64,
     pub created_at_ms: u64,
     /// Ends then whatever happens (idle or not).
     pub expires_at_ms: u64,
@@ -123,7 +130,25 @@ impl Store {
 
     /// Replace a staff member's record (the login does not change).
     pub fn put_staff(&self, s: &Staff) -> Result<(), StoreError> {
+        let _g = self.guard();
         self.put(cf::STAFF, cat(&[&[ID], &be(s.id)]), encode(s))
+    }
+
+    /// Change a staff member's record as it is now (read and written under
+    /// one lock: two sign-ins at once both count, and a change made
+    /// meanwhile by an admin is not overwritten). None if they are gone.
+    pub fn update_staff(
+        &self,
+        id: u64,
+        change: &dyn Fn(&mut Staff),
+    ) -> Result<Option<Staff>, StoreError> {
+        let _g = self.guard();
+        let Some(mut s) = self.staff(id)? else {
+            return Ok(None);
+        };
+        change(&mut s);
+        self.put(cf::STAFF, cat(&[&[ID], &be(s.id)]), encode(&s))?;
+        Ok(Some(s))
     }
 
     pub fn staff(&self, id: u64) -> Result<Option<Staff>, StoreError> {

@@ -77,6 +77,15 @@ pub(crate) struct StaffList {
     staff: Vec<StaffView>,
 }
 
+/// A password's argon2id hash, made on a blocking thread.
+async fn hashed(password: String) -> R<String> {
+    let internal = |m: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m);
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|_| internal("hashing did not finish".into()))?
+        .map_err(internal)
+}
+
 fn login_rule(l: &str) -> R<()> {
     let ok = (3..=64).contains(&l.len())
         && l.bytes().all(|b| {
@@ -144,17 +153,7 @@ pub(crate) async fn create_staff(
     validate_name(&n.name)?;
     role_rule(n.tenant_id, n.role)?;
     password_rule(&n.password).map_err(|m| ApiError::bad("password", m))?;
-    let password = n.password;
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "hashing did not finish",
-            )
-        })?
-        .map_err(|m| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m))?;
+    let hash = hashed(n.password).await?;
     let s = api
         .svc
         .store
@@ -169,6 +168,7 @@ pub(crate) async fn create_staff(
             locked_until_ms: None,
             disabled: false,
             created_at_ms: now_ms(&api),
+            generation: 0,
         })
         .map_err(|e| match e {
             StoreError::Exists(_) => {
@@ -222,36 +222,49 @@ pub(crate) async fn patch_staff(
     Path(id): Path<u64>,
     StrictJson(p): StrictJson<StaffPatch>,
 ) -> R<Response> {
-    let mut s = load_staff(&api, who, id)?;
-    if let Some(n) = p.name {
-        validate_name(&n)?;
-        s.name = n;
+    let s = load_staff(&api, who, id)?;
+    if let Some(n) = &p.name {
+        validate_name(n)?;
     }
     if let Some(r) = p.role {
         role_rule(s.tenant_id, r)?;
-        s.role = r;
     }
-    if let Some(d) = p.disabled {
-        s.disabled = d;
-    }
-    if p.unlock {
-        s.failed = 0;
-        s.locked_until_ms = None;
-    }
-    if let Some(pw) = p.password {
-        password_rule(&pw).map_err(|m| ApiError::bad("password", m))?;
-        s.password = tokio::task::spawn_blocking(move || hash_password(&pw))
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "hashing did not finish",
-                )
-            })?
-            .map_err(|m| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m))?;
-    }
-    api.svc.store.put_staff(&s)?;
+    let password = match p.password {
+        Some(pw) => {
+            password_rule(&pw).map_err(|m| ApiError::bad("password", m))?;
+            Some(hashed(pw).await?)
+        }
+        None => None,
+    };
+    // Applied to the record as it is now (a sign-in may be counting a
+    // wrong password meanwhile); a new password or disabling ends every
+    // session of theirs.
+    let s = api
+        .svc
+        .store
+        .update_staff(s.id, &|m| {
+            if let Some(n) = &p.name {
+                m.name = n.clone();
+            }
+            if let Some(r) = p.role {
+                m.role = r;
+            }
+            if let Some(d) = p.disabled {
+                if d && !m.disabled {
+                    m.generation += 1;
+                }
+                m.disabled = d;
+            }
+            if p.unlock {
+                m.failed = 0;
+                m.locked_until_ms = None;
+            }
+            if let Some(h) = &password {
+                m.password = h.clone();
+                m.generation += 1;
+            }
+        })?
+        .ok_or_else(|| ApiError::not_found("staff member"))?;
     api.svc.store.audit(
         s.tenant_id,
         now_ms(&api),

@@ -57,6 +57,14 @@ fn guard(c: &Console, s: &Signed, f: &Fields, need: StaffRole) -> Result<(), Box
     Ok(())
 }
 
+/// The role alone, before a multipart body is read (its form token is in
+/// the body, checked by [`guard`] once read): a viewer's upload is refused
+/// before it is buffered.
+fn role_first(c: &Console, s: &Signed, need: StaffRole) -> Result<(), Box<Response>> {
+    let own = Fields::from([("_csrf".to_string(), s.session.csrf.clone())]);
+    guard(c, s, &own, need)
+}
+
 /// A JSON body for an API handler, parsed by the API's own strict rules.
 fn body<T: DeserializeOwned>(v: Value) -> Result<StrictJson<T>, ApiError> {
     parse::<T>(&Bytes::from(v.to_string())).map(StrictJson)
@@ -337,6 +345,10 @@ async fn multipart(mut m: Multipart) -> Result<(Fields, Option<Bytes>), ApiError
 /// A CSV import: the API's import, its per-row errors shown in the page.
 pub(crate) async fn import(State(c): C, s: Signed, m: Multipart) -> Response {
     let l = loc(&s);
+    // The role before the upload is read (a viewer's 16 MB is not buffered).
+    if let Err(r) = role_first(&c, &s, StaffRole::Coordinator) {
+        return *r;
+    }
     let (f, file) = match multipart(m).await {
         Ok(v) => v,
         Err(e) => return api_error_page(&c, &s, e),
@@ -423,6 +435,9 @@ pub(crate) async fn save_settings(State(c): C, s: Signed, Form(f): Form<Fields>)
 }
 
 pub(crate) async fn upload_prompt(State(c): C, s: Signed, m: Multipart) -> Response {
+    if let Err(r) = role_first(&c, &s, StaffRole::Admin) {
+        return *r;
+    }
     let (f, file) = match multipart(m).await {
         Ok(v) => v,
         Err(e) => return api_error_page(&c, &s, e),

@@ -109,8 +109,17 @@ impl Signed {
     }
 
     /// How this person is named in case timelines: their name and login.
+    /// At most 200 bytes (the API's limit for who acts), cut at a character.
     pub fn by(&self) -> String {
-        format!("{} ({})", self.staff.name, self.staff.login)
+        let full = format!("{} ({})", self.staff.name, self.staff.login);
+        if full.len() <= 200 {
+            return full;
+        }
+        let mut end = 197;
+        while !full.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &full[..end])
     }
 }
 
@@ -147,7 +156,7 @@ pub fn signed(c: &Console, headers: &HeaderMap) -> Option<Signed> {
             .staff(session.staff_id)
             .ok()
             .flatten()
-            .filter(|s| !s.disabled)?;
+            .filter(|s| !s.disabled && s.generation == session.generation)?;
         // A staff member moved to another tenant keeps no session of the old one.
         if staff.role != StaffRole::Operator && staff.tenant_id != session.tenant_id {
             return None;
@@ -180,37 +189,62 @@ pub async fn check_password(
 ) -> Result<Staff, Refused> {
     let store = c.api.svc.store.clone();
     let now = c.api.svc.clock.now_ms();
+    // No password is longer than the rule allows: a longer one is wrong
+    // without being hashed (megabytes of it would cost CPU for nothing).
+    let too_long = password.chars().count() > 128;
     let staff = store.staff_by_login(login).map_err(|_| Refused::Storage)?;
-    let Some(mut staff) = staff.filter(|s| !s.disabled) else {
-        // The same work as for a real account: the time taken does not
-        // tell which logins exist.
-        let p = password.to_string();
-        let dummy = c.dummy_hash.clone();
-        let _ = tokio::task::spawn_blocking(move || verify_password(&p, &dummy)).await;
-        return Err(Refused::Wrong);
-    };
-    if let Some(until) = staff.locked_until_ms.filter(|u| *u > now) {
+    let staff = staff.filter(|s| !s.disabled);
+    if let Some(until) = staff
+        .as_ref()
+        .and_then(|s| s.locked_until_ms)
+        .filter(|u| *u > now)
+    {
         return Err(Refused::Locked { until_ms: until });
     }
-    let (p, stored) = (password.to_string(), staff.password.clone());
-    let ok = tokio::task::spawn_blocking(move || verify_password(&p, &stored))
-        .await
-        .unwrap_or(false);
+    // An unknown login is checked against a dummy hash: the time taken
+    // does not tell which logins exist. At most `HASHING` run at once
+    // (each takes 19 MiB): a flood of sign-ins waits, memory does not grow.
+    let stored = staff
+        .as_ref()
+        .map(|s| s.password.clone())
+        .unwrap_or_else(|| c.dummy_hash.clone());
+    let ok = if too_long {
+        false
+    } else {
+        let _permit = c.hashing.acquire().await.map_err(|_| Refused::Storage)?;
+        let p = password.to_string();
+        tokio::task::spawn_blocking(move || verify_password(&p, &stored))
+            .await
+            .unwrap_or(false)
+    };
+    let Some(staff) = staff else {
+        return Err(Refused::Wrong);
+    };
     if ok {
         if staff.failed != 0 || staff.locked_until_ms.is_some() {
-            staff.failed = 0;
-            staff.locked_until_ms = None;
-            store.put_staff(&staff).map_err(|_| Refused::Storage)?;
+            store
+                .update_staff(staff.id, &|m| {
+                    m.failed = 0;
+                    m.locked_until_ms = None;
+                })
+                .map_err(|_| Refused::Storage)?;
         }
         return Ok(staff);
     }
-    staff.failed += 1;
-    let locked = staff.failed >= LOCK_AFTER;
-    if locked {
-        staff.failed = 0;
-        staff.locked_until_ms = Some(now + LOCK_FOR_MS);
-    }
-    store.put_staff(&staff).map_err(|_| Refused::Storage)?;
+    // Counted on the record as it is now (guesses in parallel all count).
+    let after = store
+        .update_staff(staff.id, &|m| {
+            m.failed += 1;
+            if m.failed >= LOCK_AFTER {
+                m.failed = 0;
+                m.locked_until_ms = Some(now + LOCK_FOR_MS);
+            }
+        })
+        .map_err(|_| Refused::Storage)?;
+    let locked = after
+        .as_ref()
+        .and_then(|m| m.locked_until_ms)
+        .is_some_and(|u| u > now);
     let _ = store.audit(
         staff.tenant_id,
         now,
@@ -256,6 +290,7 @@ pub fn start_session(
         locale: locale.to_string(),
         created_at_ms: now,
         expires_at_ms: now + c.session_ms,
+        generation: staff.generation,
     };
     c.api.svc.store.put_session(&hash_token(&token), &session)?;
     Ok((token, session))

@@ -60,6 +60,8 @@ pub struct Console {
     /// An argon2 hash of nothing anybody knows: checked against when the
     /// login does not exist, so both cost the same time.
     pub dummy_hash: String,
+    /// Password checks at once (each holds 19 MiB for tens of ms).
+    pub hashing: tokio::sync::Semaphore,
 }
 
 impl Console {
@@ -74,6 +76,7 @@ impl Console {
             env,
             session_ms: session_hours.max(1) * 3_600_000,
             dummy_hash: auth::hash_password(&auth::random_token()).unwrap_or_default(),
+            hashing: tokio::sync::Semaphore::new(2),
         })
     }
 

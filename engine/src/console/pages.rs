@@ -127,11 +127,20 @@ pub(crate) async fn signin_page(
     let token = auth::random_token();
     let text = match q.err.as_deref() {
         Some("wrong") => Some(i18n::t(l, "wrong_login").to_string()),
-        Some("locked") => Some(format!(
-            "{} {}",
-            i18n::t(l, "locked"),
-            q.until.as_deref().unwrap_or("")
-        )),
+        Some("locked") => {
+            // Only a time (HH:MM): a crafted link cannot put words here.
+            let until = q.until.as_deref().filter(|u| {
+                u.len() == 5
+                    && u.bytes().enumerate().all(|(i, b)| {
+                        if i == 2 {
+                            b == b':'
+                        } else {
+                            b.is_ascii_digit()
+                        }
+                    })
+            });
+            Some(format!("{} {}", i18n::t(l, "locked"), until.unwrap_or("")))
+        }
         Some("csrf") => Some(i18n::t(l, "csrf").to_string()),
         Some("storage") => Some(i18n::t(l, "storage").to_string()),
         _ => None,
@@ -249,8 +258,23 @@ fn outcome_mark(o: Outcome) -> &'static str {
     }
 }
 
+/// [`today_ctx`] on a blocking thread: the first view of a tenant after a
+/// start is built by a scan (seconds at a million people).
+async fn today_blocking(c: &Arc<Console>, s: &Signed) -> Result<Value, ApiError> {
+    let (c2, s2) = (c.clone(), s.clone());
+    tokio::task::spawn_blocking(move || today_ctx(&c2, &s2))
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the page could not be made",
+            ))
+        })
+}
+
 pub(crate) async fn today(State(c): C, s: Signed, Query(q): Query<FlashQ>) -> Response {
-    let live = match today_ctx(&c, &s) {
+    let live = match today_blocking(&c, &s).await {
         Ok(v) => v,
         Err(e) => return api_error_page(&c, &s, e),
     };
@@ -264,7 +288,7 @@ pub(crate) async fn today(State(c): C, s: Signed, Query(q): Query<FlashQ>) -> Re
 
 /// The live part alone, for the page's script to swap in.
 pub(crate) async fn today_live(State(c): C, s: Signed) -> Response {
-    match today_ctx(&c, &s) {
+    match today_blocking(&c, &s).await {
         Ok(v) => c.render("today_live.html", context! { ..c.base(&s, "today"), ..v }),
         Err(e) => api_error_page(&c, &s, e),
     }
@@ -334,6 +358,7 @@ pub(crate) async fn cases(State(c): C, s: Signed, Query(q): Query<CasesQ>) -> Re
     };
     let mut found = Vec::new();
     let mut after = q.after;
+    let mut next_after = None;
     const PAGE: usize = 50;
     // The newest first would need a reverse index; cases come by id, a
     // page of matches at a time (as the API's list).
@@ -342,18 +367,24 @@ pub(crate) async fn cases(State(c): C, s: Signed, Query(q): Query<CasesQ>) -> Re
             Ok(p) => p,
             Err(e) => return api_error_page(&c, &s, e.into()),
         };
-        let Some(last) = page.last() else { break };
-        after = last.id;
+        let full = page.len() == 1000;
+        let mut last_shown = None;
         for k in page.iter() {
-            if want.is_none_or(|w| w.contains(&k.state)) && found.len() < PAGE {
+            after = k.id;
+            if want.is_none_or(|w| w.contains(&k.state)) {
+                if found.len() == PAGE {
+                    // One more matches: the next page starts after the last shown.
+                    next_after = last_shown;
+                    break;
+                }
                 found.push(case_row(&c, l, &tz, k));
+                last_shown = Some(k.id);
             }
         }
-        if found.len() >= PAGE || page.len() < 1000 {
+        if next_after.is_some() || !full {
             break;
         }
     }
-    let next_after = (found.len() >= PAGE).then_some(after);
     let filters: Vec<Value> = ["open", "unacknowledged", "acknowledged", "resolved", "all"]
         .iter()
         .map(|k| context! { key => k, label => word(l, "cs", k) })

@@ -8,8 +8,10 @@
     function tick() {
       fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
         .then(function (r) {
+          // Signed out meanwhile: the fetch followed the redirect to the
+          // sign-in page; show that page, not inside this one.
+          if (r.redirected || r.status === 401) { window.location.reload(); return null; }
           if (r.status === 200) { return r.text(); }
-          if (r.redirected || r.status === 401) { window.location.reload(); }
           return null;
         })
         .then(function (html) {
