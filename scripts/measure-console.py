@@ -5,7 +5,7 @@ N people (default 1,000,000) enrolled by CSV through the API with a call at
 that tenant signs in; then a 2,000-call round of simulated phones
 (`genki-loadtest run --all-answer`, its own tenant) runs while the Today
 page's live part (/console/today/live) is fetched again and again. Reports
-the first fetch (it builds the tenant's day view: one scan) and then p50 /
+the first fetch after the start and then p50 /
 p99 / max of every fetch during the round, and the round's own report.
 Usage: scripts/measure-console.py [N] [CALLS]  (release binaries in
 $GENKI_BIN_DIR, default /var/tmp/genki-target/release)."""
@@ -72,7 +72,7 @@ try:
         assert st == 200, (st, body[:300]); return (time.time() - t) * 1000, body
     first, body = today()
     total = re.search(rb"\xe4\xba\x88\xe5\xae\x9a\xe3\x81\xae\xe4\xbb\xb6\xe6\x95\xb0 (\d+)", body)  # 予定の件数 N
-    print(f"first Today fetch (builds the day view): {first:.0f} ms; checks today: {total.group(1).decode() if total else '?'}", flush=True)
+    print(f"first Today fetch after the start: {first:.0f} ms; checks today: {total.group(1).decode() if total else '?'}", flush=True)
     lats, stop = [], threading.Event()
     def poll():
         while not stop.is_set():

@@ -491,6 +491,13 @@ pub async fn run(
         secrets: secrets.clone(),
     });
     let recovered = crate::rt::blocking(|| svc.recover())?;
+    let started = std::time::Instant::now();
+    let warmed = crate::rt::blocking(|| svc.warm_day_views())?;
+    info!(
+        tenants = warmed,
+        ms = started.elapsed().as_millis() as u64,
+        "day views built (the console's Today page)"
+    );
     if recovered > 0 {
         warn!(
             recovered,
