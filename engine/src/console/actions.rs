@@ -57,12 +57,22 @@ fn guard(c: &Console, s: &Signed, f: &Fields, need: StaffRole) -> Result<(), Box
     Ok(())
 }
 
-/// The role alone, before a multipart body is read (its form token is in
-/// the body, checked by [`guard`] once read): a viewer's upload is refused
-/// before it is buffered.
-fn role_first(c: &Console, s: &Signed, need: StaffRole) -> Result<(), Box<Response>> {
+/// A multipart form from someone with role `need`: the role is checked
+/// before the body is read (a viewer's 16 MB upload is not buffered), the
+/// form token once it is (it travels in the body).
+async fn upload(
+    c: &Console,
+    s: &Signed,
+    m: Multipart,
+    need: StaffRole,
+) -> Result<(Fields, Option<Bytes>), Box<Response>> {
     let own = Fields::from([("_csrf".to_string(), s.session.csrf.clone())]);
-    guard(c, s, &own, need)
+    guard(c, s, &own, need)?;
+    let (f, file) = multipart(m)
+        .await
+        .map_err(|e| Box::new(api_error_page(c, s, e)))?;
+    guard(c, s, &f, need)?;
+    Ok((f, file))
 }
 
 /// A JSON body for an API handler, parsed by the API's own strict rules.
@@ -345,17 +355,10 @@ async fn multipart(mut m: Multipart) -> Result<(Fields, Option<Bytes>), ApiError
 /// A CSV import: the API's import, its per-row errors shown in the page.
 pub(crate) async fn import(State(c): C, s: Signed, m: Multipart) -> Response {
     let l = loc(&s);
-    // The role before the upload is read (a viewer's 16 MB is not buffered).
-    if let Err(r) = role_first(&c, &s, StaffRole::Coordinator) {
-        return *r;
-    }
-    let (f, file) = match multipart(m).await {
+    let (_, file) = match upload(&c, &s, m, StaffRole::Coordinator).await {
         Ok(v) => v,
-        Err(e) => return api_error_page(&c, &s, e),
+        Err(r) => return *r,
     };
-    if let Err(r) = guard(&c, &s, &f, StaffRole::Coordinator) {
-        return *r;
-    }
     let r = crate::api::subscribers::import_subscribers(
         State(c.api.clone()),
         s.caller(),
@@ -435,16 +438,10 @@ pub(crate) async fn save_settings(State(c): C, s: Signed, Form(f): Form<Fields>)
 }
 
 pub(crate) async fn upload_prompt(State(c): C, s: Signed, m: Multipart) -> Response {
-    if let Err(r) = role_first(&c, &s, StaffRole::Admin) {
-        return *r;
-    }
-    let (f, file) = match multipart(m).await {
+    let (f, file) = match upload(&c, &s, m, StaffRole::Admin).await {
         Ok(v) => v,
-        Err(e) => return api_error_page(&c, &s, e),
+        Err(r) => return *r,
     };
-    if let Err(r) = guard(&c, &s, &f, StaffRole::Admin) {
-        return *r;
-    }
     let name = field(&f, "name").to_string();
     let r = crate::api::prompts::put_prompt(
         State(c.api.clone()),
