@@ -78,6 +78,10 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Backend>) {
             "retention_forgets_old_checks_and_keeps_counts",
             retention_forgets_old_checks_and_keeps_counts,
         ),
+        (
+            "leases_are_renewed_and_a_dead_owners_run_out",
+            leases_are_renewed_and_a_dead_owners_run_out,
+        ),
     ];
     for (name, case) in cases {
         eprintln!("conformance: {name}");
@@ -1094,4 +1098,53 @@ pub fn retention_forgets_old_checks_and_keeps_counts(b: &dyn Backend) {
     assert!(s.alert_case(open.id).unwrap().is_some());
     assert_eq!(s.tallies_of(t.id, 0, u64::MAX).unwrap().len(), 3);
     assert_eq!(s.checks_of(t.id, 0, u64::MAX, 10).unwrap().len(), 1);
+}
+
+/// A node renews the leases of its calls; a dead node's claim runs out
+/// (by the wall clock: a shared database times leases by its own), is
+/// found, and can be finished by whoever takes it over. The one process
+/// on a database leads.
+pub fn leases_are_renewed_and_a_dead_owners_run_out(b: &dyn Backend) {
+    let s = b.open();
+    let t = s.create_tenant(tenant()).unwrap();
+    let p = s.create_subscriber(sub(t.id)).unwrap();
+    let (live, dead) = (check(&p, 100), check(&p, 200));
+    s.create_checks(&[live.clone(), dead.clone()]).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    s.claim(&live.id, "live", now + 1_000).unwrap().unwrap();
+    s.claim(&dead.id, "dead", now + 1_000).unwrap().unwrap();
+    assert!(s.expired_claims(now, 10).unwrap().is_empty(), "not yet");
+    assert_eq!(s.renew_leases("live", now, 600_000).unwrap(), 1);
+    assert_eq!(s.renew_leases("nobody", now, 600_000).unwrap(), 0);
+    std::thread::sleep(std::time::Duration::from_millis(1_300));
+    let later = now + 1_300;
+    let gone = s.expired_claims(later, 10).unwrap();
+    assert_eq!(
+        gone.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![dead.id],
+        "only the claim nobody renewed"
+    );
+    let back = s
+        .finish_attempt(
+            &dead.id,
+            &Attempt {
+                n: 1,
+                end_reason: EndReason::Interrupted,
+                ..Default::default()
+            },
+            Next::Retry {
+                due_at_ms: later,
+                cause: Cause::Interrupted,
+            },
+            later,
+        )
+        .unwrap();
+    assert_eq!(back.status, CheckStatus::Pending, "taken over");
+    assert!(s.expired_claims(later, 10).unwrap().is_empty());
+    assert_eq!(s.inflight().unwrap().len(), 1);
+    assert!(s.lead("alerts", "live", 10_000).unwrap());
+    assert!(s.lead("alerts", "live", 10_000).unwrap(), "and keeps it");
 }

@@ -38,9 +38,10 @@ pub struct DayView {
 
 /// What a check counts as: 0 pending, 1 dialing, 2 retrying, 3 + the
 /// outcome's place in [`Outcome::ALL`].
-pub(crate) type Word = u8;
+pub type Word = u8;
 
-pub(crate) fn word_name(w: Word) -> &'static str {
+/// The name of a [`Word`] in [`DayView::counts`].
+pub fn word_name(w: Word) -> &'static str {
     match w {
         0 => "pending",
         1 => "dialing",
@@ -53,7 +54,7 @@ pub(crate) fn word_name(w: Word) -> &'static str {
 }
 
 /// The first word that is an outcome (a finished check).
-pub(crate) const FIRST_OUTCOME: Word = 3;
+pub const FIRST_OUTCOME: Word = 3;
 
 pub(crate) fn outcome_word(o: Outcome) -> Word {
     FIRST_OUTCOME + Outcome::ALL.iter().position(|x| *x == o).unwrap_or(0) as Word
@@ -71,25 +72,33 @@ pub(crate) struct Snap {
     pub row: Option<(u8, u64)>,
 }
 
+/// What a check counts as, and its rank among the rows to look at first
+/// (None: not listed): the rule every engine's day view follows (a
+/// shared-database engine keeps both as columns of the check).
+pub fn standing(c: &Check) -> (Word, Option<u8>) {
+    let word = match (c.status, c.outcome) {
+        (CheckStatus::Done, Some(o)) => outcome_word(o),
+        (CheckStatus::Dialing, _) => 1,
+        _ if c.attempts > 0 => 2,
+        _ => 0,
+    };
+    let rank = match (c.status, c.outcome) {
+        (CheckStatus::Done, Some(Outcome::Fine)) => None,
+        (CheckStatus::Done, Some(Outcome::NeedsContact)) => Some(0),
+        (CheckStatus::Done, Some(Outcome::NoResponse)) => Some(1),
+        (CheckStatus::Done, Some(Outcome::Missed)) => Some(2),
+        (CheckStatus::Done, Some(Outcome::Spoke)) => Some(3),
+        (CheckStatus::Done, _) => Some(4),
+        (CheckStatus::Dialing, _) => Some(5),
+        (CheckStatus::Pending, _) if c.attempts > 0 => Some(6),
+        (CheckStatus::Pending, _) => None,
+    };
+    (word, rank)
+}
+
 impl Snap {
     pub fn of(c: &Check, slot: u64) -> Snap {
-        let word = match (c.status, c.outcome) {
-            (CheckStatus::Done, Some(o)) => outcome_word(o),
-            (CheckStatus::Dialing, _) => 1,
-            _ if c.attempts > 0 => 2,
-            _ => 0,
-        };
-        let rank = match (c.status, c.outcome) {
-            (CheckStatus::Done, Some(Outcome::Fine)) => None,
-            (CheckStatus::Done, Some(Outcome::NeedsContact)) => Some(0),
-            (CheckStatus::Done, Some(Outcome::NoResponse)) => Some(1),
-            (CheckStatus::Done, Some(Outcome::Missed)) => Some(2),
-            (CheckStatus::Done, Some(Outcome::Spoke)) => Some(3),
-            (CheckStatus::Done, _) => Some(4),
-            (CheckStatus::Dialing, _) => Some(5),
-            (CheckStatus::Pending, _) if c.attempts > 0 => Some(6),
-            (CheckStatus::Pending, _) => None,
-        };
+        let (word, rank) = standing(c);
         Snap {
             tenant: c.tenant_id,
             key: c.id.key(),

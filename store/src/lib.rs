@@ -72,6 +72,14 @@ pub enum StoreError {
     /// The records are in use (e.g. a call to the person is in progress).
     #[error("{0}")]
     Busy(&'static str),
+    /// A late write of a node whose claim ended: its lease ran out and
+    /// the check was taken over (or finished) by another node, so the
+    /// write is refused and the other node's record stands (the shared
+    /// database's fence against a paused or partitioned node).
+    #[error(
+        "check {0}: this node's claim ended (lease expired and taken over); late write refused"
+    )]
+    Fenced(String),
 }
 
 #[cfg(test)]

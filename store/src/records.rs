@@ -332,6 +332,15 @@ impl CheckId {
             slot: requested_ms,
         }
     }
+    /// The check's time on the tenant's time line (unix ms): the scheduled
+    /// slot, or the instant a one-off was requested.
+    pub fn time_ms(&self) -> u64 {
+        if self.kind == CheckKind::Scheduled {
+            self.slot.saturating_mul(1000)
+        } else {
+            self.slot
+        }
+    }
     /// 17-byte big-endian key.
     pub fn key(&self) -> [u8; 17] {
         let mut k = [0u8; 17];

@@ -60,6 +60,14 @@ seam! {
         fn settle_pending(&self, id: &CheckId, next: Next, now_ms: u64) -> Result<Option<Check>, StoreError>;
         /// Checks claimed and not finished (after a crash: to recover).
         fn inflight(&self) -> Result<Vec<Check>, StoreError>;
+        /// Extend the leases of `owner`'s claims to `lease_ms` from now (a
+        /// node renews its calls in progress, so only a dead node's claims
+        /// run out); how many. A shared database times it by its own clock.
+        fn renew_leases(&self, owner: &str, now_ms: u64, lease_ms: u64) -> Result<u64, StoreError>;
+        /// Claimed checks whose lease has run out (by the database's
+        /// clock where it has one, else `now_ms`), at most `limit`: their
+        /// owner is gone, and whoever finishes them now takes them over.
+        fn expired_claims(&self, now_ms: u64, limit: usize) -> Result<Vec<Check>, StoreError>;
         fn attempts(&self, id: &CheckId) -> Result<Vec<Attempt>, StoreError>;
         /// Final outcomes of a tenant finished in [from, to), in time order.
         fn outcomes(&self, tenant_id: u64, from_ms: u64, to_ms: u64, limit: usize) -> Result<Vec<Check>, StoreError>;
@@ -152,6 +160,11 @@ seam! {
         fn delete_session(&self, hash: &[u8; 32]) -> Result<(), StoreError>;
         /// Forget sessions that ended before `now_ms`; how many.
         fn prune_sessions(&self, now_ms: u64) -> Result<usize, StoreError>;
+        /// Hold (or take, once free or run out) the lease on a role only
+        /// one node plays at a time (`"alerts"`: the alert engine), for
+        /// `lease_ms`; whether `owner` holds it now. One process alone on
+        /// its database always does.
+        fn lead(&self, role: &str, owner: &str, lease_ms: u64) -> Result<bool, StoreError>;
         /// Make everything cheap to reopen (a clean shutdown).
         fn flush(&self) -> Result<(), StoreError>;
         /// A consistent copy of the database in `dir` (a backup).

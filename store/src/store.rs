@@ -863,11 +863,7 @@ impl Store {
 
     /// Time of a check for the tenant's time-ordered index: the scheduled slot, or the request.
     pub(crate) fn check_time_ms(id: &CheckId) -> u64 {
-        if id.kind == CheckKind::Scheduled {
-            id.slot.saturating_mul(1000)
-        } else {
-            id.slot
-        }
+        id.time_ms()
     }
 
     /// Create many Pending checks in one synced batch, skipping ids that
@@ -1172,6 +1168,46 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Extend the leases of `owner`'s claims to `now_ms + lease_ms`, in
+    /// one synced batch; how many.
+    pub fn renew_leases(&self, owner: &str, now_ms: u64, lease_ms: u64) -> Result<u64, StoreError> {
+        let _v = self.views.shared();
+        let mut b = Batch::default();
+        let mut n = 0;
+        for (k, _) in self.scan(cf::INFLIGHT, &[], &[], usize::MAX)? {
+            let Some(id) = CheckId::from_key(&k) else {
+                continue;
+            };
+            let _g = self.stripe(&id);
+            let Some(mut c) = self.check(&id)? else {
+                continue;
+            };
+            if c.status != CheckStatus::Dialing || c.owner.as_deref() != Some(owner) {
+                continue;
+            }
+            c.lease_until_ms = Some(now_ms.saturating_add(lease_ms));
+            b.put(cf::CHECKS, k, encode(&c));
+            n += 1;
+        }
+        if n > 0 {
+            self.write(b)?;
+        }
+        Ok(n)
+    }
+
+    /// Claimed checks whose lease ran out at or before `now_ms`.
+    pub fn expired_claims(&self, now_ms: u64, limit: usize) -> Result<Vec<Check>, StoreError> {
+        let mut out = self.inflight()?;
+        out.retain(|c| c.lease_until_ms.is_none_or(|l| l <= now_ms));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// One process alone on its database plays every role.
+    pub fn lead(&self, _role: &str, _owner: &str, _lease_ms: u64) -> Result<bool, StoreError> {
+        Ok(true)
     }
 
     pub fn attempts(&self, id: &CheckId) -> Result<Vec<Attempt>, StoreError> {
