@@ -160,11 +160,39 @@ impl From<RtpLatching> for crate::telephony::media::Latching {
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Storage {
+    /// `rocksdb`: one machine, the database in `path` (the default).
+    /// `postgres`: many nodes sharing one PostgreSQL (docs/deploy.md).
+    pub engine: StorageEngine,
+    /// The data directory: RocksDB's database, and each node's own files
+    /// (recordings, a generated key or token) in either engine.
     pub path: PathBuf,
     /// Key (64 hex digits) sealing secrets stored in the database (the
     /// watchers' webhook secrets); empty: one is generated into
-    /// `<path>/secret-key` on first start.
+    /// `<path>/secret-key` on first start (rocksdb only: nodes sharing a
+    /// database must share the key, so `postgres` requires it).
     pub secret_key: String,
+    /// PostgreSQL's connection URL (`engine = "postgres"`), e.g.
+    /// `postgresql://genki:…@db1:5432,db2:5432/genki?target_session_attrs=read-write`:
+    /// with every Patroni member listed, a switchover is followed.
+    pub postgres_url: String,
+    /// Connections this node keeps to PostgreSQL (1–500).
+    pub pool_size: u64,
+    /// This node's name among the nodes of one database: the owner of its
+    /// claims. Unique per node and stable across restarts (a restarted
+    /// node takes its own calls back at once); empty: the host name.
+    pub node: String,
+    /// Seconds a node's claim on a check lasts unless renewed (every
+    /// third of it): a dead node's calls are taken over this long after
+    /// it died (2–3600; `postgres` only).
+    pub lease_s: u64,
+}
+
+/// `[storage] engine`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageEngine {
+    Rocksdb,
+    Postgres,
 }
 
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
@@ -349,7 +377,7 @@ const SECRETS: &[(&str, &[&str])] = &[
     ("trunk", &["password"]),
     ("alerts", &["smtp_password"]),
     ("operator", &["webhook_secret"]),
-    ("storage", &["secret_key"]),
+    ("storage", &["secret_key", "postgres_url"]),
 ];
 
 const MASK: &str = "********";
@@ -434,8 +462,13 @@ impl Default for Config {
                 media_allow: String::new(),
             },
             storage: Storage {
+                engine: StorageEngine::Rocksdb,
                 path: PathBuf::from("./genki-data"),
                 secret_key: String::new(),
+                postgres_url: String::new(),
+                pool_size: 16,
+                node: String::new(),
+                lease_s: 60,
             },
             trunk: Trunk {
                 proxy: String::new(),
@@ -666,6 +699,23 @@ impl Config {
         Ok(cfg)
     }
 
+    /// This node's name (`[storage] node`, else the host name).
+    pub fn node_name(&self) -> String {
+        if !self.storage.node.is_empty() {
+            return self.storage.node.clone();
+        }
+        std::env::var("HOSTNAME")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .or_else(|| {
+                std::fs::read_to_string("/etc/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_string())
+                    .filter(|h| !h.is_empty())
+            })
+            .unwrap_or_else(|| "genki".into())
+    }
+
     /// The networks of `[alerts] webhook_allow`.
     pub fn webhook_allow(&self) -> Result<Vec<ipnet::IpNet>, String> {
         cidrs(&self.alerts.webhook_allow)
@@ -713,6 +763,26 @@ impl Config {
             ));
         }
         self.sip_allow().map_err(|e| format!("sip.allow: {e}"))?;
+        if self.storage.engine == StorageEngine::Postgres {
+            if self.storage.postgres_url.is_empty() {
+                return Err("storage.postgres_url: required with engine = \"postgres\"".into());
+            }
+            if self.storage.secret_key.is_empty() {
+                return Err("storage.secret_key: required with engine = \"postgres\" (every node must seal the watchers' secrets with the same key)".into());
+            }
+            if self.api.operator_token.is_empty() {
+                return Err("api.operator_token: required with engine = \"postgres\" (every node must accept the same operator token)".into());
+            }
+        }
+        if !(1..=500).contains(&self.storage.pool_size) {
+            return Err("storage.pool_size: must be 1–500".into());
+        }
+        if !(2..=3600).contains(&self.storage.lease_s) {
+            return Err("storage.lease_s: must be 2–3600".into());
+        }
+        if self.storage.node.len() > 100 || self.storage.node.chars().any(|c| c.is_control()) {
+            return Err("storage.node: at most 100 printable characters".into());
+        }
         if !self.storage.secret_key.is_empty() {
             crate::secrets::SecretBox::from_hex(&self.storage.secret_key)
                 .map_err(|e| e.to_string())?;

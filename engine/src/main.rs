@@ -1,5 +1,5 @@
 //! The `genki` command: `genki serve` (the daemon), `genki call` (one
-//! watch call, printed), `genki demo`, `genki backup`. See README.md for
+//! watch call, printed), `genki demo`, `genki backup`, `genki migrate`. See README.md for
 //! every flag.
 
 use std::collections::HashMap;
@@ -45,6 +45,20 @@ enum Command {
     /// Back up a running daemon's database into a new directory, without
     /// stopping it (through its admin API; README "Backup and restore").
     Backup(BackupArgs),
+    /// Apply PostgreSQL's schema migrations that are missing (`[storage]
+    /// engine = "postgres"`; `genki serve` applies them at start too) and
+    /// print the schema version.
+    Migrate(MigrateArgs),
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    /// The daemon's configuration file (GENKI_* variables apply as for `serve`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Only print the database's schema version and this genki's.
+    #[arg(long)]
+    status: bool,
 }
 
 #[derive(clap::Args)]
@@ -350,6 +364,49 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    use genki_engine::config::{Config, StorageEngine};
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("GENKI_"))
+        .collect();
+    let cfg = Config::load(args.config.as_deref(), &env)?;
+    if cfg.storage.engine != StorageEngine::Postgres {
+        anyhow::bail!(
+            "[storage] engine is \"rocksdb\": its column families are made by `genki serve` itself; `genki migrate` is for engine = \"postgres\""
+        );
+    }
+    let opts = genki_pg::PgOptions {
+        url: cfg.storage.postgres_url.clone(),
+        pool_size: 1,
+        node: format!("{} (migrate)", cfg.node_name()),
+        clock: genki_pg::wall_clock(),
+    };
+    let db = genki_pg::PgStore::connect(&opts)?;
+    let latest = genki_pg::schema::latest();
+    if args.status {
+        println!(
+            "database schema version {} (this genki: {latest})",
+            db.schema_version()?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let applied = db.migrate()?;
+    if applied.is_empty() {
+        println!("schema up to date (version {latest})");
+    } else {
+        for v in &applied {
+            let name = genki_pg::schema::MIGRATIONS
+                .iter()
+                .find(|m| m.version == *v)
+                .map(|m| m.name)
+                .unwrap_or("");
+            println!("applied migration {v}: {name}");
+        }
+        println!("schema version {latest}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn multi_thread() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -372,6 +429,7 @@ fn main() -> ExitCode {
     init_logs(cli.log_json);
     match cli.command {
         Command::Serve(args) => report(serve(args)),
+        Command::Migrate(args) => report(migrate(args)),
         Command::Demo { subscribers } => {
             report(multi_thread().and_then(|rt| rt.block_on(demo(subscribers))))
         }

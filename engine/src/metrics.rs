@@ -145,6 +145,11 @@ pub struct Metrics {
     pub dtmf_inband: Counter,
     pub dtmf_info: Counter,
     pub recovered_inflight: Counter,
+    /// Claims of other (dead or paused) nodes whose lease ran out, taken over.
+    pub leases_taken_over: Counter,
+    /// This node's late writes refused because another node took its
+    /// check over meanwhile (it was paused past its lease).
+    pub fenced_writes: Counter,
     pub scheduler_lag: Latency,
     pub storage_write: Latency,
     /// How late each RTP packet left against its 20 ms schedule.
@@ -214,6 +219,8 @@ impl Default for Metrics {
             dtmf_inband: Counter::default(),
             dtmf_info: Counter::default(),
             recovered_inflight: Counter::default(),
+            leases_taken_over: Counter::default(),
+            fenced_writes: Counter::default(),
             scheduler_lag: Latency::default(),
             storage_write: Latency::default(),
             rtp_send_lateness: Latency::default(),
@@ -306,6 +313,16 @@ impl Metrics {
             "genki_recovered_inflight_total",
             "Checks found in flight at start-up and re-queued.",
             &[("", self.recovered_inflight.get())],
+        );
+        c(
+            "genki_leases_taken_over_total",
+            "Claims whose lease ran out with no call holding them (a dead or paused node's), re-queued.",
+            &[("", self.leases_taken_over.get())],
+        );
+        c(
+            "genki_fenced_writes_total",
+            "Late writes of this node refused: another node had taken the check over while this one was paused.",
+            &[("", self.fenced_writes.get())],
         );
         c(
             "genki_sip_retransmissions_total",

@@ -175,14 +175,10 @@ async fn write_next(tx: &impl GenericClient, c: &mut Check, next: Next, now_ms: 
     Ok(())
 }
 
-/// A lease of `lease_until_ms` (a node's wall clock) as a length from the
-/// database's now (at most a week, at least nothing).
-fn lease_len_ms(lease_until_ms: u64) -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    lease_until_ms.saturating_sub(now).min(7 * 86_400_000) as i64
+/// A lease until `lease_until_ms` (the node's clock, `now_ms` now) as a
+/// length from the database's now (at most a week, at least nothing).
+fn lease_len_ms(lease_until_ms: u64, now_ms: u64) -> i64 {
+    lease_until_ms.saturating_sub(now_ms).min(7 * 86_400_000) as i64
 }
 
 impl PgStore {
@@ -314,7 +310,7 @@ impl CheckLog for PgStore {
     ) -> Result<Option<Check>, StoreError> {
         let (s, k, sl) = key(id);
         let owner = owner.to_string();
-        let len = lease_len_ms(lease_until_ms);
+        let len = lease_len_ms(lease_until_ms, (self.clock)());
         let (w, r) = dialing_standing();
         let got = self.run(move |c| async move {
             let row = c

@@ -48,8 +48,21 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 pub use genki_store::*;
 use tokio_postgres::NoTls;
 
+/// The node's clock (unix ms), in which the seam's times are given.
+pub type NodeClock = std::sync::Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The wall clock.
+pub fn wall_clock() -> NodeClock {
+    std::sync::Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    })
+}
+
 /// How the engine reaches its database.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PgOptions {
     /// A libpq-style URL or key=value string; several hosts with
     /// `target_session_attrs=read-write` reach whichever is the primary.
@@ -60,6 +73,19 @@ pub struct PgOptions {
     /// This node's name: the owner of its claims (unique per node, stable
     /// across restarts, so a restarted node finds its own claims).
     pub node: String,
+    /// The node's clock: a claim's `lease_until_ms` is turned into a
+    /// length with it, and the lease then runs on the database's clock.
+    pub clock: NodeClock,
+}
+
+impl std::fmt::Debug for PgOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgOptions")
+            .field("url", &redact(&self.url))
+            .field("pool_size", &self.pool_size)
+            .field("node", &self.node)
+            .finish()
+    }
 }
 
 /// Failures inside the engine, turned into [`StoreError`] at the seam.
@@ -177,6 +203,7 @@ pub struct PgStore {
     handle: tokio::runtime::Handle,
     pool: Pool,
     pub(crate) node: String,
+    pub(crate) clock: NodeClock,
     pub(crate) claims: Mutex<Claims>,
     writes_failing: AtomicBool,
     write_failures: AtomicU64,
@@ -231,6 +258,7 @@ impl PgStore {
             rt: Some(rt),
             pool,
             node: opts.node.clone(),
+            clock: opts.clock.clone(),
             claims: Mutex::new(Claims::default()),
             writes_failing: AtomicBool::new(false),
             write_failures: AtomicU64::new(0),
@@ -253,7 +281,8 @@ impl PgStore {
         self.run(|mut c| async move {
             let tx = c.transaction().await?;
             tx.batch_execute(
-                "SELECT pg_advisory_xact_lock(7305942);
+                "SET LOCAL client_min_messages = warning;
+                 SELECT pg_advisory_xact_lock(7305942);
                  CREATE TABLE IF NOT EXISTS genki_schema (
                      version integer PRIMARY KEY,
                      name text NOT NULL,

@@ -30,6 +30,7 @@ fn open(url: &str, node: &str) -> PgStore {
         url: url.to_string(),
         pool_size: 8,
         node: node.to_string(),
+        clock: crate::wall_clock(),
     })
     .expect("open")
 }
@@ -245,6 +246,7 @@ fn migrations_apply_once_and_a_newer_schema_is_refused() {
         url: url.clone(),
         pool_size: 2,
         node: "m".into(),
+        clock: crate::wall_clock(),
     })
     .unwrap();
     assert_eq!(s.schema_version().unwrap(), 0);
@@ -268,6 +270,7 @@ fn an_unreachable_database_is_a_clear_error() {
         url: "host=127.0.0.1 port=1 user=genki dbname=x connect_timeout=2".into(),
         pool_size: 1,
         node: "n".into(),
+        clock: crate::wall_clock(),
     })
     .err()
     .unwrap()
@@ -277,6 +280,7 @@ fn an_unreachable_database_is_a_clear_error() {
         url: "postgresql://genki:s3cret@[::1".into(),
         pool_size: 1,
         node: "n".into(),
+        clock: crate::wall_clock(),
     })
     .err()
     .unwrap()

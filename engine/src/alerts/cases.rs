@@ -830,29 +830,61 @@ impl Alerts {
     }
 }
 
+/// Who runs the alert worker: with many nodes on one database one node
+/// at a time leads it (a lease on the database's clock, renewed each
+/// pass), so a case is opened and a watcher told by one node only.
+#[derive(Debug, Clone)]
+pub struct Lead {
+    pub owner: String,
+    pub lease: Duration,
+}
+
 /// The alert worker: applies the inbox and tier deadlines, and delivers
-/// the outbox with at most `parallel` deliveries at once, until `shutdown`.
+/// the outbox with at most `parallel` deliveries at once, until `shutdown`,
+/// while this node leads it.
 pub async fn run(
     alerts: Arc<Alerts>,
     notifier: Arc<Notifier>,
     parallel: usize,
+    lead: Lead,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    match crate::rt::blocking(|| {
-        alerts
-            .store
-            .recover_notifications(alerts.clock.now_ms())
-    }) {
-        Ok(0) => {}
-        Ok(n) => warn!(n, "notifications were being delivered when genki last stopped; sending again (same event ids)"),
-        Err(e) => error!(error = %e, "cannot recover the outbox"),
-    }
+    let lease_ms = lead.lease.as_millis() as u64;
+    let pass = (lead.lease / 3).clamp(Duration::from_millis(200), Duration::from_secs(5));
+    let mut leading = false;
     let slots = Arc::new(Semaphore::new(parallel.max(1)));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u64, Delivery)>();
     let mut sending: HashSet<u64> = HashSet::new();
     loop {
         if *shutdown.borrow() {
             break;
+        }
+        match crate::rt::blocking(|| alerts.store.lead("alerts", &lead.owner, lease_ms)) {
+            Ok(true) if !leading => {
+                leading = true;
+                info!(node = %lead.owner, "this node runs the alert worker");
+                // Deliveries cut short (by a stop, or a leader that died)
+                // are sent again, with the same event ids.
+                match crate::rt::blocking(|| {
+                    alerts.store.recover_notifications(alerts.clock.now_ms())
+                }) {
+                    Ok(0) => {}
+                    Ok(n) => warn!(n, "notifications were being delivered when their node stopped; sending again (same event ids)"),
+                    Err(e) => error!(error = %e, "cannot recover the outbox"),
+                }
+            }
+            Ok(true) => {}
+            Ok(false) | Err(_) => {
+                if leading {
+                    warn!(node = %lead.owner, "another node runs the alert worker now");
+                }
+                leading = false;
+                tokio::select! {
+                    _ = tokio::time::sleep(pass) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
         }
         if let Err(e) = crate::rt::blocking(|| alerts.step()) {
             error!(error = %e, "alert step failed");
@@ -892,7 +924,7 @@ pub async fn run(
             Ok(Some(at)) => Duration::from_millis(at.saturating_sub(alerts.clock.now_ms())),
             _ => Duration::from_secs(5),
         }
-        .clamp(Duration::from_millis(20), Duration::from_secs(5));
+        .clamp(Duration::from_millis(20), pass);
         tokio::select! {
             Some((id, d)) = done_rx.recv() => {
                 sending.remove(&id);
@@ -1477,7 +1509,16 @@ mod tests {
             )
             .unwrap();
         let (stop, rx) = watch::channel(false);
-        let worker = tokio::spawn(run(alerts.clone(), notifier, 4, rx));
+        let worker = tokio::spawn(run(
+            alerts.clone(),
+            notifier,
+            4,
+            Lead {
+                owner: "test".into(),
+                lease: Duration::from_secs(60),
+            },
+            rx,
+        ));
         tokio::time::sleep(Duration::from_secs(1)).await;
         let case = store.open_case_of(sub.id).unwrap().expect("a case opened");
         assert_eq!(case.tier, 0);

@@ -49,6 +49,11 @@ pub struct Service {
     pub owner: String,
     pub plan_days: u32,
     pub tick: Duration,
+    /// Many nodes share the database: recover only this node's claims at
+    /// start (the others' are taken over when their leases run out).
+    pub shared: bool,
+    /// How long a claim lasts unless renewed ([`LEASE`] by default).
+    pub lease: Duration,
     /// The trunk's circuit breaker: holds checks through a carrier outage.
     pub trunk: std::sync::Mutex<Circuit>,
     /// Where faults of the service itself are told to the operator.
@@ -81,6 +86,8 @@ impl Service {
             owner,
             plan_days,
             tick,
+            shared: false,
+            lease: LEASE,
             trunk: std::sync::Mutex::new(Circuit::new(CIRCUIT_FAULTS, CIRCUIT_OPEN, monotonic())),
             notices: Arc::new(Notices::log_only()),
         }
@@ -164,10 +171,14 @@ impl Service {
         Ok(n)
     }
 
-    /// Re-queue checks that were in flight when the process stopped.
+    /// Re-queue checks that were in flight when the process stopped (with
+    /// many nodes: this node's own).
     pub fn recover(&self) -> Result<usize, StoreError> {
         let now = self.clock.now_ms();
-        let inflight = self.store.inflight()?;
+        let mut inflight = self.store.inflight()?;
+        if self.shared {
+            inflight.retain(|c| c.owner.as_deref() == Some(self.owner.as_str()));
+        }
         for c in &inflight {
             info!(check = %c.id, "recovering a check that was in flight");
             self.requeue_interrupted(c, now)?;
@@ -178,15 +189,28 @@ impl Service {
     /// Checks whose lease ran out while no call of this process holds
     /// them (a call task that died, another node that did): re-queued now,
     /// as after a restart, so nobody waits for the next start to be called.
+    /// This node's calls in progress keep their claims: their leases are
+    /// renewed first (a node paused past its lease finds those taken over
+    /// already gone from it).
     pub fn recover_expired(&self, running: &HashSet<CheckId>) -> Result<usize, StoreError> {
         let now = self.clock.now_ms();
+        self.store
+            .renew_leases(&self.owner, now, self.lease.as_millis() as u64)?;
         let mut n = 0;
-        for c in self.store.inflight()? {
-            if running.contains(&c.id) || c.lease_until_ms.is_none_or(|l| l > now) {
+        for c in self.store.expired_claims(now, 1_000)? {
+            if running.contains(&c.id) {
                 continue;
             }
             warn!(check = %c.id, owner = ?c.owner, "lease expired with no call holding the check; re-queued");
-            self.requeue_interrupted(&c, now)?;
+            match self.requeue_interrupted(&c, now) {
+                Ok(_) => {}
+                // Another node took it over first.
+                Err(StoreError::Fenced(_)) => continue,
+                Err(e) => return Err(e),
+            }
+            if c.owner.as_deref() != Some(self.owner.as_str()) {
+                self.metrics.leases_taken_over.inc();
+            }
             n += 1;
         }
         Ok(n)
@@ -585,7 +609,9 @@ pub async fn run(
             }
             last_plan = Some(monotonic());
         }
-        if monotonic().saturating_duration_since(last_lease_scan) >= Duration::from_secs(30) {
+        if monotonic().saturating_duration_since(last_lease_scan)
+            >= Duration::from_secs(30).min(svc.lease / 3)
+        {
             last_lease_scan = monotonic();
             match crate::rt::blocking(|| svc.recover_expired(&running)) {
                 Ok(0) => {}
@@ -785,7 +811,7 @@ fn dispatch(
                 Ok(()) => {
                     queue.pop_front();
                     progressed = true;
-                    let lease = now_ms + LEASE.as_millis() as u64;
+                    let lease = now_ms + svc.lease.as_millis() as u64;
                     let claimed = match svc.store.claim(&check.id, &svc.owner, lease) {
                         Ok(Some(c)) => c,
                         Ok(None) => {
@@ -1203,9 +1229,16 @@ fn spawn_call(
             Ok(())
         }
         .await;
-        if let Err(e) = result {
+        match result {
+            Ok(()) => {}
+            // This node was paused past its lease and another took the
+            // check over: its record stands, this call's is dropped.
+            Err(StoreError::Fenced(_)) => {
+                svc.metrics.fenced_writes.inc();
+                warn!(check = %check.id, "this node's claim was taken over while it was paused; its late result is refused (the other node's stands)");
+            }
             // The check stays in flight and is recovered at the next start.
-            error!(check = %check.id, error = %e, "could not store the attempt");
+            Err(e) => error!(check = %check.id, error = %e, "could not store the attempt"),
         }
         // Not placed after all (the person was deleted, paused or
         // rescheduled, or storage failed first): the circuit's admission

@@ -20,6 +20,7 @@ use crate::checks::service::{self, Service};
 use crate::checks::trunk::Circuit;
 use crate::clock::{Clock, ShiftedClock, SystemClock};
 use crate::config::Config;
+use crate::config::StorageEngine;
 use crate::metrics::Metrics;
 use crate::notices::Notices;
 use crate::telephony::call::CallSetup;
@@ -180,14 +181,31 @@ pub async fn run(
         path: cfg.storage.path.display().to_string(),
         error,
     })?;
-    let db = cfg.storage.path.join("db");
-    let store = Arc::new(match &fail_writes_while {
-        Some(trigger) => {
-            warn!(trigger = %trigger.display(), "test failpoint: storage writes fail while this file exists");
-            genki_storage::open_failing_while(&db, trigger)?
-        }
-        None => genki_storage::open(&db)?,
-    });
+    let node = cfg.node_name();
+    let shared = cfg.storage.engine == StorageEngine::Postgres;
+    let store: Arc<dyn genki_store::Storage> = if shared {
+        let opts = genki_pg::PgOptions {
+            url: cfg.storage.postgres_url.clone(),
+            pool_size: cfg.storage.pool_size as usize,
+            node: node.clone(),
+            clock: {
+                let clock = clock.clone();
+                Arc::new(move || clock.now_ms())
+            },
+        };
+        let s = crate::rt::blocking(|| genki_pg::PgStore::open(&opts))?;
+        info!(node = %node, database = %genki_pg::redact(&opts.url), "storage: PostgreSQL, shared with the other nodes");
+        Arc::new(s)
+    } else {
+        let db = cfg.storage.path.join("db");
+        Arc::new(match &fail_writes_while {
+            Some(trigger) => {
+                warn!(trigger = %trigger.display(), "test failpoint: storage writes fail while this file exists");
+                genki_storage::open_failing_while(&db, trigger)?
+            }
+            None => genki_storage::open(&db)?,
+        })
+    };
     let token = if cfg.api.operator_token.is_empty() {
         operator_token(&cfg.storage.path)?
     } else {
@@ -408,11 +426,14 @@ pub async fn run(
     for (name, _) in prompts::DEFAULTS {
         defaults.insert(name.to_string(), prompts::default_prompt(name)?);
     }
-    let owner = format!(
-        "{}-{}",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "genki".into()),
-        std::process::id()
-    );
+    // Many nodes: the node's own stable name (its claims are found again
+    // after its restart); one node: the process (its claims are all
+    // recovered at start anyway).
+    let owner = if shared {
+        node.clone()
+    } else {
+        format!("{node}-{}", std::process::id())
+    };
     let domain = if !cfg.trunk.domain.is_empty() {
         cfg.trunk.domain.clone()
     } else {
@@ -444,6 +465,10 @@ pub async fn run(
         crate::clock::monotonic(),
     ));
     svc.notices = notices;
+    svc.shared = shared;
+    if shared {
+        svc.lease = Duration::from_secs(cfg.storage.lease_s);
+    }
     let svc = Arc::new(svc);
     // Call-ins (people calling genki back), each on its own task.
     tokio::spawn(crate::checks::inbound::serve(
@@ -570,17 +595,22 @@ pub async fn run(
             url: cfg.operator.webhook.clone(),
             secret: cfg.operator.webhook_secret.clone(),
             timeout: Duration::from_secs(cfg.alerts.webhook_timeout_s),
-            node: owner,
+            node: owner.clone(),
         }),
     ));
     tokio::spawn(crate::checks::retention::run(
         svc.clone(),
         shutdown_rx.clone(),
     ));
+    let lead = crate::alerts::cases::Lead {
+        owner: owner.clone(),
+        lease: svc.lease.min(Duration::from_secs(cfg.storage.lease_s)),
+    };
     let alert_worker = tokio::spawn(crate::alerts::cases::run(
         alerts,
         notifier,
         cfg.alerts.parallel,
+        lead,
         shutdown_rx.clone(),
     ));
     let left = service::run(
