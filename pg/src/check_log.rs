@@ -447,13 +447,37 @@ impl CheckLog for PgStore {
             .collect())
     }
 
-    fn renew_leases(&self, owner: &str, _now_ms: u64, lease_ms: u64) -> Result<u64, StoreError> {
+    fn renew_leases(
+        &self,
+        owner: &str,
+        ids: &[CheckId],
+        _now_ms: u64,
+        lease_ms: u64,
+    ) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
         let owner = owner.to_string();
+        let (mut subs, mut kinds, mut slots) = (vec![], vec![], vec![]);
+        for id in ids {
+            let (s, k, sl) = key(id);
+            subs.push(s);
+            kinds.push(k);
+            slots.push(sl);
+        }
         self.run(move |c| async move {
             Ok(c.execute(
-                "UPDATE checks SET lease_until = now() + $2::bigint * interval '1 millisecond'
-                 WHERE status = 1 AND owner = $1",
-                &[&owner, &(lease_ms.min(7 * 86_400_000) as i64)],
+                "UPDATE checks c SET lease_until = now() + $2::bigint * interval '1 millisecond'
+                 FROM unnest($3::bigint[], $4::smallint[], $5::bigint[]) AS g(s, k, sl)
+                 WHERE c.subscriber_id = g.s AND c.kind = g.k AND c.slot = g.sl
+                   AND c.status = 1 AND c.owner = $1",
+                &[
+                    &owner,
+                    &(lease_ms.min(7 * 86_400_000) as i64),
+                    &subs,
+                    &kinds,
+                    &slots,
+                ],
             )
             .await?)
         })

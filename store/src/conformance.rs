@@ -1117,8 +1117,16 @@ pub fn leases_are_renewed_and_a_dead_owners_run_out(b: &dyn Backend) {
     s.claim(&live.id, "live", now + 1_000).unwrap().unwrap();
     s.claim(&dead.id, "dead", now + 1_000).unwrap().unwrap();
     assert!(s.expired_claims(now, 10).unwrap().is_empty(), "not yet");
-    assert_eq!(s.renew_leases("live", now, 600_000).unwrap(), 1);
-    assert_eq!(s.renew_leases("nobody", now, 600_000).unwrap(), 0);
+    assert_eq!(
+        s.renew_leases("live", &[live.id, dead.id], now, 600_000)
+            .unwrap(),
+        1,
+        "only the owner's"
+    );
+    assert_eq!(
+        s.renew_leases("nobody", &[live.id], now, 600_000).unwrap(),
+        0
+    );
     std::thread::sleep(std::time::Duration::from_millis(1_300));
     let later = now + 1_300;
     let gone = s.expired_claims(later, 10).unwrap();

@@ -60,10 +60,11 @@ seam! {
         fn settle_pending(&self, id: &CheckId, next: Next, now_ms: u64) -> Result<Option<Check>, StoreError>;
         /// Checks claimed and not finished (after a crash: to recover).
         fn inflight(&self) -> Result<Vec<Check>, StoreError>;
-        /// Extend the leases of `owner`'s claims to `lease_ms` from now (a
-        /// node renews its calls in progress, so only a dead node's claims
-        /// run out); how many. A shared database times it by its own clock.
-        fn renew_leases(&self, owner: &str, now_ms: u64, lease_ms: u64) -> Result<u64, StoreError>;
+        /// Extend the leases of `owner`'s claims on `ids` (its calls in
+        /// progress) to `lease_ms` from now, so only a dead node's claims,
+        /// or one no call holds any more, run out; how many. A shared
+        /// database times it by its own clock.
+        fn renew_leases(&self, owner: &str, ids: &[CheckId], now_ms: u64, lease_ms: u64) -> Result<u64, StoreError>;
         /// Claimed checks whose lease has run out (by the database's
         /// clock where it has one, else `now_ms`), at most `limit`: their
         /// owner is gone, and whoever finishes them now takes them over.

@@ -1170,25 +1170,28 @@ impl Store {
         Ok(out)
     }
 
-    /// Extend the leases of `owner`'s claims to `now_ms + lease_ms`, in
-    /// one synced batch; how many.
-    pub fn renew_leases(&self, owner: &str, now_ms: u64, lease_ms: u64) -> Result<u64, StoreError> {
+    /// Extend the leases of `owner`'s claims on `ids` to `now_ms +
+    /// lease_ms`, in one synced batch; how many.
+    pub fn renew_leases(
+        &self,
+        owner: &str,
+        ids: &[CheckId],
+        now_ms: u64,
+        lease_ms: u64,
+    ) -> Result<u64, StoreError> {
         let _v = self.views.shared();
         let mut b = Batch::default();
         let mut n = 0;
-        for (k, _) in self.scan(cf::INFLIGHT, &[], &[], usize::MAX)? {
-            let Some(id) = CheckId::from_key(&k) else {
-                continue;
-            };
-            let _g = self.stripe(&id);
-            let Some(mut c) = self.check(&id)? else {
+        for id in ids {
+            let _g = self.stripe(id);
+            let Some(mut c) = self.check(id)? else {
                 continue;
             };
             if c.status != CheckStatus::Dialing || c.owner.as_deref() != Some(owner) {
                 continue;
             }
             c.lease_until_ms = Some(now_ms.saturating_add(lease_ms));
-            b.put(cf::CHECKS, k, encode(&c));
+            b.put(cf::CHECKS, id.key(), encode(&c));
             n += 1;
         }
         if n > 0 {

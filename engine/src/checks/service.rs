@@ -189,13 +189,14 @@ impl Service {
     /// Checks whose lease ran out while no call of this process holds
     /// them (a call task that died, another node that did): re-queued now,
     /// as after a restart, so nobody waits for the next start to be called.
-    /// This node's calls in progress keep their claims: their leases are
-    /// renewed first (a node paused past its lease finds those taken over
-    /// already gone from it).
+    /// This node's calls in progress (`running`) keep their claims: their
+    /// leases are renewed first (a node paused past its lease finds those
+    /// taken over already gone from it).
     pub fn recover_expired(&self, running: &HashSet<CheckId>) -> Result<usize, StoreError> {
         let now = self.clock.now_ms();
+        let mine: Vec<CheckId> = running.iter().copied().collect();
         self.store
-            .renew_leases(&self.owner, now, self.lease.as_millis() as u64)?;
+            .renew_leases(&self.owner, &mine, now, self.lease.as_millis() as u64)?;
         let mut n = 0;
         for c in self.store.expired_claims(now, 1_000)? {
             if running.contains(&c.id) {
