@@ -125,6 +125,29 @@ fn spawn_held(cmd: Command) -> std::io::Result<Child> {
         .map_err(|_| std::io::Error::other("spawner gone"))?
 }
 
+/// Directories of servers whose test process is gone (a server kept for
+/// a whole test binary is never dropped; its parent-death signal stopped
+/// it, its files stay until here).
+fn remove_orphans() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("genki-pg-"))
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 fn free_port() -> Result<u16, String> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
@@ -134,6 +157,7 @@ impl TestPg {
     /// Start a fresh server (a few seconds: initdb, then start-up).
     pub fn start(durability: Durability) -> Result<TestPg, String> {
         let bin = bin_dir()?;
+        remove_orphans();
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "genki-pg-{}-{}",
