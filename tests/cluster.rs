@@ -49,8 +49,9 @@ fn node(dir: PathBuf, url: &str, n: usize) -> Daemon {
             ("GENKI_API_OPERATOR_TOKEN", TOKEN),
             ("GENKI_SIP_BIND", &sip),
             ("GENKI_SIP_RTP_PORTS", &rtp),
-            ("GENKI_TRUNK_CPS", "40"),
+            ("GENKI_TRUNK_CPS", "50"),
             ("GENKI_TRUNK_MAX_CALLS", "300"),
+            ("GENKI_SIP_MAX_CALL_S", "30"),
         ],
         &["--clock-start", CLOCK],
     )
@@ -293,6 +294,106 @@ fn three_nodes_share_a_round_and_a_killed_or_paused_node_forgets_nobody() {
         )
         .unwrap();
     assert_eq!(dup, "0");
+}
+
+/// The most calls begun in any second, and the most up at once, as the
+/// phones saw them (a call is up from its INVITE to its BYE; a call whose
+/// node died counts until the phone gave up on it).
+fn carrier_view(records: &[Value]) -> (usize, usize) {
+    let mut starts: Vec<u64> = records
+        .iter()
+        .map(|r| r["invite_at_ms"].as_u64().unwrap())
+        .collect();
+    starts.sort_unstable();
+    let mut per_second = 0;
+    let mut j = 0;
+    for i in 0..starts.len() {
+        while starts[i] - starts[j] >= 1_000 {
+            j += 1;
+        }
+        per_second = per_second.max(i - j + 1);
+    }
+    let mut edges: Vec<(u64, i64)> = records
+        .iter()
+        .flat_map(|r| {
+            let at = r["invite_at_ms"].as_u64().unwrap();
+            let end = r["ended_at_ms"]
+                .as_u64()
+                .unwrap_or(at + r["duration_ms"].as_u64().unwrap());
+            [(at, 1), (end, -1)]
+        })
+        .collect();
+    edges.sort_unstable_by_key(|(t, d)| (*t, *d));
+    let (mut up, mut most) = (0i64, 0i64);
+    for (_, d) in edges {
+        up += d;
+        most = most.max(up);
+    }
+    (per_second, most as usize)
+}
+
+/// A trunk of 50 calls a second and 300 calls at once, shared by three
+/// nodes: the phones (the carrier) never see more, while one node is
+/// killed mid-round and the other two take its part over.
+#[test]
+fn a_trunk_limit_holds_across_three_nodes_while_one_dies() {
+    let mut c = cluster("trunk");
+    let dir = temp_dir("trunk-phones");
+    let port = free_port();
+    let out = dir.join("phones.jsonl");
+    let phones = std::process::Command::new(loadtest())
+        .args(["phones", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--max-seconds", "900", "--json", "--digit-delay-ms", "6000"])
+        .args(["--max-call-ms", "12000", "--rtp-base", "40000"])
+        .stdout(std::process::Stdio::from(
+            std::fs::File::create(&out).unwrap(),
+        ))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start genki-loadtest phones");
+    let phones = (phones, out);
+    let http = http_of(&c.nodes[0]);
+    let r = http.post(
+        "/v1/tenants",
+        &json!({"name": "幹線", "window_start": "08:00", "window_end": "20:00", "retry": no_retries()}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let tid = r.json()["id"].as_u64().unwrap();
+    let n = 900;
+    round(&c, tid, port, n, "t");
+    let start = Instant::now();
+    while ledger(&c, "t").get("2:fine").copied().unwrap_or(0) < 250 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the round does not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    c.nodes[1].kill9();
+    let l = wait_all_done(&c, "t", n as u64, Duration::from_secs(400));
+    let start = Instant::now();
+    let read = || -> Vec<Value> {
+        std::fs::read_to_string(&phones.1)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    while calls_per_callee(&read(), "t").len() < n && start.elapsed() < Duration::from_secs(90) {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let records = records_of(phones, usize::MAX, Duration::ZERO);
+    let (per_second, most) = carrier_view(&records);
+    eprintln!("trunk: {l:?}; at the phones: at most {per_second} calls begun in a second, {most} up at once ({} calls)", records.len());
+    assert_eq!(
+        calls_per_callee(&records, "t").len(),
+        n,
+        "everyone was called"
+    );
+    // One saved token per node may add to a second's rate.
+    assert!(per_second <= 50 + 3, "{per_second} calls in one second");
+    assert!(most <= 300, "{most} calls up at once");
+    assert!(most >= 200, "the trunk was used: {most} at once");
 }
 
 fn libc_sigstop() -> i32 {

@@ -292,6 +292,9 @@ pub struct CallRecord {
     pub answered_at_ms: Option<u64>,
     pub first_rtp_at_ms: Option<u64>,
     pub first_digit_at_ms: Option<u64>,
+    /// Unix ms the call ended for this phone (BYE or CANCEL received or
+    /// sent, or the last answer given): when a carrier stops counting it.
+    pub ended_at_ms: Option<u64>,
 }
 
 /// Wall-clock unix milliseconds (records are compared with genki's).
@@ -483,6 +486,12 @@ pub async fn run(mut cfg: PhoneConfig) -> anyhow::Result<PhonesReport> {
                     }
                 }
                 c.record.duration_ms = (now - c.started).as_millis() as u64;
+                if let Some(e) = c.ended_at {
+                    c.record.ended_at_ms = Some(
+                        unix_ms()
+                            .saturating_sub(now.saturating_duration_since(e).as_millis() as u64),
+                    );
+                }
                 if c.record.ended_by == "challenged" {
                     // The caller never came back with credentials: not a call of its own.
                     debug!(call_id = %c.record.call_id, "challenge not answered");

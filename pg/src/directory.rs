@@ -7,6 +7,7 @@
 
 use deadpool_postgres::GenericClient;
 use genki_store::alerts::{Ladder, LadderOf, Watcher};
+use genki_store::budget::{share, Held, Share};
 use genki_store::records::{Outcome, Subscriber, Tenant};
 use genki_store::staff::{Session, Staff};
 use genki_store::{Directory, Erased, Pruned, StoreError};
@@ -770,6 +771,69 @@ impl Directory for PgStore {
                 )
                 .await?;
             Ok(row.is_some())
+        })
+    }
+
+    fn trunk_share(
+        &self,
+        owner: &str,
+        limit: Share,
+        active: u32,
+        lease_ms: u64,
+        hold_ms: u64,
+    ) -> Result<Share, StoreError> {
+        let owner = owner.to_string();
+        let (lease, hold) = (
+            lease_ms.min(7 * 86_400_000) as i64,
+            hold_ms.min(7 * 86_400_000) as i64,
+        );
+        self.run(move |mut c| async move {
+            let tx = c.transaction().await?;
+            // One node at a time: the rule reads every share and writes one.
+            tx.execute("SELECT pg_advisory_xact_lock(7305943)", &[])
+                .await?;
+            let rows = tx
+                .query(
+                    "SELECT node, calls, cps, until > now(),
+                            until + $1::bigint * interval '1 millisecond' > now()
+                     FROM trunk_shares",
+                    &[&hold],
+                )
+                .await?;
+            let mut prev = Share::default();
+            let mut others = Vec::new();
+            for r in &rows {
+                let s = Share {
+                    calls: r.get::<_, i32>(1).max(0) as u32,
+                    cps: r.get(2),
+                };
+                if r.get::<_, &str>(0) == owner {
+                    prev = s;
+                } else {
+                    others.push(Held {
+                        share: s,
+                        live: r.get(3),
+                        reserved: r.get(4),
+                    });
+                }
+            }
+            let next = share(limit, prev, active, &others);
+            tx.execute(
+                "INSERT INTO trunk_shares (node, calls, cps, until)
+                 VALUES ($1, $2, $3, now() + $4::bigint * interval '1 millisecond')
+                 ON CONFLICT (node) DO UPDATE SET calls = EXCLUDED.calls, cps = EXCLUDED.cps,
+                     until = EXCLUDED.until",
+                &[&owner, &(next.calls as i32), &next.cps, &lease],
+            )
+            .await?;
+            tx.execute(
+                "DELETE FROM trunk_shares
+                 WHERE until + $1::bigint * interval '1 millisecond' < now()",
+                &[&hold],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(next)
         })
     }
 

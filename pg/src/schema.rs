@@ -20,10 +20,11 @@ pub struct Migration {
 
 /// Every migration, oldest first. Never edit one that has shipped: add
 /// the next.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "records, the check lifecycle, alerts, staff, leases",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "records, the check lifecycle, alerts, staff, leases",
+        sql: r#"
 CREATE SEQUENCE tenant_ids;
 CREATE SEQUENCE subscriber_ids;
 CREATE SEQUENCE watcher_ids;
@@ -148,7 +149,22 @@ CREATE TABLE leases (name text PRIMARY KEY, owner text NOT NULL, until timestamp
 -- A row the write probe touches (is the primary writable again?).
 CREATE TABLE probe (id integer PRIMARY KEY, at timestamptz NOT NULL);
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "the trunk's limits shared by the nodes",
+        sql: r#"
+-- Each node's share of the trunk (genki_store::budget), on the database's
+-- clock: live while until > now(), its calls counted until until + hold.
+CREATE TABLE trunk_shares (
+    node text PRIMARY KEY,
+    calls integer NOT NULL,
+    cps double precision NOT NULL,
+    until timestamptz NOT NULL
+);
+"#,
+    },
+];
 
 /// The newest schema this release knows.
 pub fn latest() -> i32 {

@@ -250,7 +250,7 @@ fn migrations_apply_once_and_a_newer_schema_is_refused() {
     })
     .unwrap();
     assert_eq!(s.schema_version().unwrap(), 0);
-    assert_eq!(s.migrate().unwrap(), vec![1]);
+    assert_eq!(s.migrate().unwrap(), vec![1, 2]);
     assert_eq!(s.migrate().unwrap(), Vec::<i32>::new(), "nothing twice");
     assert_eq!(s.schema_version().unwrap(), crate::schema::latest());
     let db = url.rsplit('=').next().unwrap();
@@ -298,4 +298,43 @@ fn urls_lose_their_password_in_messages() {
         crate::redact("host=db user=genki password=pw dbname=g"),
         "host=db user=genki password=*** dbname=g"
     );
+}
+
+/// Three nodes share a trunk of 300 calls and 50 calls a second: their
+/// shares never add up to more, a newcomer gets its part, and a dead
+/// node's rate is taken over at once while its calls stay counted.
+#[test]
+fn the_trunk_is_shared_and_never_oversubscribed() {
+    use genki_store::budget::Share;
+    let url = fresh_db();
+    let s = open(&url, "x");
+    let limit = Share {
+        calls: 300,
+        cps: 50.0,
+    };
+    let sum = |v: &[Share]| -> (u32, f64) {
+        (
+            v.iter().map(|x| x.calls).sum(),
+            v.iter().map(|x| x.cps).sum(),
+        )
+    };
+    let mut shares = vec![Share::default(); 3];
+    for _ in 0..3 {
+        for (i, sh) in shares.iter_mut().enumerate() {
+            *sh = s
+                .trunk_share(&format!("n{i}"), limit, 0, 60_000, 60_000)
+                .unwrap();
+        }
+    }
+    let (calls, cps) = sum(&shares);
+    assert_eq!(calls, 300, "{shares:?}");
+    assert!((cps - 50.0).abs() < 1e-6, "{shares:?}");
+    assert!(shares.iter().all(|x| x.calls == 100), "{shares:?}");
+    // n2 dies (its lease of 1 ms runs out) with calls up: its rate frees
+    // at once, its calls stay counted for the hold.
+    s.trunk_share("n2", limit, 100, 1, 60_000).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let a = s.trunk_share("n0", limit, 0, 60_000, 60_000).unwrap();
+    assert_eq!(a.calls, 100, "n2's calls may still be up: {a:?}");
+    assert!((a.cps - 25.0).abs() < 1e-6, "{a:?}");
 }

@@ -18,6 +18,7 @@
 //! depends on serde only.
 
 pub mod alerts;
+pub mod budget;
 pub mod conformance;
 pub mod dayview;
 pub mod kv;

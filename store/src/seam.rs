@@ -166,6 +166,11 @@ seam! {
         /// `lease_ms`; whether `owner` holds it now. One process alone on
         /// its database always does.
         fn lead(&self, role: &str, owner: &str, lease_ms: u64) -> Result<bool, StoreError>;
+        /// This node's share of the trunk's `limit` ([`crate::budget`]),
+        /// renewed for `lease_ms` with `active` calls up; a dead node's
+        /// calls count against the others for `hold_ms` after its lease.
+        /// One process alone on its database holds the whole trunk.
+        fn trunk_share(&self, owner: &str, limit: crate::budget::Share, active: u32, lease_ms: u64, hold_ms: u64) -> Result<crate::budget::Share, StoreError>;
         /// Make everything cheap to reopen (a clean shutdown).
         fn flush(&self) -> Result<(), StoreError>;
         /// A consistent copy of the database in `dir` (a backup).

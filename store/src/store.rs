@@ -1208,6 +1208,18 @@ impl Store {
         Ok(out)
     }
 
+    /// One process alone on its database holds the whole trunk.
+    pub fn trunk_share(
+        &self,
+        _owner: &str,
+        limit: crate::budget::Share,
+        _active: u32,
+        _lease_ms: u64,
+        _hold_ms: u64,
+    ) -> Result<crate::budget::Share, StoreError> {
+        Ok(limit)
+    }
+
     /// One process alone on its database plays every role.
     pub fn lead(&self, _role: &str, _owner: &str, _lease_ms: u64) -> Result<bool, StoreError> {
         Ok(true)

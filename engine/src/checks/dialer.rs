@@ -97,6 +97,17 @@ impl Admission {
         }
     }
 
+    /// Change the trunk's limits (this node's share of them, with many
+    /// nodes): calls up beyond a lowered `max_calls` go on; new ones wait.
+    pub fn set_trunk(&mut self, cps: f64, max_calls: u32, now: Instant) {
+        if (self.trunk.rate - cps.max(0.001)).abs() > 1e-9 {
+            // One token of burst: the nodes' sum must hold in any second.
+            self.trunk = TokenBucket::new(cps, 1.0, now);
+            self.trunk.tokens = 0.0;
+        }
+        self.trunk_max = max_calls;
+    }
+
     /// Set (or change) a tenant's own limits.
     pub fn set_tenant(
         &mut self,
@@ -160,6 +171,29 @@ impl Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lowered_trunk_share_holds_new_calls_back() {
+        let t0 = Instant::now();
+        let mut a = Admission::new(50.0, 200, t0);
+        for _ in 0..3 {
+            a.try_admit(1, t0).unwrap();
+        }
+        a.set_trunk(10.0, 2, t0);
+        assert_eq!(a.try_admit(1, t0), Err(Refusal::Concurrency));
+        a.release(1);
+        a.release(1);
+        // Below the share again; the new rate paces (no saved burst).
+        assert!(matches!(a.try_admit(1, t0), Err(Refusal::RateUntil(_))));
+        a.try_admit(1, t0 + Duration::from_millis(100)).unwrap();
+        a.set_trunk(0.0, 0, t0);
+        a.release(1);
+        assert_eq!(
+            a.try_admit(1, t0 + Duration::from_secs(5)),
+            Err(Refusal::Concurrency),
+            "no share: nothing"
+        );
+    }
 
     #[test]
     fn bucket_paces_at_the_rate() {

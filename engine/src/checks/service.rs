@@ -54,6 +54,10 @@ pub struct Service {
     pub shared: bool,
     /// How long a claim lasts unless renewed ([`LEASE`] by default).
     pub lease: Duration,
+    /// How long a dead node's calls may still be up at the carrier after
+    /// its lease ran out (the longest call, and a BYE nobody answers):
+    /// its part of the trunk's concurrent calls stays counted so long.
+    pub trunk_hold: Duration,
     /// The trunk's circuit breaker: holds checks through a carrier outage.
     pub trunk: std::sync::Mutex<Circuit>,
     /// Where faults of the service itself are told to the operator.
@@ -88,6 +92,7 @@ impl Service {
             tick,
             shared: false,
             lease: LEASE,
+            trunk_hold: Duration::from_secs(300 + 32),
             trunk: std::sync::Mutex::new(Circuit::new(CIRCUIT_FAULTS, CIRCUIT_OPEN, monotonic())),
             notices: Arc::new(Notices::log_only()),
         }
@@ -583,6 +588,19 @@ pub async fn run(
     drain: Duration,
 ) -> usize {
     let mut admission = Admission::new(trunk_cps, trunk_max_calls, monotonic());
+    // Many nodes: this node dials within its share of the trunk, renewed
+    // every few seconds; without a valid share (the database unreachable
+    // for a lease) it dials nothing.
+    let limit = genki_store::budget::Share {
+        calls: trunk_max_calls,
+        cps: trunk_cps,
+    };
+    let share_every = (svc.lease / 3).min(Duration::from_secs(2));
+    let mut share_renewed: Option<Instant> = None;
+    let mut share_tried: Option<Instant> = None;
+    if svc.shared {
+        admission.set_trunk(0.0, 0, monotonic());
+    }
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u64, CheckId)>();
     // Checks a call task of this process holds (their leases are ours).
     let mut running: HashSet<CheckId> = HashSet::new();
@@ -609,6 +627,34 @@ pub async fn run(
                 Err(e) => error!(error = %e, "planning failed"),
             }
             last_plan = Some(monotonic());
+        }
+        if svc.shared
+            && share_tried.is_none_or(|t| monotonic().saturating_duration_since(t) >= share_every)
+        {
+            share_tried = Some(monotonic());
+            let held = admission.active();
+            match crate::rt::blocking(|| {
+                svc.store.trunk_share(
+                    &svc.owner,
+                    limit,
+                    held,
+                    svc.lease.as_millis() as u64,
+                    svc.trunk_hold.as_millis() as u64,
+                )
+            }) {
+                Ok(s) => {
+                    admission.set_trunk(s.cps, s.calls, monotonic());
+                    share_renewed = Some(monotonic());
+                }
+                Err(e) => {
+                    error!(error = %e, "cannot renew this node's share of the trunk");
+                    if share_renewed
+                        .is_none_or(|t| monotonic().saturating_duration_since(t) >= svc.lease)
+                    {
+                        admission.set_trunk(0.0, 0, monotonic());
+                    }
+                }
+            }
         }
         if monotonic().saturating_duration_since(last_lease_scan)
             >= Duration::from_secs(30).min(svc.lease / 3)

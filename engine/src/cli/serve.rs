@@ -469,6 +469,8 @@ pub async fn run(
     if shared {
         svc.lease = Duration::from_secs(cfg.storage.lease_s);
     }
+    svc.trunk_hold =
+        Duration::from_secs(cfg.sip.max_call_s) + Duration::from_millis(64 * cfg.sip.t1_ms);
     let svc = Arc::new(svc);
     // Call-ins (people calling genki back), each on its own task.
     tokio::spawn(crate::checks::inbound::serve(
