@@ -6,13 +6,13 @@ Starts on loopback, all of it from Debian's packages: a three-member etcd
 two `genki serve` nodes whose postgres_url lists both instances with
 target_session_attrs=read-write, and the simulated phones. Then it runs a
 round of N checks and, during it, (1) asks Patroni for a switchover, and
-(2) kill -9s the new primary's postmaster. Before the kill it snapshots
+(2) kill -9s the new primary's host (its Patroni and its postmaster). Before the kill it snapshots
 every outcome the primary has acknowledged; afterwards it checks that:
 - the round completes: every check ends with exactly one outcome;
 - no acknowledged outcome is lost or changed (synchronous replication);
 - every person was called at least once.
 
-Usage: scripts/patroni-failover.py [N]   (default 600; about 3 minutes)
+Usage: [LEASE_S=20] scripts/patroni-failover.py [N]   (default 600; about 3 minutes)
 Needs: postgresql-15 patroni etcd-server (apt), a built genki and
 genki-loadtest (GENKI_BIN_DIR, default target/debug or
 /var/tmp/genki-target/debug). Prints a JSON summary; exit 1 on a failed
@@ -31,10 +31,17 @@ import time
 import urllib.request
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 600
+# Seconds of a node's claim (genki's [storage] lease_s). Shorter than the
+# failover (Patroni's ttl 10 s here) and claims run out during it: other
+# nodes take them over and some people are called twice.
+LEASE_S = os.environ.get("LEASE_S", "20")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.environ.get("GENKI_BIN_DIR") or next(
-    (d for d in [os.path.join(ROOT, "target/debug"), "/var/tmp/genki-target/debug"]
-     if os.path.exists(os.path.join(d, "genki"))), None)
+# The newest build of the candidates (or GENKI_BIN_DIR).
+_dirs = [os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), p)
+         for p in ["release", "debug"]] + ["/var/tmp/genki-target/debug"]
+_built = [d for d in _dirs if os.path.exists(os.path.join(d, "genki"))]
+BIN = os.environ.get("GENKI_BIN_DIR") or (
+    max(_built, key=lambda d: os.path.getmtime(os.path.join(d, "genki"))) if _built else None)
 if not BIN:
     sys.exit("no genki binary: build first, or set GENKI_BIN_DIR")
 PG_BIN = sorted(d for d in os.listdir("/usr/lib/postgresql"))[-1]
@@ -87,7 +94,7 @@ def leader():
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/patroni", timeout=2) as r:
                 s = json.loads(r.read())
                 if s.get("role") in ("master", "primary") and s.get("state") == "running":
-                    return s["patroni"]["name"] if "patroni" in s else None, port
+                    return f"pg{REST.index(port) + 1}", port
         except Exception:
             pass
     return None, None
@@ -125,6 +132,7 @@ def main():
                "--advertise-client-urls", f"http://127.0.0.1:{2379 + i * 10}",
                "--initial-cluster", cluster, "--initial-cluster-state", "new",
                "--initial-cluster-token", "genki-patroni"], f"{work}/etcd{i}.log")
+    patronis = []
     etcd_hosts = ",".join(f"127.0.0.1:{2379 + i * 10}" for i in range(1, 4))
     time.sleep(2)
     # Patroni: two PostgreSQL instances, synchronous mode.
@@ -142,6 +150,10 @@ bootstrap:
     loop_wait: 1
     retry_timeout: 5
     synchronous_mode: true
+    # Synchronous mode already keeps every acknowledged commit on the
+    # standby; the async lag guard (1 MB by default) only stalls a
+    # failover under write load.
+    maximum_lag_on_failover: 67108864
     postgresql:
       use_pg_rewind: true
       parameters:
@@ -170,7 +182,7 @@ postgresql:
             f.write(cfg)
         if root:
             shutil.chown(path, "postgres", "postgres")
-        start(as_postgres(["patroni", path]), f"{work}/patroni{i}.log")
+        patronis.append(start(as_postgres(["patroni", path]), f"{work}/patroni{i}.log"))
         if i == 1:
             wait(lambda: leader()[1], 60, "a Patroni leader")
     wait(lambda: psql("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'",
@@ -188,7 +200,7 @@ postgresql:
     for i in range(2):
         api = f"127.0.0.1:{18300 + i}"
         env = dict(os.environ, GENKI_STORAGE_ENGINE="postgres", GENKI_STORAGE_POSTGRES_URL=URL,
-                   GENKI_STORAGE_NODE=f"node-{i + 1}", GENKI_STORAGE_LEASE_S="6",
+                   GENKI_STORAGE_NODE=f"node-{i + 1}", GENKI_STORAGE_LEASE_S=LEASE_S,
                    GENKI_STORAGE_SECRET_KEY=KEY, GENKI_API_OPERATOR_TOKEN=TOKEN,
                    GENKI_STORAGE_PATH=f"{work}/genki{i}", GENKI_API_LISTEN=api,
                    GENKI_SIP_BIND=f"127.0.0.{i + 1}:{15300 + i}",
@@ -201,7 +213,9 @@ postgresql:
         wait(lambda: _ok(api), 60, f"genki at {api}")
     t = http("POST", nodes[0], "/v1/tenants", json.dumps(
         {"name": "patroni", "window_start": "08:00", "window_end": "20:00",
-         "retry": {"max_attempts": 1}}))
+         "retry": {"max_attempts": 1, "spacing_minutes": 1, "retry_no_answer": False,
+                   "retry_busy": False, "retry_failed": False, "retry_no_input": False,
+                   "carry_to_next_window": False}}))
     tid = t["id"]
     csv = "name,phone\n" + "".join(f"p {i},sip:p{i}@127.0.0.1:45900\n" for i in range(N))
     req = urllib.request.Request(f"http://{nodes[0]}/v1/tenants/{tid}/subscribers/import",
@@ -218,7 +232,7 @@ postgresql:
         except RuntimeError:
             return -1
 
-    result = {"checks": N}
+    result = {"checks": N, "lease_s": int(LEASE_S)}
     wait(lambda: done() >= N // 5, 300, "a fifth of the round")
     name, _ = leader()
     other = "pg2" if name == "pg1" else "pg1"
@@ -229,10 +243,37 @@ postgresql:
                             "at_done": done()}
     wait(lambda: leader()[0] == other, 60, "the switchover")
     wait(lambda: done() >= N // 2, 300, "half the round")
+    # Synchronous mode fails over only to the synchronous standby (else an
+    # acknowledged commit could be lost): the old primary must have caught
+    # up as one since the switchover.
+    def sync_standby():
+        try:
+            return psql("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync' "
+                        "AND pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn) < 1048576") == "1"
+        except RuntimeError:
+            return False
+    wait(sync_standby, 120, "a synchronous standby after the switchover")
+    # …and on the new primary's timeline (a standby still on the old one is
+    # not promoted: Patroni would wait for ever, rightly).
+    def same_timeline():
+        name, rest = leader()
+        k = REST.index(rest)
+        standby = f"host=127.0.0.1 port={PG_PORTS[1 - k]} user=genki dbname=postgres"
+        primary = f"host=127.0.0.1 port={PG_PORTS[k]} user=genki dbname=postgres"
+        try:
+            return (psql("SELECT received_tli FROM pg_stat_wal_receiver", url=standby)
+                    == psql("SELECT timeline_id FROM pg_control_checkpoint()", url=primary))
+        except RuntimeError:
+            return False
+    wait(same_timeline, 120, "the standby on the new primary's timeline")
     acked = psql("SELECT subscriber_id || ':' || kind || ':' || slot || '=' || (body->>'outcome') "
                  "FROM checks WHERE status = 2").splitlines()
+    # The primary's host dies: its Patroni and its postmaster at once
+    # (a postmaster killed alone is restarted in place by its Patroni).
     name, rest = leader()
-    pid = int(open(f"{work}/pg{REST.index(rest) + 1}/postmaster.pid").readline())
+    k = REST.index(rest)
+    pid = int(open(f"{work}/pg{k + 1}/postmaster.pid").readline())
+    os.killpg(patronis[k].pid, signal.SIGKILL)
     os.kill(pid, signal.SIGKILL)
     killed_at = time.time()
     result["kill9"] = {"primary": name, "acknowledged_before": len(acked)}
