@@ -246,11 +246,27 @@ impl AlertLog for PgStore {
                     )
                     .await?
                     .is_some();
-                let missing = cs.id != 0
-                    && tx
-                        .query_opt("SELECT 1 FROM cases WHERE id = $1 FOR UPDATE", &[&i(cs.id)])
+                let stored = if cs.id != 0 {
+                    tx.query_opt("SELECT body FROM cases WHERE id = $1 FOR UPDATE", &[&i(cs.id)])
                         .await?
-                        .is_none();
+                        .map(|r| record::<AlertCase>("cases", r.get(0)))
+                        .transpose()?
+                } else {
+                    None
+                };
+                let missing = cs.id != 0 && stored.is_none();
+                // Another node changed the case since this one read it (a
+                // take from the console while the alert node climbed a
+                // tier): a case's timeline only grows, so the stored one
+                // must begin the one written; else this write would undo
+                // the other's, and is refused for a fresh read.
+                if let Some(old) = &stored {
+                    if !cs.timeline.starts_with(&old.timeline) {
+                        return Err(PgError::Store(StoreError::Conflict(
+                            "this case was changed meanwhile by another node; read it again",
+                        )));
+                    }
+                }
                 if erased || missing {
                     if let Some(id) = w.inbox_done {
                         let (s, k, sl) = key(&id);

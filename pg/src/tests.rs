@@ -338,3 +338,49 @@ fn the_trunk_is_shared_and_never_oversubscribed() {
     assert_eq!(a.calls, 100, "n2's calls may still be up: {a:?}");
     assert!((a.cps - 25.0).abs() < 1e-6, "{a:?}");
 }
+
+/// Two nodes change one case from the same reading (a take from the
+/// console and a tier climb of the alert node): the second is refused,
+/// not silently undoing the first.
+#[test]
+fn a_case_changed_by_another_node_is_not_overwritten() {
+    use genki_store::vocab::EventKind;
+    let url = fresh_db();
+    let a = open(&url, "a");
+    let b = open(&url, "b");
+    let (t, p) = tenant_and_person(&a);
+    let (c, _) = a
+        .alert_commit(AlertWrite {
+            case: Some(AlertCase::open(t.id, p.id, 1)),
+            ..Default::default()
+        })
+        .unwrap();
+    let read = c.unwrap();
+    let mut took = read.clone();
+    took.state = CaseState::Acknowledged;
+    took.event(
+        2,
+        EventKind::Acknowledged,
+        serde_json::json!({"by": "console"}),
+    );
+    a.alert_commit(AlertWrite {
+        case: Some(took),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut climbed = read.clone();
+    climbed.tier = 1;
+    climbed.event(3, EventKind::Tier, serde_json::json!({}));
+    assert!(matches!(
+        b.alert_commit(AlertWrite {
+            case: Some(climbed),
+            ..Default::default()
+        }),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        a.alert_case(read.id).unwrap().unwrap().state,
+        CaseState::Acknowledged,
+        "the take stands"
+    );
+}

@@ -73,6 +73,10 @@ pub enum StoreError {
     /// The records are in use (e.g. a call to the person is in progress).
     #[error("{0}")]
     Busy(&'static str),
+    /// The record changed since the caller read it (another node wrote
+    /// it meanwhile): read it again and retry.
+    #[error("{0}")]
+    Conflict(&'static str),
     /// A late write of a node whose claim ended: its lease ran out and
     /// the check was taken over (or finished) by another node, so the
     /// write is refused and the other node's record stands (the shared

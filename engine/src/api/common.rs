@@ -129,6 +129,11 @@ impl From<StoreError> for ApiError {
         if let StoreError::Busy(m) = e {
             return ApiError::new(StatusCode::CONFLICT, "call_in_progress", m);
         }
+        if let StoreError::Conflict(m) = e {
+            // Another node changed the record between this one's read and
+            // its write: nothing was changed; the client reads again.
+            return ApiError::new(StatusCode::CONFLICT, "changed_meanwhile", m);
+        }
         if let StoreError::NotFound(what) = e {
             // Gone between the API's read and its write (an erasure).
             return ApiError::not_found(what);
