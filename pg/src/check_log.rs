@@ -9,6 +9,7 @@ use deadpool_postgres::GenericClient;
 use genki_store::dayview::{standing, word_name};
 use genki_store::records::{Attempt, Check, CheckId, CheckStatus};
 use genki_store::{AlertInput, CheckLog, DayView, Next, StoreError};
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_postgres::Row;
 
 use crate::{body, i, record, u, PgError, PgStore, R};
@@ -120,7 +121,13 @@ async fn insert_checks(c: &impl GenericClient, checks: &[Check]) -> R<u64> {
 
 /// Apply `next` to `c` (as `Store::apply_next` does) and write the row,
 /// the alert inbox entry of a final outcome with it.
-async fn write_next(tx: &impl GenericClient, c: &mut Check, next: Next, now_ms: u64) -> R<()> {
+async fn write_next(
+    tx: &impl GenericClient,
+    c: &mut Check,
+    next: Next,
+    now_ms: u64,
+    take_over: bool,
+) -> R<()> {
     match next {
         Next::Retry { due_at_ms, cause } => {
             c.status = CheckStatus::Pending;
@@ -157,7 +164,8 @@ async fn write_next(tx: &impl GenericClient, c: &mut Check, next: Next, now_ms: 
     tx.execute(
         &format!(
             "UPDATE checks SET status = $4, due_at_ms = $5, finished_at_ms = $6, word = $7, rank = $8,
-                 body = $9, owner = NULL, lease_until = NULL WHERE {WHERE_ID}"
+                 body = $9, owner = NULL, lease_until = NULL,
+                 claim_gen = claim_gen + $10 WHERE {WHERE_ID}"
         ),
         &[
             &s,
@@ -169,6 +177,7 @@ async fn write_next(tx: &impl GenericClient, c: &mut Check, next: Next, now_ms: 
             &w,
             &r,
             &body(&*c),
+            &(take_over as i64),
         ],
     )
     .await?;
@@ -346,6 +355,8 @@ impl CheckLog for PgStore {
         let mine = self.mine(&id);
         let attempt = attempt.clone();
         let retry = matches!(next, Next::Retry { .. });
+        let was_done = std::sync::Arc::new(AtomicBool::new(false));
+        let done_flag = was_done.clone();
         let r = self.run(move |mut c| async move {
             let tx = c.transaction().await?;
             let row = tx
@@ -379,12 +390,24 @@ impl CheckLog for PgStore {
             .await?;
             if ch.status != CheckStatus::Done {
                 ch.attempts = ch.attempts.max(attempt.n);
-                write_next(&tx, &mut ch, next, now_ms).await?;
+                // A take-over ends the old claim: its owner, if it wakes,
+                // no longer matches the row's generation.
+                write_next(&tx, &mut ch, next, now_ms, !ours).await?;
+            } else {
+                done_flag.store(true, Ordering::Relaxed);
             }
             tx.commit().await?;
             Ok(ch)
         });
-        if retry || matches!(r, Err(StoreError::Fenced(_))) {
+        // Forgotten once the claim is over: re-queued, or the second
+        // (end-of-call) write of a finished check, or fenced. Not after a
+        // failed write: the caller tries again with the same claim.
+        let over = match &r {
+            Ok(c) => retry || c.status == CheckStatus::Done && was_done.load(Ordering::Relaxed),
+            Err(StoreError::Fenced(_)) => true,
+            Err(_) => false,
+        };
+        if over {
             self.forget(&id);
         }
         r
@@ -412,7 +435,7 @@ impl CheckLog for PgStore {
             if ch.status != CheckStatus::Pending {
                 return Ok(None);
             }
-            write_next(&tx, &mut ch, next, now_ms).await?;
+            write_next(&tx, &mut ch, next, now_ms, false).await?;
             tx.commit().await?;
             Ok(Some(ch))
         })

@@ -481,7 +481,8 @@ impl Directory for PgStore {
         at_ms: u64,
         entry: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        let entry = entry.clone();
+        let mut entry = entry.clone();
+        crate::scrub(&mut entry);
         self.run(move |c| async move {
             c.execute(
                 "INSERT INTO audit (tenant_id, at_ms, seq, entry) VALUES ($1, $2, nextval('audit_seq'), $3)",

@@ -147,10 +147,35 @@ pub(crate) fn u(v: i64) -> u64 {
     v.max(0) as u64
 }
 
-/// A record's JSON.
+/// A record's JSON. PostgreSQL's jsonb cannot hold U+0000, which a
+/// peer's header or an API field may carry: it becomes U+FFFD (a write
+/// refused for it would be retried for ever on the call path).
 pub(crate) fn body<T: serde::Serialize>(v: &T) -> serde_json::Value {
     // Serialising our own plain structs cannot fail.
-    serde_json::to_value(v).expect("records serialise")
+    let mut j = serde_json::to_value(v).expect("records serialise");
+    scrub(&mut j);
+    j
+}
+
+/// Replace U+0000 in every string (and key) of `v`.
+pub(crate) fn scrub(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{FFFD}"),
+        Value::Array(a) => a.iter_mut().for_each(scrub),
+        Value::Object(o) => {
+            if o.keys().any(|k| k.contains('\0')) {
+                let old = std::mem::take(o);
+                for (k, mut x) in old {
+                    scrub(&mut x);
+                    o.insert(k.replace('\0', "\u{FFFD}"), x);
+                }
+            } else {
+                o.values_mut().for_each(scrub);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// A record read back from its JSON; `table` names it in the error.
@@ -173,12 +198,14 @@ pub(crate) struct Claims {
     pruned: Option<Instant>,
 }
 
-const CLAIM_MEMORY: Duration = Duration::from_secs(6 * 3600);
+/// How long a finished claim is remembered for its end-of-call write
+/// (longer than any call).
+const CLAIM_MEMORY: Duration = Duration::from_secs(3600);
 
 impl Claims {
     pub fn insert(&mut self, id: CheckId, gen: i64) {
         let now = Instant::now();
-        if self.held.len() > 50_000
+        if self.held.len() > 10_000
             && self
                 .pruned
                 .is_none_or(|p| now.duration_since(p) > Duration::from_secs(60))
@@ -197,6 +224,10 @@ impl Claims {
     }
 }
 
+/// The longest one call of the seam may take (a batch of 10,000 planned
+/// checks takes well under a second).
+const CALL_LIMIT: Duration = Duration::from_secs(60);
+
 /// genki's records in PostgreSQL. Cheap to share behind an `Arc`.
 pub struct PgStore {
     rt: Option<tokio::runtime::Runtime>,
@@ -209,6 +240,10 @@ pub struct PgStore {
     write_failures: AtomicU64,
     pub(crate) quarantined: AtomicU64,
     fenced: AtomicU64,
+    /// How to connect (for the node-name lock's own connection).
+    cfg: tokio_postgres::Config,
+    /// The connection holding this node's name ([`PgStore::hold_node_name`]).
+    name_lock: Mutex<Option<tokio_postgres::Client>>,
 }
 
 impl PgStore {
@@ -230,6 +265,12 @@ impl PgStore {
         if cfg.get_connect_timeout().is_none() {
             cfg.connect_timeout(Duration::from_secs(5));
         }
+        // A primary whose host died (not just its process) must not hold
+        // a query for TCP's quarter of an hour: keep-alives find it out.
+        cfg.keepalives(true);
+        cfg.keepalives_idle(Duration::from_secs(5));
+        cfg.keepalives_interval(Duration::from_secs(2));
+        cfg.keepalives_retries(3);
         if cfg.get_application_name().is_none() {
             cfg.application_name(format!("genki {}", opts.node));
         }
@@ -240,7 +281,7 @@ impl PgStore {
             .build()
             .map_err(|e| bad(e.to_string()))?;
         let mgr = Manager::from_config(
-            cfg,
+            cfg.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -264,6 +305,8 @@ impl PgStore {
             write_failures: AtomicU64::new(0),
             quarantined: AtomicU64::new(0),
             fenced: AtomicU64::new(0),
+            cfg,
+            name_lock: Mutex::new(None),
         };
         // Fail now, clearly, when the database cannot be reached.
         s.run(|c| async move {
@@ -318,6 +361,46 @@ impl PgStore {
         })
     }
 
+    /// Hold this node's name for as long as this store lives (a session
+    /// lock on a connection of its own): two processes with one name — a
+    /// cloned machine, a new process while the old one drains — would take
+    /// each other's calls for their own, so the second is refused.
+    pub fn hold_node_name(&self) -> Result<(), StoreError> {
+        let (cfg, node) = (self.cfg.clone(), self.node.clone());
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.handle.spawn(async move {
+            let r = async {
+                let (client, conn) = cfg.connect(NoTls).await?;
+                tokio::spawn(conn);
+                let got: bool = client
+                    .query_one(
+                        "SELECT pg_try_advisory_lock(7305944, hashtext($1))",
+                        &[&node],
+                    )
+                    .await?
+                    .get(0);
+                Ok::<_, tokio_postgres::Error>((client, got))
+            }
+            .await;
+            let _ = tx.send(r);
+        });
+        match rx.recv() {
+            Ok(Ok((client, true))) => {
+                *self.name_lock.lock().unwrap_or_else(|e| e.into_inner()) = Some(client);
+                Ok(())
+            }
+            Ok(Ok((_, false))) => Err(StoreError::Open {
+                path: "postgresql".into(),
+                reason: format!(
+                    "another genki node named {:?} is connected to this database: give each node its own [storage] node",
+                    self.node
+                ),
+            }),
+            Ok(Err(e)) => Err(PgError::Pg(e).into()),
+            Err(_) => Err(StoreError::Db("the database task stopped".into())),
+        }
+    }
+
     /// The schema version the database has (0: none).
     pub fn schema_version(&self) -> Result<i32, StoreError> {
         self.run(|c| async move {
@@ -352,9 +435,20 @@ impl PgStore {
         let pool = self.pool.clone();
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.handle.spawn(async move {
-            let r = match pool.get().await {
-                Ok(c) => f(c).await,
-                Err(e) => Err(e.into()),
+            let work = async {
+                match pool.get().await {
+                    Ok(c) => f(c).await,
+                    Err(e) => Err(e.into()),
+                }
+            };
+            // No call of the seam waits for ever on a database that went
+            // silent (the caller's own retries take over).
+            let r = match tokio::time::timeout(CALL_LIMIT, work).await {
+                Ok(r) => r,
+                Err(_) => Err(PgError::Pool(format!(
+                    "no answer from the database in {} s",
+                    CALL_LIMIT.as_secs()
+                ))),
             };
             let _ = tx.send(r);
         });
@@ -373,13 +467,28 @@ impl PgStore {
                 Err(e)
             }
             Err(e) => {
-                // A broken connection (a switchover, a restart) is not
-                // used again: the next call connects to the new primary.
-                if matches!(&e, PgError::Pg(p) if p.is_closed() || p.as_db_error().is_none()) {
+                // The database cannot be reached or written (a lost
+                // connection, a pool timeout, a primary turned read-only
+                // by a switchover): writes are failing until one works. A
+                // statement the database refused (a deadlock, a bad value)
+                // is that call's error only.
+                let unreachable = match &e {
+                    PgError::Pg(p) => {
+                        p.is_closed()
+                            || p.as_db_error().is_none_or(|d| {
+                                let c = d.code().code();
+                                c.starts_with("08") || c.starts_with("57") || c == "25006"
+                            })
+                    }
+                    _ => true,
+                };
+                if unreachable {
+                    // A broken connection is not used again: the next call
+                    // connects to the (new) primary.
                     self.pool.retain(|c, _| !c.is_closed());
+                    self.writes_failing.store(true, Ordering::Relaxed);
+                    self.write_failures.fetch_add(1, Ordering::Relaxed);
                 }
-                self.writes_failing.store(true, Ordering::Relaxed);
-                self.write_failures.fetch_add(1, Ordering::Relaxed);
                 Err(e.into())
             }
         }
@@ -406,9 +515,25 @@ impl Drop for PgStore {
 
 /// The URL without its password (for messages and logs).
 pub fn redact(url: &str) -> String {
+    let url = redact_authority(url);
+    // …and any `password=` parameter (`?password=…`, `&password=…`).
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url.as_str();
+    while let Some(at) = rest.find("password=") {
+        let (head, tail) = rest.split_at(at + "password=".len());
+        out.push_str(head);
+        out.push_str("***");
+        let end = tail.find(['&', ' ']).unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn redact_authority(url: &str) -> String {
     // postgresql://user:secret@host/… → postgresql://user:***@host/…
     if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((cred, host)) = rest.split_once('@') {
+        if let Some((cred, host)) = rest.rsplit_once('@') {
             if let Some((user, _)) = cred.split_once(':') {
                 return format!("{scheme}://{user}:***@{host}");
             }

@@ -298,6 +298,14 @@ fn urls_lose_their_password_in_messages() {
         crate::redact("host=db user=genki password=pw dbname=g"),
         "host=db user=genki password=*** dbname=g"
     );
+    assert_eq!(
+        crate::redact("postgresql://db/genki?user=genki&password=pw&sslmode=require"),
+        "postgresql://db/genki?user=genki&password=***&sslmode=require"
+    );
+    assert_eq!(
+        crate::redact("postgresql://genki:p@ss@db/genki"),
+        "postgresql://genki:***@db/genki"
+    );
 }
 
 /// Three nodes share a trunk of 300 calls and 50 calls a second: their
@@ -383,4 +391,48 @@ fn a_case_changed_by_another_node_is_not_overwritten() {
         CaseState::Acknowledged,
         "the take stands"
     );
+}
+
+/// A NUL from the network or the API (jsonb cannot hold one) is stored as
+/// U+FFFD, not refused for ever.
+#[test]
+fn a_nul_in_a_record_is_stored() {
+    let url = fresh_db();
+    let s = open(&url, "n");
+    let (t, p) = tenant_and_person(&s);
+    let id = CheckId::scheduled(p.id, 1000);
+    s.create_check(&Check::pending(id, t.id, 1000, 1)).unwrap();
+    s.claim(&id, "n", u64::MAX).unwrap().unwrap();
+    s.finish_attempt(
+        &id,
+        &Attempt {
+            n: 1,
+            call_id: "a\0b".into(),
+            ..Default::default()
+        },
+        final_fine(),
+        2_000,
+    )
+    .unwrap();
+    assert_eq!(s.attempts(&id).unwrap()[0].call_id, "a\u{FFFD}b");
+    s.audit(t.id, 1, &serde_json::json!({"who": "x\0"}))
+        .unwrap();
+    assert_eq!(
+        s.audit_of(t.id, (0, 0), 1).unwrap()[0].2["who"],
+        "x\u{FFFD}"
+    );
+    assert!(s.writes_ok());
+}
+
+#[test]
+fn two_processes_cannot_share_a_node_name() {
+    let url = fresh_db();
+    let a = open(&url, "same");
+    let b = open(&url, "same");
+    a.hold_node_name().unwrap();
+    let e = b.hold_node_name().unwrap_err().to_string();
+    assert!(e.contains("another genki node named"), "{e}");
+    drop(a);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    b.hold_node_name().unwrap();
 }

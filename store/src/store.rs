@@ -1171,7 +1171,9 @@ impl Store {
     }
 
     /// Extend the leases of `owner`'s claims on `ids` to `now_ms +
-    /// lease_ms`, in one synced batch; how many.
+    /// lease_ms`; how many. Each is read and written under its check's
+    /// lock (a call ending meanwhile must not be overwritten by the older
+    /// copy read here).
     pub fn renew_leases(
         &self,
         owner: &str,
@@ -1180,7 +1182,6 @@ impl Store {
         lease_ms: u64,
     ) -> Result<u64, StoreError> {
         let _v = self.views.shared();
-        let mut b = Batch::default();
         let mut n = 0;
         for id in ids {
             let _g = self.stripe(id);
@@ -1191,11 +1192,8 @@ impl Store {
                 continue;
             }
             c.lease_until_ms = Some(now_ms.saturating_add(lease_ms));
-            b.put(cf::CHECKS, id.key(), encode(&c));
+            self.put(cf::CHECKS, id.key(), encode(&c))?;
             n += 1;
-        }
-        if n > 0 {
-            self.write(b)?;
         }
         Ok(n)
     }

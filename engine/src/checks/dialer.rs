@@ -50,6 +50,12 @@ impl TokenBucket {
         self.tokens >= 1.0
     }
 
+    /// Give back a token taken for nothing (at most the burst is saved).
+    pub fn give_back(&mut self, now: Instant) {
+        self.refill(now);
+        self.tokens = (self.tokens + 1.0).min(self.burst);
+    }
+
     /// When the next token will be there.
     pub fn next_token(&mut self, now: Instant) -> Instant {
         self.refill(now);
@@ -159,6 +165,20 @@ impl Admission {
         Ok(())
     }
 
+    /// The call admitted for `tenant` was not placed after all (its check
+    /// was taken by another node): its rate tokens go back (call
+    /// [`Admission::release`] for its slot).
+    pub fn refund(&mut self, tenant: u64, now: Instant) {
+        self.trunk.give_back(now);
+        if let Some(b) = self
+            .tenants
+            .get_mut(&tenant)
+            .and_then(|l| l.bucket.as_mut())
+        {
+            b.give_back(now);
+        }
+    }
+
     /// A call of `tenant` ended.
     pub fn release(&mut self, tenant: u64) {
         self.active = self.active.saturating_sub(1);
@@ -186,6 +206,14 @@ mod tests {
         // Below the share again; the new rate paces (no saved burst).
         assert!(matches!(a.try_admit(1, t0), Err(Refusal::RateUntil(_))));
         a.try_admit(1, t0 + Duration::from_millis(100)).unwrap();
+        // A claim lost to another node: the token comes back (without it
+        // the second admission at t1 would wait for the next token).
+        a.release(1);
+        let t1 = t0 + Duration::from_millis(200);
+        a.try_admit(1, t1).unwrap();
+        a.refund(1, t1);
+        a.release(1);
+        a.try_admit(1, t1).unwrap();
         a.set_trunk(0.0, 0, t0);
         a.release(1);
         assert_eq!(

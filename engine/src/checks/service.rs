@@ -186,7 +186,13 @@ impl Service {
         }
         for c in &inflight {
             info!(check = %c.id, "recovering a check that was in flight");
-            self.requeue_interrupted(c, now)?;
+            match self.requeue_interrupted(c, now) {
+                Ok(_) => {}
+                // Another node took it over first (this node was down
+                // longer than its lease).
+                Err(StoreError::Fenced(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(inflight.len())
     }
@@ -199,9 +205,14 @@ impl Service {
     /// taken over already gone from it).
     pub fn recover_expired(&self, running: &HashSet<CheckId>) -> Result<usize, StoreError> {
         let now = self.clock.now_ms();
-        let mine: Vec<CheckId> = running.iter().copied().collect();
-        self.store
-            .renew_leases(&self.owner, &mine, now, self.lease.as_millis() as u64)?;
+        // One process alone on its database needs no renewal: its claims
+        // are all its own, found again at its start, and the lease is
+        // longer than any call.
+        if self.shared {
+            let mine: Vec<CheckId> = running.iter().copied().collect();
+            self.store
+                .renew_leases(&self.owner, &mine, now, self.lease.as_millis() as u64)?;
+        }
         let mut n = 0;
         for c in self.store.expired_claims(now, 1_000)? {
             if running.contains(&c.id) {
@@ -746,11 +757,27 @@ pub async fn run(
         "stopping: no new calls; letting calls in progress finish"
     );
     let deadline = tokio::time::Instant::now() + drain;
+    // Many nodes: the calls still up keep their leases while they finish
+    // (else another node would take them over and call the people again).
+    let renew_every = (svc.lease / 3).max(Duration::from_millis(500));
+    let mut next_renewal = tokio::time::Instant::now() + renew_every;
     while active > 0 {
         tokio::select! {
-            Some(_) = done_rx.recv() => {
+            Some((_, id)) = done_rx.recv() => {
                 active -= 1;
+                running.remove(&id);
                 svc.metrics.active_calls.add(-1);
+            }
+            _ = tokio::time::sleep_until(next_renewal), if svc.shared => {
+                next_renewal = tokio::time::Instant::now() + renew_every;
+                let mine: Vec<CheckId> = running.iter().copied().collect();
+                let now = svc.clock.now_ms();
+                if let Err(e) = crate::rt::blocking(|| {
+                    svc.store
+                        .renew_leases(&svc.owner, &mine, now, svc.lease.as_millis() as u64)
+                }) {
+                    error!(error = %e, "cannot renew the leases of the calls still up");
+                }
             }
             _ = tokio::time::sleep_until(deadline) => break,
         }
@@ -862,6 +889,9 @@ fn dispatch(
                     let claimed = match svc.store.claim(&check.id, &svc.owner, lease) {
                         Ok(Some(c)) => c,
                         Ok(None) => {
+                            // Another node took it (or it is done): the
+                            // rate token goes back with the slot.
+                            admission.refund(*tid, monotonic());
                             admission.release(*tid);
                             svc.circuit().abandon();
                             continue;

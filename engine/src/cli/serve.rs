@@ -194,6 +194,7 @@ pub async fn run(
             },
         };
         let s = crate::rt::blocking(|| genki_pg::PgStore::open(&opts))?;
+        crate::rt::blocking(|| s.hold_node_name())?;
         info!(node = %node, database = %genki_pg::redact(&opts.url), "storage: PostgreSQL, shared with the other nodes");
         Arc::new(s)
     } else {
