@@ -24,7 +24,11 @@ use serde_json::{json, Value};
 const CLOCK: &str = "2026-11-24T10:00:00+09:00";
 const TOKEN: &str = "cluster-operator-token-0123456789";
 const KEY: &str = "5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
-const LEASE_S: u64 = 4;
+const LEASE_S: u64 = 6;
+
+/// The tests of this file one at a time: each runs three nodes, a
+/// PostgreSQL and the phones, which is what two cores carry.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 struct Cluster {
     pg: TestPg,
@@ -152,6 +156,7 @@ fn calls_per_callee(records: &[Value], tag: &str) -> HashMap<String, usize> {
 
 #[test]
 fn three_nodes_share_a_round_and_a_killed_or_paused_node_forgets_nobody() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let c = cluster("cluster");
     let dir = temp_dir("cluster-phones");
     let port = free_port();
@@ -337,6 +342,7 @@ fn carrier_view(records: &[Value]) -> (usize, usize) {
 /// killed mid-round and the other two take its part over.
 #[test]
 fn a_trunk_limit_holds_across_three_nodes_while_one_dies() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut c = cluster("trunk");
     let dir = temp_dir("trunk-phones");
     let port = free_port();

@@ -486,10 +486,12 @@ pub async fn run(mut cfg: PhoneConfig) -> anyhow::Result<PhonesReport> {
                     }
                 }
                 c.record.duration_ms = (now - c.started).as_millis() as u64;
+                // On the INVITE's clock (a busy loop reaches this line
+                // late; the end itself is when it happened).
                 if let Some(e) = c.ended_at {
                     c.record.ended_at_ms = Some(
-                        unix_ms()
-                            .saturating_sub(now.saturating_duration_since(e).as_millis() as u64),
+                        c.record.invite_at_ms
+                            + e.saturating_duration_since(c.started).as_millis() as u64,
                     );
                 }
                 if c.record.ended_by == "challenged" {
