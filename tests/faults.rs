@@ -15,6 +15,8 @@
 //! - Two SIGKILLs in a row (the second during recovery) mid a 500-call
 //!   round with a behaviour mix: one right outcome per check.
 //! - Deleted, paused and pressed-8 people over three days: no call, no alert.
+//! - A SIGKILL mid-plan of 250,000 people and a re-plan: exactly the checks
+//!   the schedules give (planning syncs to disk once, at its end).
 //!
 //! (500 calls through 10 % loss are in tests/loss.rs: a binary of their
 //! own, so that no other round shares the two cores with them.)
@@ -750,4 +752,97 @@ fn deleted_and_paused_people_get_no_call_and_no_alert_over_three_days() {
     );
     assert_eq!(calls[2][0]["digits_sent"], "8");
     assert!(hook.records().is_empty(), "{:?}", hook.records());
+}
+
+/// Planning writes its batches without waiting for the disk and syncs
+/// once at the end (issue 17): a SIGKILL in the middle of planning two
+/// days for 250,000 people, then planning again at the restart, leaves
+/// exactly the checks their schedules give: none missing, none twice,
+/// every one pending and due at its slot.
+#[test]
+fn a_kill_mid_plan_then_a_re_plan_gives_exactly_the_scheduled_checks() {
+    const N: usize = 250_000;
+    let dir = temp_dir("faults-plan-kill");
+    let env = [("GENKI_SCHEDULER_PLAN_DAYS", "2"), ("GENKI_LOG", "info")];
+    let mut d = Daemon::start(dir.clone(), &env, &["--clock-start", CLOCK]);
+    let http = d.http();
+    let tid = create_tenant(&http, &json!({"name": "plan"}));
+    for b in (0..N).step_by(50_000) {
+        let mut csv = String::from("name,phone,days,times\n");
+        for i in b..(b + 50_000).min(N) {
+            csv.push_str(&format!("p{i},+8147{i:07},1-7,11:00\n"));
+        }
+        let r = http.request(
+            "POST",
+            &format!("/v1/tenants/{tid}/subscribers/import"),
+            Some(csv.as_bytes()),
+            &[("Content-Type", "text/csv")],
+        );
+        assert_eq!(
+            r.json()["imported"],
+            50_000,
+            "{}",
+            &r.body[..r.body.len().min(500)]
+        );
+    }
+    d.terminate();
+    assert!(
+        !d.log().contains("planned checks"),
+        "the periodic plan ran during the import: the test proves nothing"
+    );
+    // The restart plans at once; kill it a fifth of the way through.
+    let before = d.log().len();
+    d.spawn();
+    let start = Instant::now();
+    while !d.log()[before..].contains("people=100000") {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no planning progress: {}",
+            &d.log()[before..]
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    d.kill9();
+    let db = dir.join("db");
+    let partial = {
+        let store = genki_storage::open(&db).expect("open after the kill");
+        store.checks_of(tid, 0, u64::MAX, usize::MAX).unwrap().len()
+    };
+    assert!(
+        partial > 0 && partial < 2 * N,
+        "the kill did not land mid-plan: {partial} of {} checks",
+        2 * N
+    );
+    // Planning again at the next start completes the same day.
+    let before = d.log().len();
+    d.spawn();
+    let start = Instant::now();
+    while !d.log()[before..].contains("planned checks") {
+        assert!(start.elapsed() < Duration::from_secs(120), "no re-plan");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.terminate();
+    let store = genki_storage::open(&db).expect("open after the re-plan");
+    let people = store.subscribers_of(tid, 0, 2 * N).unwrap();
+    assert_eq!(people.len(), N);
+    // 11:00 in Tokyo on Tue 24 and Wed 25 November 2026 (UTC+9).
+    let slots = [1_795_485_600u64, 1_795_485_600 + 86_400];
+    let mut want: Vec<(u64, u64)> = people
+        .iter()
+        .flat_map(|p| slots.iter().map(move |s| (p.id, *s)))
+        .collect();
+    want.sort_unstable();
+    let checks = store.checks_of(tid, 0, u64::MAX, usize::MAX).unwrap();
+    for c in &checks {
+        assert_eq!(c.status, genki_storage::CheckStatus::Pending, "{c:?}");
+        assert_eq!(c.due_at_ms, c.id.slot * 1000, "{c:?}");
+        assert_eq!(c.attempts, 0, "{c:?}");
+    }
+    let mut got: Vec<(u64, u64)> = checks
+        .iter()
+        .map(|c| (c.id.subscriber_id, c.id.slot))
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got.len(), want.len(), "{partial} before the re-plan");
+    assert!(got == want, "the planned set differs from the schedules");
 }

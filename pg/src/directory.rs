@@ -437,6 +437,21 @@ impl Directory for PgStore {
         })
     }
 
+    fn subscribers_after(&self, after: u64, limit: usize) -> Result<Vec<Subscriber>, StoreError> {
+        self.run(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT body FROM subscribers WHERE id > $1 ORDER BY id LIMIT $2",
+                    &[&i(after), &(limit.min(i64::MAX as usize) as i64)],
+                )
+                .await?;
+            Ok(rows
+                .into_iter()
+                .map(|r| record("subscribers", r.get(0)))
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
     fn put_prompt(&self, tenant_id: u64, name: &str, wav: &[u8]) -> Result<(), StoreError> {
         let (name, wav) = (name.to_string(), wav.to_vec());
         self.run(move |c| async move {

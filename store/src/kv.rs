@@ -60,9 +60,33 @@ impl Batch {
 /// one during it leaves all or nothing); a write visible to one reader is
 /// visible to all; [`Kv::scan`] visits keys at or after `from` in order,
 /// seeing at least every write that returned before it began.
+/// [`Kv::write_lazy`] is the one exception to durability: visible at once,
+/// durable only once [`Kv::sync`] or a later [`Kv::write`] returns.
 pub trait Kv: Send + Sync {
     fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Many point reads at once (the planner reads a page of keys): the
+    /// same answers as [`Kv::get`] of each, in the order of `keys`.
+    fn multi_get(
+        &self,
+        cf: &'static str,
+        keys: &[&[u8]],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().map(|k| self.get(cf, k)).collect()
+    }
     fn write(&self, batch: Batch) -> Result<(), StoreError>;
+    /// Apply a batch atomically and visibly, without waiting for the disk:
+    /// it survives the process being killed (it is in the log, in the
+    /// operating system's hands) and becomes durable against a power cut
+    /// once [`Kv::sync`] or any later synced [`Kv::write`] returns (the log
+    /// is one sequence, so syncing it covers everything before). Only for
+    /// writes that are safe to redo (planning, which is idempotent).
+    fn write_lazy(&self, batch: Batch) -> Result<(), StoreError> {
+        self.write(batch)
+    }
+    /// Make every write so far durable (one fsync of the log).
+    fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Visit `(key, value)` from `from` on, in key order, while `visit`
     /// returns true.
     fn scan(
@@ -208,6 +232,25 @@ impl Kv for FaultyKv {
             return Err(StoreError::Db("No space left on device (injected)".into()));
         }
         self.inner.write(batch)
+    }
+    fn multi_get(
+        &self,
+        cf: &'static str,
+        keys: &[&[u8]],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.inner.multi_get(cf, keys)
+    }
+    fn write_lazy(&self, batch: Batch) -> Result<(), StoreError> {
+        if self.fails() {
+            return Err(StoreError::Db("No space left on device (injected)".into()));
+        }
+        self.inner.write_lazy(batch)
+    }
+    fn sync(&self) -> Result<(), StoreError> {
+        if self.fails() {
+            return Err(StoreError::Db("No space left on device (injected)".into()));
+        }
+        self.inner.sync()
     }
     fn flush(&self) -> Result<(), StoreError> {
         self.inner.flush()

@@ -43,6 +43,13 @@ seam! {
     pub trait CheckLog {
         /// Create Pending checks, skipping ids that exist; how many were new.
         fn create_checks(&self, checks: &[Check]) -> Result<u64, StoreError>;
+        /// [`CheckLog::create_checks`] for the planner, which may be
+        /// durable only once [`CheckLog::sync`] returns: planning is
+        /// idempotent (a check's id is its person and slot), so what a
+        /// crash loses before then, planning again re-creates identically.
+        fn plan_checks(&self, checks: &[Check]) -> Result<u64, StoreError>;
+        /// Make every write so far durable.
+        fn sync(&self) -> Result<(), StoreError>;
         /// Create one Pending check unless its id exists (planning twice creates nothing).
         fn create_check(&self, c: &Check) -> Result<bool, StoreError>;
         fn check(&self, id: &CheckId) -> Result<Option<Check>, StoreError>;
@@ -132,6 +139,8 @@ seam! {
         /// Anonymous counts of erased checks with slot times in `from_ms..to_ms`.
         fn tallies_of(&self, tenant_id: u64, from_ms: u64, to_ms: u64) -> Result<Vec<Outcome>, StoreError>;
         fn subscribers_of(&self, tenant_id: u64, after: u64, limit: usize) -> Result<Vec<Subscriber>, StoreError>;
+        /// Every tenant's people in id order after `after` (the planner's one pass).
+        fn subscribers_after(&self, after: u64, limit: usize) -> Result<Vec<Subscriber>, StoreError>;
         fn put_prompt(&self, tenant_id: u64, name: &str, wav: &[u8]) -> Result<(), StoreError>;
         fn prompt(&self, tenant_id: u64, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
         fn prompt_names(&self, tenant_id: u64) -> Result<Vec<String>, StoreError>;

@@ -320,8 +320,20 @@ impl Store {
     }
 
     pub(crate) fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        self.write_with(batch, false)
+    }
+
+    fn write_lazy(&self, batch: Batch) -> Result<(), StoreError> {
+        self.write_with(batch, true)
+    }
+
+    fn write_with(&self, batch: Batch, lazy: bool) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering;
-        let r = self.kv.write(batch);
+        let r = if lazy {
+            self.kv.write_lazy(batch)
+        } else {
+            self.kv.write(batch)
+        };
         match &r {
             Ok(()) => self.writes_failing.store(false, Ordering::SeqCst),
             Err(_) => {
@@ -788,17 +800,38 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Subscriber>, StoreError> {
         let start = cat(&[&be(tenant_id), &be(after.saturating_add(1))]);
-        let mut out = Vec::new();
+        let mut keys = Vec::new();
         for (k, _) in self.scan(cf::TENANT_SUBSCRIBERS, &start, &be(tenant_id), limit)? {
-            let id = u64::from_be_bytes(k[8..16].try_into().map_err(|_| StoreError::Corrupt {
-                cf: cf::TENANT_SUBSCRIBERS,
-                reason: "short key".into(),
-            })?);
-            if let Some(s) = self.subscriber(id)? {
-                out.push(s);
+            let id: [u8; 8] = k
+                .get(8..16)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| StoreError::Corrupt {
+                    cf: cf::TENANT_SUBSCRIBERS,
+                    reason: "short key".into(),
+                })?;
+            keys.push(id);
+        }
+        // One batched read for the page (the planner reads every person).
+        let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+        let mut out = Vec::with_capacity(keys.len());
+        for (k, v) in keys.iter().zip(self.kv.multi_get(cf::SUBSCRIBERS, &refs)?) {
+            if let Some(v) = v {
+                out.extend(self.decode_or_quarantine(cf::SUBSCRIBERS, k, &v)?);
             }
         }
         Ok(out)
+    }
+
+    /// Every tenant's people in id order after `after`, at most `limit`:
+    /// the planner reads them all in one pass over the table (in key
+    /// order, with no index lookup a person).
+    pub fn subscribers_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Subscriber>, StoreError> {
+        let rows = self.scan(cf::SUBSCRIBERS, &be(after.saturating_add(1)), &[], limit)?;
+        self.decode_all(cf::SUBSCRIBERS, rows)
     }
 
     // ---- checks ----
@@ -827,7 +860,16 @@ impl Store {
 
     /// Write a batch holding `due_puts` due-index inserts.
     fn write_due(&self, b: Batch, due_puts: u64) -> Result<(), StoreError> {
-        let r = self.write(b);
+        self.write_due_with(b, due_puts, false)
+    }
+
+    /// [`Store::write_due`], lazily synced if `lazy` (see [`Kv::write_lazy`]).
+    fn write_due_with(&self, b: Batch, due_puts: u64, lazy: bool) -> Result<(), StoreError> {
+        let r = if lazy {
+            self.write_lazy(b)
+        } else {
+            self.write(b)
+        };
         self.due_inflight
             .fetch_sub(due_puts, std::sync::atomic::Ordering::SeqCst);
         r
@@ -867,8 +909,32 @@ impl Store {
     }
 
     /// Create many Pending checks in one synced batch, skipping ids that
-    /// exist (the planner's path). Returns how many were created.
+    /// exist. Returns how many were created.
     pub fn create_checks(&self, checks: &[Check]) -> Result<u64, StoreError> {
+        self.insert_checks(checks, false)
+    }
+
+    /// The planner's [`Store::create_checks`]: the batch is written to the
+    /// log without waiting for the disk, and [`Store::sync`] at the end of
+    /// a plan makes them all durable with one fsync. A process killed
+    /// meanwhile loses nothing (the log is written); a power cut may lose
+    /// the unsynced tail, which planning again re-creates (a check's id is
+    /// its person and slot, so it is the same check).
+    pub fn plan_checks(&self, checks: &[Check]) -> Result<u64, StoreError> {
+        self.insert_checks(checks, true)
+    }
+
+    /// Make every write so far durable (after [`Store::plan_checks`]).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let r = self.kv.sync();
+        if r.is_err() {
+            self.writes_failing
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        r
+    }
+
+    fn insert_checks(&self, checks: &[Check], lazy: bool) -> Result<u64, StoreError> {
         let _g = self.guard();
         let _v = self.views.shared();
         let cf_checks = cf::CHECKS;
@@ -881,12 +947,11 @@ impl Store {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        for c in checks {
-            let key = c.id.key();
-            if erased.contains(&c.id.subscriber_id)
-                || !seen.insert(key)
-                || self.raw(cf_checks, key)?.is_some()
-            {
+        let keys: Vec<[u8; 17]> = checks.iter().map(|c| c.id.key()).collect();
+        let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+        let there = self.kv.multi_get(cf_checks, &refs)?;
+        for ((c, key), there) in checks.iter().zip(keys).zip(there) {
+            if erased.contains(&c.id.subscriber_id) || !seen.insert(key) || there.is_some() {
                 continue;
             }
             snaps.push(Snap::of(c, Self::check_time_ms(&c.id)));
@@ -900,7 +965,7 @@ impl Store {
             created += 1;
         }
         if created > 0 {
-            self.write_due(b, created)?;
+            self.write_due_with(b, created, lazy)?;
         }
         for s in snaps {
             self.views.change(None, Some(s));

@@ -292,10 +292,12 @@ impl Service {
     /// (idempotent: a check's id is its subscriber and slot).
     pub fn plan(&self) -> Result<u64, StoreError> {
         let now = self.clock.now_ms();
-        let mut created = 0;
+        // Each tenant's calendar, local days and whether each is a
+        // holiday, once; a tenant whose calendar does not parse plans
+        // nothing (the API refuses such settings; this is defence).
+        let mut tenants = HashMap::new();
         for t in self.store.tenants()? {
             let Ok(cal) = Calendar::of(&t) else { continue };
-            // The tenant's local days, and whether each is a holiday, once.
             let mut days = Vec::new();
             let mut date = cal.local_date(now);
             for _ in 0..self.plan_days {
@@ -305,43 +307,74 @@ impl Service {
                     Err(_) => break,
                 }
             }
-            // Reading pages of subscribers (this thread) overlaps with turning
-            // them into checks and writing them (a second thread): one synced
-            // batch per page.
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Subscriber>>(4);
-            let made = std::thread::scope(|scope| {
-                let writer = scope.spawn(|| {
-                    let mut cache = SlotCache::default();
-                    let mut n = 0;
-                    for page in rx {
-                        let checks: Vec<Check> = page
-                            .iter()
-                            .flat_map(|s| plan_subscriber(&t, &cal, &days, &mut cache, s, now))
-                            .collect();
-                        n += self.store.create_checks(&checks)?;
-                    }
-                    Ok::<u64, StoreError>(n)
-                });
-                let mut after = 0;
-                let read = loop {
-                    let page = match self.store.subscribers_of(t.id, after, 1000) {
-                        Ok(p) => p,
-                        Err(e) => break Err(e),
-                    };
-                    let Some(last) = page.last() else {
-                        break Ok(());
-                    };
-                    after = last.id;
-                    if tx.send(page).is_err() {
-                        break Ok(());
-                    }
-                };
-                drop(tx);
-                let n = writer.join().unwrap_or(Ok(0));
-                read.and(n)
-            })?;
-            created += made;
+            tenants.insert(t.id, (t, cal, days));
         }
+        // Everyone in one pass over the people in id order (this thread),
+        // overlapped with turning each page into checks and writing them
+        // (a second thread). The batches are written without waiting for
+        // the disk, and one sync at the end makes the plan durable (see
+        // `CheckLog::plan_checks`).
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Subscriber>>(4);
+        let rx = std::sync::Mutex::new(rx);
+        let write_pages = || {
+            let mut caches: HashMap<u64, SlotCache> = HashMap::new();
+            let mut n = 0;
+            loop {
+                let page = match rx.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => break,
+                };
+                let Ok(page) = page else { break };
+                let mut checks = Vec::with_capacity(page.len() * self.plan_days as usize);
+                for s in &page {
+                    let Some((t, cal, days)) = tenants.get(&s.tenant_id) else {
+                        continue;
+                    };
+                    let cache = caches.entry(t.id).or_default();
+                    checks.extend(plan_subscriber(t, cal, days, cache, s, now));
+                }
+                n += self.store.plan_checks(&checks)?;
+            }
+            Ok::<u64, StoreError>(n)
+        };
+        let created = std::thread::scope(|scope| {
+            // Two writers: turning people into checks and inserting them
+            // is most of the work, and RocksDB inserts into its memtable
+            // from several writers at once.
+            let writers: Vec<_> = (0..PLAN_WRITERS)
+                .map(|_| scope.spawn(write_pages))
+                .collect();
+            let mut after = 0;
+            let mut people = 0usize;
+            let read = loop {
+                let page = match self.store.subscribers_after(after, 1000) {
+                    Ok(p) => p,
+                    Err(e) => break Err(e),
+                };
+                let Some(last) = page.last() else {
+                    break Ok(());
+                };
+                after = last.id;
+                // Progress on a long plan (a million people take seconds).
+                if (people + page.len()) / 100_000 > people / 100_000 {
+                    info!(people = people + page.len(), "planning");
+                }
+                people += page.len();
+                if tx.send(page).is_err() {
+                    break Ok(());
+                }
+            };
+            drop(tx);
+            let mut total = read.map(|_| 0);
+            for w in writers {
+                let n = w
+                    .join()
+                    .unwrap_or_else(|_| Err(StoreError::Db("a planner's writer panicked".into())));
+                total = total.and_then(|t| n.map(|n| t + n));
+            }
+            total
+        })?;
+        self.store.sync()?;
         self.metrics.checks_planned.add(created);
         Ok(created)
     }
@@ -558,6 +591,9 @@ impl Service {
         }
     }
 }
+
+/// Threads writing a plan's checks (besides the one reading people).
+const PLAN_WRITERS: usize = 3;
 
 /// The checks a subscriber's schedule yields on the planned local `days`.
 fn plan_subscriber(
