@@ -360,6 +360,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Value> {
         leak_to: None,
         json: false,
         rtp_base: cfg.rtp_base,
+        socket_per_call: false,
         play: cfg.play.clone(),
         play_audio: None,
         mix: Mix(Some(Arc::new(move |user: &str| lookup.get(user).cloned()))),

@@ -171,6 +171,13 @@ pub struct PhoneConfig {
     /// First RTP port to use (even); each call takes the next free one.
     #[arg(long, default_value_t = 40000)]
     pub rtp_base: u16,
+    /// Give each call a socket of its own (an ephemeral port) instead of
+    /// the one shared media socket: for callers that send every call's
+    /// media from one address without `a=ssrc` (sipp), which the shared
+    /// socket cannot tell apart, so that every such call's media is sent
+    /// and its answer received (scripts/compare-sipp).
+    #[arg(long)]
+    pub socket_per_call: bool,
     /// Per-callee profiles (set by the load driver, not a flag).
     #[arg(skip)]
     pub mix: Mix,
@@ -823,7 +830,25 @@ fn perform(
             };
             let te = offer.telephone_event;
             let ssrc: u32 = rand::random();
+            let own = if cfg.socket_per_call {
+                match std::net::UdpSocket::bind(SocketAddr::new(media.local.ip(), 0))
+                    .and_then(|s| s.set_nonblocking(true).map(|_| s))
+                {
+                    Ok(s) => Some(s),
+                    Err(_) => {
+                        reject(c, 503, now);
+                        return;
+                    }
+                }
+            } else {
+                None
+            };
+            let own_port = own
+                .as_ref()
+                .and_then(|s| s.local_addr().ok())
+                .map(|a| a.port());
             let (sdp_ip, sdp_port) = match c.profile.media {
+                _ if own_port.is_some() => (media.local.ip(), own_port.unwrap_or(0)),
                 MediaShape::Elsewhere => match media.local.ip() {
                     std::net::IpAddr::V4(v4) if v4.is_loopback() => {
                         (std::net::IpAddr::from([127, 0, 0, 3]), media.local.port())
@@ -881,7 +906,7 @@ fn perform(
             let _ = media.tx.send(worker::Cmd::Add {
                 id,
                 cfg,
-                sock: None,
+                sock: own,
                 events: NoEvents,
             });
             if announce {
