@@ -14,13 +14,6 @@ use genki_engine::cli::call::{place_call, simple_script, CallOptions};
 use genki_engine::telephony::{net, prompts};
 use genki_sip::Timers;
 
-/// mimalloc instead of glibc's malloc: measured on the planner (a million
-/// people), malloc and free were a fifth of the CPU under glibc, whose
-/// per-thread arenas also hold freed memory (docs/capacity.md).
-#[cfg(not(feature = "system-alloc"))]
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "genki",
