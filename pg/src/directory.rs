@@ -198,13 +198,12 @@ impl Directory for PgStore {
     fn put_subscriber(&self, s: &Subscriber) -> Result<(), StoreError> {
         let (id, t, b) = (s.id, i(s.tenant_id), body(s));
         self.run(move |c| async move {
-            // An erased person is not written back (a call or an edit that
-            // read them before the erasure).
+            // A person deleted or erased meanwhile is not written back (a
+            // call or an edit that read them before): only an update.
             let n = c
                 .execute(
-                    "INSERT INTO subscribers (id, tenant_id, body)
-                     SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM erased WHERE subscriber_id = $1)
-                     ON CONFLICT (id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, body = EXCLUDED.body",
+                    "UPDATE subscribers SET tenant_id = $2, body = $3
+                     WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM erased WHERE subscriber_id = $1)",
                     &[&i(id), &t, &b],
                 )
                 .await?;

@@ -970,6 +970,16 @@ pub fn erasing_a_person_leaves_counts_and_nothing_of_them(b: &dyn Backend) {
     assert!(!s.create_check(&check(&gone, 9_001)).unwrap());
     assert!(s.put_subscriber(&gone).is_err());
     assert!(s.subscriber(gone.id).unwrap().is_none());
+    // Nor an edit of a person deleted meanwhile (the planner reads every
+    // person's record, and would plan them).
+    s.delete_subscriber(&kept).unwrap();
+    assert!(s.put_subscriber(&kept).is_err());
+    assert!(s.subscriber(kept.id).unwrap().is_none());
+    assert!(s
+        .subscribers_after(0, 100)
+        .unwrap()
+        .iter()
+        .all(|p| p.id != kept.id));
     // A delivery that finishes after the erasure does not bring the case back.
     let (back, ns) = s
         .alert_commit(AlertWrite {

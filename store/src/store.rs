@@ -495,9 +495,12 @@ impl Store {
         Ok(out)
     }
 
+    /// Change a person's record. A person deleted or erased meanwhile (a
+    /// call or an edit that read them before) is not written back: the
+    /// planner reads the people's table itself, and would plan them.
     pub fn put_subscriber(&self, s: &Subscriber) -> Result<(), StoreError> {
         let _g = self.guard();
-        if self.was_erased(s.id) {
+        if self.was_erased(s.id) || self.raw(cf::SUBSCRIBERS, be(s.id))?.is_none() {
             return Err(StoreError::NotFound("subscriber"));
         }
         self.put(cf::SUBSCRIBERS, be(s.id), encode(s))
@@ -516,6 +519,7 @@ impl Store {
 
     /// Remove a subscriber from its tenant's list (their checks and outcomes stay as history).
     pub fn delete_subscriber(&self, s: &Subscriber) -> Result<(), StoreError> {
+        let _g = self.guard();
         let mut b = Batch::default();
         b.delete(cf::SUBSCRIBERS, be(s.id));
         b.delete(cf::TENANT_SUBSCRIBERS, cat(&[&be(s.tenant_id), &be(s.id)]));
@@ -926,10 +930,11 @@ impl Store {
 
     /// Make every write so far durable (after [`Store::plan_checks`]).
     pub fn sync(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
         let r = self.kv.sync();
         if r.is_err() {
-            self.writes_failing
-                .store(true, std::sync::atomic::Ordering::SeqCst);
+            self.writes_failing.store(true, Ordering::SeqCst);
+            self.write_failures.fetch_add(1, Ordering::Relaxed);
         }
         r
     }

@@ -311,20 +311,34 @@ impl Service {
         }
         // Everyone in one pass over the people in id order (this thread),
         // overlapped with turning each page into checks and writing them
-        // (a second thread). The batches are written without waiting for
+        // (writer threads). The batches are written without waiting for
         // the disk, and one sync at the end makes the plan durable (see
         // `CheckLog::plan_checks`).
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Subscriber>>(4);
         let rx = std::sync::Mutex::new(rx);
+        // Set by the first writer whose write fails: the reader stops, and
+        // the writers only drain what is queued (so nothing blocks).
+        let failed = AtomicBool::new(false);
+        // Writers still running (a panicking one counts itself out too).
+        let alive = AtomicUsize::new(PLAN_WRITERS);
+        struct Leaving<'a>(&'a AtomicUsize);
+        impl Drop for Leaving<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
         let write_pages = || {
+            let _leaving = Leaving(&alive);
             let mut caches: HashMap<u64, SlotCache> = HashMap::new();
             let mut n = 0;
+            let mut error = None;
             loop {
-                let page = match rx.lock() {
-                    Ok(rx) => rx.recv(),
-                    Err(_) => break,
-                };
+                let page = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                 let Ok(page) = page else { break };
+                if error.is_some() || failed.load(Ordering::SeqCst) {
+                    continue;
+                }
                 let mut checks = Vec::with_capacity(page.len() * self.plan_days as usize);
                 for s in &page {
                     let Some((t, cal, days)) = tenants.get(&s.tenant_id) else {
@@ -333,20 +347,28 @@ impl Service {
                     let cache = caches.entry(t.id).or_default();
                     checks.extend(plan_subscriber(t, cal, days, cache, s, now));
                 }
-                n += self.store.plan_checks(&checks)?;
+                match self.store.plan_checks(&checks) {
+                    Ok(k) => n += k,
+                    Err(e) => {
+                        failed.store(true, Ordering::SeqCst);
+                        error = Some(e);
+                    }
+                }
             }
-            Ok::<u64, StoreError>(n)
+            error.map_or(Ok(n), Err)
         };
-        let created = std::thread::scope(|scope| {
-            // Two writers: turning people into checks and inserting them
-            // is most of the work, and RocksDB inserts into its memtable
-            // from several writers at once.
+        let planned = std::thread::scope(|scope| {
+            // Several writers: turning people into checks is spread over
+            // them (the store serialises the inserts themselves).
             let writers: Vec<_> = (0..PLAN_WRITERS)
                 .map(|_| scope.spawn(write_pages))
                 .collect();
             let mut after = 0;
             let mut people = 0usize;
-            let read = loop {
+            let read = 'pages: loop {
+                if failed.load(Ordering::SeqCst) {
+                    break Ok(());
+                }
                 let page = match self.store.subscribers_after(after, 1000) {
                     Ok(p) => p,
                     Err(e) => break Err(e),
@@ -360,8 +382,21 @@ impl Service {
                     info!(people = people + page.len(), "planning");
                 }
                 people += page.len();
-                if tx.send(page).is_err() {
-                    break Ok(());
+                // Never block for good on a full queue: stop when every
+                // writer has gone (failed or panicked).
+                let mut page = page;
+                loop {
+                    match tx.try_send(page) {
+                        Ok(()) => break,
+                        Err(std::sync::mpsc::TrySendError::Full(p)) => {
+                            if alive.load(Ordering::SeqCst) == 0 || failed.load(Ordering::SeqCst) {
+                                break 'pages Ok(());
+                            }
+                            page = p;
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        Err(std::sync::mpsc::TrySendError::Disconnected(_)) => break 'pages Ok(()),
+                    }
                 }
             };
             drop(tx);
@@ -373,8 +408,13 @@ impl Service {
                 total = total.and_then(|t| n.map(|n| t + n));
             }
             total
-        })?;
-        self.store.sync()?;
+        });
+        // Whatever was written is made durable, a failed plan's part too
+        // (the next plan completes it; a slot passed meanwhile would not be
+        // re-created).
+        let synced = self.store.sync();
+        let created = planned?;
+        synced?;
         self.metrics.checks_planned.add(created);
         Ok(created)
     }
@@ -2289,6 +2329,52 @@ mod tests {
         assert_eq!(placer.placed().len(), 20, "each person called exactly once");
         stop.send(true).unwrap();
         assert_eq!(run.await.unwrap(), 0);
+    }
+
+    /// A plan whose writes fail returns the error instead of hanging (its
+    /// reader must not wait for good on writers that have stopped), and
+    /// the next plan, once writes work, creates every check.
+    #[test]
+    fn a_plan_whose_writes_fail_returns_and_the_next_one_completes() {
+        let clock = Arc::new(crate::clock::ShiftedClock::starting_at(jst(
+            "2026-11-24T10:00",
+        )));
+        let kv = Arc::new(genki_store::FaultyKv::new());
+        let placer = Arc::new(FakePlacer::new(Some(Outcome::Fine), Duration::from_secs(1)));
+        let svc = service_on(clock, placer, Arc::new(Store::new(kv.clone())));
+        let t = svc
+            .store
+            .create_tenant(Tenant::with_defaults("t", 0))
+            .unwrap();
+        let people: Vec<Subscriber> = (0..12_000)
+            .map(|i| Subscriber {
+                id: 0,
+                tenant_id: t.id,
+                name: format!("p{i}"),
+                phone: format!("10{i}"),
+                schedule: Some(Schedule {
+                    days: (1..=7).collect(),
+                    times: vec!["11:00".into()],
+                }),
+                paused_until: None,
+                notes: String::new(),
+                created_at_ms: 0,
+            })
+            .collect();
+        svc.store.create_subscribers(people).unwrap();
+        kv.set_failing(true);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s2 = svc.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(s2.plan());
+        });
+        let r = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the plan hung on failing writes");
+        assert!(r.is_err(), "{r:?}");
+        kv.set_failing(false);
+        let made = svc.plan().unwrap();
+        assert_eq!(made, 12_000 * svc.plan_days as u64);
     }
 
     /// Writes already failing when checks come due: nobody is dialled, and
