@@ -4,9 +4,15 @@ N people (default 1,000,000) enrolled by CSV through the API with a call at
 09:30 every day, so today's round of N checks is planned; a coordinator of
 that tenant signs in; then a 2,000-call round of simulated phones
 (`genki-loadtest run --all-answer`, its own tenant) runs while the Today
-page's live part (/console/today/live) is fetched again and again. Reports
-the first fetch after the start and then p50 /
-p99 / max of every fetch during the round, and the round's own report.
+page's live part (/console/today/live) is fetched again and again, and so
+are the API's reads a coordinator's tools make (issue 17, target 5): the
+big tenant's summary and the round's tenant's (`GET /v1/tenants/{id}/summary`,
+default page of up to 1,000 rows: the round's calls in progress), a
+person of it (`GET /v1/subscribers/{id}`, a random one each time) and a
+page of 100 outcomes of the round's tenant (`GET /v1/tenants/{id}/outcomes
+?limit=100`, the first page and the pages after it). Reports the first
+fetch after the start and then p50 / p99 / max of every fetch during the
+round, and the round's own report.
 Usage: scripts/measure-console.py [N] [CALLS]  (release binaries in
 $GENKI_BIN_DIR, default /var/tmp/genki-target/release)."""
 import http.client, json, os, re, shutil, socket, subprocess, sys, tempfile, threading, time, urllib.parse, urllib.request
@@ -49,10 +55,12 @@ try:
     tok = open(os.path.join(d, "operator-token")).read().strip()
     tid = req("POST", "/v1/tenants", json.dumps({"name": "大きな市", "time_zone": "Asia/Tokyo", "skip_holidays": False}).encode())["id"]
     t0 = time.time()
+    ids = []
     for b in range(0, N, 100_000):
         csv = "name,phone,days,times\n" + "".join(f"s{i},+8147{i:07d},1-7,09:30\n" for i in range(b, min(N, b + 100_000)))
         r = req("POST", f"/v1/tenants/{tid}/subscribers/import", csv.encode(), "text/csv")
         assert r["imported"] == min(100_000, N - b), r["errors"][:3]
+        ids.extend(r["ids"])
     print(f"imported {N} people in {time.time() - t0:.1f} s", flush=True)
     req("POST", "/v1/staff", json.dumps({"tenant_id": tid, "login": "coordinator", "name": "係", "role": "coordinator", "password": "a long pass phrase"}).encode())
     g.terminate(); g.wait()
@@ -78,19 +86,38 @@ try:
         while not stop.is_set():
             lats.append(today()[0]); time.sleep(0.1)
     th = threading.Thread(target=poll); th.start()
+    import random
+    api_lats = {"summary (1M people)": [], "summary (round's tenant)": [], "subscriber": [], "outcomes page": []}
+    def timed(kind, path):
+        t = time.time(); st, _, body = raw("GET", path, headers={"Authorization": f"Bearer {tok}"})
+        assert st == 200, (path, st, body[:300]); api_lats[kind].append((time.time() - t) * 1000); return json.loads(body)
+    def poll_api():
+        # The round's tenant is created by genki-loadtest, next after the big one.
+        after = ""
+        while not stop.is_set():
+            timed("summary (1M people)", f"/v1/tenants/{tid}/summary")
+            timed("subscriber", f"/v1/subscribers/{random.choice(ids)}")
+            st, _, _ = raw("GET", f"/v1/tenants/{tid + 1}", headers={"Authorization": f"Bearer {tok}"})
+            if st == 200:
+                # Its calls in progress are rows: pages of up to 1,000.
+                timed("summary (round's tenant)", f"/v1/tenants/{tid + 1}/summary")
+                page = timed("outcomes page", f"/v1/tenants/{tid + 1}/outcomes?limit=100{after}")
+                after = f"&after={page['next']}" if page.get("next") else ""
+            time.sleep(0.05)
+    th2 = threading.Thread(target=poll_api); th2.start()
     out = os.path.join(d, "round.json")
     rc = subprocess.call([f"{BIN}/genki-loadtest", "run", "--api", f"http://{API}", "--token-file", os.path.join(d, "operator-token"),
                           "--calls", str(CALLS), "--phones", PHONES, "--rtp-base", "30000", "--all-answer", "--genki-pid", str(g.pid), "--json"],
                          stdout=open(out, "w"), stderr=subprocess.DEVNULL)
-    stop.set(); th.join()
+    stop.set(); th.join(); th2.join()
     lats.sort()
     q = lambda p: lats[min(len(lats) - 1, int(p * len(lats)))]
     print(f"Today during the {CALLS}-call round: {len(lats)} fetches, p50 {q(0.5):.1f} ms, p99 {q(0.99):.1f} ms, max {lats[-1]:.1f} ms")
-    # For comparison: the API's summary, which still reads every check of the day.
-    summ = []
-    for _ in range(3):
-        t = time.time(); req("GET", f"/v1/tenants/{tid}/summary?limit=10"); summ.append((time.time() - t) * 1000)
-    print(f"for comparison, GET /v1/tenants/{{id}}/summary (reads every check): {sorted(summ)[1]:.0f} ms (median of 3)")
+    for kind, l in api_lats.items():
+        l.sort()
+        if l:
+            print(f"API {kind} during the round: {len(l)} requests, p50 {l[len(l) // 2]:.1f} ms, "
+                  f"p99 {l[min(len(l) - 1, int(0.99 * len(l)))]:.1f} ms, max {l[-1]:.1f} ms", flush=True)
     try:
         r = json.load(open(out))
         print("round:", json.dumps({"calls": r.get("calls"), "ledger_ok": (r.get("ledger") or {}).get("ok"), "round_s": r.get("round_s"),

@@ -726,3 +726,133 @@ fn failing_channels_are_retried_and_visible_and_bad_input_is_refused() {
     );
     d.terminate();
 }
+
+/// Thirty people press 2 ("please contact me") within a second, each with
+/// a watcher of their own: the thirty watchers' phones ring together,
+/// although webhook and e-mail deliveries are limited to one at a time
+/// here (`[alerts] parallel = 1`): a watcher call holds its slot for the
+/// whole call, so calls have a pool of their own (the trunk's
+/// `max_calls`). Sharing one pool of 16, 1,000 such cases rang their
+/// watchers over 4.5 minutes (`scripts/measure-alert-ring.py`).
+#[test]
+fn many_cases_at_once_ring_their_watchers_at_once() {
+    const N: usize = 30;
+    let dir = temp_dir("alerts-many");
+    let people = Peer::start(
+        &dir,
+        "phones",
+        false,
+        &[
+            "--socket-per-call",
+            "--digits",
+            "2",
+            "--digit-delay-ms",
+            "300",
+            "--calls",
+            "0",
+            "--max-seconds",
+            "120",
+        ],
+    );
+    // Each watcher listens for 4 s before taking the case with 1.
+    let watchers = Peer::start(
+        &dir,
+        "phones",
+        false,
+        &[
+            "--socket-per-call",
+            "--digits",
+            "1",
+            "--digit-delay-ms",
+            "4000",
+            "--calls",
+            "0",
+            "--max-seconds",
+            "120",
+        ],
+    );
+    let mut d = Daemon::start(
+        dir.clone(),
+        &[
+            ("GENKI_SIP_T1_MS", "100"),
+            ("GENKI_ALERTS_PARALLEL", "1"),
+            ("GENKI_TRUNK_CPS", "100"),
+            ("GENKI_TRUNK_MAX_CALLS", "100"),
+        ],
+        &["--clock-start", CLOCK],
+    );
+    let http = d.http();
+    let tid = tenant(&http);
+    let subs: Vec<u64> = (0..N)
+        .map(|i| {
+            let s = subscriber(
+                &http,
+                tid,
+                &format!("p{i}"),
+                &format!("sip:p{i}@{}", people.addr),
+            );
+            let w = watcher(
+                &http,
+                tid,
+                json!({"name": format!("w{i}"), "phone": format!("sip:w{i}@{}", watchers.addr)}),
+            );
+            let r = put(
+                &http,
+                &format!("/v1/subscribers/{s}/ladder"),
+                &json!({"tiers": [{"watchers": [w], "deadline_s": 3600}]}),
+            );
+            assert_eq!(r.status, 200, "{}", r.body);
+            s
+        })
+        .collect();
+    for s in &subs {
+        check_now(&http, *s);
+    }
+    let calls = watchers.wait_for("every watcher called", Duration::from_secs(90), |r| {
+        r.len() >= N
+    });
+    // Every watcher was called once, answered and took the case.
+    let mut rung: Vec<String> = calls
+        .iter()
+        .map(|c| c["callee"].as_str().unwrap().to_string())
+        .collect();
+    rung.sort();
+    rung.dedup();
+    assert_eq!(rung.len(), N, "{calls:?}");
+    assert!(calls.iter().all(|c| c["digits_sent"] == "1"), "{calls:?}");
+    // The watcher calls overlapped: most were up at the same moment
+    // (one pool with the webhooks, of 1, would have put them in a row).
+    let span = |c: &Value| {
+        (
+            c["invite_at_ms"].as_u64().unwrap(),
+            c["ended_at_ms"].as_u64().unwrap(),
+        )
+    };
+    let most = calls
+        .iter()
+        .map(|c| {
+            let at = span(c).0;
+            calls
+                .iter()
+                .filter(|o| span(o).0 <= at && at < span(o).1)
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(
+        most >= N * 2 / 3,
+        "at most {most} watcher calls up at once: {calls:?}"
+    );
+    let taken = (0..200).find_map(|_| {
+        let open = alerts_of(&http, tid, "all");
+        let acked = open.iter().filter(|c| c["state"] == "acknowledged").count();
+        (acked == N).then_some(acked).or_else(|| {
+            std::thread::sleep(Duration::from_millis(100));
+            None
+        })
+    });
+    assert_eq!(taken, Some(N), "{:?}", alerts_of(&http, tid, "all"));
+    let (code, stderr) = d.terminate();
+    assert_eq!(code, 0, "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}

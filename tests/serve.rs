@@ -157,6 +157,62 @@ fn one_off_checks_give_the_right_outcome_for_each_behaviour() {
     assert_eq!(s["outcomes"]["fine"], 2, "{s}");
     assert_eq!(s["outcomes"]["needs_contact"], 1);
     assert_eq!(s["pending"], 1, "the busy one waits for its retry");
+    // Who is not yet fine, in the order to look at them: the one who
+    // needs contact, then the busy one waiting for a retry; one a page.
+    let nf = s["not_yet_fine"].as_array().unwrap().clone();
+    assert_eq!(nf.len(), 2, "{s}");
+    assert_eq!(nf[0]["outcome"], "needs_contact", "{s}");
+    assert_eq!(nf[1]["status"], "pending", "{s}");
+    assert_eq!(nf[1]["last_cause"], "busy", "{s}");
+    let day = format!("/v1/tenants/{tid}/summary?date=2026-11-24&limit=1");
+    let p1 = http.get(&day).json();
+    assert_eq!(p1["not_yet_fine"].as_array().unwrap(), &nf[..1], "{p1}");
+    let next = p1["next"].as_str().expect("a second page").to_string();
+    let p2 = http.get(&format!("{day}&after={next}")).json();
+    assert_eq!(p2["not_yet_fine"].as_array().unwrap(), &nf[1..], "{p2}");
+    assert!(p2["next"].is_null(), "{p2}");
+    assert_eq!(p2["total"], s["total"], "every page counts the day");
+    let bad = http.get(&format!("{day}&after=12-s34"));
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    // The outcomes one a page: the same three rows, in the same order.
+    let all: Vec<serde_json::Value> = http.get(&format!("/v1/tenants/{tid}/outcomes")).json()
+        ["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["check_id"].clone())
+        .collect();
+    let mut paged = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = http
+            .get(&format!("/v1/tenants/{tid}/outcomes?limit=1{after}"))
+            .json();
+        paged.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["check_id"].clone()),
+        );
+        match page["next"].as_str() {
+            Some(n) => after = format!("&after={n}"),
+            None => break,
+        }
+        assert!(paged.len() < 10, "paging does not end: {page}");
+    }
+    assert_eq!(paged, all);
+    let r = http.request(
+        "GET",
+        &format!("/v1/tenants/{tid}/outcomes?limit=2"),
+        None,
+        &[("Accept", "text/csv")],
+    );
+    assert!(
+        r.headers.to_ascii_lowercase().contains("x-genki-next:"),
+        "{}",
+        r.headers
+    );
 
     let m = http.get("/metrics");
     assert!(

@@ -362,8 +362,13 @@ pub struct Alerts {
     pub backoff_s: u64,
     /// Seconds a webhook receiver has to answer.
     pub webhook_timeout_s: u64,
-    /// Deliveries (calls, POSTs, e-mails) in progress at once.
+    /// Webhook POSTs and e-mails in progress at once.
     pub parallel: usize,
+    /// Watcher calls in progress at once (0: the trunk's `max_calls`).
+    /// Apart from `parallel` because a call holds its slot for its whole
+    /// length (ringing, the prompt, the key): 1,000 cases opening at once
+    /// must ring 1,000 watchers in seconds, not 16 at a time.
+    pub parallel_calls: usize,
     /// Networks (comma-separated CIDRs, e.g. `10.0.0.0/8,127.0.0.1/32`)
     /// watchers' webhooks may reach although they are loopback, private,
     /// link-local or multicast; empty: only public addresses.
@@ -510,6 +515,7 @@ impl Default for Config {
                 backoff_s: 60,
                 webhook_timeout_s: 10,
                 parallel: 16,
+                parallel_calls: 0,
                 webhook_allow: String::new(),
             },
             operator: Operator {

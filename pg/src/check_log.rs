@@ -553,16 +553,28 @@ impl CheckLog for PgStore {
         from_ms: u64,
         to_ms: u64,
         limit: usize,
+        after: Option<&CheckId>,
     ) -> Result<Vec<Check>, StoreError> {
+        // No `after`: from the first check id (none is below 0, 0, 0).
+        let (sid, kind, slot) = after.map_or((-1, -1, -1), key);
         self.run(move |c| async move {
             let rows = c
                 .query(
                     &format!(
                         "SELECT {CHECK_COLS} FROM checks
                          WHERE status = 2 AND tenant_id = $1 AND finished_at_ms >= $2 AND finished_at_ms < $3
+                           AND (finished_at_ms, subscriber_id, kind, slot) > ($2, $5, $6, $7)
                          ORDER BY finished_at_ms, subscriber_id, kind, slot LIMIT $4"
                     ),
-                    &[&i(tenant_id), &i(from_ms), &i(to_ms), &(limit.min(i64::MAX as usize) as i64)],
+                    &[
+                        &i(tenant_id),
+                        &i(from_ms),
+                        &i(to_ms),
+                        &(limit.min(i64::MAX as usize) as i64),
+                        &sid,
+                        &kind,
+                        &slot,
+                    ],
                 )
                 .await?;
             Ok(checks_of_rows(&rows)?)
@@ -623,7 +635,9 @@ impl CheckLog for PgStore {
         from_ms: u64,
         to_ms: u64,
         limit: usize,
+        after: Option<&genki_store::RowAt>,
     ) -> Result<DayView, StoreError> {
+        let after = after.map(|a| (a.rank as i16, i(a.due_ms), key(&a.check)));
         self.run(move |c| async move {
             let mut v = DayView::default();
             let (t, f, to) = (i(tenant_id), i(from_ms), i(to_ms));
@@ -653,16 +667,44 @@ impl CheckLog for PgStore {
                 *v.counts.entry(r.get::<_, String>(0)).or_default() += n;
                 v.total += n;
             }
-            let rows = c
-                .query(
-                    &format!(
-                        "SELECT {CHECK_COLS} FROM checks
-                         WHERE tenant_id = $1 AND at_ms >= $2 AND at_ms < $3 AND rank IS NOT NULL
-                         ORDER BY rank, due_at_ms, subscriber_id, kind, slot LIMIT $4"
-                    ),
-                    &[&t, &f, &to, &(limit.min(i64::MAX as usize) as i64)],
-                )
-                .await?;
+            let lim = limit.min(i64::MAX as usize) as i64;
+            // The rows after a page's last, in the same order (a row
+            // comparison on the day's rows, found by `checks_of`).
+            let rows = match after {
+                None => {
+                    c.query(
+                        &format!(
+                            "SELECT {CHECK_COLS} FROM checks
+                             WHERE tenant_id = $1 AND at_ms >= $2 AND at_ms < $3 AND rank IS NOT NULL
+                             ORDER BY rank, due_at_ms, subscriber_id, kind, slot LIMIT $4"
+                        ),
+                        &[&t, &f, &to, &lim],
+                    )
+                    .await?
+                }
+                Some((rank, due, (sid, kind, slot))) => {
+                    c.query(
+                        &format!(
+                            "SELECT {CHECK_COLS} FROM checks
+                             WHERE tenant_id = $1 AND at_ms >= $2 AND at_ms < $3 AND rank IS NOT NULL
+                               AND (rank, due_at_ms, subscriber_id, kind, slot) > ($5, $6, $7, $8, $9)
+                             ORDER BY rank, due_at_ms, subscriber_id, kind, slot LIMIT $4"
+                        ),
+                        &[
+                            &t,
+                            &f,
+                            &to,
+                            &lim,
+                            &rank,
+                            &due,
+                            &sid,
+                            &kind,
+                            &slot,
+                        ],
+                    )
+                    .await?
+                }
+            };
             v.waiting = checks_of_rows(&rows)?;
             Ok(v)
         })

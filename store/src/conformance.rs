@@ -284,10 +284,10 @@ pub fn check_lifecycle_retry_then_final_once(b: &dyn Backend) {
         .unwrap();
     assert_eq!(still.outcome, Some(Outcome::Fine));
     assert_eq!(s.attempts(&c.id).unwrap().len(), 3);
-    let outs = s.outcomes(t.id, 0, u64::MAX, 100).unwrap();
+    let outs = s.outcomes(t.id, 0, u64::MAX, 100, None).unwrap();
     assert_eq!(outs.len(), 1, "exactly one outcome row");
     assert!(s
-        .outcomes(t.id, 2_000_001, u64::MAX, 100)
+        .outcomes(t.id, 2_000_001, u64::MAX, 100, None)
         .unwrap()
         .is_empty());
     assert_eq!(s.checks_of(t.id, 0, u64::MAX, 100).unwrap().len(), 1);
@@ -524,7 +524,7 @@ pub fn a_day_at_a_glance_follows_every_change(b: &dyn Backend) {
         s.create_check(&check(&people[0], 5000)).unwrap(),
         "another day"
     );
-    let day = |s: &dyn Storage| s.day_view(t.id, 0, 2_000_000, 10).unwrap();
+    let day = |s: &dyn Storage| s.day_view(t.id, 0, 2_000_000, 10, None).unwrap();
     let counts = |v: &crate::DayView| -> Vec<(String, u64)> {
         v.counts
             .iter()
@@ -621,7 +621,48 @@ pub fn a_day_at_a_glance_follows_every_change(b: &dyn Backend) {
     // needs contact, missed, not attempted, in a call, retry due.
     let ids = |ix: &[usize]| ix.iter().map(|i| people[*i].id).collect::<Vec<_>>();
     assert_eq!(order, ids(&[1, 2, 5, 4, 3]));
-    assert_eq!(s.day_view(t.id, 0, 2_000_000, 2).unwrap().waiting.len(), 2);
+    // The outcomes paged one at a time: all four ended in the same
+    // millisecond, so each page starts after the last row's time and id.
+    let all: Vec<CheckId> = s
+        .outcomes(t.id, 0, u64::MAX, 100, None)
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(all.len(), 4);
+    let (mut paged, mut from, mut after) = (Vec::new(), 0, None);
+    while let Some(c) = s
+        .outcomes(t.id, from, u64::MAX, 1, after.as_ref())
+        .unwrap()
+        .first()
+    {
+        assert!(paged.len() < all.len(), "paging goes on past the last row");
+        paged.push(c.id);
+        from = c.finished_at_ms.expect("a finished check has its time");
+        after = Some(c.id);
+    }
+    assert_eq!(paged, all);
+    assert_eq!(
+        s.day_view(t.id, 0, 2_000_000, 2, None)
+            .unwrap()
+            .waiting
+            .len(),
+        2
+    );
+    // Paged one row at a time, each page after the last one's place: the
+    // same rows in the same order, then an empty page.
+    let mut paged = Vec::new();
+    let mut after: Option<crate::RowAt> = None;
+    for _ in 0..10 {
+        let page = s.day_view(t.id, 0, 2_000_000, 1, after.as_ref()).unwrap();
+        let Some(c) = page.waiting.first() else { break };
+        assert_eq!(page.total, 6, "a page still counts the whole day");
+        paged.push(c.id.subscriber_id);
+        let at = crate::RowAt::of(c).expect("a listed check has a place");
+        assert_eq!(at.to_string().parse::<crate::RowAt>(), Ok(at));
+        after = Some(at);
+    }
+    assert_eq!(paged, order);
     // A fresh open (nothing in memory) sees the same.
     drop(s);
     let s = b.open();
@@ -638,8 +679,16 @@ pub fn a_day_at_a_glance_follows_every_change(b: &dyn Backend) {
             .collect::<Vec<_>>(),
         ids(&[1, 5, 4, 3])
     );
-    assert_eq!(s.day_view(other.id, 0, 2_000_000, 10).unwrap().total, 1);
-    assert_eq!(s.day_view(t.id, 4_000_000, 6_000_000, 10).unwrap().total, 1);
+    assert_eq!(
+        s.day_view(other.id, 0, 2_000_000, 10, None).unwrap().total,
+        1
+    );
+    assert_eq!(
+        s.day_view(t.id, 4_000_000, 6_000_000, 10, None)
+            .unwrap()
+            .total,
+        1
+    );
 }
 
 /// Console users: a login is unique across tenants, the record survives a
@@ -954,7 +1003,7 @@ pub fn erasing_a_person_leaves_counts_and_nothing_of_them(b: &dyn Backend) {
     let left = s.checks_of(t.id, day.0, day.1, 100).unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].id.subscriber_id, kept.id);
-    assert_eq!(s.outcomes(t.id, 0, u64::MAX, 100).unwrap().len(), 1);
+    assert_eq!(s.outcomes(t.id, 0, u64::MAX, 100, None).unwrap().len(), 1);
     let mut tallied = s.tallies_of(t.id, day.0, day.1).unwrap();
     tallied.sort_by_key(|o| o.as_str());
     assert_eq!(tallied, vec![Outcome::Fine, Outcome::Missed]);

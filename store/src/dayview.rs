@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::records::{Check, CheckStatus, Outcome};
+use crate::records::{Check, CheckId, CheckStatus, Outcome};
 
 /// A day (or any range of slot times) of a tenant, at a glance.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -34,6 +34,56 @@ pub struct DayView {
     /// waiting for a retry; by due time within each. Checks still waiting
     /// for their first call are only counted (in `pending`).
     pub waiting: Vec<Check>,
+}
+
+/// A row's place in the order of rows to look at first (rank, due time,
+/// check): where a page of them ended, so that the next page starts after
+/// it even when rows before it changed meanwhile (a check that moves while
+/// a coordinator pages is seen at its new place or its old, never twice
+/// on one page). Written `rank.due_ms.check_id`, e.g. `0.1764000000000.12-s1764000`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowAt {
+    pub rank: u8,
+    pub due_ms: u64,
+    pub check: CheckId,
+}
+
+impl RowAt {
+    /// Where `c` stands among the rows (None: it is no row: fine, or not
+    /// called yet).
+    pub fn of(c: &Check) -> Option<RowAt> {
+        standing(c).1.map(|rank| RowAt {
+            rank,
+            due_ms: c.due_at_ms,
+            check: c.id,
+        })
+    }
+
+    /// The in-memory order's key.
+    pub(crate) fn key(&self) -> (u8, u64, [u8; 17]) {
+        (self.rank, self.due_ms, self.check.key())
+    }
+}
+
+impl std::fmt::Display for RowAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.rank, self.due_ms, self.check)
+    }
+}
+
+impl std::str::FromStr for RowAt {
+    type Err = ();
+    fn from_str(s: &str) -> Result<RowAt, ()> {
+        let mut parts = s.splitn(3, '.');
+        let rank = parts.next().ok_or(())?.parse().map_err(|_| ())?;
+        let due_ms = parts.next().ok_or(())?.parse().map_err(|_| ())?;
+        let check = parts.next().ok_or(())?.parse()?;
+        Ok(RowAt {
+            rank,
+            due_ms,
+            check,
+        })
+    }
 }
 
 /// What a check counts as: 0 pending, 1 dialing, 2 retrying, 3 + the
@@ -188,22 +238,26 @@ impl TenantView {
         }
     }
 
-    /// Counts and the keys of the first `limit` rows of [from, to).
+    /// Counts and the keys of the first `limit` rows of [from, to) after
+    /// `after` (None: from the first).
     pub fn read(
         &self,
         from: u64,
         to: u64,
         limit: usize,
+        after: Option<&RowAt>,
     ) -> (BTreeMap<String, u64>, u64, Vec<[u8; 17]>) {
+        use std::ops::Bound;
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         let mut total = 0;
         for ((_, w), n) in self.counts.range((from, 0)..(to, 0)) {
             *counts.entry(word_name(*w).to_string()).or_default() += n;
             total += n;
         }
+        let start = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.key()));
         let keys = self
             .rows
-            .iter()
+            .range((start, Bound::Unbounded))
             .filter(|(_, slot)| (from..to).contains(*slot))
             .take(limit)
             .map(|((_, _, k), _)| *k)

@@ -32,7 +32,7 @@ pub use alerts::{
     AlertCase, AlertInput, AlertWrite, CaseEvent, CaseOutcome, CaseState, Channel, Ladder,
     LadderOf, Notification, NotifyKind, NotifyState, Severity, Tier, Told, Watcher,
 };
-pub use dayview::DayView;
+pub use dayview::{DayView, RowAt};
 pub use kv::{FaultyKv, Kv, MemKv};
 pub use records::{
     AlertRules, Attempt, Check, CheckId, CheckStatus, HeardTone, Hearing, Outcome, RetryPolicy,

@@ -77,15 +77,19 @@ seam! {
         /// owner is gone, and whoever finishes them now takes them over.
         fn expired_claims(&self, now_ms: u64, limit: usize) -> Result<Vec<Check>, StoreError>;
         fn attempts(&self, id: &CheckId) -> Result<Vec<Attempt>, StoreError>;
-        /// Final outcomes of a tenant finished in [from, to), in time order.
-        fn outcomes(&self, tenant_id: u64, from_ms: u64, to_ms: u64, limit: usize) -> Result<Vec<Check>, StoreError>;
+        /// Final outcomes of a tenant finished in [from, to), in time order
+        /// then check id; with `after`, those finished at `from_ms` with a
+        /// check id up to `after` are left out (the next page).
+        fn outcomes(&self, tenant_id: u64, from_ms: u64, to_ms: u64, limit: usize, after: Option<&CheckId>) -> Result<Vec<Check>, StoreError>;
         /// A tenant's checks by slot time in [from, to).
         fn checks_of(&self, tenant_id: u64, from_ms: u64, to_ms: u64, limit: usize) -> Result<Vec<Check>, StoreError>;
         /// A person's checks by slot (or request) time in [from, to), oldest first.
         fn checks_of_subscriber(&self, subscriber_id: u64, from_ms: u64, to_ms: u64) -> Result<Vec<Check>, StoreError>;
         /// A tenant's checks of [from, to) at a glance: counts by state and
-        /// the first `limit` not yet fine (the console's Today page).
-        fn day_view(&self, tenant_id: u64, from_ms: u64, to_ms: u64, limit: usize) -> Result<crate::DayView, StoreError>;
+        /// the first `limit` not yet fine after `after` (None: from the
+        /// first) in the order to look at them (the console's Today page,
+        /// the API's summary).
+        fn day_view(&self, tenant_id: u64, from_ms: u64, to_ms: u64, limit: usize, after: Option<&crate::RowAt>) -> Result<crate::DayView, StoreError>;
         /// One-off checks of a person requested at or after `from_ms`.
         fn one_offs_since(&self, subscriber_id: u64, from_ms: u64) -> Result<u64, StoreError>;
     }

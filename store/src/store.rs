@@ -1301,15 +1301,19 @@ impl Store {
         )
     }
 
-    /// Final outcomes of a tenant finished in [from_ms, to_ms), in time order.
+    /// Final outcomes of a tenant finished in [from_ms, to_ms), in time
+    /// order (then check id); with `after`, those finished at `from_ms`
+    /// with a check id up to `after` are left out (the next page of a page
+    /// whose last row was `after`, finished at `from_ms`).
     pub fn outcomes(
         &self,
         tenant_id: u64,
         from_ms: u64,
         to_ms: u64,
         limit: usize,
+        after: Option<&CheckId>,
     ) -> Result<Vec<Check>, StoreError> {
-        self.checks_by_time(cf::OUTCOMES, tenant_id, from_ms, to_ms, limit)
+        self.checks_by_time(cf::OUTCOMES, tenant_id, from_ms, to_ms, limit, after)
     }
 
     /// All checks of a tenant whose slot (or request) time is in [from_ms, to_ms).
@@ -1320,7 +1324,7 @@ impl Store {
         to_ms: u64,
         limit: usize,
     ) -> Result<Vec<Check>, StoreError> {
-        self.checks_by_time(cf::TENANT_CHECKS, tenant_id, from_ms, to_ms, limit)
+        self.checks_by_time(cf::TENANT_CHECKS, tenant_id, from_ms, to_ms, limit, None)
     }
 
     /// A person's checks (scheduled and one-off) whose slot or request
@@ -1350,10 +1354,27 @@ impl Store {
         from_ms: u64,
         to_ms: u64,
         limit: usize,
+        after: Option<&CheckId>,
     ) -> Result<Vec<Check>, StoreError> {
-        let start = cat(&[&be(tenant_id), &be(from_ms)]);
+        let start = match after {
+            Some(a) => cat(&[&be(tenant_id), &be(from_ms), &a.key()]),
+            None => cat(&[&be(tenant_id), &be(from_ms)]),
+        };
         let mut out = Vec::new();
-        for (k, _) in self.scan(index, &start, &be(tenant_id), limit)? {
+        // One more key when the first may be `after` itself.
+        let rows = self.scan(
+            index,
+            &start,
+            &be(tenant_id),
+            limit + after.is_some() as usize,
+        )?;
+        for (k, _) in rows
+            .into_iter()
+            .skip_while(|(k, _)| after.is_some() && **k == *start)
+        {
+            if out.len() >= limit {
+                break;
+            }
             let (Some(at), Some(id)) = (k.get(8..16), k.get(16..).and_then(CheckId::from_key))
             else {
                 return Err(StoreError::Corrupt {
@@ -1456,6 +1477,7 @@ impl Store {
         from_ms: u64,
         to_ms: u64,
         limit: usize,
+        after: Option<&crate::dayview::RowAt>,
     ) -> Result<crate::DayView, StoreError> {
         let since = {
             let mut t = self.views.tenants.lock().unwrap_or_else(|e| e.into_inner());
@@ -1470,10 +1492,10 @@ impl Store {
             }
         };
         let (counts, total, keys) = match since {
-            Some(s) if from_ms >= s => self.read_view(tenant_id, from_ms, to_ms, limit),
+            Some(s) if from_ms >= s => self.read_view(tenant_id, from_ms, to_ms, limit, after),
             Some(_) => self
                 .scan_view(tenant_id, from_ms, to_ms)?
-                .read(from_ms, to_ms, limit),
+                .read(from_ms, to_ms, limit, after),
             None => {
                 let since = from_ms.saturating_sub(crate::dayview::KEEP_BEFORE);
                 let _alone = self.views.gate.write().unwrap_or_else(|e| e.into_inner());
@@ -1493,7 +1515,7 @@ impl Store {
                         .insert(tenant_id, v);
                 }
                 drop(_alone);
-                self.read_view(tenant_id, from_ms, to_ms, limit)
+                self.read_view(tenant_id, from_ms, to_ms, limit, after)
             }
         };
         let mut waiting = Vec::with_capacity(keys.len());
@@ -1519,10 +1541,11 @@ impl Store {
         from_ms: u64,
         to_ms: u64,
         limit: usize,
+        after: Option<&crate::dayview::RowAt>,
     ) -> (std::collections::BTreeMap<String, u64>, u64, Vec<[u8; 17]>) {
         let t = self.views.tenants.lock().unwrap_or_else(|e| e.into_inner());
         t.get(&tenant_id)
-            .map(|v| v.read(from_ms, to_ms, limit))
+            .map(|v| v.read(from_ms, to_ms, limit, after))
             .unwrap_or_default()
     }
 

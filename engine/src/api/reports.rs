@@ -31,10 +31,14 @@ pub(crate) struct OutcomeRow {
     finished_at: String,
 }
 
-/// Final outcomes in time order.
+/// Final outcomes in time order (then check id).
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Outcomes {
     items: Vec<OutcomeRow>,
+    /// More remain: pass this as `after` (same `from`/`to`) for the next
+    /// page. As CSV: the `X-Genki-Next` header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
 }
 
 /// A check of the day that has not (yet) ended fine.
@@ -56,9 +60,15 @@ pub(crate) struct Summary {
     outcomes: BTreeMap<String, u64>,
     pending: u64,
     in_progress: u64,
-    /// Checks not (yet) fine, in check id order, at most `limit` of them.
+    /// Checks not (yet) fine that have been called, at most `limit` of
+    /// them, in the order a coordinator looks at them: needs contact, no
+    /// response, missed, spoke, not attempted, in a call, waiting for a
+    /// retry; by due time within each. Checks not called yet are only
+    /// counted (in `pending`): before a round they would be every check.
     not_yet_fine: Vec<NotYetFine>,
-    /// More remain: pass this as `after` for the next page.
+    /// More remain: pass this as `after` for the next page (an opaque
+    /// place in that order, so a row that moves meanwhile is not shown
+    /// twice on one page).
     #[serde(skip_serializing_if = "Option::is_none")]
     next: Option<String>,
 }
@@ -69,6 +79,17 @@ pub(crate) struct Summary {
 pub(crate) struct Range {
     from: Option<String>,
     to: Option<String>,
+    /// Rows at most (1–100000, default 100000).
+    limit: Option<usize>,
+    /// Only rows after this place (the `next` of the page before).
+    after: Option<String>,
+}
+
+/// Where a page of outcomes ended: the last row's end time (unix ms) and
+/// check id, written `finished_ms.check_id`.
+fn parse_outcome_at(a: &str) -> Option<(u64, CheckId)> {
+    let (ms, id) = a.split_once('.')?;
+    Some((ms.parse().ok()?, id.parse().ok()?))
 }
 
 /// Parse an instant: unix ms, or an RFC 3339 timestamp, or a local date (start of day in `cal`).
@@ -140,7 +161,36 @@ pub(crate) async fn outcomes(
             .map(|v| parse_instant("to", v, &cal))
             .transpose()?
             .unwrap_or(u64::MAX);
-    let checks = api.svc.store.outcomes(t.id, from, to, 100_000)?;
+    let limit = r.limit.unwrap_or(100_000).clamp(1, 100_000);
+    let after = r
+        .after
+        .as_deref()
+        .map(|a| {
+            parse_outcome_at(a).ok_or_else(|| {
+                ApiError::bad(
+                    "after",
+                    format!("{a:?} is not the `next` of an outcomes page"),
+                )
+            })
+        })
+        .transpose()?;
+    // A page goes on from its last row's time (and id), never before `from`.
+    let (start, after_id) = match after {
+        Some((ms, id)) if ms >= from => (ms, Some(id)),
+        _ => (from, None),
+    };
+    let mut checks = api
+        .svc
+        .store
+        .outcomes(t.id, start, to, limit + 1, after_id.as_ref())?;
+    let next = (checks.len() > limit)
+        .then(|| {
+            checks
+                .get(limit - 1)
+                .map(|c| format!("{}.{}", c.finished_at_ms.unwrap_or(start), c.id))
+        })
+        .flatten();
+    checks.truncate(limit);
     audit_read(
         &api,
         who,
@@ -205,7 +255,11 @@ pub(crate) async fn outcomes(
         // Excel opens UTF-8 CSV correctly only with a BOM.
         let mut body = "\u{feff}".as_bytes().to_vec();
         body.extend(w.into_inner().unwrap_or_default());
-        return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response());
+        let mut resp = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response();
+        if let Some(n) = next.as_deref().and_then(|n| n.parse().ok()) {
+            resp.headers_mut().insert("x-genki-next", n);
+        }
+        return Ok(resp);
     }
     let items: Vec<OutcomeRow> = checks
         .iter()
@@ -224,7 +278,7 @@ pub(crate) async fn outcomes(
             }
         })
         .collect();
-    Ok(reply(StatusCode::OK, &Outcomes { items }))
+    Ok(reply(StatusCode::OK, &Outcomes { items, next }))
 }
 
 /// The day of a round (YYYY-MM-DD, the tenant's local date; default today).
@@ -234,7 +288,7 @@ pub(crate) struct DateQ {
     date: Option<String>,
     /// Rows of `not_yet_fine` at most (1–1000, default 1000).
     limit: Option<usize>,
-    /// Only `not_yet_fine` rows after this check id (the `next` of the page before).
+    /// Only `not_yet_fine` rows after this place (the `next` of the page before).
     after: Option<String>,
 }
 
@@ -286,51 +340,51 @@ pub(crate) async fn summary(
         .after
         .as_deref()
         .map(|a| {
-            a.parse::<genki_store::CheckId>()
-                .map_err(|_| ApiError::bad("after", format!("{a:?} is not a check id")))
+            a.parse::<genki_store::RowAt>().map_err(|_| {
+                ApiError::bad(
+                    "after",
+                    format!("{a:?} is not the `next` of a summary page"),
+                )
+            })
         })
         .transpose()?;
-    let checks = api.svc.store.checks_of(t.id, start, end, 1_000_000)?;
-    let mut counts: BTreeMap<&str, u64> = Outcome::ALL.iter().map(|o| (o.as_str(), 0)).collect();
-    let (mut pending, mut dialing) = (0u64, 0u64);
-    let mut not_reached = Vec::new();
-    for c in &checks {
-        match (c.status, c.outcome) {
-            (CheckStatus::Done, Some(o)) => *counts.entry(o.as_str()).or_default() += 1,
-            (CheckStatus::Dialing, _) => dialing += 1,
-            _ => pending += 1,
-        }
-        if !matches!(c.outcome, Some(Outcome::Fine)) && after.is_none_or(|a| c.id > a) {
-            not_reached.push(NotYetFine {
-                check_id: c.id,
-                subscriber_id: c.id.subscriber_id,
-                status: c.status,
-                outcome: c.outcome,
-                last_cause: c.last_cause.clone(),
-            });
-        }
-    }
-    // Erased people's finished checks count still, anonymously.
-    let tallied = api.svc.store.tallies_of(t.id, start, end)?;
-    for o in &tallied {
-        *counts.entry(o.as_str()).or_default() += 1;
-    }
-    not_reached.sort_by_key(|n| n.check_id);
-    let next = (not_reached.len() > limit).then(|| not_reached[limit - 1].check_id.to_string());
-    not_reached.truncate(limit);
+    // The day at a glance (kept in memory by the store, or counted by
+    // the database): a request costs the page, not the day's checks.
+    let view = api
+        .svc
+        .store
+        .day_view(t.id, start, end, limit + 1, after.as_ref())?;
+    let n = |w: &str| view.counts.get(w).copied().unwrap_or(0);
+    let outcomes: BTreeMap<String, u64> = Outcome::ALL
+        .iter()
+        .map(|o| (o.as_str().to_string(), n(o.as_str())))
+        .collect();
+    let mut rows = view.waiting;
+    let next = (rows.len() > limit)
+        .then(|| rows.get(limit - 1).and_then(genki_store::RowAt::of))
+        .flatten()
+        .map(|r| r.to_string());
+    rows.truncate(limit);
     Ok(reply(
         StatusCode::OK,
         &Summary {
             next,
             date: date.to_string(),
-            total: checks.len() + tallied.len(),
-            outcomes: counts
+            total: view.total as usize,
+            outcomes,
+            // Waiting for a first call or for a retry.
+            pending: n("pending") + n("retrying"),
+            in_progress: n("dialing"),
+            not_yet_fine: rows
                 .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
+                .map(|c| NotYetFine {
+                    check_id: c.id,
+                    subscriber_id: c.id.subscriber_id,
+                    status: c.status,
+                    outcome: c.outcome,
+                    last_cause: c.last_cause,
+                })
                 .collect(),
-            pending,
-            in_progress: dialing,
-            not_yet_fine: not_reached,
         },
     ))
 }

@@ -170,7 +170,7 @@ impl Service {
             let Some((from, to)) = Calendar::of(&t).ok().and_then(|c| c.day_of(now)) else {
                 continue;
             };
-            self.store.day_view(t.id, from, to, 0)?;
+            self.store.day_view(t.id, from, to, 0, None)?;
             n += 1;
         }
         Ok(n)

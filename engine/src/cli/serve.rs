@@ -612,7 +612,13 @@ pub async fn run(
     let alert_worker = tokio::spawn(crate::alerts::cases::run(
         alerts,
         notifier,
-        cfg.alerts.parallel,
+        crate::alerts::cases::Parallel {
+            messages: cfg.alerts.parallel,
+            calls: match cfg.alerts.parallel_calls {
+                0 => cfg.trunk.max_calls as usize,
+                n => n,
+            },
+        },
         lead,
         shutdown_rx.clone(),
     ));

@@ -177,7 +177,7 @@ fn today_ctx(c: &Console, s: &Signed) -> Result<Value, ApiError> {
     // day's checks: a tenant of a million people renders as fast as one of
     // ten), and the checks to look at first.
     const SHOWN: usize = 200;
-    let view = api.svc.store.day_view(t.id, start, end, SHOWN)?;
+    let view = api.svc.store.day_view(t.id, start, end, SHOWN, None)?;
     let counts = &view.counts;
     let pending = counts.get("pending").copied().unwrap_or(0);
     let dialing = counts.get("dialing").copied().unwrap_or(0);
