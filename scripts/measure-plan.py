@@ -2,7 +2,10 @@
 """Plan a day for N subscribers (default 1,000,000) through the real daemon:
 import them by CSV through the API (batches of 100,000), restart genki so
 its planner runs at start-up, and report the planner's own timing from the
-log ("planned checks … ms=…"), plus a subscriber read's latency.
+log ("planned checks … ms=…"), plus a subscriber read's latency. With
+IDLE_S=130 it then measures genki's CPU over that many idle seconds (the
+due loop's minute re-plans: skipped while no tenant, person or day changed;
+with TOUCH=1 the tenant is edited each minute, so each re-plan runs).
 Usage: scripts/measure-plan.py [N]  (release binaries in $GENKI_BIN_DIR,
 default /var/tmp/genki-target/release)."""
 import json, os, re, shutil, socket, subprocess, sys, tempfile, time, urllib.request
@@ -53,6 +56,18 @@ try:
     lat = sorted(req("GET", f"/v1/subscribers/{1 + i * 997 % N}")[1] * 1000 for i in range(200))
     print("planner log:", [l for l in open(os.path.join(d, "log")) if "planned" in l][-1].strip()[:300])
     print(f"subscriber reads after planning: p50 {lat[100]:.2f} ms, p99 {lat[197]:.2f} ms")
+    idle = int(os.environ.get("IDLE_S", "0"))
+    if idle:
+        cpu = lambda: sum(int(x) for x in open(f"/proc/{g.pid}/stat").read().split(")")[1].split()[11:13]) / os.sysconf("SC_CLK_TCK")
+        c0 = cpu(); t_end = time.time() + idle
+        # TOUCH=1: change the tenant each minute (as an edit through the
+        # API would), so every minute's re-plan runs its whole pass.
+        while time.time() < t_end:
+            if os.environ.get("TOUCH"): req("PATCH", f"/v1/tenants/{tid}", json.dumps({"name": "plan"}).encode())
+            time.sleep(min(60, max(0, t_end - time.time())))
+        c1 = cpu()
+        passes = [l.strip()[:160] for l in open(os.path.join(d, "log")) if "planned checks" in l]
+        print(f"idle {idle} s after the plan: genki CPU {c1 - c0:.2f} s; plan passes {len(passes)}:", *passes[1:], sep="\n  ", flush=True)
     g.terminate(); g.wait()
 finally:
     shutil.rmtree(d, ignore_errors=True)

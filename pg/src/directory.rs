@@ -69,9 +69,20 @@ async fn forget_cases(
     Ok((ids, notes))
 }
 
+impl PgStore {
+    /// Count a write of a tenant or a person once it is stored.
+    fn changed<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        if r.is_ok() {
+            self.directory_changes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        r
+    }
+}
+
 impl Directory for PgStore {
     fn create_tenant(&self, mut t: Tenant) -> Result<Tenant, StoreError> {
-        self.run(move |c| async move {
+        let r = self.run(move |c| async move {
             t.id = next_ids(&c, "tenant_ids", 1).await?[0];
             c.execute(
                 "INSERT INTO tenants (id, body) VALUES ($1, $2)",
@@ -79,12 +90,13 @@ impl Directory for PgStore {
             )
             .await?;
             Ok(t)
-        })
+        });
+        self.changed(r)
     }
 
     fn put_tenant(&self, t: &Tenant) -> Result<(), StoreError> {
         let (id, b) = (i(t.id), body(t));
-        self.run(move |c| async move {
+        let r = self.run(move |c| async move {
             c.execute(
                 "INSERT INTO tenants (id, body) VALUES ($1, $2)
                  ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body",
@@ -92,7 +104,8 @@ impl Directory for PgStore {
             )
             .await?;
             Ok(())
-        })
+        });
+        self.changed(r)
     }
 
     fn tenant(&self, id: u64) -> Result<Option<Tenant>, StoreError> {
@@ -169,7 +182,7 @@ impl Directory for PgStore {
         if subs.is_empty() {
             return Ok(subs);
         }
-        self.run(move |mut c| async move {
+        let r = self.run(move |mut c| async move {
             let tx = c.transaction().await?;
             let ids = next_ids(&tx, "subscriber_ids", subs.len()).await?;
             let mut out = Vec::with_capacity(subs.len());
@@ -192,12 +205,13 @@ impl Directory for PgStore {
             }
             tx.commit().await?;
             Ok(out)
-        })
+        });
+        self.changed(r)
     }
 
     fn put_subscriber(&self, s: &Subscriber) -> Result<(), StoreError> {
         let (id, t, b) = (s.id, i(s.tenant_id), body(s));
-        self.run(move |c| async move {
+        let r = self.run(move |c| async move {
             // A person deleted or erased meanwhile is not written back (a
             // call or an edit that read them before): only an update.
             let n = c
@@ -211,7 +225,13 @@ impl Directory for PgStore {
                 return Err(PgError::Store(StoreError::NotFound("subscriber")));
             }
             Ok(())
-        })
+        });
+        self.changed(r)
+    }
+
+    fn directory_changes(&self) -> u64 {
+        self.directory_changes
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn subscriber(&self, id: u64) -> Result<Option<Subscriber>, StoreError> {
@@ -225,11 +245,12 @@ impl Directory for PgStore {
 
     fn delete_subscriber(&self, s: &Subscriber) -> Result<(), StoreError> {
         let id = i(s.id);
-        self.run(move |c| async move {
+        let r = self.run(move |c| async move {
             c.execute("DELETE FROM subscribers WHERE id = $1", &[&id])
                 .await?;
             Ok(())
-        })
+        });
+        self.changed(r)
     }
 
     fn erase_subscriber(&self, s: &Subscriber) -> Result<Erased, StoreError> {

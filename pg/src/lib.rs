@@ -240,6 +240,9 @@ pub struct PgStore {
     write_failures: AtomicU64,
     pub(crate) quarantined: AtomicU64,
     fenced: AtomicU64,
+    /// Writes of tenants and people through this node
+    /// ([`genki_store::Directory::directory_changes`]).
+    pub(crate) directory_changes: AtomicU64,
     /// How to connect (for the node-name lock's own connection).
     cfg: tokio_postgres::Config,
     /// The connection holding this node's name ([`PgStore::hold_node_name`]).
@@ -305,6 +308,7 @@ impl PgStore {
             write_failures: AtomicU64::new(0),
             quarantined: AtomicU64::new(0),
             fenced: AtomicU64::new(0),
+            directory_changes: AtomicU64::new(0),
             cfg,
             name_lock: Mutex::new(None),
         };

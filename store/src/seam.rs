@@ -145,6 +145,11 @@ seam! {
         fn subscribers_of(&self, tenant_id: u64, after: u64, limit: usize) -> Result<Vec<Subscriber>, StoreError>;
         /// Every tenant's people in id order after `after` (the planner's one pass).
         fn subscribers_after(&self, after: u64, limit: usize) -> Result<Vec<Subscriber>, StoreError>;
+        /// Writes of tenants and people through this process since it
+        /// started: the planner skips a re-plan when neither this nor the
+        /// days to plan changed (a write through another node is planned
+        /// by that node's planner).
+        fn directory_changes(&self) -> u64;
         fn put_prompt(&self, tenant_id: u64, name: &str, wav: &[u8]) -> Result<(), StoreError>;
         fn prompt(&self, tenant_id: u64, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
         fn prompt_names(&self, tenant_id: u64) -> Result<Vec<String>, StoreError>;

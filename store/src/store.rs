@@ -184,6 +184,9 @@ pub struct Store {
     /// not created, their record is not put again).
     erased: Mutex<std::collections::HashSet<u64>>,
     quarantined: std::sync::atomic::AtomicU64,
+    /// Writes of tenants and people by this process (the planner skips a
+    /// re-plan when neither these nor the days changed).
+    directory_changes: std::sync::atomic::AtomicU64,
     /// Each tenant's day at a glance, kept with every write of a check
     /// ([`crate::dayview`]).
     pub(crate) views: crate::dayview::Views,
@@ -218,6 +221,7 @@ impl Store {
             erased: Mutex::new(std::collections::HashSet::new()),
             views: crate::dayview::Views::default(),
             quarantined: std::sync::atomic::AtomicU64::new(0),
+            directory_changes: std::sync::atomic::AtomicU64::new(0),
             #[cfg(test)]
             raise_hook: Mutex::new(None),
         }
@@ -409,11 +413,29 @@ impl Store {
         let _g = self.guard();
         t.id = self.next_id("tenant")?;
         self.put(cf::TENANTS, be(t.id), encode(&t))?;
+        self.directory_changed();
         Ok(t)
     }
 
     pub fn put_tenant(&self, t: &Tenant) -> Result<(), StoreError> {
-        self.put(cf::TENANTS, be(t.id), encode(t))
+        self.put(cf::TENANTS, be(t.id), encode(t))?;
+        self.directory_changed();
+        Ok(())
+    }
+
+    /// Count a write of a tenant or a person (after it is stored: a
+    /// planner that reads the count before its pass either sees the write
+    /// in that pass or a new count after it).
+    fn directory_changed(&self) {
+        self.directory_changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Writes of tenants and people by this process since it opened the
+    /// store.
+    pub fn directory_changes(&self) -> u64 {
+        self.directory_changes
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn tenant(&self, id: u64) -> Result<Option<Tenant>, StoreError> {
@@ -465,6 +487,7 @@ impl Store {
             [],
         );
         self.write(b)?;
+        self.directory_changed();
         Ok(s)
     }
 
@@ -491,6 +514,7 @@ impl Store {
         b.put(meta, b"subscriber", be(first + out.len() as u64 - 1));
         if !out.is_empty() {
             self.write(b)?;
+            self.directory_changed();
         }
         Ok(out)
     }
@@ -503,7 +527,9 @@ impl Store {
         if self.was_erased(s.id) || self.raw(cf::SUBSCRIBERS, be(s.id))?.is_none() {
             return Err(StoreError::NotFound("subscriber"));
         }
-        self.put(cf::SUBSCRIBERS, be(s.id), encode(s))
+        self.put(cf::SUBSCRIBERS, be(s.id), encode(s))?;
+        self.directory_changed();
+        Ok(())
     }
 
     pub(crate) fn was_erased(&self, id: u64) -> bool {
@@ -523,7 +549,9 @@ impl Store {
         let mut b = Batch::default();
         b.delete(cf::SUBSCRIBERS, be(s.id));
         b.delete(cf::TENANT_SUBSCRIBERS, cat(&[&be(s.tenant_id), &be(s.id)]));
-        self.write(b)
+        self.write(b)?;
+        self.directory_changed();
+        Ok(())
     }
 
     /// How many one-off checks of a person were requested at or after

@@ -288,6 +288,25 @@ impl Service {
         }
     }
 
+    /// What a plan depends on besides the clock: the count of writes of
+    /// tenants and people, and each tenant's local date. While neither
+    /// changes, planning again creates nothing (a slot already past is
+    /// never invented), so the due loop's minute re-plan is skipped — at a
+    /// million people it read every person and probed every check each
+    /// minute, seconds during which no call was dispatched.
+    pub fn plan_inputs(&self) -> Result<PlanInputs, StoreError> {
+        // The count first: a write after it is seen by the next minute's.
+        let changes = self.store.directory_changes();
+        let now = self.clock.now_ms();
+        let days = self
+            .store
+            .tenants()?
+            .iter()
+            .filter_map(|t| Calendar::of(t).ok().map(|c| (t.id, c.local_date(now))))
+            .collect();
+        Ok(PlanInputs { changes, days })
+    }
+
     /// Create the checks of every schedule for today and the next days
     /// (idempotent: a check's id is its subscriber and slot).
     pub fn plan(&self) -> Result<u64, StoreError> {
@@ -636,6 +655,18 @@ impl Service {
 const PLAN_WRITERS: usize = 3;
 
 /// The checks a subscriber's schedule yields on the planned local `days`.
+/// What a plan depends on besides the clock ([`Service::plan_inputs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanInputs {
+    /// [`genki_store::Directory::directory_changes`] before the plan.
+    changes: u64,
+    /// Each tenant's local date.
+    days: Vec<(u64, jiff::civil::Date)>,
+}
+
+/// A full re-plan at least this often, even with nothing changed here.
+const FULL_PLAN_EVERY: Duration = Duration::from_secs(15 * 60);
+
 fn plan_subscriber(
     t: &Tenant,
     cal: &Calendar,
@@ -695,6 +726,8 @@ pub async fn run(
     let mut storage_failing = false;
     let mut active = 0usize;
     let mut last_plan: Option<Instant> = None;
+    // The inputs of the last plan that completed, and when it started.
+    let mut planned: Option<(Instant, PlanInputs)> = None;
     let mut tenant_limits: BTreeMap<u64, (Option<f64>, Option<u32>)> = BTreeMap::new();
     loop {
         if *shutdown.borrow() {
@@ -703,15 +736,30 @@ pub async fn run(
         if last_plan
             .is_none_or(|t| monotonic().saturating_duration_since(t) > Duration::from_secs(60))
         {
-            let started = Instant::now();
-            match crate::rt::blocking(|| svc.plan()) {
-                Ok(n) if n > 0 => info!(
-                    created = n,
-                    ms = started.elapsed().as_millis() as u64,
-                    "planned checks"
-                ),
-                Ok(_) => {}
-                Err(e) => error!(error = %e, "planning failed"),
+            let inputs = crate::rt::blocking(|| svc.plan_inputs()).ok();
+            // Unchanged inputs skip the pass, but a full one runs at least
+            // every quarter of an hour whatever (a person enrolled through
+            // another node that stopped before its own plan ran).
+            let stale = planned
+                .as_ref()
+                .is_none_or(|(at, _)| monotonic().saturating_duration_since(*at) > FULL_PLAN_EVERY);
+            if stale || inputs.is_none() || planned.as_ref().map(|(_, i)| i) != inputs.as_ref() {
+                let started = Instant::now();
+                match crate::rt::blocking(|| svc.plan()) {
+                    Ok(n) => {
+                        // Every pass (they are rare now): what it cost.
+                        info!(
+                            created = n,
+                            ms = started.elapsed().as_millis() as u64,
+                            "planned checks"
+                        );
+                        planned = inputs.map(|i| (started, i));
+                    }
+                    Err(e) => {
+                        error!(error = %e, "planning failed");
+                        planned = None;
+                    }
+                }
             }
             last_plan = Some(monotonic());
         }
@@ -1548,6 +1596,57 @@ mod tests {
         let since = clock.now_ms() - 1;
         assert_eq!(svc.store.one_offs_since(s.id, since).unwrap(), 2);
         assert_eq!(svc.store.due(clock.now_ms(), 10).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_plans_inputs_change_with_people_tenants_and_the_day_only() {
+        let clock = Arc::new(ManualClock::at(jst("2026-11-22T07:00")));
+        let svc = service_with(
+            clock.clone(),
+            Arc::new(FakePlacer::new(None, Duration::ZERO)),
+        );
+        let t = svc
+            .store
+            .create_tenant(Tenant::with_defaults("t", 0))
+            .unwrap();
+        let a = svc.plan_inputs().unwrap();
+        clock.set(jst("2026-11-22T23:00"));
+        assert_eq!(
+            svc.plan_inputs().unwrap(),
+            a,
+            "the same day, nothing written"
+        );
+        let s = svc
+            .store
+            .create_subscriber(Subscriber {
+                id: 0,
+                tenant_id: t.id,
+                name: "x".into(),
+                phone: "sip:1@127.0.0.1".into(),
+                schedule: None,
+                paused_until: None,
+                notes: String::new(),
+                created_at_ms: 0,
+            })
+            .unwrap();
+        let b = svc.plan_inputs().unwrap();
+        assert_ne!(b, a, "a person enrolled");
+        svc.store
+            .put_subscriber(&Subscriber {
+                name: "y".into(),
+                ..s
+            })
+            .unwrap();
+        let c = svc.plan_inputs().unwrap();
+        assert_ne!(c, b, "a person changed");
+        svc.store.put_tenant(&t).unwrap();
+        let d = svc.plan_inputs().unwrap();
+        assert_ne!(d, c, "a tenant changed");
+        svc.request_check(&svc.store.subscriber(1).unwrap().unwrap())
+            .unwrap();
+        assert_eq!(svc.plan_inputs().unwrap(), d, "a check is no input");
+        clock.set(jst("2026-11-23T00:01"));
+        assert_ne!(svc.plan_inputs().unwrap(), d, "a new day in Tokyo");
     }
 
     #[test]
