@@ -150,12 +150,19 @@ impl Service {
         (state, hold_ms)
     }
 
-    /// The script a tenant's calls run.
-    pub fn script_for(t: &Tenant) -> Script {
+    /// The script a tenant's calls run (the default one built once and
+    /// shared by every call that runs it).
+    pub fn script_for(t: &Tenant) -> Arc<Script> {
+        static DEFAULT: std::sync::OnceLock<Arc<Script>> = std::sync::OnceLock::new();
         t.script
             .as_ref()
             .and_then(|v| serde_json::from_value::<Script>(v.clone()).ok())
-            .unwrap_or_else(Script::default_watch)
+            .map(Arc::new)
+            .unwrap_or_else(|| {
+                DEFAULT
+                    .get_or_init(|| Arc::new(Script::default_watch()))
+                    .clone()
+            })
     }
 
     /// Build every tenant's day at a glance (the console's Today page)

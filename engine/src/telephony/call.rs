@@ -534,7 +534,8 @@ pub async fn run_call(
     };
     let start = Instant::now();
     let mut media: Option<CallMedia> = None;
-    let (_no_tx, mut media_rx) = tokio::sync::mpsc::unbounded_channel::<MediaEvent>();
+    // None until media is attached (a placeholder channel cost ~1 KiB a call).
+    let mut media_rx: Option<super::media::MediaEvents> = None;
     let mut collector = DtmfCollector::default();
     let mut pending_prompts = 0usize;
     let mut answered_at: Option<Instant> = None;
@@ -683,7 +684,7 @@ pub async fn run_call(
             .unwrap_or(now + Duration::from_secs(3600))
             .min(if hung_up { give_up } else { limit });
         tokio::select! {
-            ev = events.recv() => match ev {
+            ev = events.recv() => match ev.map(|e| *e) {
                 Some(UacEvent::Progress { status, sdp }) => {
                     progressed |= status >= 180;
                     // Early media (a 183's SDP): the network's announcement
@@ -694,7 +695,7 @@ pub async fn run_call(
                                 Ok((s, rx)) => {
                                     debug!(%call_id, status, "early media");
                                     media = Some(s);
-                                    media_rx = rx;
+                                    media_rx = Some(rx);
                                 }
                                 Err(e) => warn!(%call_id, error = %e, "early media not set up"),
                             }
@@ -743,7 +744,7 @@ pub async fn run_call(
                             info!(%call_id, codec = s.codec_name(), "answered");
                             stats.codec = Some(s.codec_name());
                             media = Some(s);
-                            media_rx = rx;
+                            media_rx = Some(rx);
                             ans.begin(answer_params, flow, Instant::now().into_std());
                         }
                         Err(AttachError::Sdp(e)) => {
@@ -789,7 +790,7 @@ pub async fn run_call(
                 Some(UacEvent::Ended { end }) => break end,
                 None => break CallEnd::Timeout,
             },
-            ev = media_rx.recv(), if media.is_some() && failure.is_none() => match ev {
+            ev = recv_some(&mut media_rx), if media.is_some() && failure.is_none() => match ev.map(|e| *e) {
                 // Tones in early media are the network's, not a key.
                 Some(MediaEvent::Digit(..)) if answered_at.is_none() => {}
                 Some(MediaEvent::Digit(d, t)) => {
@@ -1259,6 +1260,15 @@ mod tests {
 /// A stand-in [`Placer`] for tests of what runs above telephony: it dials
 /// nobody, records when each call was placed (on tokio's clock), waits
 /// `talk` and returns `outcome` (or, with none, "no answer").
+
+/// The next event of a channel that may not exist yet (never, then).
+async fn recv_some<T>(rx: &mut Option<tokio::sync::mpsc::UnboundedReceiver<T>>) -> Option<T> {
+    match rx.as_mut() {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 pub mod testing {
     use super::*;

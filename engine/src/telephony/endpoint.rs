@@ -30,7 +30,7 @@ use crate::telephony::streams::{StreamEvent, Streams};
 enum Cmd {
     Start {
         cfg: Box<UacConfig>,
-        events: mpsc::UnboundedSender<UacEvent>,
+        events: mpsc::UnboundedSender<Box<UacEvent>>,
     },
     Hangup {
         call_id: String,
@@ -288,8 +288,13 @@ impl Endpoint {
         self.alive.clone()
     }
 
-    /// Start a call; its events arrive on the returned channel, the last one `Ended`.
-    pub fn start(&self, cfg: UacConfig) -> Result<mpsc::UnboundedReceiver<UacEvent>, StartError> {
+    /// Start a call; its events arrive on the returned channel, the last
+    /// one `Ended`. Boxed: a channel allocates room for 32 events at once,
+    /// and an event is 72 bytes inline (2.3 KiB a call, measured).
+    pub fn start(
+        &self,
+        cfg: UacConfig,
+    ) -> Result<mpsc::UnboundedReceiver<Box<UacEvent>>, StartError> {
         // Validate here so the caller gets the error, not the endpoint task.
         UacCall::new(cfg.clone(), Instant::now())
             .map_err(|e| StartError::Invalid(e.to_string()))?;
@@ -564,7 +569,7 @@ impl RegWatch {
 /// calls' handlers.
 #[derive(Default)]
 struct Owners {
-    out: HashMap<String, mpsc::UnboundedSender<UacEvent>>,
+    out: HashMap<String, mpsc::UnboundedSender<Box<UacEvent>>>,
     inbound: HashMap<String, mpsc::UnboundedSender<UasEvent>>,
 }
 
@@ -646,7 +651,7 @@ async fn flush(sock: &UdpSocket, streams: &mut Streams, ep: &mut SipEndpoint, ow
             any = true;
             let last = matches!(ev, UacEvent::Ended { .. });
             if let Some(tx) = owners.get(&id) {
-                let _ = tx.send(ev);
+                let _ = tx.send(Box::new(ev));
             }
             if last {
                 owners.remove(&id);

@@ -169,7 +169,7 @@ pub async fn answer(
                 Some(UasEvent::AckTimeout) | None => break EndReason::Timeout,
                 Some(UasEvent::InfoDone { .. }) => {}
             },
-            ev = media_rx.recv() => match ev {
+            ev = media_rx.recv() => match ev.map(|e| *e) {
                 Some(MediaEvent::Digit(d, t)) if known && key.is_none() => {
                     let now = Instant::now().into_std();
                     if let Some((d, t)) = collector.push(d, t, now) {

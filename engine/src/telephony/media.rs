@@ -113,8 +113,12 @@ pub enum MediaEvent {
     Heard(genki_media::listen::Heard),
 }
 
+/// Events go straight into the call task's channel, boxed: a channel
+/// allocates room for 32 events at once (1 KiB a call inline, measured).
+pub type MediaEvents = mpsc::UnboundedReceiver<Box<MediaEvent>>;
+
 /// Events go straight into the call task's channel.
-struct Sink(mpsc::UnboundedSender<MediaEvent>);
+struct Sink(mpsc::UnboundedSender<Box<MediaEvent>>);
 
 impl EventSink for Sink {
     fn deliver(&self, e: MuxEvent) {
@@ -134,11 +138,13 @@ impl EventSink for Sink {
             MuxEvent::Latched { .. } => return,
             MuxEvent::Heard { heard, .. } => MediaEvent::Heard(heard),
         };
-        let _ = self.0.send(ev);
+        let _ = self.0.send(Box::new(ev));
     }
     fn setup_failed(&self, why: &str) {
         warn!(error = %why, "media stream not set up");
-        let _ = self.0.send(MediaEvent::Failed(MediaFailure::Setup));
+        let _ = self
+            .0
+            .send(Box::new(MediaEvent::Failed(MediaFailure::Setup)));
     }
     fn retarget_failed(&self, why: &str) {
         warn!(error = %why, "the peer moved its media; the call keeps the old address");
@@ -565,7 +571,7 @@ impl MediaRuntime {
         slot: Slot,
         sdp_answer: &[u8],
         peer: Peer,
-    ) -> Result<(CallMedia, mpsc::UnboundedReceiver<MediaEvent>), AttachError> {
+    ) -> Result<(CallMedia, MediaEvents), AttachError> {
         self.attach_as(slot, sdp_answer, peer, false)
     }
 
@@ -578,7 +584,7 @@ impl MediaRuntime {
         slot: Slot,
         sdp_answer: &[u8],
         peer: Peer,
-    ) -> Result<(CallMedia, mpsc::UnboundedReceiver<MediaEvent>), AttachError> {
+    ) -> Result<(CallMedia, MediaEvents), AttachError> {
         self.attach_as(slot, sdp_answer, peer, true)
     }
 
@@ -588,7 +594,7 @@ impl MediaRuntime {
         sdp_answer: &[u8],
         peer: Peer,
         early: bool,
-    ) -> Result<(CallMedia, mpsc::UnboundedReceiver<MediaEvent>), AttachError> {
+    ) -> Result<(CallMedia, MediaEvents), AttachError> {
         let n = MediaDescription::parse(sdp_answer)?.negotiate_answer()?;
         media_address_ok(n.remote.ip(), peer.signalling_ip, &self.allow).map_err(|why| {
             AttachError::Address {
