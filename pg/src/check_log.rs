@@ -667,7 +667,8 @@ impl CheckLog for PgStore {
                 *v.counts.entry(r.get::<_, String>(0)).or_default() += n;
                 v.total += n;
             }
-            let lim = limit.min(i64::MAX as usize) as i64;
+            // One more row than asked: whether another page follows.
+            let lim = limit.saturating_add(1).min(i64::MAX as usize) as i64;
             // The rows after a page's last, in the same order (a row
             // comparison on the day's rows, found by `checks_of`).
             let rows = match after {
@@ -706,6 +707,12 @@ impl CheckLog for PgStore {
                 }
             };
             v.waiting = checks_of_rows(&rows)?;
+            if v.waiting.len() > limit {
+                v.waiting.truncate(limit);
+                // The ordered rows' own place (rank and due are columns
+                // computed from the same record).
+                v.next = v.waiting.last().and_then(genki_store::RowAt::of);
+            }
             Ok(v)
         })
     }

@@ -649,18 +649,20 @@ pub fn a_day_at_a_glance_follows_every_change(b: &dyn Backend) {
             .len(),
         2
     );
-    // Paged one row at a time, each page after the last one's place: the
-    // same rows in the same order, then an empty page.
+    // Paged one row at a time, each page after the place the last one
+    // gave: the same rows in the same order, and no place after the last.
+    assert_eq!(v.next, None, "all five rows fit in a page of ten");
     let mut paged = Vec::new();
     let mut after: Option<crate::RowAt> = None;
-    for _ in 0..10 {
+    loop {
         let page = s.day_view(t.id, 0, 2_000_000, 1, after.as_ref()).unwrap();
-        let Some(c) = page.waiting.first() else { break };
         assert_eq!(page.total, 6, "a page still counts the whole day");
-        paged.push(c.id.subscriber_id);
-        let at = crate::RowAt::of(c).expect("a listed check has a place");
+        paged.extend(page.waiting.iter().map(|c| c.id.subscriber_id));
+        let Some(at) = page.next else { break };
         assert_eq!(at.to_string().parse::<crate::RowAt>(), Ok(at));
+        assert_eq!(Some(at), page.waiting.last().and_then(crate::RowAt::of));
         after = Some(at);
+        assert!(paged.len() <= 10, "paging goes on past the last row");
     }
     assert_eq!(paged, order);
     // A fresh open (nothing in memory) sees the same.

@@ -34,6 +34,10 @@ pub struct DayView {
     /// waiting for a retry; by due time within each. Checks still waiting
     /// for their first call are only counted (in `pending`).
     pub waiting: Vec<Check>,
+    /// More rows remain after these: where the next page starts after
+    /// (taken from the order itself, not from the rows as read again, which
+    /// a live round may have moved meanwhile).
+    pub next: Option<RowAt>,
 }
 
 /// A row's place in the order of rows to look at first (rank, due time,
@@ -238,15 +242,10 @@ impl TenantView {
         }
     }
 
-    /// Counts and the keys of the first `limit` rows of [from, to) after
-    /// `after` (None: from the first).
-    pub fn read(
-        &self,
-        from: u64,
-        to: u64,
-        limit: usize,
-        after: Option<&RowAt>,
-    ) -> (BTreeMap<String, u64>, u64, Vec<[u8; 17]>) {
+    /// Counts, the keys of the first `limit` rows of [from, to) after
+    /// `after` (None: from the first), and the last one's place when more
+    /// remain.
+    pub fn read(&self, from: u64, to: u64, limit: usize, after: Option<&RowAt>) -> ViewPage {
         use std::ops::Bound;
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         let mut total = 0;
@@ -255,16 +254,36 @@ impl TenantView {
             total += n;
         }
         let start = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.key()));
-        let keys = self
+        let mut rows: Vec<(u8, u64, [u8; 17])> = self
             .rows
             .range((start, Bound::Unbounded))
             .filter(|(_, slot)| (from..to).contains(*slot))
-            .take(limit)
-            .map(|((_, _, k), _)| *k)
+            .take(limit.saturating_add(1))
+            .map(|(k, _)| *k)
             .collect();
-        (counts, total, keys)
+        let next = (rows.len() > limit)
+            .then(|| limit.checked_sub(1).and_then(|i| rows.get(i)))
+            .flatten()
+            .and_then(|(rank, due, key)| {
+                CheckId::from_key(key).map(|check| RowAt {
+                    rank: *rank,
+                    due_ms: *due,
+                    check,
+                })
+            });
+        rows.truncate(limit);
+        (
+            counts,
+            total,
+            rows.into_iter().map(|(_, _, k)| k).collect(),
+            next,
+        )
     }
 }
+
+/// What [`TenantView::read`] gives: counts, total, the page's keys, and
+/// the place of its last row when more remain.
+pub(crate) type ViewPage = (BTreeMap<String, u64>, u64, Vec<[u8; 17]>, Option<RowAt>);
 
 /// The views of every tenant asked for, and the gate that makes building
 /// one exclusive with the writes of checks (a write holds it shared, from

@@ -1519,7 +1519,7 @@ impl Store {
                 None => None,
             }
         };
-        let (counts, total, keys) = match since {
+        let (counts, total, keys, next) = match since {
             Some(s) if from_ms >= s => self.read_view(tenant_id, from_ms, to_ms, limit, after),
             Some(_) => self
                 .scan_view(tenant_id, from_ms, to_ms)?
@@ -1560,6 +1560,7 @@ impl Store {
             counts,
             total,
             waiting,
+            next,
         })
     }
 
@@ -1570,7 +1571,7 @@ impl Store {
         to_ms: u64,
         limit: usize,
         after: Option<&crate::dayview::RowAt>,
-    ) -> (std::collections::BTreeMap<String, u64>, u64, Vec<[u8; 17]>) {
+    ) -> crate::dayview::ViewPage {
         let t = self.views.tenants.lock().unwrap_or_else(|e| e.into_inner());
         t.get(&tenant_id)
             .map(|v| v.read(from_ms, to_ms, limit, after))

@@ -353,18 +353,14 @@ pub(crate) async fn summary(
     let view = api
         .svc
         .store
-        .day_view(t.id, start, end, limit + 1, after.as_ref())?;
+        .day_view(t.id, start, end, limit, after.as_ref())?;
     let n = |w: &str| view.counts.get(w).copied().unwrap_or(0);
     let outcomes: BTreeMap<String, u64> = Outcome::ALL
         .iter()
         .map(|o| (o.as_str().to_string(), n(o.as_str())))
         .collect();
-    let mut rows = view.waiting;
-    let next = (rows.len() > limit)
-        .then(|| rows.get(limit - 1).and_then(genki_store::RowAt::of))
-        .flatten()
-        .map(|r| r.to_string());
-    rows.truncate(limit);
+    let rows = view.waiting;
+    let next = view.next.map(|r| r.to_string());
     Ok(reply(
         StatusCode::OK,
         &Summary {

@@ -1089,6 +1089,14 @@ fn on_digit(attempt: &mut Attempt, m: &Metrics, _d: char, t: DtmfTransport) {
     });
 }
 
+/// The next event of a channel that may not exist yet (never, then).
+async fn recv_some<T>(rx: &mut Option<tokio::sync::mpsc::UnboundedReceiver<T>>) -> Option<T> {
+    match rx.as_mut() {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1260,15 +1268,6 @@ mod tests {
 /// A stand-in [`Placer`] for tests of what runs above telephony: it dials
 /// nobody, records when each call was placed (on tokio's clock), waits
 /// `talk` and returns `outcome` (or, with none, "no answer").
-
-/// The next event of a channel that may not exist yet (never, then).
-async fn recv_some<T>(rx: &mut Option<tokio::sync::mpsc::UnboundedReceiver<T>>) -> Option<T> {
-    match rx.as_mut() {
-        Some(r) => r.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
 #[cfg(test)]
 pub mod testing {
     use super::*;
