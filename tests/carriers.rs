@@ -623,7 +623,7 @@ fn a_trunk_in_dns_fails_over_to_its_second_target_and_ttls_are_honoured() {
     let later = Peer::start(&dir, "phones", false, &["--answer-delay-ms", "100"]);
     let port_of = |addr: &str| addr.rsplit(':').next().unwrap().to_string();
     let dead = free_port();
-    let dns_port = free_port();
+    let dns_port = free_tcp_and_udp_port();
     let records = |targets: &[(&str, &str, u16, &str)]| -> Vec<String> {
         let mut r =
             vec!["--naptr-record=carrier.test,10,50,s,SIP+D2U,,_sip._udp.carrier.test".to_string()];
@@ -695,7 +695,7 @@ fn the_keepalive_marks_a_dead_target_down_and_calls_skip_it() {
     let phones = Peer::start(&dir, "phones", false, &["--answer-delay-ms", "100"]);
     let live = phones.addr.rsplit(':').next().unwrap().to_string();
     let dead = free_port().to_string();
-    let dns_port = free_port();
+    let dns_port = free_tcp_and_udp_port();
     let _dns = dnsmasq(
         dns_port,
         &[

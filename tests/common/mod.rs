@@ -1064,6 +1064,7 @@ pub fn test_certificates(dir: &std::path::Path, name: &str) -> (PathBuf, PathBuf
 /// `--naptr-record=…`, `--host-record=…`), with a TTL of one second.
 /// Nothing else: no upstream servers, no hosts file.
 pub fn dnsmasq(port: u16, records: &[String]) -> KillOnDrop {
+    let log = std::env::temp_dir().join(format!("genki-test-dnsmasq-{port}.log"));
     let child = Command::new("dnsmasq")
         .args([
             "--keep-in-foreground",
@@ -1080,9 +1081,43 @@ pub fn dnsmasq(port: u16, records: &[String]) -> KillOnDrop {
         .arg(format!("--port={port}"))
         .args(records)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(&log).expect("a log file for dnsmasq"),
+        ))
         .spawn()
         .expect("dnsmasq is needed: apt-get install dnsmasq-base (the README's test command does)");
-    std::thread::sleep(Duration::from_millis(400));
-    KillOnDrop(child)
+    // Ready when it answers a query (any answer). A fixed sleep raced a
+    // loaded machine: genki asked before it listened, and its calls ended
+    // "unreachable". `--port` binds UDP and TCP both: a port someone holds
+    // for either makes it exit, which is reported, not waited out.
+    let mut child = KillOnDrop(child);
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    // A standard query (RFC 1035 §4.1): id 0x6b69, RD, one question,
+    // "ready.test" type A class IN.
+    let mut query = vec![0x6b, 0x69, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in ["ready", "test"] {
+        query.push(label.len() as u8);
+        query.extend_from_slice(label.as_bytes());
+    }
+    query.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut answer = [0u8; 512];
+    loop {
+        if let Ok(Some(status)) = child.0.try_wait() {
+            let why = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("dnsmasq on 127.0.0.1:{port} exited ({status}): {why}");
+        }
+        let _ = probe.send_to(&query, ("127.0.0.1", port));
+        if matches!(probe.recv(&mut answer), Ok(n) if n >= 12 && answer[..2] == query[..2]) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dnsmasq did not answer on 127.0.0.1:{port} in 10 s"
+        );
+    }
+    child
 }
