@@ -75,8 +75,9 @@ fn sip(c: &mut Criterion) {
     g.bench_function("client INVITE transaction life (send, 180, 200)", |b| {
         b.iter(|| {
             let now = Instant::now();
-            let msg = Message::parse(&inv).unwrap();
-            let mut t = ClientInvite::new(inv.clone(), msg, Timers::default(), now);
+            // The UAC checks that what it sends parses.
+            black_box(Message::parse(&inv).unwrap());
+            let mut t = ClientInvite::new(inv.clone(), Timers::default(), now);
             black_box(t.poll_transmit());
             t.handle_response(ringing.clone(), now);
             t.handle_response(ok.clone(), now);

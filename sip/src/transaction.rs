@@ -19,7 +19,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::message::{Builder, Message, Method};
+use crate::message::{Builder, Message, Method, ParseError};
 
 /// RFC 3261 timer base values (§17.1.1.1, Table 4). One place for all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,8 +86,11 @@ pub enum ClientInviteState {
 pub struct ClientInvite {
     state: ClientInviteState,
     timers: Timers,
+    /// The INVITE as sent. Kept as bytes only: its parsed form (a dozen
+    /// header strings) is needed for a CANCEL or a non-2xx ACK, at most
+    /// once a call, and is parsed again then — a thousand calls ringing
+    /// should not each hold a second copy of their INVITE.
     request: Vec<u8>,
-    request_msg: Message,
     /// Timer A: INVITE retransmission, doubling from T1 (§17.1.1.2).
     timer_a: Option<Instant>,
     a_interval: Duration,
@@ -106,12 +109,13 @@ pub struct ClientInvite {
 
 impl ClientInvite {
     /// Start the transaction: the INVITE goes out at once and Timers A and B start.
-    pub fn new(request: Vec<u8>, request_msg: Message, timers: Timers, now: Instant) -> Self {
+    /// `request` must parse ([`Message::parse`]); [`Uac`](crate::uac) checks
+    /// it before it sends.
+    pub fn new(request: Vec<u8>, timers: Timers, now: Instant) -> Self {
         let mut tx = ClientInvite {
             state: ClientInviteState::Calling,
             timers,
             request: request.clone(),
-            request_msg,
             timer_a: (!timers.reliable).then(|| now + timers.t1),
             a_interval: timers.t1,
             timer_b: Some(now + timers.t1x64()),
@@ -130,9 +134,10 @@ impl ClientInvite {
         self.state
     }
 
-    /// The request this transaction sends (for building a CANCEL, §9.1).
-    pub fn request(&self) -> &Message {
-        &self.request_msg
+    /// The request this transaction sends, parsed again (for building a
+    /// CANCEL, §9.1).
+    pub fn request(&self) -> Result<Message, ParseError> {
+        Message::parse(&self.request)
     }
 
     /// A response whose top Via branch matched this transaction (§17.1.3).
@@ -161,9 +166,12 @@ impl ClientInvite {
                     } else {
                         now + self.timers.t1x64().max(Duration::from_secs(32))
                     });
-                    let ack = self.build_ack(&resp);
-                    self.transmits.push_back(ack.clone());
-                    self.ack = Some(ack);
+                    // (Our own INVITE always parses again; were it not to,
+                    // the peer's retransmissions end at its Timer H.)
+                    if let Some(ack) = self.build_ack(&resp) {
+                        self.transmits.push_back(ack.clone());
+                        self.ack = Some(ack);
+                    }
                     self.events.push_back(TxEvent::Response(Box::new(resp)));
                 }
             }
@@ -187,8 +195,9 @@ impl ClientInvite {
 
     /// The ACK for a non-2xx final response (§17.1.1.3): same Request-URI,
     /// Call-ID, From, CSeq number, top Via and Route as the INVITE; To from the response.
-    fn build_ack(&self, resp: &Message) -> Vec<u8> {
-        Builder::invite_sibling(&self.request_msg, &Method::Ack, resp.header("To")).build()
+    fn build_ack(&self, resp: &Message) -> Option<Vec<u8>> {
+        let req = self.request().ok()?;
+        Some(Builder::invite_sibling(&req, &Method::Ack, resp.header("To")).build())
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -633,9 +642,9 @@ mod tests {
     #[test]
     fn timer_a_doubles_and_timer_b_times_out() {
         let t0 = Instant::now();
-        let (b, m) = invite();
+        let (b, _) = invite();
         let timers = Timers::default();
-        let mut tx = ClientInvite::new(b, m, timers, t0);
+        let mut tx = ClientInvite::new(b, timers, t0);
         assert_eq!(drain(&mut tx), 1);
         // Retransmissions at 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s; B at 32 s.
         let mut sent_at = vec![];
@@ -664,7 +673,7 @@ mod tests {
             reliable: true,
             ..Timers::default()
         };
-        let mut tx = ClientInvite::new(b.clone(), m.clone(), timers, t0);
+        let mut tx = ClientInvite::new(b.clone(), timers, t0);
         assert_eq!(drain(&mut tx), 1);
         let mut sent = 0;
         while let Some(t) = tx.poll_timeout() {
@@ -673,7 +682,7 @@ mod tests {
         }
         assert_eq!(sent, 0);
         assert!(matches!(tx.poll_event(), Some(TxEvent::Timeout)));
-        let mut tx = ClientInvite::new(b, m.clone(), timers, t0);
+        let mut tx = ClientInvite::new(b, timers, t0);
         drain(&mut tx);
         tx.handle_response(response(&m, 486), t0);
         tx.handle_timeout(t0);
@@ -684,7 +693,7 @@ mod tests {
     fn provisional_stops_retransmission_and_error_is_acked_again_on_retransmit() {
         let t0 = Instant::now();
         let (b, m) = invite();
-        let mut tx = ClientInvite::new(b, m.clone(), Timers::default(), t0);
+        let mut tx = ClientInvite::new(b, Timers::default(), t0);
         drain(&mut tx);
         tx.handle_response(response(&m, 180), t0 + Duration::from_millis(100));
         assert_eq!(tx.state(), ClientInviteState::Proceeding);
@@ -717,7 +726,7 @@ mod tests {
     fn accepted_passes_2xx_retransmissions_until_timer_m() {
         let t0 = Instant::now();
         let (b, m) = invite();
-        let mut tx = ClientInvite::new(b, m.clone(), Timers::default(), t0);
+        let mut tx = ClientInvite::new(b, Timers::default(), t0);
         drain(&mut tx);
         tx.handle_response(response(&m, 200), t0);
         assert_eq!(tx.state(), ClientInviteState::Accepted);

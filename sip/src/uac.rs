@@ -382,11 +382,12 @@ impl UacCall {
             b = b.header(name, &value);
         }
         let bytes = b.body("application/sdp", &self.cfg.sdp_offer).build();
-        let msg = Message::parse(&bytes)?;
+        // What goes out must parse (the CANCEL and ACK are built from it).
+        Message::parse(&bytes)?;
         if let Some(old) = self.invite_tx.take() {
             self.retransmissions += old.retransmissions;
         }
-        self.invite_tx = Some(ClientInvite::new(bytes, msg, self.cfg.timers, now));
+        self.invite_tx = Some(ClientInvite::new(bytes, self.cfg.timers, now));
         self.flush(now);
         Ok(())
     }
@@ -414,11 +415,11 @@ impl UacCall {
     }
 
     fn send_cancel(&mut self, now: Instant) {
-        let Some(inv) = self.invite_tx.as_ref() else {
+        let Some(Ok(invite)) = self.invite_tx.as_ref().map(|inv| inv.request()) else {
             return;
         };
         // §9.1: same Request-URI, Call-ID, From, To, CSeq number and top Via.
-        let bytes = Builder::invite_sibling(inv.request(), &Method::Cancel, None).build();
+        let bytes = Builder::invite_sibling(&invite, &Method::Cancel, None).build();
         self.cancel_pending = false;
         self.cancel_tx = Some(ClientNonInvite::new(bytes, self.cfg.timers, now));
         self.cancel_deadline = Some(now + self.cfg.timers.t1x64());

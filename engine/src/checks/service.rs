@@ -938,7 +938,9 @@ fn dispatch(
     for c in due {
         by_tenant.entry(c.tenant_id).or_default().push_back(c);
     }
-    let mut tenants: HashMap<u64, Tenant> = HashMap::new();
+    // Shared by this scan's calls (each call's task holds it for the
+    // call's length: a pointer, not a copy of the tenant a call).
+    let mut tenants: HashMap<u64, Arc<Tenant>> = HashMap::new();
     for id in by_tenant.keys() {
         if let Some(t) = svc.store.tenant(*id)? {
             let want = (t.cps, t.max_calls);
@@ -946,7 +948,7 @@ fn dispatch(
                 admission.set_tenant(*id, t.cps, t.max_calls, monotonic());
                 limits.insert(*id, want);
             }
-            tenants.insert(*id, t);
+            tenants.insert(*id, Arc::new(t));
         }
     }
     let mut retry_at: Option<Instant> = None;
@@ -1285,7 +1287,7 @@ async fn store_early(
 
 fn spawn_call(
     svc: Arc<Service>,
-    t: Tenant,
+    t: Arc<Tenant>,
     check: Check,
     done: mpsc::UnboundedSender<(u64, CheckId)>,
 ) {

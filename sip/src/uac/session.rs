@@ -246,12 +246,10 @@ impl UacCall {
             // The same session, the same SDP (RFC 3264 §8: unchanged
             // version, no change).
             let bytes = b.body("application/sdp", &self.cfg.sdp_offer).build();
-            match Message::parse(&bytes) {
-                Ok(m) => {
-                    RefreshTx::Invite(Box::new(ClientInvite::new(bytes, m, self.cfg.timers, now)))
-                }
-                Err(_) => return,
+            if Message::parse(&bytes).is_err() {
+                return;
             }
+            RefreshTx::Invite(Box::new(ClientInvite::new(bytes, self.cfg.timers, now)))
         };
         self.refresh = Some(Refresh { cseq, dest, tx });
     }
