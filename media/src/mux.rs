@@ -253,6 +253,10 @@ struct Stream {
     receiver: RtpReceiver,
     rfc4733: Rfc4733Receiver,
     inband: Option<InbandDetector>,
+    /// The RTP timestamp the next audio packet should carry (G.711: one
+    /// unit a sample): a jump is lost audio, which the in-band detector
+    /// must not join across ([`InbandDetector::gap`]).
+    next_audio_ts: Option<u32>,
     listener: Option<Box<Listener>>,
     first_rx: Option<Instant>,
     last_rx: Option<Instant>,
@@ -335,6 +339,21 @@ impl Stream {
         }
         if self.inband.is_none() && self.listener.is_none() {
             return;
+        }
+        // Packets lost before this one (RFC 3550 §5.1: the timestamp
+        // counts samples). A new timeline (seconds ahead) bridges nothing
+        // (the detector's limit); a late packet (behind) is heard where it
+        // arrives and does not move the expected timestamp back.
+        let ahead = self
+            .next_audio_ts
+            .map_or(0, |t| p.timestamp.wrapping_sub(t) as i32);
+        if ahead > 0 {
+            if let Some(d) = self.inband.as_mut() {
+                d.gap(ahead as usize);
+            }
+        }
+        if ahead >= 0 {
+            self.next_audio_ts = Some(p.timestamp.wrapping_add(p.payload.len() as u32));
         }
         let mut pcm = [0i16; 160];
         for chunk in p.payload.chunks(pcm.len()) {
@@ -533,6 +552,7 @@ impl MediaMux {
             receiver: RtpReceiver::new(),
             rfc4733: Rfc4733Receiver::new(),
             inband: cfg.detect_inband.then(InbandDetector::default),
+            next_audio_ts: None,
             listener: cfg.listen.then(Box::default),
             first_rx: None,
             last_rx: None,
@@ -1020,6 +1040,40 @@ mod tests {
         }
         assert_eq!(seen.len(), 10, "every stream got its due packet: {seen:?}");
         assert!(seen.values().all(|n| *n == 1));
+    }
+
+    /// A 120 ms in-band key of which only the first and fifth packets
+    /// arrive: the stream sees the hole in the RTP timestamps and the key
+    /// is heard (joined, the two halves were not).
+    #[test]
+    fn an_inband_key_is_heard_across_lost_packets() {
+        let t0 = Instant::now();
+        let mut mux = MediaMux::new();
+        mux.add(1, SHARED, cfg(42000), t0).unwrap();
+        let mut phone = RtpSender::new(9, 1, 0, Law::Ulaw, 0);
+        phone.start(t0);
+        let mut pcm = vec![0i16; 800];
+        pcm.extend(tone('7', 120, 6000.0, 0.0));
+        pcm.extend(vec![0i16; 1600]);
+        phone.play(Prompt::from_pcm("k", &pcm));
+        let (mut buf, mut t, mut sent) = ([0u8; 256], t0, 0);
+        for _ in 0..25 {
+            while let Some(n) = phone.poll_transmit(t, &mut buf) {
+                // Packets 5 to 10 carry the key; 6, 7, 8 and 10 are lost.
+                if ![6, 7, 8, 10].contains(&sent) {
+                    mux.handle_datagram(SocketAddr::from(([127, 0, 0, 1], 42000)), &buf[..n], t);
+                }
+                sent += 1;
+            }
+            t += Duration::from_millis(20);
+        }
+        let mut digits = vec![];
+        while let Some(e) = mux.poll_event() {
+            if let MuxEvent::Digit { digit, .. } = e {
+                digits.push(digit);
+            }
+        }
+        assert_eq!(digits, vec!['7']);
     }
 
     #[test]
