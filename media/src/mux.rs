@@ -253,10 +253,10 @@ struct Stream {
     receiver: RtpReceiver,
     rfc4733: Rfc4733Receiver,
     inband: Option<InbandDetector>,
-    /// The RTP timestamp the next audio packet should carry (G.711: one
-    /// unit a sample): a jump is lost audio, which the in-band detector
-    /// must not join across ([`InbandDetector::gap`]).
-    next_audio_ts: Option<u32>,
+    /// The SSRC and RTP timestamp the next audio packet should carry
+    /// (G.711: one unit a sample): a jump is lost audio, which the in-band
+    /// detector must not join across ([`InbandDetector::gap`]).
+    next_audio: Option<(u32, u32)>,
     listener: Option<Box<Listener>>,
     first_rx: Option<Instant>,
     last_rx: Option<Instant>,
@@ -341,19 +341,26 @@ impl Stream {
             return;
         }
         // Packets lost before this one (RFC 3550 §5.1: the timestamp
-        // counts samples). A new timeline (seconds ahead) bridges nothing
-        // (the detector's limit); a late packet (behind) is heard where it
+        // counts samples). Another source, or a jump of a second or more
+        // either way, is a new timeline: nothing is joined or bridged
+        // across it. A late packet (a little behind) is heard where it
         // arrives and does not move the expected timestamp back.
-        let ahead = self
-            .next_audio_ts
-            .map_or(0, |t| p.timestamp.wrapping_sub(t) as i32);
-        if ahead > 0 {
-            if let Some(d) = self.inband.as_mut() {
-                d.gap(ahead as usize);
+        let ahead = match self.next_audio {
+            Some((ssrc, ts)) if ssrc == p.ssrc => Some(p.timestamp.wrapping_sub(ts) as i32),
+            // Another source, or the first audio (or the first since the
+            // peer moved its media).
+            _ => None,
+        };
+        let new_timeline = ahead.is_none_or(|a| !(-8000..8000).contains(&a));
+        if let Some(d) = self.inband.as_mut() {
+            if new_timeline {
+                d.gap(usize::MAX);
+            } else if let Some(a @ 1..) = ahead {
+                d.gap(a as usize);
             }
         }
-        if ahead >= 0 {
-            self.next_audio_ts = Some(p.timestamp.wrapping_add(p.payload.len() as u32));
+        if new_timeline || ahead.is_some_and(|a| a >= 0) {
+            self.next_audio = Some((p.ssrc, p.timestamp.wrapping_add(p.payload.len() as u32)));
         }
         let mut pcm = [0i16; 160];
         for chunk in p.payload.chunks(pcm.len()) {
@@ -552,7 +559,7 @@ impl MediaMux {
             receiver: RtpReceiver::new(),
             rfc4733: Rfc4733Receiver::new(),
             inband: cfg.detect_inband.then(InbandDetector::default),
-            next_audio_ts: None,
+            next_audio: None,
             listener: cfg.listen.then(Box::default),
             first_rx: None,
             last_rx: None,
@@ -667,6 +674,8 @@ impl MediaMux {
         s.left = s.latched.take().filter(|&a| a != remote);
         s.remote = remote;
         s.remote_ssrc = remote_ssrc;
+        // The new media's timestamps are its own.
+        s.next_audio = None;
         Ok(true)
     }
 
