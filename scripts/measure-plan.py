@@ -5,7 +5,10 @@ its planner runs at start-up, and report the planner's own timing from the
 log ("planned checks … ms=…"), plus a subscriber read's latency. With
 IDLE_S=130 it then measures genki's CPU over that many idle seconds (the
 due loop's minute re-plans: skipped while no tenant, person or day changed;
-with TOUCH=1 the tenant is edited each minute, so each re-plan runs).
+with TOUCH=1 the tenant is edited each minute, so each re-plan runs; with
+PROBE=1 a person is checked now every quarter second meanwhile — simulated
+phones answer busy — and the due loop's dispatch lag (due → claimed, the
+`genki_scheduler_lag_seconds` quantiles) shows whether a pass holds calls).
 Usage: scripts/measure-plan.py [N]  (release binaries in $GENKI_BIN_DIR,
 default /var/tmp/genki-target/release)."""
 import json, os, re, shutil, socket, subprocess, sys, tempfile, time, urllib.request
@@ -16,7 +19,8 @@ def port(k=socket.SOCK_STREAM):
     s = socket.socket(socket.AF_INET, k); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 d = tempfile.mkdtemp(prefix="genki-plan-")
 API = f"127.0.0.1:{port()}"
-env = dict(os.environ, GENKI_STORAGE_PATH=d, GENKI_API_LISTEN=API, GENKI_SIP_BIND=f"127.0.0.1:{port(socket.SOCK_DGRAM)}",
+PHONES = f"127.0.0.1:{port(socket.SOCK_DGRAM)}"
+env = dict(os.environ, GENKI_TRUNK_PROXY=f"sip:{PHONES}", GENKI_STORAGE_PATH=d, GENKI_API_LISTEN=API, GENKI_SIP_BIND=f"127.0.0.1:{port(socket.SOCK_DGRAM)}",
            GENKI_SCHEDULER_PLAN_DAYS="1", GENKI_LOG="info")
 def start():
     log = open(os.path.join(d, "log"), "a")
@@ -62,9 +66,24 @@ try:
         c0 = cpu(); t_end = time.time() + idle
         # TOUCH=1: change the tenant each minute (as an edit through the
         # API would), so every minute's re-plan runs its whole pass.
+        probe = os.environ.get("PROBE")
+        phones = subprocess.Popen([f"{BIN}/genki-loadtest", "phones", "--listen", PHONES, "--behaviour", "busy"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if probe else None
+        k, touched = 0, 0.0
         while time.time() < t_end:
-            if os.environ.get("TOUCH"): req("PATCH", f"/v1/tenants/{tid}", json.dumps({"name": "plan"}).encode())
-            time.sleep(min(60, max(0, t_end - time.time())))
+            if os.environ.get("TOUCH") and time.time() - touched >= 60:
+                req("PATCH", f"/v1/tenants/{tid}", json.dumps({"name": "plan"}).encode()); touched = time.time()
+            if probe:
+                k += 1
+                req("POST", f"/v1/subscribers/{1 + k * 7919 % N}/checks", b"{}")
+                time.sleep(0.25)
+            else:
+                time.sleep(min(60, max(0, t_end - time.time())))
+        if phones:
+            phones.terminate()
+            lag = [l for l in urllib.request.urlopen(f"http://{API}/metrics").read().decode().splitlines()
+                   if l.startswith("genki_scheduler_lag_seconds")]
+            print(f"{k} checks made now during the idle time; dispatch lag:", *lag, sep="\n  ")
         c1 = cpu()
         passes = [l.strip()[:160] for l in open(os.path.join(d, "log")) if "planned checks" in l]
         print(f"idle {idle} s after the plan: genki CPU {c1 - c0:.2f} s; plan passes {len(passes)}:", *passes[1:], sep="\n  ", flush=True)

@@ -415,8 +415,15 @@ impl UacCall {
     }
 
     fn send_cancel(&mut self, now: Instant) {
-        let Some(Ok(invite)) = self.invite_tx.as_ref().map(|inv| inv.request()) else {
-            return;
+        let invite = match self.invite_tx.as_ref().map(|inv| inv.request()) {
+            None => return,
+            Some(Ok(invite)) => invite,
+            // (Cannot happen: what was sent parsed.) The call still ends,
+            // as if the CANCEL had gone unanswered.
+            Some(Err(_)) => {
+                self.cancel_deadline = Some(now + self.cfg.timers.t1x64());
+                return;
+            }
         };
         // §9.1: same Request-URI, Call-ID, From, To, CSeq number and top Via.
         let bytes = Builder::invite_sibling(&invite, &Method::Cancel, None).build();

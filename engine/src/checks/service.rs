@@ -703,6 +703,49 @@ fn new_check(id: CheckId, tenant_id: u64, due_at_ms: u64, now_ms: u64) -> Check 
     Check::pending(id, tenant_id, due_at_ms, now_ms)
 }
 
+/// A plan pass running on the blocking pool, and what it was started for.
+struct Planning {
+    started: Instant,
+    inputs: Option<PlanInputs>,
+    /// The pass's result and how long it took (timed in the task: the
+    /// loop may collect it a tick later).
+    task: tokio::task::JoinHandle<(Result<u64, StoreError>, u64)>,
+}
+
+/// A plan pass and its length in milliseconds (on the loop's clock).
+fn timed(plan: impl FnOnce() -> Result<u64, StoreError>) -> (Result<u64, StoreError>, u64) {
+    let started = monotonic();
+    let r = plan();
+    (
+        r,
+        monotonic().saturating_duration_since(started).as_millis() as u64,
+    )
+}
+
+/// Log a pass's result; the inputs it planned for, if it succeeded (the
+/// next pass is skipped while they stay the same).
+fn planned_after(
+    (r, ms): (Result<u64, StoreError>, u64),
+    started: Instant,
+    inputs: Option<PlanInputs>,
+) -> Option<(Instant, PlanInputs)> {
+    match r {
+        Ok(n) => {
+            // What a pass made, or what a slow one cost (a second or more).
+            if n > 0 || ms >= 1000 {
+                info!(created = n, ms, "planned checks");
+            } else {
+                debug!(created = n, ms, "planned checks");
+            }
+            inputs.map(|i| (started, i))
+        }
+        Err(e) => {
+            error!(error = %e, "planning failed");
+            None
+        }
+    }
+}
+
 /// The due loop: runs until `shutdown`, then lets calls in progress finish
 /// for at most `drain`. Returns the number of calls still running when it gave up.
 pub async fn run(
@@ -735,13 +778,29 @@ pub async fn run(
     let mut last_plan: Option<Instant> = None;
     // The inputs of the last plan that completed, and when it started.
     let mut planned: Option<(Instant, PlanInputs)> = None;
+    // A pass running beside the loop (the daemon's runtime): at a million
+    // people a pass takes seconds, and inside the loop no call was
+    // dispatched meanwhile. Tests on a current-thread runtime plan inline.
+    let mut planning: Option<Planning> = None;
     let mut tenant_limits: BTreeMap<u64, (Option<f64>, Option<u32>)> = BTreeMap::new();
     loop {
         if *shutdown.borrow() {
             break;
         }
-        if last_plan
-            .is_none_or(|t| monotonic().saturating_duration_since(t) > Duration::from_secs(60))
+        if planning.as_ref().is_some_and(|p| p.task.is_finished()) {
+            if let Some(p) = planning.take() {
+                let r = p.task.await.unwrap_or_else(|e| {
+                    (
+                        Err(StoreError::Db(format!("the planning task failed: {e}"))),
+                        0,
+                    )
+                });
+                planned = planned_after(r, p.started, p.inputs);
+            }
+        }
+        if planning.is_none()
+            && last_plan
+                .is_none_or(|t| monotonic().saturating_duration_since(t) > Duration::from_secs(60))
         {
             let inputs = crate::rt::blocking(|| svc.plan_inputs()).ok();
             // Unchanged inputs skip the pass, but a full one runs at least
@@ -753,22 +812,24 @@ pub async fn run(
             if stale || inputs.is_none() || planned.as_ref().map(|(_, i)| i) != inputs.as_ref() {
                 // On the loop's clock, like `last_plan` (tokio's, which tests pause).
                 let started = monotonic();
-                match crate::rt::blocking(|| svc.plan()) {
-                    Ok(n) => {
-                        // What a pass made, or what a slow one cost (a
-                        // second or more: a pass holds dispatching).
-                        let ms = monotonic().saturating_duration_since(started).as_millis() as u64;
-                        if n > 0 || ms >= 1000 {
-                            info!(created = n, ms, "planned checks");
-                        } else {
-                            debug!(created = n, ms, "planned checks");
-                        }
-                        planned = inputs.map(|i| (started, i));
-                    }
-                    Err(e) => {
-                        error!(error = %e, "planning failed");
-                        planned = None;
-                    }
+                if matches!(
+                    tokio::runtime::Handle::current().runtime_flavor(),
+                    tokio::runtime::RuntimeFlavor::MultiThread
+                ) {
+                    let svc = svc.clone();
+                    let task = tokio::task::spawn_blocking(move || {
+                        let r = timed(|| svc.plan());
+                        // What it made may be due now.
+                        svc.wake.notify_one();
+                        r
+                    });
+                    planning = Some(Planning {
+                        started,
+                        inputs,
+                        task,
+                    });
+                } else {
+                    planned = planned_after(timed(|| svc.plan()), started, inputs);
                 }
             }
             last_plan = Some(monotonic());
@@ -884,6 +945,13 @@ pub async fn run(
             _ = svc.wake.notified() => {}
             _ = tokio::time::sleep(wait.max(Duration::from_millis(5))) => {}
             _ = shutdown.changed() => {}
+        }
+    }
+    // A pass under way finishes first (it is idempotent, and a kill
+    // mid-pass loses nothing, but a clean stop should not cut it).
+    if let Some(p) = planning.take() {
+        if let Ok(r) = p.task.await {
+            planned_after(r, p.started, p.inputs);
         }
     }
     info!(
