@@ -41,6 +41,9 @@ nft list ruleset >> "$LOG"
         .env("CPS", "100")
         .env("OUT", &out)
         .env("LOG", &log)
+        // genki's log, with each call's progress, is kept for a failure.
+        .env("KEEP_DATA", "1")
+        .env("GENKI_LOG", "warn,genki_engine::telephony=debug")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -55,8 +58,45 @@ nft list ruleset >> "$LOG"
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap_or_default())
         .unwrap_or_else(|e| panic!("no report ({e}):\n{log_text}"));
     eprintln!("{log_text}");
+    // The data directory the load test kept: removed unless a problem
+    // needs genki's account of a call.
+    let kept = log_text
+        .lines()
+        .find_map(|l| l.strip_prefix("data and log kept in "))
+        .map(|d| std::path::PathBuf::from(d.trim()));
+    let genki_log = kept
+        .as_ref()
+        .and_then(|d| std::fs::read_to_string(d.join("genki.log")).ok())
+        .unwrap_or_default();
+    if r["ledger"]["ok"] != true {
+        // genki's lines about each call the ledger names.
+        let mut about = String::new();
+        for p in r["ledger"]["first_problems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let Some(call) = p
+                .as_str()
+                .and_then(|p| p.split("call ").nth(1))
+                .and_then(|c| c.split(' ').next())
+            else {
+                continue;
+            };
+            for l in genki_log.lines().filter(|l| l.contains(call)) {
+                about.push_str(l);
+                about.push('\n');
+            }
+        }
+        panic!(
+            "ledger: {}\ngenki's log (kept in {kept:?}) about those calls:\n{about}",
+            r["ledger"]
+        );
+    }
+    if let Some(d) = kept {
+        let _ = std::fs::remove_dir_all(d);
+    }
     assert_eq!(r["calls"], 500, "{r}");
-    assert_eq!(r["ledger"]["ok"], true, "{}", r["ledger"]);
     // The loss was real: SIP was retransmitted and RTP arrived with gaps.
     assert!(
         r["sip_retransmissions"]["genki_sent"].as_f64() > Some(10.0),

@@ -551,13 +551,29 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Value> {
         match stored.get(sid).map(|v| v.as_slice()) {
             None | Some([]) => problems.push(format!("{key} ({}): no outcome stored", kind.name)),
             Some([one]) => {
+                let phone = calls_of.get(key.as_str()).and_then(|c| c.first());
                 if one["outcome"] != kind.expect {
+                    // What the phone saw, to tell genki's fault from the
+                    // network's (a call the loss kept from being answered).
+                    let seen = phone.map_or("no call reached the phone".to_string(), |c| {
+                        format!(
+                            "call {} final {:?} answered {} acked {} digits sent {:?} ended by {} INVITEs {} RTP sent {} received {}",
+                            c.call_id,
+                            c.final_status,
+                            c.answered,
+                            c.acked,
+                            c.digits_sent,
+                            c.ended_by,
+                            c.invites_received,
+                            c.rtp_sent,
+                            c.rtp_received
+                        )
+                    });
                     problems.push(format!(
-                        "{key} ({}): stored {} but the phone did {:?}",
+                        "{key} ({}): stored {} but the phone's profile expects {:?}; the phone: {seen}",
                         kind.name, one["outcome"], kind.expect
                     ));
                 }
-                let phone = calls_of.get(key.as_str()).and_then(|c| c.first());
                 if let (Some(p), Some(done)) = (
                     phone.and_then(|c| c.first_digit_at_ms),
                     one["finished_at_ms"].as_u64(),
