@@ -575,7 +575,10 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Value> {
                     ));
                 }
                 if let (Some(p), Some(done)) = (
-                    phone.and_then(|c| c.first_digit_at_ms),
+                    // From the deciding key (after a wrong key, the
+                    // right one): from the first, a wrong key's re-prompt
+                    // was counted as latency.
+                    phone.and_then(|c| c.last_digit_at_ms),
                     one["finished_at_ms"].as_u64(),
                 ) {
                     digit_to_outcome.record(done.saturating_sub(p) * 1000).ok();

@@ -299,6 +299,9 @@ pub struct CallRecord {
     pub answered_at_ms: Option<u64>,
     pub first_rtp_at_ms: Option<u64>,
     pub first_digit_at_ms: Option<u64>,
+    /// Unix ms the last key was sent (the deciding one: after a wrong
+    /// key, the right one).
+    pub last_digit_at_ms: Option<u64>,
     /// Unix ms the call ended for this phone (BYE or CANCEL received or
     /// sent, or the last answer given): when a carrier stops counting it.
     pub ended_at_ms: Option<u64>,
@@ -925,7 +928,9 @@ fn perform(
                 return;
             };
             c.record.digits_sent.push(d);
-            c.record.first_digit_at_ms.get_or_insert_with(unix_ms);
+            let at = unix_ms();
+            c.record.first_digit_at_ms.get_or_insert(at);
+            c.record.last_digit_at_ms = Some(at);
             match p.dtmf {
                 DtmfMode::Info => {
                     let body = info_body(d, Duration::from_millis(p.digit_duration_ms));
