@@ -345,8 +345,8 @@ impl InbandDetector {
         };
         match d {
             Some(c) if Some(c) == self.candidate => {
-                self.hits += 1 + bridge;
-                self.seen += 1;
+                self.hits = self.hits.saturating_add(1 + bridge);
+                self.seen = self.seen.saturating_add(1);
                 self.misses = 0;
             }
             Some(c) => {
@@ -357,7 +357,7 @@ impl InbandDetector {
                 self.reported = false;
             }
             None => {
-                self.misses += 1;
+                self.misses = self.misses.saturating_add(1);
                 if self.misses >= self.params.min_gap_windows {
                     self.candidate = None;
                     self.hits = 0;

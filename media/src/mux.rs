@@ -343,8 +343,11 @@ impl Stream {
         // Packets lost before this one (RFC 3550 §5.1: the timestamp
         // counts samples). Another source, or a jump of a second or more
         // either way, is a new timeline: nothing is joined or bridged
-        // across it. A late packet (a little behind) is heard where it
-        // arrives and does not move the expected timestamp back.
+        // across it. A late (or repeated) packet, a little behind, was
+        // already counted in a hole: the in-band detector does not hear it
+        // joined onto newer audio (two such joins in a row would read as
+        // the key's release, and a key still held would count twice), nor
+        // does it move the expected timestamp back.
         let ahead = match self.next_audio {
             Some((ssrc, ts)) if ssrc == p.ssrc => Some(p.timestamp.wrapping_sub(ts) as i32),
             // Another source, or the first audio (or the first since the
@@ -359,7 +362,8 @@ impl Stream {
                 d.gap(a as usize);
             }
         }
-        if new_timeline || ahead.is_some_and(|a| a >= 0) {
+        let late = !new_timeline && ahead.is_some_and(|a| a < 0);
+        if !late {
             self.next_audio = Some((p.ssrc, p.timestamp.wrapping_add(p.payload.len() as u32)));
         }
         let mut pcm = [0i16; 160];
@@ -368,7 +372,12 @@ impl Stream {
                 *o = self.law.decode(*b);
             }
             let pcm = &pcm[..chunk.len()];
-            if let Some(digit) = self.inband.as_mut().and_then(|d| d.feed(pcm)) {
+            if let Some(digit) = self
+                .inband
+                .as_mut()
+                .filter(|_| !late)
+                .and_then(|d| d.feed(pcm))
+            {
                 events.push_back(MuxEvent::Digit {
                     id: self.id,
                     digit,
@@ -1083,6 +1092,41 @@ mod tests {
             }
         }
         assert_eq!(digits, vec!['7']);
+    }
+
+    /// A key held for 400 ms in 10 ms packets, two of them arriving
+    /// swapped: the late one is not joined onto newer audio (two bad
+    /// windows in a row read as the key's release), so it is one key.
+    #[test]
+    fn a_late_packet_does_not_make_a_held_key_two() {
+        let t0 = Instant::now();
+        let mut mux = MediaMux::new();
+        mux.add(1, SHARED, cfg(42000), t0).unwrap();
+        let mut pcm = vec![0i16; 800];
+        pcm.extend(tone('4', 400, 6000.0, 0.0));
+        pcm.extend(vec![0i16; 800]);
+        let law = Law::Ulaw;
+        let packet = |k: usize| {
+            let mut b = vec![0x80, 0, 0, 0];
+            b[2..4].copy_from_slice(&(k as u16).to_be_bytes());
+            b.extend_from_slice(&((k * 80) as u32).to_be_bytes());
+            b.extend_from_slice(&9u32.to_be_bytes());
+            b.extend(pcm[k * 80..(k + 1) * 80].iter().map(|s| law.encode(*s)));
+            b
+        };
+        let mut order: Vec<usize> = (0..pcm.len() / 80).collect();
+        order.swap(25, 26);
+        for (i, k) in order.into_iter().enumerate() {
+            let t = t0 + Duration::from_millis(10 * i as u64);
+            mux.handle_datagram(SocketAddr::from(([127, 0, 0, 1], 42000)), &packet(k), t);
+        }
+        let mut digits = vec![];
+        while let Some(e) = mux.poll_event() {
+            if let MuxEvent::Digit { digit, .. } = e {
+                digits.push(digit);
+            }
+        }
+        assert_eq!(digits, vec!['4']);
     }
 
     #[test]
