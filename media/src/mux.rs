@@ -1085,13 +1085,17 @@ mod tests {
             }
             t += Duration::from_millis(20);
         }
-        let mut digits = vec![];
-        while let Some(e) = mux.poll_event() {
-            if let MuxEvent::Digit { digit, .. } = e {
-                digits.push(digit);
-            }
-        }
-        assert_eq!(digits, vec!['7']);
+        assert_eq!(digits_heard(&mut mux), vec!['7']);
+    }
+
+    /// The digits the mux has reported, in order (other events dropped).
+    fn digits_heard(mux: &mut MediaMux) -> Vec<char> {
+        std::iter::from_fn(|| mux.poll_event())
+            .filter_map(|e| match e {
+                MuxEvent::Digit { digit, .. } => Some(digit),
+                _ => None,
+            })
+            .collect()
     }
 
     /// A key held for 400 ms in 10 ms packets, two of them arriving
@@ -1120,13 +1124,7 @@ mod tests {
             let t = t0 + Duration::from_millis(10 * i as u64);
             mux.handle_datagram(SocketAddr::from(([127, 0, 0, 1], 42000)), &packet(k), t);
         }
-        let mut digits = vec![];
-        while let Some(e) = mux.poll_event() {
-            if let MuxEvent::Digit { digit, .. } = e {
-                digits.push(digit);
-            }
-        }
-        assert_eq!(digits, vec!['4']);
+        assert_eq!(digits_heard(&mut mux), vec!['4']);
     }
 
     #[test]
