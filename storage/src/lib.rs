@@ -81,7 +81,7 @@ impl RocksKv {
 
     fn batch(&self, batch: &Batch) -> Result<WriteBatch, StoreError> {
         let mut b = WriteBatch::default();
-        for op in &batch.ops {
+        for op in batch.ops() {
             match op {
                 Op::Put { cf, key, value } => b.put_cf(self.cf(cf)?, key, value),
                 Op::Delete { cf, key } => b.delete_cf(self.cf(cf)?, key),
@@ -118,6 +118,21 @@ impl Kv for RocksKv {
         let mut out = vec![None; keys.len()];
         for (i, r) in order.into_iter().zip(found) {
             out[i] = r.map_err(db_err)?.map(|v| v.to_vec());
+        }
+        Ok(out)
+    }
+
+    /// [`Kv::multi_get`]'s one pass, reading only whether each key was
+    /// found (RocksDB pins the values; none is copied out).
+    fn multi_contains(&self, cf: &'static str, keys: &[&[u8]]) -> Result<Vec<bool>, StoreError> {
+        let handle = self.cf(cf)?;
+        let mut order: Vec<usize> = (0..keys.len()).collect();
+        order.sort_by_key(|&i| keys[i]);
+        let sorted: Vec<&[u8]> = order.iter().map(|&i| keys[i]).collect();
+        let found = self.db.batched_multi_get_cf(handle, &sorted, true);
+        let mut out = vec![false; keys.len()];
+        for (i, r) in order.into_iter().zip(found) {
+            out[i] = r.map_err(db_err)?.is_some();
         }
         Ok(out)
     }

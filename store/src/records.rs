@@ -18,10 +18,16 @@ use crate::StoreError;
 pub const FORMAT: u8 = 1;
 
 pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    let mut out = vec![FORMAT];
-    // Serialising our own plain structs cannot fail.
-    serde_json::to_writer(&mut out, v).expect("records serialise");
+    let mut out = Vec::with_capacity(128);
+    encode_into(&mut out, v);
     out
+}
+
+/// [`encode`] appended to `out` (a batch's buffer: no allocation of its own).
+pub(crate) fn encode_into<T: Serialize>(out: &mut Vec<u8>, v: &T) {
+    out.push(FORMAT);
+    // Serialising our own plain structs cannot fail.
+    serde_json::to_writer(&mut *out, v).expect("records serialise");
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(cf: &'static str, bytes: &[u8]) -> Result<T, StoreError> {

@@ -886,7 +886,7 @@ impl Store {
         self.due_inflight.fetch_add(1, Ordering::SeqCst);
         self.due_gen.fetch_add(1, Ordering::SeqCst);
         self.due_floor.fetch_min(due_at_ms, Ordering::SeqCst);
-        b.put(cf::DUE, cat(&[&be(due_at_ms), key]), []);
+        b.put_key(cf::DUE, &[&be(due_at_ms), key]);
         Ok(())
     }
 
@@ -971,32 +971,30 @@ impl Store {
         let _g = self.guard();
         let _v = self.views.shared();
         let cf_checks = cf::CHECKS;
-        let mut b = Batch::default();
+        // Three changes a check, ~200 bytes: one buffer for the batch.
+        let mut b = Batch::with_capacity(checks.len() * 3, checks.len() * 256);
         let mut created = 0;
-        let mut snaps = Vec::new();
+        let mut snaps = Vec::with_capacity(checks.len());
         let mut seen = std::collections::HashSet::new();
-        let erased = self
-            .erased
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
         let keys: Vec<[u8; 17]> = checks.iter().map(|c| c.id.key()).collect();
         let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
-        let there = self.kv.multi_get(cf_checks, &refs)?;
+        let there = self.kv.multi_contains(cf_checks, &refs)?;
+        // Held while the batch is built (nothing below takes it again).
+        let erased = self.erased.lock().unwrap_or_else(|e| e.into_inner());
         for ((c, key), there) in checks.iter().zip(keys).zip(there) {
-            if erased.contains(&c.id.subscriber_id) || !seen.insert(key) || there.is_some() {
+            if erased.contains(&c.id.subscriber_id) || !seen.insert(key) || there {
                 continue;
             }
             snaps.push(Snap::of(c, Self::check_time_ms(&c.id)));
-            b.put(cf_checks, key, encode(c));
+            b.put_record(cf_checks, &key, c);
             self.put_due(&mut b, c.due_at_ms, &key)?;
-            b.put(
+            b.put_key(
                 cf::TENANT_CHECKS,
-                cat(&[&be(c.tenant_id), &be(Self::check_time_ms(&c.id)), &key]),
-                [],
+                &[&be(c.tenant_id), &be(Self::check_time_ms(&c.id)), &key],
             );
             created += 1;
         }
+        drop(erased);
         if created > 0 {
             self.write_due_with(b, created, lazy)?;
         }
@@ -1067,9 +1065,18 @@ impl Store {
             ids.push((k.to_vec(), id));
             true
         })?;
+        // One batched read for the whole page (RocksDB's MultiGet), not a
+        // search from the top of the tree per check.
+        let keys: Vec<[u8; 17]> = ids.iter().map(|(_, id)| id.key()).collect();
+        let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+        let values = self.kv.multi_get(cf::CHECKS, &refs)?;
         let mut out = Vec::with_capacity(ids.len());
-        for (k, id) in ids {
-            match self.check(&id)? {
+        for ((k, _), (key, v)) in ids.into_iter().zip(keys.iter().zip(values)) {
+            let c = match v {
+                Some(v) => self.decode_or_quarantine::<Check>(cf::CHECKS, key, &v)?,
+                None => None,
+            };
+            match c {
                 Some(c) => out.push(c),
                 None => stale.push(k),
             }

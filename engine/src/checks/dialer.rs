@@ -135,6 +135,28 @@ impl Admission {
         self.active
     }
 
+    /// The trunk has free call slots, so what holds calls back is its
+    /// rate: the next token ([`Admission::trunk_next_token`]) is worth
+    /// waiting for (else a call's end is).
+    pub fn trunk_waits_for_token(&self) -> bool {
+        self.active < self.trunk_max
+    }
+
+    /// When the trunk's next rate token comes.
+    pub fn trunk_next_token(&mut self, now: Instant) -> Instant {
+        self.trunk.next_token(now)
+    }
+
+    /// How many calls the trunk's limits would admit at `now` (free call
+    /// slots and whole rate tokens, whichever is fewer; tenants' own
+    /// limits may admit fewer): 0 when nothing can start before a call
+    /// ends or a token comes.
+    pub fn trunk_headroom(&mut self, now: Instant) -> u32 {
+        self.trunk.refill(now);
+        let free = self.trunk_max.saturating_sub(self.active);
+        free.min(self.trunk.tokens.max(0.0).floor().min(u32::MAX as f64) as u32)
+    }
+
     /// Admit one call for `tenant` at `now`, or say why not.
     pub fn try_admit(&mut self, tenant: u64, now: Instant) -> Result<(), Refusal> {
         if self.active >= self.trunk_max {
@@ -191,6 +213,30 @@ impl Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headroom_is_the_fewer_of_free_slots_and_whole_tokens() {
+        let t0 = Instant::now();
+        // A burst of 10 tokens, 3 calls at most.
+        let mut a = Admission::new(10.0, 3, t0);
+        assert_eq!(a.trunk_headroom(t0), 3);
+        a.try_admit(1, t0).unwrap();
+        a.try_admit(1, t0).unwrap();
+        assert_eq!(a.trunk_headroom(t0), 1);
+        a.try_admit(1, t0).unwrap();
+        assert_eq!(a.trunk_headroom(t0), 0, "every slot taken");
+        a.release(1);
+        a.release(1);
+        a.release(1);
+        // 7 tokens left: 3 slots free.
+        assert_eq!(a.trunk_headroom(t0), 3);
+        let mut b = Admission::new(10.0, 100, t0);
+        for _ in 0..10 {
+            b.try_admit(1, t0).unwrap();
+        }
+        assert_eq!(b.trunk_headroom(t0), 0, "no whole token");
+        assert_eq!(b.trunk_headroom(t0 + Duration::from_millis(250)), 2);
+    }
 
     #[test]
     fn a_lowered_trunk_share_holds_new_calls_back() {

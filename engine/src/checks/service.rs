@@ -783,6 +783,7 @@ pub async fn run(
     // dispatched meanwhile. Tests on a current-thread runtime plan inline.
     let mut planning: Option<Planning> = None;
     let mut tenant_limits: BTreeMap<u64, (Option<f64>, Option<u32>)> = BTreeMap::new();
+    let mut scans = DueScans::default();
     loop {
         if *shutdown.borrow() {
             break;
@@ -911,6 +912,7 @@ pub async fn run(
             continue;
         }
         // Claims are synced writes: keep them off the async workers.
+        let mut held = false;
         match crate::rt::blocking(|| {
             dispatch(
                 &svc,
@@ -919,15 +921,26 @@ pub async fn run(
                 &done_tx,
                 &mut active,
                 &mut running,
+                &mut scans,
             )
         }) {
-            Ok(Some(until)) => wait = wait.min(until.saturating_duration_since(monotonic())),
-            Ok(None) => {}
+            Ok(pass) => {
+                held = pass.held;
+                if let Some(until) = pass.retry_at {
+                    wait = wait.min(until.saturating_duration_since(monotonic()));
+                }
+            }
             Err(e) => error!(error = %e, "due scan failed"),
         }
         // While the circuit holds, past-due checks wait for it (and for
         // the tick, which settles those whose window closes), not in a spin.
-        if svc.circuit().state() == trunk::State::Closed
+        // So do checks held by the limits (a call's end or the next rate
+        // token wakes the loop; checks coming due meanwhile are looked at
+        // within HELD_POLL): only a pass that left nothing behind looks
+        // again at once for what is due next.
+        if held {
+            wait = wait.min(HELD_POLL);
+        } else if svc.circuit().state() == trunk::State::Closed
             && svc.calls.placer.registration().allows_calls()
         {
             if let Ok(Some(next)) = svc.store.next_due_ms() {
@@ -987,8 +1000,45 @@ pub async fn run(
     active
 }
 
+/// Most due checks one scan reads.
+const SCAN_MAX: usize = 2000;
+/// Fewest due checks a scan reads when the limits admit any call now.
+const SCAN_MIN: usize = 64;
+/// Due checks read per call the trunk would admit now (beyond them, the
+/// ones of tenants at their own limits, or of people already on a call).
+const SCAN_PER_ADMISSIBLE: usize = 8;
+/// A full scan at least this often, whatever the limits say: it settles
+/// checks whose window closed and sees other tenants' checks.
+const FULL_SCAN_EVERY: Duration = Duration::from_secs(1);
+
+/// How long the due loop waits at most while due checks are held by the
+/// limits (the next due time is past, so it cannot tell the loop when to
+/// look again for checks coming due meanwhile).
+const HELD_POLL: Duration = Duration::from_millis(100);
+
+/// The dispatcher's memory of its scans.
+#[derive(Default)]
+struct DueScans {
+    last_full: Option<Instant>,
+}
+
+/// What a dispatch pass left for the loop.
+struct Pass {
+    /// Come back then (a rate token, a probe of the carrier).
+    retry_at: Option<Instant>,
+    /// Due checks were left for the limits (rate, concurrency, one call
+    /// per person, the carrier): the loop waits for a call's end, a
+    /// token or its tick, not for the next due time (already past).
+    held: bool,
+}
+
 /// Admit and start as many due checks as the limits allow, tenants in turn.
-/// Returns when the next token is expected if the rate held calls back.
+///
+/// How many due checks a pass reads follows how many calls the trunk
+/// would admit now: with a round of thousands held by the trunk's limits
+/// (10 calls a second by default), a pass per token or per call's end
+/// read 2,000 checks to start one. A full scan still runs every
+/// [`FULL_SCAN_EVERY`].
 fn dispatch(
     svc: &Arc<Service>,
     admission: &mut Admission,
@@ -996,11 +1046,35 @@ fn dispatch(
     done_tx: &mpsc::UnboundedSender<(u64, CheckId)>,
     active: &mut usize,
     running: &mut HashSet<CheckId>,
-) -> Result<Option<Instant>, StoreError> {
+    scans: &mut DueScans,
+) -> Result<Pass, StoreError> {
     let now_ms = svc.clock.now_ms();
-    let due = svc.store.due(now_ms, 2000)?;
+    let at = monotonic();
+    let full = scans
+        .last_full
+        .is_none_or(|t| at.saturating_duration_since(t) >= FULL_SCAN_EVERY);
+    let headroom = admission.trunk_headroom(at) as usize;
+    let limit = if full {
+        scans.last_full = Some(at);
+        SCAN_MAX
+    } else if headroom == 0 {
+        // Nothing can start: no read until a token or a call's end.
+        let retry_at = admission
+            .trunk_waits_for_token()
+            .then(|| admission.trunk_next_token(at));
+        return Ok(Pass {
+            retry_at,
+            held: svc.store.next_due_ms()?.is_some_and(|d| d <= now_ms),
+        });
+    } else {
+        (headroom * SCAN_PER_ADMISSIBLE).clamp(SCAN_MIN, SCAN_MAX)
+    };
+    let due = svc.store.due(now_ms, limit)?;
     if due.is_empty() {
-        return Ok(None);
+        return Ok(Pass {
+            retry_at: None,
+            held: false,
+        });
     }
     let mut by_tenant: BTreeMap<u64, VecDeque<Check>> = BTreeMap::new();
     for c in due {
@@ -1023,6 +1097,7 @@ fn dispatch(
     // Set once the trunk's circuit refuses: from then on this scan only
     // settles checks whose window closed (held checks are not forgotten).
     let mut circuit_holds = false;
+    let mut held = false;
     // People on a call now (one call at a time per person).
     let mut busy: HashSet<u64> = running.iter().map(|r| r.subscriber_id).collect();
     // Round-robin over tenants: one call each per turn.
@@ -1063,10 +1138,12 @@ fn dispatch(
             // instead of finding the line busy and ending missed.
             if busy.contains(&check.id.subscriber_id) {
                 queue.pop_front();
+                held = true;
                 continue;
             }
             if circuit_holds {
                 queue.pop_front();
+                held = true;
                 progressed = true;
                 continue;
             }
@@ -1131,7 +1208,9 @@ fn dispatch(
             break;
         }
     }
-    Ok(retry_at)
+    // What the limits refused is still at the front of its queue.
+    held |= by_tenant.values().any(|q| !q.is_empty());
+    Ok(Pass { retry_at, held })
 }
 
 fn reschedule_outside_window(

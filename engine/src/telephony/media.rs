@@ -12,8 +12,8 @@
 //! proving packet, so a stranger cannot take over mid-call).
 //!
 //! Why workers and batching: one socket and one task per call cost a
-//! system call and a task wake-up per packet each way. A worker wakes once
-//! a millisecond, sends every packet due within the next millisecond as one
+//! system call and a task wake-up per packet each way. A worker wakes every
+//! [`TICK`] (2 ms), sends every packet due within the next tick as one
 //! batch and takes every waiting datagram; with io_uring (the default where
 //! the kernel allows it) the whole tick is a couple of system calls however
 //! many sockets there are (docs/media-io.md has the measurements).
@@ -46,7 +46,14 @@ use tracing::{error, warn};
 use crate::metrics::Metrics;
 
 /// How often a worker wakes, and how early it may send a packet.
-pub const TICK: Duration = Duration::from_millis(1);
+///
+/// 2 ms: each wake-up costs a sleep, a context switch, an entry into the
+/// kernel and a pass over every stream, whatever the packet rate; at 1 ms
+/// these were about a sixth of the media thread's CPU (docs/capacity.md).
+/// A packet leaving up to 2 ms before its 20 ms slot is well inside what
+/// any receiver's jitter buffer absorbs (networks jitter by tens of ms),
+/// and a key or the peer's media is heard at most 2 ms later.
+pub const TICK: Duration = Duration::from_millis(2);
 
 /// Why genki ended a call for its media (a system cause: the call is
 /// retried as `failed`, never taken for the person's silence).
