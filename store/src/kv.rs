@@ -33,9 +33,9 @@ struct Entry {
     cf: &'static str,
     /// A put (else a delete).
     put: bool,
-    start: u32,
-    key_end: u32,
-    end: u32,
+    start: usize,
+    key_end: usize,
+    end: usize,
 }
 
 /// Changes applied all together or not at all.
@@ -66,9 +66,9 @@ impl Batch {
         self.entries.push(Entry {
             cf,
             put,
-            start: start as u32,
-            key_end: key_end as u32,
-            end: self.bytes.len() as u32,
+            start,
+            key_end,
+            end: self.bytes.len(),
         });
     }
 
@@ -120,12 +120,12 @@ impl Batch {
     /// The changes, in the order they were made.
     pub fn ops(&self) -> impl Iterator<Item = Op<'_>> + '_ {
         self.entries.iter().map(|e| {
-            let key = &self.bytes[e.start as usize..e.key_end as usize];
+            let key = &self.bytes[e.start..e.key_end];
             if e.put {
                 Op::Put {
                     cf: e.cf,
                     key,
-                    value: &self.bytes[e.key_end as usize..e.end as usize],
+                    value: &self.bytes[e.key_end..e.end],
                 }
             } else {
                 Op::Delete { cf: e.cf, key }

@@ -1098,6 +1098,9 @@ fn dispatch(
     // settles checks whose window closed (held checks are not forgotten).
     let mut circuit_holds = false;
     let mut held = false;
+    // Checks ended or moved for their window, and calls started.
+    let mut settled = false;
+    let mut started = 0usize;
     // People on a call now (one call at a time per person).
     let mut busy: HashSet<u64> = running.iter().map(|r| r.subscriber_id).collect();
     // Round-robin over tenants: one call each per turn.
@@ -1129,6 +1132,7 @@ fn dispatch(
                     } else {
                         reschedule_outside_window(svc, &cal, &check, now_ms)?;
                     }
+                    settled = true;
                     progressed = true;
                     continue;
                 }
@@ -1194,6 +1198,7 @@ fn dispatch(
                     running.insert(claimed.id);
                     busy.insert(claimed.id.subscriber_id);
                     spawn_call(svc.clone(), t.clone(), claimed, done_tx.clone());
+                    started += 1;
                 }
                 Err(Refusal::RateUntil(at)) => {
                     svc.circuit().abandon();
@@ -1210,6 +1215,14 @@ fn dispatch(
     }
     // What the limits refused is still at the front of its queue.
     held |= by_tenant.values().any(|q| !q.is_empty());
+    // The next pass reads everything again when this one may have seen too
+    // little: a short read that started nothing although the trunk had
+    // room (the first due checks all belong to a tenant at its own limits
+    // or to people on a call, and other tenants' lie behind them), or a
+    // full read that settled checks (more may wait behind them).
+    if (!full && started == 0 && held && headroom > 0) || (full && settled) {
+        scans.last_full = None;
+    }
     Ok(Pass { retry_at, held })
 }
 
@@ -2084,6 +2097,12 @@ mod tests {
     fn due_now(svc: &Service, n: usize, cps: Option<f64>) -> Vec<CheckId> {
         let mut t = Tenant::with_defaults("t", 0);
         t.cps = cps;
+        due_in(svc, t, n, "10")
+    }
+
+    /// `n` people of a new tenant `t`, phones `{phones}{i}`, each with a
+    /// one-off check due now.
+    fn due_in(svc: &Service, t: Tenant, n: usize, phones: &str) -> Vec<CheckId> {
         let t = svc.store.create_tenant(t).unwrap();
         let now = svc.clock.now_ms();
         (0..n)
@@ -2094,7 +2113,7 @@ mod tests {
                         id: 0,
                         tenant_id: t.id,
                         name: format!("p{i}"),
-                        phone: format!("10{i}"),
+                        phone: format!("{phones}{i}"),
                         schedule: None,
                         paused_until: None,
                         notes: String::new(),
@@ -2519,6 +2538,48 @@ mod tests {
         for (got, want) in at.iter().zip([0, 1000, 2000]) {
             assert!(got.abs_diff(want) <= 10, "placed at {at:?} ms");
         }
+    }
+
+    /// A tenant at its own call limit, with 100 due checks in front, does
+    /// not hide another tenant's check until the once-a-second full scan:
+    /// a short read that started nothing while the trunk had room reads
+    /// every due check at the next pass (at most 100 ms later).
+    #[tokio::test(start_paused = true)]
+    async fn a_tenant_at_its_limit_does_not_hide_another_tenants_check() {
+        let clock = Arc::new(crate::clock::ShiftedClock::starting_at(jst(
+            "2026-11-24T10:00",
+        )));
+        let placer = Arc::new(FakePlacer::new(
+            Some(Outcome::Fine),
+            Duration::from_secs(10),
+        ));
+        let svc = service_with(clock, placer.clone());
+        let mut a = Tenant::with_defaults("a", 0);
+        a.max_calls = Some(1);
+        due_in(&svc, a, 100, "20");
+        let (stop, rx) = watch::channel(false);
+        // 5 calls a second: a short read is 64 checks, fewer than a's 100.
+        let run = tokio::spawn(run(svc.clone(), 5.0, 100, rx, Duration::from_secs(1)));
+        // Past the first (full) pass: tenant a's one call is up.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(placer.placed().len(), 1, "{:?}", placer.placed());
+        due_in(&svc, Tenant::with_defaults("b", 0), 1, "30");
+        let due = tokio::time::Instant::now();
+        while placer.placed().len() < 2 && due.elapsed() < Duration::from_secs(2) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let placed = placer.placed();
+        stop.send(true).unwrap();
+        run.await.unwrap();
+        let b = placed
+            .iter()
+            .find(|(to, _)| to.contains("300"))
+            .unwrap_or_else(|| panic!("tenant b never called: {placed:?}"));
+        let waited = b.1 - due;
+        assert!(
+            waited <= Duration::from_millis(300),
+            "tenant b's check waited {waited:?} behind tenant a's queue"
+        );
     }
 
     /// A disk that refuses every write for 10 s in the middle of a round
