@@ -90,6 +90,36 @@ impl RocksKv {
         Ok(b)
     }
 
+    /// RocksDB's batched MultiGet: one pass through the memtables and the
+    /// levels for the whole set (sorted here, as it asks), instead of a
+    /// search from the top per key; `take` reads each result (pinned, not
+    /// yet copied) into the caller's order.
+    fn sorted_multi_get<T>(
+        &self,
+        cf: &'static str,
+        keys: &[&[u8]],
+        take: impl Fn(Option<&[u8]>) -> T,
+    ) -> Result<Vec<T>, StoreError> {
+        let handle = self.cf(cf)?;
+        let mut order: Vec<usize> = (0..keys.len()).collect();
+        order.sort_by_key(|&i| keys[i]);
+        let sorted: Vec<&[u8]> = order.iter().map(|&i| keys[i]).collect();
+        let found = self.db.batched_multi_get_cf(handle, &sorted, true);
+        if found.len() != keys.len() {
+            return Err(StoreError::Db(format!(
+                "MultiGet answered {} of {} keys",
+                found.len(),
+                keys.len()
+            )));
+        }
+        let mut out: Vec<(usize, T)> = Vec::with_capacity(keys.len());
+        for (i, r) in order.into_iter().zip(found) {
+            out.push((i, take(r.map_err(db_err)?.as_deref())));
+        }
+        out.sort_unstable_by_key(|(i, _)| *i);
+        Ok(out.into_iter().map(|(_, v)| v).collect())
+    }
+
     fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily, StoreError> {
         self.db
             .cf_handle(name)
@@ -110,31 +140,13 @@ impl Kv for RocksKv {
         cf: &'static str,
         keys: &[&[u8]],
     ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        let handle = self.cf(cf)?;
-        let mut order: Vec<usize> = (0..keys.len()).collect();
-        order.sort_by_key(|&i| keys[i]);
-        let sorted: Vec<&[u8]> = order.iter().map(|&i| keys[i]).collect();
-        let found = self.db.batched_multi_get_cf(handle, &sorted, true);
-        let mut out = vec![None; keys.len()];
-        for (i, r) in order.into_iter().zip(found) {
-            out[i] = r.map_err(db_err)?.map(|v| v.to_vec());
-        }
-        Ok(out)
+        self.sorted_multi_get(cf, keys, |v| v.map(|v| v.to_vec()))
     }
 
     /// [`Kv::multi_get`]'s one pass, reading only whether each key was
     /// found (RocksDB pins the values; none is copied out).
     fn multi_contains(&self, cf: &'static str, keys: &[&[u8]]) -> Result<Vec<bool>, StoreError> {
-        let handle = self.cf(cf)?;
-        let mut order: Vec<usize> = (0..keys.len()).collect();
-        order.sort_by_key(|&i| keys[i]);
-        let sorted: Vec<&[u8]> = order.iter().map(|&i| keys[i]).collect();
-        let found = self.db.batched_multi_get_cf(handle, &sorted, true);
-        let mut out = vec![false; keys.len()];
-        for (i, r) in order.into_iter().zip(found) {
-            out[i] = r.map_err(db_err)?.is_some();
-        }
-        Ok(out)
+        self.sorted_multi_get(cf, keys, |v| v.is_some())
     }
 
     fn write(&self, batch: Batch) -> Result<(), StoreError> {
