@@ -170,8 +170,16 @@ pub trait Kv: Send + Sync {
     /// it survives the process being killed (it is in the log, in the
     /// operating system's hands) and becomes durable against a power cut
     /// once [`Kv::sync`] or any later synced [`Kv::write`] returns (the log
-    /// is one sequence, so syncing it covers everything before). Only for
-    /// writes that are safe to redo (planning, which is idempotent).
+    /// is one sequence, so syncing it covers everything before, and a
+    /// power cut leaves a prefix of it). Only for writes whose loss in a
+    /// power cut leaves a state the daemon already handles: planning (it
+    /// is idempotent and runs again), a claim (the check is due again and
+    /// is called, as after an interrupted claim), an attempt's end details
+    /// after its outcome was stored synced, an alert input consumed with
+    /// nothing to do (it is applied again, again with nothing to do).
+    /// Nothing seen outside the process may depend on one: whatever a
+    /// watcher or a coordinator is told is written synced first, which
+    /// makes every lazy write before it durable too.
     fn write_lazy(&self, batch: Batch) -> Result<(), StoreError> {
         self.write(batch)
     }

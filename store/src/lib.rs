@@ -106,6 +106,164 @@ mod tests {
         }
     }
 
+    /// Counts which writes wait for the disk.
+    #[derive(Default)]
+    struct Syncs {
+        inner: MemKv,
+        synced: std::sync::atomic::AtomicU32,
+        lazy: std::sync::atomic::AtomicU32,
+    }
+
+    impl crate::Kv for Syncs {
+        fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, crate::StoreError> {
+            self.inner.get(cf, key)
+        }
+        fn write(&self, batch: crate::kv::Batch) -> Result<(), crate::StoreError> {
+            self.synced
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.write(batch)
+        }
+        fn write_lazy(&self, batch: crate::kv::Batch) -> Result<(), crate::StoreError> {
+            self.lazy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.write(batch)
+        }
+        fn scan(
+            &self,
+            cf: &'static str,
+            from: &[u8],
+            visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+        ) -> Result<(), crate::StoreError> {
+            self.inner.scan(cf, from, visit)
+        }
+    }
+
+    impl Syncs {
+        /// (synced, lazy) writes since the last call.
+        fn take(&self) -> (u32, u32) {
+            use std::sync::atomic::Ordering::SeqCst;
+            (self.synced.swap(0, SeqCst), self.lazy.swap(0, SeqCst))
+        }
+    }
+
+    /// A call's path writes lazily only what a power cut may lose: the
+    /// claim (the check is due again), the end details of an attempt whose
+    /// outcome is stored, an alert input with nothing to do. The outcome,
+    /// and anything a watcher is told, always waits for the disk.
+    #[test]
+    fn only_what_a_power_cut_may_lose_is_written_lazily() {
+        use crate::{
+            Attempt, CaseState, Check, CheckId, EndReason, Next, Outcome, Subscriber, Tenant,
+        };
+        let kv = Arc::new(Syncs::default());
+        let s = Store::new(kv.clone());
+        let t = s.create_tenant(Tenant::with_defaults("t", 1)).unwrap();
+        let p = s
+            .create_subscriber(Subscriber {
+                id: 0,
+                tenant_id: t.id,
+                name: "a".into(),
+                phone: "sip:1@127.0.0.1".into(),
+                schedule: None,
+                paused_until: None,
+                notes: String::new(),
+                created_at_ms: 1,
+            })
+            .unwrap();
+        let checks: Vec<Check> = (1..=2)
+            .map(|i| Check::pending(CheckId::one_off(p.id, i), t.id, i, 1))
+            .collect();
+        for c in &checks {
+            s.create_check(c).unwrap();
+        }
+        kv.take();
+        let (fine, missed) = (&checks[0], &checks[1]);
+        s.claim(&fine.id, "me", 60_000).unwrap().unwrap();
+        assert_eq!(kv.take(), (0, 1), "a claim is lazy");
+        let attempt = Attempt {
+            n: 1,
+            outcome: Some(Outcome::Fine),
+            ..Default::default()
+        };
+        let final_fine = || Next::Final {
+            outcome: Outcome::Fine,
+            cause: None,
+        };
+        let done = s
+            .finish_attempt(&fine.id, &attempt, final_fine(), 10)
+            .unwrap();
+        assert_eq!(done.outcome, Some(Outcome::Fine));
+        assert_eq!(kv.take(), (1, 0), "the outcome waits for the disk");
+        let ended = Attempt {
+            end_reason: EndReason::ScriptDone,
+            ..attempt.clone()
+        };
+        s.finish_attempt(&fine.id, &ended, final_fine(), 20)
+            .unwrap();
+        assert_eq!(
+            kv.take(),
+            (0, 1),
+            "the end details after the outcome are lazy"
+        );
+        assert_eq!(
+            s.attempts(&fine.id).unwrap()[0].end_reason,
+            EndReason::ScriptDone
+        );
+        // The alert engine consumes the fine outcome with nothing to do.
+        let input = s.alert_inbox(10).unwrap().pop().unwrap();
+        s.alert_commit(crate::AlertWrite {
+            inbox_done: Some(input.check_id),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(kv.take(), (0, 1), "an input with nothing to do is lazy");
+        assert!(s.alert_inbox(10).unwrap().is_empty());
+        // A case opened is written synced.
+        s.claim(&missed.id, "me", 60_000).unwrap().unwrap();
+        let missed_done = s
+            .finish_attempt(
+                &missed.id,
+                &Attempt {
+                    n: 1,
+                    ..Default::default()
+                },
+                Next::Final {
+                    outcome: Outcome::Missed,
+                    cause: None,
+                },
+                30,
+            )
+            .unwrap();
+        assert_eq!(missed_done.outcome, Some(Outcome::Missed));
+        kv.take();
+        let case = crate::AlertCase {
+            id: 0,
+            tenant_id: t.id,
+            subscriber_id: p.id,
+            state: CaseState::Open,
+            severity: crate::Severity::Normal,
+            opened_at_ms: 30,
+            outcomes: Vec::new(),
+            tier: 0,
+            tier_deadline_ms: Some(1_000),
+            exhausted: false,
+            passed: Vec::new(),
+            told: Vec::new(),
+            acked_by: None,
+            acked_at_ms: None,
+            resolved_by: None,
+            resolved_at_ms: None,
+            note: None,
+            timeline: Vec::new(),
+        };
+        s.alert_commit(crate::AlertWrite {
+            case: Some(case),
+            notifications: Vec::new(),
+            inbox_done: Some(missed.id),
+        })
+        .unwrap();
+        assert_eq!(kv.take(), (1, 0), "a case is written synced");
+    }
+
     #[test]
     fn memory_engine_passes_the_conformance_suite() {
         conformance::run_all(&|| Box::new(Memory(Arc::new(MemKv::new()))));
