@@ -93,7 +93,7 @@ fn tenant() -> Tenant {
     Tenant::with_defaults("matsudo", 1)
 }
 
-fn sub(tenant_id: u64) -> Subscriber {
+pub(crate) fn sub(tenant_id: u64) -> Subscriber {
     Subscriber {
         id: 0,
         tenant_id,

@@ -151,24 +151,11 @@ mod tests {
     /// and anything a watcher is told, always waits for the disk.
     #[test]
     fn only_what_a_power_cut_may_lose_is_written_lazily() {
-        use crate::{
-            Attempt, CaseState, Check, CheckId, EndReason, Next, Outcome, Subscriber, Tenant,
-        };
+        use crate::{Attempt, Check, CheckId, EndReason, Next, Outcome, Tenant};
         let kv = Arc::new(Syncs::default());
         let s = Store::new(kv.clone());
         let t = s.create_tenant(Tenant::with_defaults("t", 1)).unwrap();
-        let p = s
-            .create_subscriber(Subscriber {
-                id: 0,
-                tenant_id: t.id,
-                name: "a".into(),
-                phone: "sip:1@127.0.0.1".into(),
-                schedule: None,
-                paused_until: None,
-                notes: String::new(),
-                created_at_ms: 1,
-            })
-            .unwrap();
+        let p = s.create_subscriber(crate::conformance::sub(t.id)).unwrap();
         let checks: Vec<Check> = (1..=2)
             .map(|i| Check::pending(CheckId::one_off(p.id, i), t.id, i, 1))
             .collect();
@@ -235,26 +222,7 @@ mod tests {
             .unwrap();
         assert_eq!(missed_done.outcome, Some(Outcome::Missed));
         kv.take();
-        let case = crate::AlertCase {
-            id: 0,
-            tenant_id: t.id,
-            subscriber_id: p.id,
-            state: CaseState::Open,
-            severity: crate::Severity::Normal,
-            opened_at_ms: 30,
-            outcomes: Vec::new(),
-            tier: 0,
-            tier_deadline_ms: Some(1_000),
-            exhausted: false,
-            passed: Vec::new(),
-            told: Vec::new(),
-            acked_by: None,
-            acked_at_ms: None,
-            resolved_by: None,
-            resolved_at_ms: None,
-            note: None,
-            timeline: Vec::new(),
-        };
+        let case = crate::AlertCase::open(t.id, p.id, 30);
         s.alert_commit(crate::AlertWrite {
             case: Some(case),
             notifications: Vec::new(),
