@@ -269,6 +269,15 @@ struct Stream {
 }
 
 impl Stream {
+    /// The next instant [`MediaMux::poll_transmit`] has work on this
+    /// stream: its next packet or its media deadline.
+    fn next_wake(&self) -> Option<Instant> {
+        match (self.sender.poll_timeout(), self.media_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Where packets go: the latched source (symmetric RTP, RFC 4961) or
     /// the SDP's address.
     fn dest(&self) -> SocketAddr {
@@ -495,6 +504,14 @@ impl Lateness {
 #[derive(Default)]
 pub struct MediaMux {
     streams: Vec<Option<Stream>>,
+    /// When each slot next has work ([`Stream::next_wake`]), in
+    /// nanoseconds from `epoch`; [`NEVER`] for an empty slot or a stream
+    /// with nothing scheduled. A tick scans this dense array (8 bytes a
+    /// stream) and touches only the streams due: visiting all 3,000
+    /// streams of a worker every 2 ms tick cost a cache miss or three each,
+    /// for one packet in ten visits.
+    wake: Vec<u64>,
+    epoch: Option<Instant>,
     free: Vec<usize>,
     by_id: HashMap<StreamId, usize>,
     by_remote: HashMap<SocketAddr, usize>,
@@ -513,9 +530,22 @@ pub struct MediaMux {
     pub relatched: u64,
 }
 
+/// [`MediaMux::wake`] of a slot with nothing to do.
+const NEVER: u64 = u64::MAX;
+
 impl MediaMux {
     pub fn new() -> MediaMux {
         MediaMux::default()
+    }
+
+    /// `t` as a wake time (instants before the first stream count as 0:
+    /// due at once).
+    fn wake_at(&self, t: Option<Instant>) -> u64 {
+        match (t, self.epoch) {
+            (Some(t), Some(e)) => t.saturating_duration_since(e).as_nanos() as u64,
+            (Some(_), None) => 0,
+            (None, _) => NEVER,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -546,6 +576,7 @@ impl MediaMux {
         if taken {
             return Err(MuxError::RemoteInUse(cfg.remote));
         }
+        self.epoch.get_or_insert(now);
         let mut sender = RtpSender::new(cfg.ssrc, cfg.seq, cfg.ts, cfg.law, cfg.payload_type);
         sender.set_telephone_event(cfg.telephone_event);
         sender.start(now);
@@ -578,13 +609,16 @@ impl MediaMux {
             record_limit: 0,
             recorded: Vec::new(),
         };
+        let wake = self.wake_at(s.next_wake());
         let slot = match self.free.pop() {
             Some(i) => {
                 self.streams[i] = Some(s);
+                self.wake[i] = wake;
                 i
             }
             None => {
                 self.streams.push(Some(s));
+                self.wake.push(wake);
                 self.streams.len() - 1
             }
         };
@@ -602,6 +636,7 @@ impl MediaMux {
     pub fn remove(&mut self, id: StreamId) -> Option<StreamStats> {
         let slot = self.by_id.remove(&id)?;
         let s = self.streams[slot].take()?;
+        self.wake[slot] = NEVER;
         if matches!(s.binding, Binding::Shared(_)) {
             match s.remote_ssrc {
                 Some(x) => self.by_ssrc.remove(&(s.remote, x)),
@@ -699,9 +734,20 @@ impl MediaMux {
         true
     }
 
+    /// A stream for a change of its owner's: it is visited at the next
+    /// tick (a prompt, a key or a new media deadline may move its next
+    /// wake-up earlier).
     fn stream(&mut self, id: StreamId) -> Option<&mut Stream> {
         let slot = *self.by_id.get(&id)?;
+        self.wake[slot] = 0;
         self.streams[slot].as_mut()
+    }
+
+    /// After a packet was accepted on `slot`: its media deadline moved
+    /// (earlier, when the gap timeout is shorter than the start one).
+    fn rewake(&mut self, slot: usize) {
+        let t = self.streams[slot].as_ref().and_then(|s| s.next_wake());
+        self.wake[slot] = self.wake_at(t);
     }
 
     /// Queue a prompt on a stream. False when the stream is unknown.
@@ -727,9 +773,13 @@ impl MediaMux {
     pub fn poll_transmit(&mut self, now: Instant, early: Duration, out: &mut PacketBatch) {
         out.clear();
         let horizon = now + early;
+        let due_by = self.wake_at(Some(horizon));
         let n = self.streams.len();
         for k in 0..n {
             let i = (self.cursor + k) % n;
+            if self.wake[i] > due_by {
+                continue;
+            }
             let Some(s) = self.streams[i].as_mut() else {
                 continue;
             };
@@ -757,6 +807,8 @@ impl MediaMux {
                 self.events.push_back(MuxEvent::PlayFinished { id: s.id });
             }
             s.check_media(now, &mut self.events);
+            let next = s.next_wake();
+            self.wake[i] = self.wake_at(next);
             if out.is_full() {
                 self.cursor = i;
                 return;
@@ -781,6 +833,7 @@ impl MediaMux {
         };
         if let Some(s) = self.streams[slot].as_mut() {
             s.receive(data, now, &mut self.events);
+            self.rewake(slot);
         }
     }
 
@@ -817,6 +870,7 @@ impl MediaMux {
             }
         }
         s.receive(data, now, &mut self.events);
+        self.rewake(slot);
     }
 
     pub fn poll_event(&mut self) -> Option<MuxEvent> {
