@@ -160,8 +160,12 @@ pub async fn answer(
     let mut collector = DtmfCollector::default();
     let end = loop {
         let deadline = wait_until.unwrap_or(start + MAX_CALL).min(start + MAX_CALL);
+        // Waiting events before a due timer, as in an outgoing call
+        // (`super::call::TIMER_OVERDUE`): a key pressed in time counts.
+        let overdue = Instant::now() >= deadline + super::call::TIMER_OVERDUE;
         tokio::select! {
-            ev = call.events.recv() => match ev {
+            biased;
+            ev = call.events.recv(), if !overdue => match ev {
                 Some(UasEvent::Acked) => debug!(call_id = %id, "incoming call acknowledged"),
                 Some(UasEvent::RemoteBye) => break EndReason::RemoteBye,
                 Some(UasEvent::ByeDone { .. }) => break EndReason::ScriptDone,
@@ -169,7 +173,7 @@ pub async fn answer(
                 Some(UasEvent::AckTimeout) | None => break EndReason::Timeout,
                 Some(UasEvent::InfoDone { .. }) => {}
             },
-            ev = media_rx.recv() => match ev.map(|e| *e) {
+            ev = media_rx.recv(), if !overdue => match ev.map(|e| *e) {
                 Some(MediaEvent::Digit(d, t)) if known && key.is_none() => {
                     let now = Instant::now().into_std();
                     if let Some((d, t)) = collector.push(d, t, now) {
