@@ -566,3 +566,117 @@ fn a_check_requested_after_hours_waits_for_the_next_window() {
     assert_eq!(v["due_at_ms"], saturday_8, "{v}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Scheduling policy and real-time priority of `pid`'s thread named
+/// `name` (`/proc/<pid>/task/<tid>/stat` fields 40 and 41, proc(5)).
+fn thread_policy(pid: u32, name: &str) -> Option<(u32, u32)> {
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let t = t.ok()?.path();
+        let comm = std::fs::read_to_string(t.join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.join("stat")).ok()?;
+        // Fields after the ")" that closes comm start at field 3.
+        let rest: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+        return Some((rest[40 - 3].parse().ok()?, rest[41 - 3].parse().ok()?));
+    }
+    None
+}
+
+#[test]
+fn media_workers_run_at_real_time_priority_or_say_why_not() {
+    const SCHED_OTHER: u32 = 0;
+    const SCHED_RR: u32 = 2;
+    let dir = temp_dir("serve-priority");
+    let mut d = Daemon::start(dir.clone(), &[], &["--clock-start", CLOCK]);
+    let pid = d.child.as_ref().unwrap().id();
+    let media = thread_policy(pid, "genki-media-0").expect("a media worker thread");
+    let log = d.log();
+    let refused = log.contains("could not have real-time priority");
+    if refused {
+        // Without CAP_SYS_NICE: the default scheduler, and the operator told how.
+        assert_eq!(media, (0, SCHED_OTHER), "{log}");
+        assert!(log.contains("LimitRTPRIO"), "{log}");
+    } else {
+        assert_eq!(media, (10, SCHED_RR), "{log}");
+    }
+    // Only the media workers: the API thread keeps the default scheduler.
+    assert_eq!(
+        thread_policy(pid, "genki-api").map(|p| p.1),
+        Some(SCHED_OTHER)
+    );
+    // And a call still works through a real-time worker (media both ways,
+    // the key heard).
+    let http = d.http();
+    let (tid, _) = tenant(&http, json!({}));
+    let port = free_port();
+    let ph = phones(
+        port,
+        &[
+            "--answer-delay-ms",
+            "200",
+            "--digit-delay-ms",
+            "800",
+            "--digits",
+            "1",
+        ],
+    );
+    let sid = subscriber(&http, tid, &format!("sip:rt@127.0.0.1:{port}"));
+    let cid = check_now(&http, sid);
+    let v = wait_done(&http, &cid, Duration::from_secs(60));
+    assert_eq!(v["outcome"], "fine", "{v}");
+    assert_eq!(v["attempts"][0]["digits"], "1", "{v}");
+    let recs = phone_records(ph);
+    assert_eq!(recs[0]["ended_by"], "remote_bye", "{recs:?}");
+    assert_eq!(d.terminate().0, 0);
+
+    // `normal`: the default scheduler, no warning.
+    let mut d = Daemon::start(
+        dir.clone(),
+        &[("GENKI_SIP_MEDIA_PRIORITY", "normal")],
+        &["--clock-start", CLOCK],
+    );
+    let pid = d.child.as_ref().unwrap().id();
+    assert_eq!(thread_policy(pid, "genki-media-0"), Some((0, SCHED_OTHER)));
+    assert_eq!(d.terminate().0, 0);
+
+    // Without CAP_SYS_NICE (dropped from the bounding set, so even root
+    // lacks it): genki still serves, on the default scheduler, and says
+    // how to allow real-time.
+    let has_setpriv = std::process::Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(has_setpriv, "setpriv (util-linux) is needed by this test");
+    let log = dir.join("refused.stderr");
+    let child = std::process::Command::new("setpriv")
+        .args(["--bounding-set", "-sys_nice"])
+        .arg(genki())
+        .args(["serve", "--clock-start", CLOCK])
+        .env("GENKI_STORAGE_PATH", dir.join("refused"))
+        .env("GENKI_API_LISTEN", format!("127.0.0.1:{}", free_tcp_port()))
+        .env("GENKI_SIP_BIND", format!("127.0.0.1:{}", free_port()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start genki under setpriv");
+    let child = KillOnDrop(child);
+    let start = Instant::now();
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("genki: serving") {
+            break text;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(text.contains("could not have real-time priority"), "{text}");
+    assert!(text.contains("LimitRTPRIO"), "{text}");
+    assert_eq!(
+        thread_policy(child.0.id(), "genki-media-0"),
+        Some((0, SCHED_OTHER))
+    );
+    drop(child);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -74,6 +74,11 @@ pub struct Sip {
     /// How media workers drive their sockets: `auto` (io_uring where the
     /// kernel and any seccomp policy allow it, else epoll), `uring`, `epoll`.
     pub media_io: MediaIoKind,
+    /// How the kernel schedules media workers: `realtime` (`SCHED_RR`,
+    /// so a busy core still sends every packet on time; needs
+    /// `CAP_SYS_NICE` or an `RLIMIT_RTPRIO`, else a warning and the default
+    /// scheduler) or `normal`.
+    pub media_priority: MediaPriority,
     /// Which RTP sources a call dialled straight to a SIP URI accepts
     /// (`off`, `host`, `any`; see README "Media").
     pub rtp_latching: RtpLatching,
@@ -131,6 +136,16 @@ impl From<MediaIoKind> for genki_udp::sockets::IoKind {
             MediaIoKind::Epoll => genki_udp::sockets::IoKind::Epoll,
         }
     }
+}
+
+/// `[sip] media_priority`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaPriority {
+    /// Real-time (`SCHED_RR`) where the process may have it.
+    Realtime,
+    /// The default scheduler, shared fairly with every other thread.
+    Normal,
 }
 
 /// `[sip] rtp_latching`, `[trunk] rtp_latching`: from which sources a
@@ -456,6 +471,7 @@ impl Default for Config {
                 ring_timeout_s: 30,
                 media_workers: 1,
                 media_io: MediaIoKind::Auto,
+                media_priority: MediaPriority::Realtime,
                 rtp_latching: RtpLatching::Host,
                 media_timeout_s: 5,
                 answer_wait: true,

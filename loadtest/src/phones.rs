@@ -364,6 +364,7 @@ impl Media {
                     Some(sock),
                     rx,
                     Duration::from_millis(1),
+                    Duration::ZERO,
                     |mux| {
                         let taken = mux.lateness.take();
                         let mut l = l2.lock().unwrap_or_else(|e| e.into_inner());

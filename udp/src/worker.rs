@@ -81,6 +81,10 @@ pub enum Cmd<E> {
 /// Run until the command channel closes and every stream is removed.
 /// `shared` is the socket streams without their own share (if any);
 /// `tick` is the wake-up period (packets may leave up to one tick early);
+/// `rest` is the least the worker sleeps every tick even when it is behind
+/// (a worker at real-time priority, [`crate::set_realtime`], would
+/// otherwise hold its core for as long as it has work; zero for a worker
+/// under the default scheduler, which the kernel shares out anyway);
 /// `on_second` runs about once a second with the mux (to drain counters);
 /// `on_removed` gets the counters of streams removed without a reply.
 pub fn run<E: EventSink>(
@@ -88,6 +92,7 @@ pub fn run<E: EventSink>(
     shared: Option<UdpSocket>,
     rx: Receiver<Cmd<E>>,
     tick: Duration,
+    rest: Duration,
     mut on_second: impl FnMut(&mut MediaMux),
     mut on_removed: impl FnMut(&StreamStats),
 ) {
@@ -253,9 +258,9 @@ pub fn run<E: EventSink>(
             last_second = Instant::now();
             on_second(&mut mux);
         }
-        let spent = now.elapsed();
-        if spent < tick {
-            std::thread::sleep(tick - spent);
+        let pause = tick.saturating_sub(now.elapsed()).max(rest);
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
         }
     }
 }

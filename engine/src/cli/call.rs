@@ -226,6 +226,8 @@ pub async fn place_call(opts: CallOptions) -> Result<CallReport, CallError> {
                 gap: opts.media_timeout,
             },
             allow: Vec::new(),
+            // One call from a terminal: nothing to compete with.
+            realtime: None,
         },
         metrics.clone(),
     )?;

@@ -20,13 +20,13 @@ use crate::checks::service::{self, Service};
 use crate::checks::trunk::Circuit;
 use crate::clock::{Clock, ShiftedClock, SystemClock};
 use crate::config::Config;
-use crate::config::StorageEngine;
+use crate::config::{MediaPriority, StorageEngine};
 use crate::metrics::Metrics;
 use crate::notices::Notices;
 use crate::telephony::call::CallSetup;
 use crate::telephony::context::CallContext;
 use crate::telephony::endpoint::Endpoint;
-use crate::telephony::media::{MediaOptions, MediaRuntime, MediaTimeout};
+use crate::telephony::media::{MediaOptions, MediaRuntime, MediaScheduling, MediaTimeout};
 use crate::telephony::{net, prompts};
 
 /// Why the daemon could not start.
@@ -367,9 +367,27 @@ pub async fn run(
                 gap: media_timeout,
             },
             allow: cfg.media_allow().map_err(ServeError::Config)?,
+            realtime: match cfg.sip.media_priority {
+                MediaPriority::Realtime => Some(crate::telephony::media::REALTIME_PRIORITY),
+                MediaPriority::Normal => None,
+            },
         },
         metrics.clone(),
     )?;
+    match &media.scheduling {
+        MediaScheduling::Refused(why) => warn!(
+            error = %why,
+            "media workers could not have real-time priority ([sip] media_priority); \
+             their packets may leave late when the core is busy: give genki \
+             CAP_SYS_NICE or an RLIMIT_RTPRIO (systemd LimitRTPRIO=10), or set \
+             media_priority = \"normal\" to silence this"
+        ),
+        MediaScheduling::Realtime(p) => info!(
+            priority = p,
+            "media workers at real-time priority (SCHED_RR)"
+        ),
+        MediaScheduling::Normal => {}
+    }
     info!(
         io = media.io_name,
         workers = cfg.sip.media_workers,

@@ -176,6 +176,25 @@ pub struct MediaOptions {
     /// Media addresses accepted whatever the signalling peer
     /// ([`media_address_ok`]); `[sip] media_allow`.
     pub allow: Vec<ipnet::IpNet>,
+    /// Ask for real-time scheduling (`SCHED_RR` at this priority) for the
+    /// workers ([`genki_udp::set_realtime`]); `[sip] media_priority`.
+    pub realtime: Option<i32>,
+}
+
+/// The real-time priority a media worker asks for with `[sip]
+/// media_priority = "realtime"`: low among real-time threads (the kernel's
+/// own run at 50 and above), above every normal one, as Asterisk's `-p`.
+pub const REALTIME_PRIORITY: i32 = 10;
+
+/// How the kernel schedules the media workers (logged at start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaScheduling {
+    /// The default scheduler, as configured.
+    Normal,
+    /// `SCHED_RR` at this priority.
+    Realtime(i32),
+    /// Real-time was asked for and refused (why); the default scheduler.
+    Refused(String),
 }
 
 /// The media workers of one daemon.
@@ -193,6 +212,8 @@ pub struct MediaRuntime {
     allow: Vec<ipnet::IpNet>,
     /// "io_uring" or "epoll".
     pub io_name: &'static str,
+    /// How the workers are scheduled.
+    pub scheduling: MediaScheduling,
     metrics: Arc<Metrics>,
 }
 
@@ -453,6 +474,8 @@ impl MediaRuntime {
         genki_udp::raise_fd_limit();
         let mut out = Vec::new();
         let mut io_name = "";
+        let mut scheduling = MediaScheduling::Normal;
+        let realtime = opts.realtime;
         for w in 0..opts.workers.max(1) {
             let (tx, rx) = std_mpsc::channel();
             let (ready_tx, ready_rx) = std_mpsc::sync_channel(1);
@@ -463,10 +486,24 @@ impl MediaRuntime {
             std::thread::Builder::new()
                 .name(format!("genki-media-{w}"))
                 .spawn(move || {
+                    let sched = match realtime {
+                        None => MediaScheduling::Normal,
+                        Some(p) => match genki_udp::set_realtime(p) {
+                            Ok(()) => MediaScheduling::Realtime(p),
+                            Err(e) => MediaScheduling::Refused(e.to_string()),
+                        },
+                    };
+                    // At real-time priority the worker rests a quarter of a
+                    // tick every tick even when behind, so that signalling and
+                    // storage on its core still run if media alone fills it.
+                    let rest = match sched {
+                        MediaScheduling::Realtime(_) => TICK / 4,
+                        _ => Duration::ZERO,
+                    };
                     // The IO is opened on its own thread (an io_uring has one issuer).
                     let io = match genki_udp::sockets::open(kind) {
                         Ok(io) => {
-                            let _ = ready_tx.send(Ok(io.name()));
+                            let _ = ready_tx.send(Ok((io.name(), sched)));
                             io
                         }
                         Err(e) => {
@@ -481,6 +518,7 @@ impl MediaRuntime {
                             None,
                             rx,
                             TICK,
+                            rest,
                             |mux| {
                                 let l = mux.lateness.take();
                                 m.rtp_send_lateness
@@ -507,7 +545,7 @@ impl MediaRuntime {
                     }
                 })
                 .map_err(MediaError::Thread)?;
-            io_name = ready_rx
+            (io_name, scheduling) = ready_rx
                 .recv()
                 .map_err(|_| MediaError::Thread(std::io::Error::other("worker exited")))?
                 .map_err(MediaError::Thread)?;
@@ -523,6 +561,7 @@ impl MediaRuntime {
             timeout: opts.timeout,
             allow: opts.allow.clone(),
             io_name,
+            scheduling,
             metrics,
         }))
     }
