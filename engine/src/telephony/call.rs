@@ -95,10 +95,10 @@ impl Placer for CallSetup {
 /// Dynamic payload type we offer for telephone-event (RFC 4733 §7.1.1).
 pub const TELEPHONE_EVENT_PT: u8 = 101;
 
-/// How long a call's timer may wait behind a stream of events before it
-/// is served first (the call loop serves waiting events before a due
-/// timer, so a key pressed in time beats the input timeout).
-pub(crate) const TIMER_OVERDUE: Duration = Duration::from_secs(1);
+/// How many turns of a call's loop a due timer may wait behind waiting
+/// events before it has a turn of its own (the loop serves waiting events
+/// before a due timer, so a key pressed in time beats the input timeout).
+pub(crate) const TIMER_TURNS: u32 = 64;
 
 /// Which header carries the presented number to the trunk (RFC 3325 §9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -559,8 +559,11 @@ pub async fn run_call(
     let mut stored_early = false;
     // A provisional response beyond 100 came: the request got past the trunk.
     let mut progressed = false;
+    // Turns of this loop since the timer branch last ran (see `starved`).
+    let mut turns_since_timer: u32 = 0;
     let mut end = loop {
         stats.wakeups += 1;
+        turns_since_timer = turns_since_timer.saturating_add(1);
         let now = Instant::now();
         if !reached && failure.is_none() && flow.outcome().is_some() {
             reached = true;
@@ -693,11 +696,13 @@ pub async fn run_call(
         // pressed in time must not lose a coin toss to the input timeout
         // that fell due while it waited (seen at 3,000 calls on one
         // saturated core: a phone's "1" stored as no_response). A flood of
-        // events cannot hold the timer off: a second overdue, it goes alone.
-        let overdue = Instant::now() >= deadline + TIMER_OVERDUE;
+        // events cannot hold a due timer off: after `TIMER_TURNS` turns
+        // without it, it has one turn alone (and only one: a deadline that
+        // stays in the past must not shut the events out for good).
+        let starved = turns_since_timer > TIMER_TURNS && Instant::now() >= deadline;
         tokio::select! {
             biased;
-            ev = events.recv(), if !overdue => match ev.map(|e| *e) {
+            ev = events.recv(), if !starved => match ev.map(|e| *e) {
                 Some(UacEvent::Progress { status, sdp }) => {
                     progressed |= status >= 180;
                     // Early media (a 183's SDP): the network's announcement
@@ -803,7 +808,7 @@ pub async fn run_call(
                 Some(UacEvent::Ended { end }) => break end,
                 None => break CallEnd::Timeout,
             },
-            ev = recv_some(&mut media_rx), if media.is_some() && failure.is_none() && !overdue => match ev.map(|e| *e) {
+            ev = recv_some(&mut media_rx), if media.is_some() && failure.is_none() && !starved => match ev.map(|e| *e) {
                 // Tones in early media are the network's, not a key.
                 Some(MediaEvent::Digit(..)) if answered_at.is_none() => {}
                 Some(MediaEvent::Digit(d, t)) => {
@@ -855,6 +860,7 @@ pub async fn run_call(
                 }
             },
             _ = tokio::time::sleep_until(deadline) => {
+                turns_since_timer = 0;
                 let now = Instant::now();
                 if now >= give_up {
                     warn!(%call_id, "call did not end after its hang-up; abandoned");

@@ -158,14 +158,16 @@ pub async fn answer(
     let mut closing = false;
     let mut hung_up = false;
     let mut collector = DtmfCollector::default();
+    let mut turns_since_timer: u32 = 0;
     let end = loop {
+        turns_since_timer = turns_since_timer.saturating_add(1);
         let deadline = wait_until.unwrap_or(start + MAX_CALL).min(start + MAX_CALL);
         // Waiting events before a due timer, as in an outgoing call
-        // (`super::call::TIMER_OVERDUE`): a key pressed in time counts.
-        let overdue = Instant::now() >= deadline + super::call::TIMER_OVERDUE;
+        // (`super::call::TIMER_TURNS`): a key pressed in time counts.
+        let starved = turns_since_timer > super::call::TIMER_TURNS && Instant::now() >= deadline;
         tokio::select! {
             biased;
-            ev = call.events.recv(), if !overdue => match ev {
+            ev = call.events.recv(), if !starved => match ev {
                 Some(UasEvent::Acked) => debug!(call_id = %id, "incoming call acknowledged"),
                 Some(UasEvent::RemoteBye) => break EndReason::RemoteBye,
                 Some(UasEvent::ByeDone { .. }) => break EndReason::ScriptDone,
@@ -173,7 +175,7 @@ pub async fn answer(
                 Some(UasEvent::AckTimeout) | None => break EndReason::Timeout,
                 Some(UasEvent::InfoDone { .. }) => {}
             },
-            ev = media_rx.recv(), if !overdue => match ev.map(|e| *e) {
+            ev = media_rx.recv(), if !starved => match ev.map(|e| *e) {
                 Some(MediaEvent::Digit(d, t)) if known && key.is_none() => {
                     let now = Instant::now().into_std();
                     if let Some((d, t)) = collector.push(d, t, now) {
@@ -212,6 +214,7 @@ pub async fn answer(
                 _ => {}
             },
             _ = tokio::time::sleep_until(deadline) => {
+                turns_since_timer = 0;
                 if Instant::now() >= start + MAX_CALL || plays >= 2 {
                     if !hung_up {
                         hung_up = true;
