@@ -492,6 +492,14 @@ impl AnswerClassifier {
             }
             State::Ringing => {
                 let since = self.ringing_since.unwrap_or(self.answered);
+                // While a voice or tone goes on, `poll` decides nothing but
+                // the ringing's cap (and nothing at all once lifted): the
+                // next instant to look is when it ends, which comes as an
+                // event. An instant `poll` would not act on makes the call
+                // loop spin on a deadline in the past.
+                if self.voice_since.is_some() || self.tone_since.is_some() {
+                    return (!self.lifted).then_some(since + self.p.max_ringing);
+                }
                 let cap = since + self.p.max_ringing;
                 let t = if self.lifted {
                     after(self.p.after_lift_silence)
@@ -539,6 +547,49 @@ mod tests {
 
     fn cat(parts: &[Vec<i16>]) -> Vec<i16> {
         parts.concat()
+    }
+
+    /// Whenever `poll` has nothing to say, the next instant it names is not
+    /// in the past (else the owner's loop would wake at once, forever).
+    fn assert_timeouts_are_ahead(pcm: &[i16], tail_ms: u32) {
+        let t0 = Instant::now();
+        let mut l = Listener::default();
+        let mut c = AnswerClassifier::new(AnswerParams::default(), t0);
+        let frames = pcm.len() / FRAME + (tail_ms / 20) as usize;
+        for i in 0..frames {
+            let now = t0 + Duration::from_millis(20 * (i as u64 + 1));
+            let f = pcm.get(i * FRAME..(i + 1) * FRAME).unwrap_or(&[0; FRAME]);
+            l.feed(f, now);
+            while let Some(h) = l.poll() {
+                c.heard(h);
+            }
+            while c.poll(now).is_some() {}
+            if let Some(t) = c.poll_timeout() {
+                assert!(t > now, "at {:?}: timeout {:?} ago", now - t0, now - t);
+            }
+        }
+    }
+
+    #[test]
+    fn the_next_instant_to_look_is_never_in_the_past() {
+        assert_timeouts_are_ahead(&quiet(500), 3000);
+        assert_timeouts_are_ahead(&cat(&[quiet(300), voice(-22.0, 2, 1)]), 2000);
+        // A recorder: its announcement, ringback (a tone going on while
+        // the ringing's own deadlines pass), then the person.
+        assert_timeouts_are_ahead(
+            &cat(&[
+                quiet(200),
+                voice(-20.0, 18, 5),
+                quiet(500),
+                ringback_jp(-22.0, 3),
+                voice(-24.0, 3, 9),
+            ]),
+            2000,
+        );
+        assert_timeouts_are_ahead(
+            &cat(&[voice(-20.0, 16, 2), quiet(400), ringback_jp(-22.0, 2)]),
+            6000,
+        );
     }
 
     #[test]
