@@ -403,8 +403,20 @@ impl Stream {
     }
 
     /// Report missing media once, when its timeout has passed.
-    fn check_media(&mut self, now: Instant, events: &mut VecDeque<MuxEvent>) {
-        if self.media_deadline.is_some_and(|d| now >= d) {
+    ///
+    /// `read_until`: up to when the owner has read its sockets
+    /// ([`MediaMux::read_until`]); media is missing only if the deadline
+    /// passed before that — a worker that was itself held up (a paused
+    /// process, a starved core) finds the peer's packets still queued in
+    /// its sockets, and must read them before it blames the peer.
+    fn check_media(
+        &mut self,
+        now: Instant,
+        read_until: Option<Instant>,
+        events: &mut VecDeque<MuxEvent>,
+    ) {
+        let passed = |d: Instant| now >= d && read_until.is_none_or(|r| r >= d);
+        if self.media_deadline.is_some_and(passed) {
             self.media_timeout = None;
             self.media_deadline = None;
             events.push_back(MuxEvent::NoMedia {
@@ -528,6 +540,8 @@ pub struct MediaMux {
     pub foreign: u64,
     /// Streams that latched to another source than the SDP named.
     pub relatched: u64,
+    /// Up to when the owner has read every socket ([`Self::read_until`]).
+    read_until: Option<Instant>,
 }
 
 /// [`MediaMux::wake`] of a slot with nothing to do.
@@ -806,7 +820,7 @@ impl MediaMux {
             while let Some(PlayoutEvent::Finished { .. }) = s.sender.poll_event() {
                 self.events.push_back(MuxEvent::PlayFinished { id: s.id });
             }
-            s.check_media(now, &mut self.events);
+            s.check_media(now, self.read_until, &mut self.events);
             let next = s.next_wake();
             self.wake[i] = self.wake_at(next);
             if out.is_full() {
@@ -871,6 +885,13 @@ impl MediaMux {
         }
         s.receive(data, now, &mut self.events);
         self.rewake(slot);
+    }
+
+    /// The owner has read every datagram that reached its sockets by `t`:
+    /// a stream's media counts as missing only once its deadline is
+    /// before that. An owner that never says so is taken to read at once.
+    pub fn read_until(&mut self, t: Instant) {
+        self.read_until = Some(t);
     }
 
     pub fn poll_event(&mut self) -> Option<MuxEvent> {
@@ -1374,6 +1395,44 @@ mod tests {
         assert_eq!(mux.foreign, 2);
         assert_eq!(mux.unknown_source, 1);
         assert_eq!(mux.remove(1).unwrap().latched, None);
+    }
+
+    #[test]
+    fn a_stalled_owner_reads_its_sockets_before_it_blames_the_peer() {
+        let t0 = Instant::now();
+        let mut mux = MediaMux::new();
+        let mut c = cfg(4000);
+        c.media_timeout = Some(MediaTimeout {
+            start: Duration::from_secs(2),
+            gap: Duration::from_secs(2),
+        });
+        mux.add(1, Binding::Own(1), c, t0).unwrap();
+        let src = SocketAddr::from(([127, 0, 0, 1], 4000));
+        let t1 = press(&mut mux, 1, src, 9, '1', t0);
+        mux.read_until(t1);
+        digits(&mut mux);
+        let no_media = |mux: &mut MediaMux| {
+            let mut n = 0;
+            while let Some(e) = mux.poll_event() {
+                n += matches!(e, MuxEvent::NoMedia { .. }) as usize;
+            }
+            n
+        };
+        let mut batch = PacketBatch::new(1024);
+        // The owner was held up for 5 s: its sockets were last read at t1.
+        let late = t1 + Duration::from_secs(5);
+        mux.poll_transmit(late, Duration::ZERO, &mut batch);
+        assert_eq!(no_media(&mut mux), 0, "not before the sockets are read");
+        // The peer's packets were waiting; read, they keep the call alive.
+        press(&mut mux, 1, src, 9, '2', late);
+        mux.read_until(late);
+        mux.poll_transmit(late, Duration::ZERO, &mut batch);
+        assert_eq!(no_media(&mut mux), 0);
+        // Then truly nothing: read past the deadline, it is reported.
+        let later = late + Duration::from_secs(3);
+        mux.read_until(later);
+        mux.poll_transmit(later, Duration::ZERO, &mut batch);
+        assert_eq!(no_media(&mut mux), 1);
     }
 
     #[test]

@@ -243,6 +243,10 @@ pub fn run<E: EventSink>(
                 mux.handle_own_datagram(id, src, data, at);
             }
         });
+        // What reached the sockets by `at` is read: only now may a stream's
+        // media be judged missing up to then (after a stall of this
+        // thread, the peer's packets were waiting, not absent).
+        mux.read_until(at);
         while let Some(e) = mux.poll_event() {
             if let MuxEvent::Latched { id, source } = e {
                 if let Some(&t) = own.get(&id) {
