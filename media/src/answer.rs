@@ -526,10 +526,25 @@ mod tests {
     /// the decisions with their times (ms after the answer). `prompt_ms`:
     /// how long the engine's prompt lasts once started (ignored here).
     fn run(pcm: &[i16], tail_ms: u32) -> (Vec<(u32, Decision)>, Evidence) {
+        let mut out = vec![];
+        let c = drive(pcm, tail_ms, |c, t0, now| {
+            while let Some(d) = c.poll(now) {
+                out.push((((now - t0).as_millis()) as u32, d));
+            }
+        });
+        (out, c.evidence().clone())
+    }
+
+    /// Feed `pcm` (then `tail_ms` of quiet) frame by frame from the
+    /// answer on, calling `each` after every frame's sounds were heard.
+    fn drive(
+        pcm: &[i16],
+        tail_ms: u32,
+        mut each: impl FnMut(&mut AnswerClassifier, Instant, Instant),
+    ) -> AnswerClassifier {
         let t0 = Instant::now();
         let mut l = Listener::default();
         let mut c = AnswerClassifier::new(AnswerParams::default(), t0);
-        let mut out = vec![];
         let frames = pcm.len() / FRAME + (tail_ms / 20) as usize;
         for i in 0..frames {
             let now = t0 + Duration::from_millis(20 * (i as u64 + 1));
@@ -538,11 +553,9 @@ mod tests {
             while let Some(h) = l.poll() {
                 c.heard(h);
             }
-            while let Some(d) = c.poll(now) {
-                out.push((((now - t0).as_millis()) as u32, d));
-            }
+            each(&mut c, t0, now);
         }
-        (out, c.evidence().clone())
+        c
     }
 
     fn cat(parts: &[Vec<i16>]) -> Vec<i16> {
@@ -552,22 +565,12 @@ mod tests {
     /// Whenever `poll` has nothing to say, the next instant it names is not
     /// in the past (else the owner's loop would wake at once, forever).
     fn assert_timeouts_are_ahead(pcm: &[i16], tail_ms: u32) {
-        let t0 = Instant::now();
-        let mut l = Listener::default();
-        let mut c = AnswerClassifier::new(AnswerParams::default(), t0);
-        let frames = pcm.len() / FRAME + (tail_ms / 20) as usize;
-        for i in 0..frames {
-            let now = t0 + Duration::from_millis(20 * (i as u64 + 1));
-            let f = pcm.get(i * FRAME..(i + 1) * FRAME).unwrap_or(&[0; FRAME]);
-            l.feed(f, now);
-            while let Some(h) = l.poll() {
-                c.heard(h);
-            }
+        drive(pcm, tail_ms, |c, t0, now| {
             while c.poll(now).is_some() {}
             if let Some(t) = c.poll_timeout() {
                 assert!(t > now, "at {:?}: timeout {:?} ago", now - t0, now - t);
             }
-        }
+        });
     }
 
     #[test]
